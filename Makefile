@@ -1,0 +1,35 @@
+# make demo: set up and run the demo on the embedded AWS.  make test: set up and run the whole suite.
+VENV    := .venv
+PY      := $(VENV)/bin/python
+PYSTAMP := $(VENV)/.installed
+NPMSTAMP := node_modules/.installed
+PYTHON  ?= python3
+
+.PHONY: setup demo test lint bench clean
+
+$(PYSTAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $@
+
+$(NPMSTAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(PYSTAMP) $(NPMSTAMP)
+
+demo: $(PYSTAMP)
+	$(VENV)/bin/asg-optimizer demo
+
+lint: $(PYSTAMP)
+	$(VENV)/bin/ruff check .
+
+test: setup lint
+	$(VENV)/bin/pytest -q
+
+bench: $(PYSTAMP)
+	$(PY) bench/swap_cost.py
+
+clean:
+	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache

@@ -1,0 +1,144 @@
+"""The embedded AWS: moto with the ASL interpreter on, our stack deployed into it from the stack description.
+
+    with EmbeddedAws() as aws:
+        arn = aws.start_swap("web", "i-0123...", reason="manual")
+        aws.wait(arn)
+
+Everything (handlers, CLI, tests) talks to it through ordinary boto3 clients.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import time
+import zipfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import boto3
+from moto import mock_aws
+
+from asg_optimizer.local import seam
+from asg_optimizer.local.ec2_model import Ec2Model
+from asg_optimizer.render import render_state_machine
+from asg_optimizer.stack import DEFAULT_PREFIX, REPLACE, STACK, Stack
+from tasks.aws import reset_clients
+from tasks.core.naming import execution_name
+
+REGION = "us-east-1"
+MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+LAMBDA_RUNTIME = "python3.12"
+_ASSUME_LAMBDA = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+_ASSUME_STATES = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Principal": {"Service": "states.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+
+
+def local_environment(region: str = REGION) -> None:
+    """Fake credentials and a region, so no call can reach a real account."""
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SECURITY_TOKEN": "testing",
+        "AWS_SESSION_TOKEN": "testing", "AWS_DEFAULT_REGION": region, "AWS_REGION": region,
+    }.items():
+        os.environ[key] = value
+    os.environ.setdefault("POWERTOOLS_LOG_LEVEL", "WARNING")
+    os.environ.setdefault("POWERTOOLS_METRICS_NAMESPACE", "AsgOptimizer")
+    os.environ.setdefault("POWERTOOLS_SERVICE_NAME", "asg-optimizer")
+
+
+def _code_zip() -> bytes:
+    """moto wants a code package; the handler runs in-process from the real tasks/ package instead."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("README.txt", "handlers run in-process from tasks/")
+    return buffer.getvalue()
+
+
+@dataclass
+class Deployment:
+    """What `deploy` created: ARNs by stack key."""
+
+    function_arns: dict[str, str] = field(default_factory=dict)
+    state_machine_arns: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def replace_arn(self) -> str:
+        return self.state_machine_arns[REPLACE]
+
+
+def deploy(stack: Stack = STACK, prefix: str = DEFAULT_PREFIX, environment: dict[str, str] | None = None) -> Deployment:
+    """Create the stack's functions and state machines with plain boto3 calls (works in-process or served)."""
+    iam, lam, sfn = boto3.client("iam"), boto3.client("lambda"), boto3.client("stepfunctions")
+    lambda_role = iam.create_role(RoleName=f"{prefix}-lambda", AssumeRolePolicyDocument=json.dumps(_ASSUME_LAMBDA))
+    states_role = iam.create_role(RoleName=f"{prefix}-states", AssumeRolePolicyDocument=json.dumps(_ASSUME_STATES))
+    deployment = Deployment()
+    env = {"POWERTOOLS_SERVICE_NAME": "asg-optimizer", **(environment or {})}
+    code = _code_zip()
+    for function in stack.functions:
+        created = lam.create_function(
+            FunctionName=function.name(prefix), Runtime=LAMBDA_RUNTIME, Role=lambda_role["Role"]["Arn"],
+            Handler=function.handler, Code={"ZipFile": code}, Description=function.description,
+            Timeout=function.timeout, MemorySize=function.memory, Environment={"Variables": env},
+        )
+        deployment.function_arns[function.key] = created["FunctionArn"]
+    for machine in stack.state_machines:
+        created = sfn.create_state_machine(
+            name=machine.name(prefix), type="STANDARD", roleArn=states_role["Role"]["Arn"],
+            definition=render_state_machine(machine, deployment.function_arns),
+        )
+        deployment.state_machine_arns[machine.key] = created["stateMachineArn"]
+    return deployment
+
+
+class EmbeddedAws:
+    """moto in-process with our models and the stack deployed; a context manager."""
+
+    def __init__(self, *, boot_delay_seconds: float = 2.0, region: str = REGION) -> None:
+        self.region = region
+        self.ec2_model = Ec2Model(boot_delay_seconds=boot_delay_seconds)
+        self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
+        self.deployment = Deployment()
+
+    def __enter__(self) -> EmbeddedAws:
+        local_environment(self.region)
+        self._mock.start()
+        seam.install()
+        self.ec2_model.install()
+        reset_clients()
+        self.deployment = deploy()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.ec2_model.uninstall()
+        seam.uninstall()
+        self._mock.stop()
+        reset_clients()
+
+    def client(self, service: str) -> Any:
+        return boto3.client(service, region_name=self.region)
+
+    def start_swap(self, asg_name: str, instance_id: str, *, reason: str = "manual",
+                   timing: dict[str, int] | None = None, name: str | None = None) -> str:
+        """Start one replacement execution, named as the scanner names them."""
+        payload: dict[str, Any] = {"asg_name": asg_name, "instance_id": instance_id, "reason": reason}
+        if timing is not None:
+            payload["timing"] = timing
+        name = name or execution_name(asg_name, instance_id, datetime.now(UTC))
+        return self.client("stepfunctions").start_execution(
+            stateMachineArn=self.deployment.replace_arn, name=name, input=json.dumps(payload)
+        )["executionArn"]
+
+    def wait(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
+        """Block until the execution ends; returns DescribeExecution."""
+        sfn = self.client("stepfunctions")
+        deadline = time.monotonic() + timeout
+        while True:
+            described = sfn.describe_execution(executionArn=execution_arn)
+            if described["status"] != "RUNNING":
+                return described
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"execution {execution_arn} still RUNNING after {timeout}s")
+            time.sleep(0.1)

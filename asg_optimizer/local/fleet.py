@@ -1,0 +1,63 @@
+"""Build Auto Scaling groups in the embedded AWS (demo fleet and tests): a VPC, subnets, launch templates."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import boto3
+
+from tasks.core.tags import OPT_IN
+
+IMAGE_ID = "ami-0a1b2c3d4e5f60718"
+
+
+@dataclass(frozen=True)
+class GroupSpec:
+    name: str
+    desired: int
+    max_size: int
+    min_size: int = 0
+    instance_type: str = "m5.large"
+    opted_in: bool = True
+    extra_tags: dict[str, str] = field(default_factory=dict)
+    zones: tuple[str, ...] = ("a", "b")
+
+
+@dataclass
+class Network:
+    vpc_id: str
+    subnets: dict[str, str]  # zone suffix -> subnet id
+
+
+def create_network(region: str = "us-east-1") -> Network:
+    ec2 = boto3.client("ec2")
+    vpc_id = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+    subnets = {}
+    for index, suffix in enumerate("abc"):
+        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.40.{index}.0/24", AvailabilityZone=f"{region}{suffix}")
+        subnets[suffix] = subnet["Subnet"]["SubnetId"]
+    return Network(vpc_id, subnets)
+
+
+def create_group(network: Network, spec: GroupSpec) -> dict[str, Any]:
+    """An ASG with its own launch template, `desired` on-demand instances spread over `zones`."""
+    ec2, autoscaling = boto3.client("ec2"), boto3.client("autoscaling")
+    template = ec2.create_launch_template(
+        LaunchTemplateName=f"{spec.name}-lt",
+        LaunchTemplateData={"ImageId": IMAGE_ID, "InstanceType": spec.instance_type},
+    )["LaunchTemplate"]
+    tags = [{"Key": "team", "Value": "platform", "PropagateAtLaunch": True},
+            {"Key": "Name", "Value": spec.name, "PropagateAtLaunch": True}]
+    if spec.opted_in:
+        tags.append({"Key": OPT_IN, "Value": "true", "PropagateAtLaunch": False})
+    tags += [{"Key": k, "Value": v, "PropagateAtLaunch": False} for k, v in spec.extra_tags.items()]
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName=spec.name,
+        LaunchTemplate={"LaunchTemplateId": template["LaunchTemplateId"], "Version": "$Latest"},
+        MinSize=spec.min_size, MaxSize=spec.max_size, DesiredCapacity=spec.desired,
+        VPCZoneIdentifier=",".join(network.subnets[z] for z in spec.zones),
+        HealthCheckGracePeriod=0,
+        Tags=[{"ResourceId": spec.name, "ResourceType": "auto-scaling-group", **t} for t in tags],
+    )
+    return autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[spec.name])["AutoScalingGroups"][0]

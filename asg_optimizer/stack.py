@@ -1,0 +1,83 @@
+"""The one description of the deployed stack. The Pulumi program and the embedded AWS both read it, so the
+functions, state machines and schedules they create cannot drift apart."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+STATEMACHINES = ROOT / "statemachines"
+DEFAULT_PREFIX = "asg-optimizer"
+
+
+@dataclass(frozen=True)
+class Function:
+    """A Lambda function: `key` names it in the stack; `handler` is the real `module.callable` in tasks/."""
+
+    key: str
+    handler: str
+    description: str
+    timeout: int = 60
+    memory: int = 256
+
+    def name(self, prefix: str = DEFAULT_PREFIX) -> str:
+        return f"{prefix}-{self.key}"
+
+
+@dataclass(frozen=True)
+class StateMachine:
+    """A Standard state machine from an ASL file; `substitutions` maps each `${Placeholder}` to a function key."""
+
+    key: str
+    definition_file: str
+    substitutions: dict[str, str] = field(default_factory=dict)
+
+    def name(self, prefix: str = DEFAULT_PREFIX) -> str:
+        return f"{prefix}-{self.key}"
+
+    @property
+    def path(self) -> Path:
+        return STATEMACHINES / self.definition_file
+
+
+@dataclass(frozen=True)
+class Stack:
+    functions: tuple[Function, ...]
+    state_machines: tuple[StateMachine, ...]
+
+    def function(self, key: str) -> Function:
+        return next(f for f in self.functions if f.key == key)
+
+    def state_machine(self, key: str) -> StateMachine:
+        return next(s for s in self.state_machines if s.key == key)
+
+
+REPLACE = "replace-instance"
+
+STACK = Stack(
+    functions=(
+        Function("validate", "tasks.validate.handler", "Refuse a swap that must not start"),
+        Function("launch-spot", "tasks.launch_spot.handler", "Launch the spot replacement"),
+        Function("check-spot", "tasks.check_spot.handler", "Poll the spot's status checks"),
+        Function("attach-spot", "tasks.attach_spot.handler", "Make room in the ASG and attach the spot"),
+        Function("retire-on-demand", "tasks.retire_on_demand.handler", "Terminate the on-demand through the ASG"),
+        Function("restore-group", "tasks.restore_group.handler", "Put the ASG's settings back"),
+        Function("cleanup", "tasks.cleanup.handler", "Roll back a failed swap"),
+    ),
+    state_machines=(
+        StateMachine(
+            REPLACE,
+            "replace_instance.asl.json",
+            {
+                "ValidateFunctionArn": "validate",
+                "LaunchSpotFunctionArn": "launch-spot",
+                "CheckSpotFunctionArn": "check-spot",
+                "AttachSpotFunctionArn": "attach-spot",
+                "RetireOnDemandFunctionArn": "retire-on-demand",
+                "RestoreGroupFunctionArn": "restore-group",
+                "CleanupFunctionArn": "cleanup",
+            },
+        ),
+    ),
+)

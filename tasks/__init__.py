@@ -1,0 +1,1 @@
+"""Lambda code: one small handler module per workflow step, over the boto3-free decision core in `tasks.core`."""

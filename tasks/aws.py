@@ -1,0 +1,76 @@
+"""Lazily created, cached boto3 clients and the translation of throttling into a retryable workflow error.
+
+Clients are made on first use inside a handler, never at import time: a client created before the embedded
+AWS starts would talk past it. `reset_clients()` drops the cache (tests call it between mocks).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from tasks.core.errors import AwsThrottled
+
+# Standard mode retries throttling with exponential backoff and full jitter; AWS_MAX_ATTEMPTS may override.
+_CONFIG = Config(retries={"mode": "standard"})
+
+THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestLimitExceeded",
+        "TooManyRequestsException",
+        "RequestThrottled",
+        "ResourceContention",
+        "ResourceContentionFault",
+        "ServiceUnavailable",
+        "InternalError",
+        "InternalFailure",
+    }
+)
+
+
+@functools.cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CONFIG)
+
+
+def reset_clients() -> None:
+    client.cache_clear()
+
+
+def error_code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+@contextmanager
+def throttling_as_retryable() -> Iterator[None]:
+    """Turn a throttled or contended call into AwsThrottled, which the state machine retries with jitter."""
+    try:
+        yield
+    except ClientError as error:
+        code = error_code(error)
+        if code in THROTTLING_CODES:
+            raise AwsThrottled(f"{error.operation_name}: {code}") from error
+        raise
+
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def aws_handler(func: F) -> F:
+    """Decorate a Lambda handler so throttling surfaces as the retryable `AwsThrottled` error."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with throttling_as_retryable():
+            return func(*args, **kwargs)
+
+    return wrapper  # type: ignore[return-value]

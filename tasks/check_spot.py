@@ -1,0 +1,27 @@
+"""CheckSpot: one status poll of the spot; ready once running with both EC2 status checks ok."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.aws import aws_handler, client
+from tasks.core.progress import READY, spot_readiness
+
+
+@aws_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    spot_id = event["spot"]["spot_instance_id"]
+    polls = int(event.get("boot", {}).get("polls", 0)) + 1
+    statuses = client("ec2").describe_instance_status(InstanceIds=[spot_id], IncludeAllInstances=True)[
+        "InstanceStatuses"
+    ]
+    status = statuses[0] if statuses else {}
+    verdict = spot_readiness(
+        instance_id=spot_id,
+        state=status.get("InstanceState", {}).get("Name"),
+        instance_check=status.get("InstanceStatus", {}).get("Status"),
+        system_check=status.get("SystemStatus", {}).get("Status"),
+        polls=polls,
+        max_polls=int(event["boot_max_polls"]),
+    )
+    return {"ready": verdict == READY, "polls": polls}

@@ -1,0 +1,53 @@
+"""Cleanup (failure path): find the spots this execution launched by tag and roll back; never touch the
+on-demand instance. Safe to run any number of times."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from tasks.aws import aws_handler, client
+from tasks.core.cleanup import plan_cleanup
+from tasks.core.errors import GroupNotFound
+from tasks.core.model import Group
+from tasks.core.tags import EXECUTION
+from tasks.describe import describe_group, describe_instances
+
+logger = Logger()
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+
+
+@aws_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    asg_name, execution = event["asg_name"], event["execution_name"]
+    spots = describe_instances(
+        filters=[
+            {"Name": f"tag:{EXECUTION}", "Values": [execution]},
+            {"Name": "instance-state-name", "Values": LIVE_STATES},
+        ]
+    )
+    try:
+        group: Group | None = describe_group(asg_name)
+    except GroupNotFound:
+        group = None
+    on_demand_member = bool(group and group.member(event["instance_id"]))
+    terminated, kept = [], []
+    for spot in spots:
+        member = group.member(spot.instance_id) if group else None
+        plan = plan_cleanup(
+            spot_running=True, spot_member_state=member.lifecycle_state if member else None,
+            on_demand_member=on_demand_member,
+        )
+        if plan.remove_spot:  # out through the group, so desired comes back down with it
+            client("autoscaling").terminate_instance_in_auto_scaling_group(
+                InstanceId=spot.instance_id, ShouldDecrementDesiredCapacity=True
+            )
+            terminated.append(spot.instance_id)
+        elif plan.terminate_spot:
+            client("ec2").terminate_instances(InstanceIds=[spot.instance_id])
+            terminated.append(spot.instance_id)
+        if plan.keep_spot:
+            kept.append(spot.instance_id)
+    logger.info("cleaned up", extra={"asg": asg_name, "terminated": terminated, "kept": kept})
+    return {"terminated_spots": ",".join(terminated), "kept_spots": ",".join(kept)}

@@ -1,0 +1,41 @@
+"""Errors the workflow routes on. The class name is the Step Functions error name, so keep them stable."""
+
+
+class SwapRefused(Exception):
+    """Validate found a reason not to start; nothing has been changed."""
+
+
+class GroupNotFound(SwapRefused):
+    pass
+
+
+class NotOptedIn(SwapRefused):
+    pass
+
+
+class InstanceNotEligible(SwapRefused):
+    pass
+
+
+class SwapInFlight(SwapRefused):
+    pass
+
+
+class InvalidInput(SwapRefused):
+    pass
+
+
+class AwsThrottled(Exception):
+    """An AWS call was throttled or hit ResourceContention after the SDK's own jittered retries."""
+
+
+class SpotNotReady(Exception):
+    """The spot instance failed its status checks, stopped, or did not get ready in the allowed polls."""
+
+
+class GroupNotReady(Exception):
+    """The spot never became InService in the group, or the group could not spare the on-demand instance."""
+
+
+class OnDemandGone(Exception):
+    """The on-demand instance left the group (terminated or detached by someone else) mid-swap."""

@@ -1,0 +1,64 @@
+"""Plain facts about groups and instances, as the decision core sees them (built from AWS responses elsewhere)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Member:
+    """One instance as the Auto Scaling group lists it."""
+
+    instance_id: str
+    lifecycle_state: str
+    health_status: str = "Healthy"
+    protected: bool = False
+    availability_zone: str = ""
+    instance_type: str = ""
+
+    @property
+    def in_service(self) -> bool:
+        return self.lifecycle_state == "InService"
+
+
+@dataclass(frozen=True)
+class Group:
+    """An Auto Scaling group: sizes, tags, members, suspended processes and its own launch template."""
+
+    name: str
+    desired: int
+    min_size: int
+    max_size: int
+    tags: dict[str, str] = field(default_factory=dict)
+    members: tuple[Member, ...] = ()
+    suspended: frozenset[str] = frozenset()
+    launch_template_id: str | None = None
+    launch_template_name: str | None = None
+    launch_template_version: str = "$Default"
+    health_check_grace_period: int = 300
+    status: str | None = None
+
+    def member(self, instance_id: str) -> Member | None:
+        return next((m for m in self.members if m.instance_id == instance_id), None)
+
+    @property
+    def in_service_count(self) -> int:
+        return sum(1 for m in self.members if m.in_service)
+
+
+@dataclass(frozen=True)
+class Instance:
+    """An EC2 instance as DescribeInstances reports it."""
+
+    instance_id: str
+    state: str
+    instance_type: str
+    subnet_id: str | None
+    availability_zone: str
+    lifecycle: str | None = None  # "spot" for spot; None means on-demand
+    tags: dict[str, str] = field(default_factory=dict)
+    launch_time: str | None = None
+
+    @property
+    def on_demand(self) -> bool:
+        return self.lifecycle not in ("spot", "scheduled", "capacity-block")

@@ -1,0 +1,57 @@
+"""Timing of one swap (poll intervals and bounds), taken from execution input with defaults and limits."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from tasks.core.errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Defaults fit real EC2: a spot passes status checks in 2-5 minutes; the cap keeps orphans bounded."""
+
+    start_delay_seconds: int = 0
+    boot_poll_seconds: int = 15
+    boot_max_polls: int = 40
+    group_poll_seconds: int = 10
+    group_max_polls: int = 30
+
+    def flat(self) -> dict[str, int]:
+        return asdict(self)
+
+
+_LIMITS = {
+    "start_delay_seconds": (0, 3600),
+    "boot_poll_seconds": (0, 600),
+    "boot_max_polls": (1, 200),
+    "group_poll_seconds": (0, 600),
+    "group_max_polls": (1, 200),
+}
+
+
+def parse_timing(raw: Mapping[str, Any] | None) -> Timing:
+    """Unknown keys and out-of-range values are refused with the key named: a typo must not mean 'default'."""
+    raw = dict(raw or {})
+    known = {f.name for f in fields(Timing)}
+    unknown = sorted(set(raw) - known)
+    if unknown:
+        raise InvalidInput(f"unknown timing key {unknown[0]!r}; known keys: {', '.join(sorted(known))}")
+    values: dict[str, int] = {}
+    for key, value in raw.items():
+        low, high = _LIMITS[key]
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise InvalidInput(f"timing.{key} must be an integer from {low} to {high}, got {value!r}")
+        values[key] = value
+    return Timing(**values)
+
+
+def cleanup_bound_seconds(timing: Timing) -> int:
+    """Longest a launched spot can stay outside the group before the workflow itself terminates it."""
+    return (
+        timing.start_delay_seconds
+        + timing.boot_poll_seconds * timing.boot_max_polls
+        + timing.group_poll_seconds * timing.group_max_polls
+    )

@@ -1,0 +1,93 @@
+"""Read groups and instances from AWS into the core's plain facts (paginators; one call per page)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks.aws import client
+from tasks.core.errors import GroupNotFound
+from tasks.core.model import Group, Instance, Member
+
+
+def group_from_response(raw: dict[str, Any]) -> Group:
+    template = raw.get("LaunchTemplate") or (
+        raw.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get("LaunchTemplateSpecification", {})
+    )
+    return Group(
+        name=raw["AutoScalingGroupName"],
+        desired=raw["DesiredCapacity"],
+        min_size=raw["MinSize"],
+        max_size=raw["MaxSize"],
+        tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])},
+        members=tuple(
+            Member(
+                instance_id=i["InstanceId"],
+                lifecycle_state=i["LifecycleState"],
+                health_status=i.get("HealthStatus", "Healthy"),
+                protected=bool(i.get("ProtectedFromScaleIn", False)),
+                availability_zone=i.get("AvailabilityZone", ""),
+                instance_type=i.get("InstanceType", ""),
+            )
+            for i in raw.get("Instances", [])
+        ),
+        suspended=frozenset(p["ProcessName"] for p in raw.get("SuspendedProcesses", [])),
+        launch_template_id=template.get("LaunchTemplateId"),
+        launch_template_name=template.get("LaunchTemplateName"),
+        launch_template_version=template.get("Version") or "$Default",
+        health_check_grace_period=raw.get("HealthCheckGracePeriod", 0),
+        status=raw.get("Status"),
+    )
+
+
+def propagated_tags(raw_group: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t.get("Value", "") for t in raw_group.get("Tags", []) if t.get("PropagateAtLaunch")}
+
+
+def describe_group_raw(name: str) -> dict[str, Any]:
+    groups = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])[
+        "AutoScalingGroups"
+    ]
+    if not groups:
+        raise GroupNotFound(f"ASG {name} does not exist")
+    return groups[0]
+
+
+def describe_group(name: str) -> Group:
+    return group_from_response(describe_group_raw(name))
+
+
+def instance_from_response(raw: dict[str, Any]) -> Instance:
+    return Instance(
+        instance_id=raw["InstanceId"],
+        state=raw["State"]["Name"],
+        instance_type=raw.get("InstanceType", ""),
+        subnet_id=raw.get("SubnetId"),
+        availability_zone=raw.get("Placement", {}).get("AvailabilityZone", ""),
+        lifecycle=raw.get("InstanceLifecycle"),
+        tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])},
+        launch_time=str(raw.get("LaunchTime", "")) or None,
+    )
+
+
+def describe_instances(filters: list[dict[str, Any]] | None = None, ids: list[str] | None = None) -> list[Instance]:
+    """All matching instances, 1,000 a page."""
+    kwargs: dict[str, Any] = {"Filters": filters or []}
+    if ids:
+        kwargs["InstanceIds"] = ids
+    else:
+        kwargs["PaginationConfig"] = {"PageSize": 1000}
+    pages = client("ec2").get_paginator("describe_instances").paginate(**kwargs)
+    return [instance_from_response(i) for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def describe_instance(instance_id: str) -> Instance | None:
+    """One instance, or None when EC2 no longer knows it."""
+    from botocore.exceptions import ClientError
+
+    try:
+        found = describe_instances(ids=[instance_id])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "InvalidInstanceID.NotFound":
+            return None
+        raise
+    return found[0] if found else None

@@ -1,0 +1,48 @@
+"""RestoreGroup: release this execution's hold; the last hold out puts MaxSize and processes back.
+
+Runs on success and on failure. Settings change before the tags go, so a crash in between stays repairable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from tasks.aws import aws_handler, client
+from tasks.core.errors import GroupNotFound
+from tasks.core.holds import plan_restore
+from tasks.core.model import Group
+from tasks.describe import describe_group
+
+logger = Logger()
+
+
+def restore(group: Group, leaving: list[str]) -> dict[str, Any]:
+    """Apply the restore plan for `leaving` executions; shared with the sweep's repair."""
+    plan = plan_restore(group, leaving)
+    autoscaling = client("autoscaling")
+    if plan.max_size is not None or plan.desired is not None:
+        sizes: dict[str, Any] = {"AutoScalingGroupName": group.name}
+        if plan.max_size is not None:
+            sizes["MaxSize"] = plan.max_size
+        if plan.desired is not None:
+            sizes["DesiredCapacity"] = plan.desired
+        autoscaling.update_auto_scaling_group(**sizes)
+    if plan.resume:
+        autoscaling.resume_processes(AutoScalingGroupName=group.name, ScalingProcesses=list(plan.resume))
+    if plan.delete_tags:
+        autoscaling.delete_tags(
+            Tags=[{"ResourceId": group.name, "ResourceType": "auto-scaling-group", "Key": k} for k in plan.delete_tags]
+        )
+    logger.info("group restored", extra={"asg": group.name, "max_size": plan.max_size, "resumed": plan.resume})
+    return {"restored": True, "max_size": plan.max_size or 0, "resumed": ",".join(plan.resume)}
+
+
+@aws_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        group = describe_group(event["asg_name"])
+    except GroupNotFound:
+        return {"restored": False, "max_size": 0, "resumed": ""}
+    return restore(group, [event["execution_name"]])

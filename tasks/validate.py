@@ -1,0 +1,58 @@
+"""Validate: refuse the swap unless the instance is an on-demand, InService, unprotected member of an
+opted-in ASG that no other execution is replacing. Changes nothing; returns the facts later steps need."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from tasks.aws import aws_handler
+from tasks.core.eligibility import check_not_in_flight, check_reason, check_swappable
+from tasks.core.errors import InvalidInput
+from tasks.core.timing import parse_timing
+from tasks.describe import describe_group_raw, describe_instance, group_from_response, propagated_tags
+from tasks.executions import running_swaps
+
+logger = Logger()
+
+
+def _required(data: dict[str, Any], key: str) -> str:
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"input field {key!r} must be a non-empty string, got {value!r}")
+    return value
+
+
+@aws_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    data = event.get("input") or {}
+    asg_name, instance_id = _required(data, "asg_name"), _required(data, "instance_id")
+    reason, timing = check_reason(data.get("reason", "manual")), parse_timing(data.get("timing"))
+    execution_name, state_machine_arn = event["execution_name"], event["state_machine_arn"]
+    logger.append_keys(asg=asg_name, instance_id=instance_id, execution=execution_name)
+
+    raw = describe_group_raw(asg_name)
+    group = group_from_response(raw)
+    instance = describe_instance(instance_id)
+    check_swappable(group, instance, instance_id)
+    running = running_swaps(state_machine_arn).get(instance_id, [])
+    own_start = next((start for name, start in running if name == execution_name), float("inf"))
+    check_not_in_flight(instance_id, execution_name, own_start, running)
+    assert instance is not None  # check_swappable refused a missing instance
+    logger.info("swap validated", extra={"reason": reason})
+    return {
+        "asg_name": asg_name,
+        "instance_id": instance_id,
+        "reason": reason,
+        "execution_name": execution_name,
+        "instance_type": instance.instance_type,
+        "subnet_id": instance.subnet_id,
+        "availability_zone": instance.availability_zone,
+        "launch_template_id": group.launch_template_id,
+        "launch_template_name": group.launch_template_name,
+        "launch_template_version": group.launch_template_version,
+        "desired_at_start": group.desired,
+        "instance_tags": propagated_tags(raw),
+        **timing.flat(),
+    }
