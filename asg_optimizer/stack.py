@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 STATEMACHINES = ROOT / "statemachines"
@@ -20,6 +21,8 @@ class Function:
     description: str
     timeout: int = 60
     memory: int = 256
+    # Names of the environment variables the handler reads beyond Powertools' own (values set at deploy).
+    environment: tuple[str, ...] = ()
 
     def name(self, prefix: str = DEFAULT_PREFIX) -> str:
         return f"{prefix}-{self.key}"
@@ -42,9 +45,31 @@ class StateMachine:
 
 
 @dataclass(frozen=True)
+class Schedule:
+    """Run `function` on a schedule; `expression` is the default, overridable by stack config."""
+
+    key: str
+    function: str
+    expression: str
+    description: str
+
+
+@dataclass(frozen=True)
+class EventRule:
+    """Deliver events matching `pattern` to `function` (an EventBridge rule in AWS, a direct call locally)."""
+
+    key: str
+    function: str
+    pattern: dict[str, Any]
+    description: str
+
+
+@dataclass(frozen=True)
 class Stack:
     functions: tuple[Function, ...]
     state_machines: tuple[StateMachine, ...]
+    schedules: tuple[Schedule, ...] = ()
+    rules: tuple[EventRule, ...] = ()
 
     def function(self, key: str) -> Function:
         return next(f for f in self.functions if f.key == key)

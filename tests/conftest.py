@@ -1,0 +1,33 @@
+"""Shared fixtures: a fresh embedded AWS per test (moto + ASL interpreter + our stack) and fleet builders."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_network
+
+# Fast but real loops: 1 s polls against a 1.5 s boot make CheckSpot run at least twice.
+FAST = {"boot_poll_seconds": 1, "boot_max_polls": 10, "group_poll_seconds": 1, "group_max_polls": 5}
+
+
+@pytest.fixture
+def aws() -> Iterator[EmbeddedAws]:
+    with EmbeddedAws(boot_delay_seconds=1.5) as embedded:
+        yield embedded
+
+
+@pytest.fixture
+def network(aws: EmbeddedAws) -> Network:
+    return create_network()
+
+
+@pytest.fixture
+def make_group(network: Network):  # type: ignore[no-untyped-def]
+    def make(name: str = "web", desired: int = 2, max_size: int = 4, **kwargs: Any) -> dict[str, Any]:
+        return create_group(network, GroupSpec(name=name, desired=desired, max_size=max_size, **kwargs))
+
+    return make
