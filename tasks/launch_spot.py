@@ -9,8 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
-from tasks.aws import aws_handler, client
+from tasks.aws import aws_handler, client, error_code
+from tasks.core.errors import NoSpotCapacity
 from tasks.core.naming import client_token
 from tasks.core.tags import EXECUTION, REPLACES
 
@@ -48,6 +50,13 @@ def launch_request(event: dict[str, Any]) -> dict[str, Any]:
 @aws_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(asg=event["asg_name"], execution=event["execution_name"])
-    instance = client("ec2").run_instances(**launch_request(event))["Instances"][0]
+    try:
+        instance = client("ec2").run_instances(**launch_request(event))["Instances"][0]
+    except ClientError as error:
+        if error_code(error) in ("InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded"):
+            raise NoSpotCapacity(
+                f"no spot capacity for {event['instance_type']} in {event['availability_zone']}: {error_code(error)}"
+            ) from error
+        raise
     logger.info("spot launched", extra={"spot_instance_id": instance["InstanceId"]})
     return {"spot_instance_id": instance["InstanceId"], "spot_instance_type": instance["InstanceType"]}

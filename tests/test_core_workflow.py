@@ -1,0 +1,258 @@
+"""The workflow's pure decisions, with plain values: names, eligibility, holds, readiness, retire, cleanup."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasks.core.cleanup import plan_cleanup
+from tasks.core.eligibility import check_not_in_flight, check_reason, check_swappable
+from tasks.core.errors import (
+    GroupNotReady,
+    InstanceNotEligible,
+    InvalidInput,
+    NotOptedIn,
+    OnDemandGone,
+    SpotNotReady,
+    SwapInFlight,
+)
+from tasks.core.holds import hold_key, plan_prepare, plan_restore
+from tasks.core.model import Group, Instance, Member
+from tasks.core.naming import MAX_NAME, client_token, execution_name, instance_of
+from tasks.core.progress import READY, WAITING, retire_decision, spot_readiness
+from tasks.core.tags import ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED
+from tasks.core.timing import Timing, parse_timing
+
+AT = datetime(2026, 11, 26, 20, 1, 2, tzinfo=UTC)
+OD = "i-0123456789abcdef0"
+SPOT = "i-0fedcba9876543210"
+
+
+def group(**kwargs: object) -> Group:
+    base: dict[str, object] = {
+        "name": "web", "desired": 2, "min_size": 0, "max_size": 4, "tags": {"AsgOptimiser": "true"},
+        "members": (Member(OD, "InService"), Member("i-0aaaaaaaaaaaaaaaa", "InService")),
+        "launch_template_id": "lt-1",
+    }
+    base.update(kwargs)
+    return Group(**base)  # type: ignore[arg-type]
+
+
+def instance(**kwargs: object) -> Instance:
+    base: dict[str, object] = {"instance_id": OD, "state": "running", "instance_type": "m5.large",
+                               "subnet_id": "subnet-1", "availability_zone": "us-east-1a"}
+    base.update(kwargs)
+    return Instance(**base)  # type: ignore[arg-type]
+
+
+# --- names -------------------------------------------------------------------------------------------------------
+def test_execution_name_format() -> None:
+    assert execution_name("web", OD, AT) == f"web-{OD}-20261126T200102"
+
+
+def test_execution_name_sanitizes_and_cuts_the_group_part_only() -> None:
+    name = execution_name("team a/b:c " + "x" * 100, OD, AT)
+    assert len(name) == MAX_NAME
+    assert name.startswith("team-a-b-c-x")
+    assert name.endswith(f"-{OD}-20261126T200102")
+    assert instance_of(name) == OD
+
+
+@given(st.text(min_size=1, max_size=255), st.sampled_from([OD, "i-12345678"]))
+def test_any_group_name_gives_a_legal_parseable_name(asg: str, instance_id: str) -> None:
+    name = execution_name(asg, instance_id, AT)
+    assert 1 <= len(name) <= MAX_NAME
+    assert not any(c in name for c in ' <>{}[]?*"#%\\^|~`$&,;:/')
+    assert instance_of(name) == instance_id
+
+
+def test_foreign_names_parse_to_none() -> None:
+    assert instance_of("manual-run-1") is None
+
+
+def test_client_token_is_stable_and_short() -> None:
+    assert client_token("a") == client_token("a") != client_token("b")
+    assert len(client_token("x" * 80)) <= 64
+
+
+# --- timing and input --------------------------------------------------------------------------------------------
+def test_timing_defaults_and_overrides() -> None:
+    assert parse_timing(None) == Timing()
+    assert parse_timing({"boot_poll_seconds": 0}).boot_poll_seconds == 0
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"boot_pol_seconds": 1}, "unknown timing key 'boot_pol_seconds'"),
+        ({"boot_max_polls": 0}, "timing.boot_max_polls must be an integer from 1 to 200, got 0"),
+        ({"group_poll_seconds": "5"}, "timing.group_poll_seconds must be an integer from 0 to 600, got '5'"),
+        ({"boot_poll_seconds": True}, "timing.boot_poll_seconds must be an integer from 0 to 600, got True"),
+    ],
+)
+def test_bad_timing_is_refused_naming_the_key(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(InvalidInput, match=message.replace("(", r"\(")):
+        parse_timing(raw)
+
+
+def test_reason_must_be_known() -> None:
+    assert check_reason("event") == "event"
+    with pytest.raises(InvalidInput, match=re.escape("reason must be one of scheduled, event, manual, interruption, rollout, got 'oops'")):
+        check_reason("oops")
+
+
+# --- eligibility -------------------------------------------------------------------------------------------------
+def test_eligible_instance_passes() -> None:
+    check_swappable(group(), instance(), OD)
+
+
+@pytest.mark.parametrize(
+    ("grp", "inst", "error", "message"),
+    [
+        (group(tags={}), instance(), NotOptedIn, "ASG web is not opted in: tag AsgOptimiser is missing"),
+        (group(tags={"AsgOptimiser": "yes"}), instance(), NotOptedIn, "tag AsgOptimiser is 'yes', expected 'true'"),
+        (group(members=()), instance(), InstanceNotEligible, f"instance {OD} is not a member of ASG web"),
+        (group(members=(Member(OD, "Pending"),)), instance(), InstanceNotEligible, "is Pending, not InService"),
+        (group(members=(Member(OD, "InService", protected=True),)), instance(), InstanceNotEligible,
+         "is protected from scale-in"),
+        (group(), None, InstanceNotEligible, f"instance {OD} is gone, not running"),
+        (group(), instance(lifecycle="spot"), InstanceNotEligible, f"instance {OD} is spot, not on-demand"),
+        (group(launch_template_id=None), instance(), InstanceNotEligible, "has no launch template"),
+    ],
+)
+def test_ineligible_cases(grp: Group, inst: Instance | None, error: type[Exception], message: str) -> None:
+    with pytest.raises(error, match=message):
+        check_swappable(grp, inst, OD)
+
+
+def test_earliest_execution_wins_a_race() -> None:
+    running = [("b", 10.0), ("a", 10.0), ("c", 5.0)]
+    check_not_in_flight(OD, "c", 5.0, running)
+    with pytest.raises(SwapInFlight, match=f"instance {OD} is already being replaced by execution c"):
+        check_not_in_flight(OD, "a", 10.0, running)
+    with pytest.raises(SwapInFlight):
+        check_not_in_flight(OD, "b", 10.0, running)
+
+
+# --- holds -------------------------------------------------------------------------------------------------------
+def test_prepare_records_originals_raises_max_when_full_and_suspends() -> None:
+    plan = plan_prepare(group(desired=4, max_size=4, suspended=frozenset({"Launch"})), "ex1")
+    assert plan.tags == {hold_key("ex1"): "held", ORIGINAL_MAX_SIZE: "4", ORIGINAL_SUSPENDED: "Launch"}
+    assert plan.new_max_size == 5
+    assert plan.suspend == ("AZRebalance",)
+
+
+def test_prepare_with_room_changes_only_processes() -> None:
+    plan = plan_prepare(group(suspended=frozenset({"AZRebalance"})), "ex1")
+    assert plan.new_max_size is None and plan.suspend == ()
+    assert plan.tags[ORIGINAL_SUSPENDED] == "AZRebalance"
+
+
+def _held(g: Group, *names: str, original_max: int = 4, original_suspended: str = "-") -> Group:
+    tags = dict(g.tags) | {hold_key(n): "held" for n in names}
+    tags |= {ORIGINAL_MAX_SIZE: str(original_max), ORIGINAL_SUSPENDED: original_suspended}
+    return Group(**{**g.__dict__, "tags": tags})
+
+
+def test_last_hold_out_restores_originals() -> None:
+    g = _held(group(max_size=5, suspended=frozenset({"AZRebalance"})), "ex1")
+    plan = plan_restore(g, ["ex1"])
+    assert plan.max_size == 4 and plan.desired is None and plan.resume == ("AZRebalance",)
+    assert set(plan.delete_tags) == {hold_key("ex1"), ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED}
+
+
+def test_restore_keeps_settings_while_another_swap_holds() -> None:
+    g = _held(group(max_size=6, suspended=frozenset({"AZRebalance"})), "ex1", "ex2")
+    plan = plan_restore(g, ["ex1"])
+    assert plan.delete_tags == (hold_key("ex1"),)
+    assert plan.max_size is None and plan.resume == ()
+
+
+def test_restore_never_resumes_what_the_user_had_suspended() -> None:
+    g = _held(group(suspended=frozenset({"AZRebalance"})), "ex1", original_suspended="AZRebalance")
+    assert plan_restore(g, ["ex1"]).resume == ()
+
+
+def test_restore_brings_desired_back_within_the_users_max() -> None:
+    g = _held(group(desired=5, max_size=5), "ex1")
+    plan = plan_restore(g, ["ex1"])
+    assert (plan.max_size, plan.desired) == (4, 4)
+
+
+@given(st.integers(0, 50), st.integers(0, 50), st.booleans())
+def test_prepare_then_restore_round_trips(desired: int, spare: int, suspended: bool) -> None:
+    max_size = desired + spare
+    before = group(desired=desired, max_size=max_size, suspended=frozenset({"AZRebalance"} if suspended else ()))
+    prep = plan_prepare(before, "ex1")
+    during = Group(**{**before.__dict__,
+                      "max_size": prep.new_max_size or max_size,
+                      "suspended": before.suspended | set(prep.suspend),
+                      "tags": before.tags | prep.tags})
+    assert during.desired + 1 <= during.max_size  # the attach fits
+    plan = plan_restore(during, ["ex1"])
+    assert (during.max_size if plan.max_size is None else plan.max_size) == max_size
+    assert during.suspended - set(plan.resume) == before.suspended
+    assert {k for k in during.tags if k not in plan.delete_tags} == set(before.tags)
+
+
+# --- readiness and retire ----------------------------------------------------------------------------------------
+def test_spot_readiness() -> None:
+    ready = {"instance_id": SPOT, "polls": 1, "max_polls": 3}
+    assert spot_readiness(state="running", instance_check="ok", system_check="ok", **ready) == READY
+    assert spot_readiness(state="pending", instance_check=None, system_check=None, **ready) == WAITING
+    with pytest.raises(SpotNotReady, match=f"spot {SPOT} failed its status checks"):
+        spot_readiness(state="running", instance_check="impaired", system_check="ok", **ready)
+    with pytest.raises(SpotNotReady, match=f"spot {SPOT} is terminated before passing"):
+        spot_readiness(state="terminated", instance_check=None, system_check=None, **ready)
+    with pytest.raises(SpotNotReady, match="not ready after 3 polls"):
+        spot_readiness(instance_id=SPOT, state="running", instance_check="initializing", system_check="ok",
+                       polls=3, max_polls=3)
+
+
+def _with_spot(state: str = "InService", od_state: str | None = "InService", desired: int = 3) -> Group:
+    members = [Member(SPOT, state), Member("i-0aaaaaaaaaaaaaaaa", "InService")]
+    if od_state:
+        members.append(Member(OD, od_state))
+    return group(desired=desired, members=tuple(members))
+
+
+def test_retire_only_when_spot_serves() -> None:
+    args = {"on_demand_id": OD, "spot_id": SPOT, "polls": 1, "max_polls": 2}
+    assert retire_decision(_with_spot(), **args).retire
+    waiting = retire_decision(_with_spot(state="Pending"), **args)
+    assert not waiting.retire and not waiting.done and "not yet InService" in waiting.why_waiting
+    with pytest.raises(GroupNotReady, match="gave up after 2 polls"):
+        retire_decision(_with_spot(state="Pending"), **{**args, "polls": 2})
+
+
+def test_retire_waits_while_group_is_short_of_desired() -> None:
+    decision = retire_decision(_with_spot(desired=4), on_demand_id=OD, spot_id=SPOT, polls=1, max_polls=3)
+    assert not decision.retire and "3 InService for desired 4" in decision.why_waiting
+
+
+def test_retire_is_idempotent_after_a_crash() -> None:
+    decision = retire_decision(_with_spot(od_state="Terminating"), on_demand_id=OD, spot_id=SPOT, polls=1,
+                               max_polls=3)
+    assert decision.done and not decision.retire
+
+
+def test_retire_refuses_when_on_demand_left_before_spot_serves() -> None:
+    with pytest.raises(OnDemandGone, match=f"on-demand {OD} is gone in ASG web before the spot serves"):
+        retire_decision(_with_spot(state="Pending", od_state=None), on_demand_id=OD, spot_id=SPOT, polls=1,
+                        max_polls=3)
+
+
+# --- cleanup -----------------------------------------------------------------------------------------------------
+def test_cleanup_plans() -> None:
+    outside = plan_cleanup(spot_running=True, spot_member_state=None, on_demand_member=True)
+    assert outside.terminate_spot and not outside.remove_spot
+    attached = plan_cleanup(spot_running=True, spot_member_state="InService", on_demand_member=True)
+    assert attached.remove_spot and not attached.keep_spot
+    serving = plan_cleanup(spot_running=True, spot_member_state="InService", on_demand_member=False)
+    assert serving.keep_spot and not serving.terminate_spot and not serving.remove_spot
+    nothing = plan_cleanup(spot_running=False, spot_member_state=None, on_demand_member=True)
+    assert not (nothing.terminate_spot or nothing.remove_spot or nothing.keep_spot)
