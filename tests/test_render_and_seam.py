@@ -1,0 +1,96 @@
+"""The one ASL renderer, asl-validator on every state machine file, and the guard on moto's Lambda seam."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from moto.awslambda.models import LambdaFunction
+
+from asg_optimizer.local import seam
+from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.render import RenderError, placeholders, render, render_state_machine
+from asg_optimizer.stack import STACK, STATEMACHINES
+
+ROOT = Path(__file__).resolve().parent.parent
+ASL_FILES = sorted(STATEMACHINES.glob("*.asl.json"))
+
+
+def fake_arns() -> dict[str, str]:
+    return {f.key: f"arn:aws:lambda:us-east-1:123456789012:function:{f.name()}" for f in STACK.functions}
+
+
+def test_every_state_machine_file_is_in_the_stack() -> None:
+    assert {m.path for m in STACK.state_machines} == set(ASL_FILES)
+
+
+@pytest.mark.parametrize("machine", STACK.state_machines, ids=lambda m: m.key)
+def test_rendered_asl_has_no_placeholder_left(machine) -> None:  # type: ignore[no-untyped-def]
+    rendered = render_state_machine(machine, fake_arns())
+    assert "${" not in rendered
+    resources = {s["Resource"] for s in json.loads(rendered)["States"].values() if s["Type"] == "Task"}
+    assert resources == {fake_arns()[key] for key in machine.substitutions.values()}
+    assert placeholders(machine.path.read_text()) == set(machine.substitutions)
+
+
+def test_render_leaves_jsonpath_dollars_alone() -> None:
+    template = '{"Payload.$": "$", "Resource": "${Fn}", "x.$": "$$.Execution.Name"}'
+    assert json.loads(render(template, {"Fn": "arn:1"})) == {
+        "Payload.$": "$", "Resource": "arn:1", "x.$": "$$.Execution.Name"
+    }
+
+
+def test_render_is_strict_both_ways() -> None:
+    with pytest.raises(RenderError, match="no value for placeholder\\(s\\) Fn"):
+        render('{"a": "${Fn}"}', {})
+    with pytest.raises(RenderError, match="value\\(s\\) for unknown placeholder\\(s\\) Other"):
+        render('{"a": "${Fn}"}', {"Fn": "x", "Other": "y"})
+
+
+@pytest.mark.skipif(shutil.which("npx") is None, reason="node is installed by make test")
+@pytest.mark.parametrize("path", ASL_FILES, ids=lambda p: p.name)
+def test_asl_validator_accepts_every_file(path: Path) -> None:
+    validator = ROOT / "node_modules" / ".bin" / "asl-validator"
+    assert validator.exists(), "run `make test` (npm ci installs asl-validator)"
+    for args in (["--json-path", str(path)],
+                 ["--json-definition", render_state_machine(_machine_for(path), fake_arns())]):
+        result = subprocess.run([str(validator), *args], capture_output=True, text=True, check=False)
+        assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _machine_for(path: Path):  # type: ignore[no-untyped-def]
+    return next(m for m in STACK.state_machines if m.path == path)
+
+
+def test_moto_seam_still_has_the_shape_we_replace() -> None:
+    seam.check_seam()  # fails loudly after a moto upgrade that changes _invoke_lambda or invoke
+
+
+def test_seam_guard_fails_loudly_when_moto_changes(monkeypatch: pytest.MonkeyPatch) -> None:
+    def changed(self, event, context=None):  # type: ignore[no-untyped-def]
+        raise AssertionError
+
+    monkeypatch.setattr(seam, "_original", changed)
+    with pytest.raises(seam.SeamChanged, match=r"now takes \['self', 'event', 'context'\]"):
+        seam.check_seam()
+
+
+def test_deployed_function_runs_its_real_handler_in_process(aws: EmbeddedAws) -> None:
+    assert LambdaFunction._invoke_lambda is seam._invoke_in_process
+    response = aws.client("lambda").invoke(
+        FunctionName="asg-optimizer-validate",
+        Payload=json.dumps({"input": {"asg_name": "ghost", "instance_id": "i-0123456789abcdef0"},
+                            "execution_name": "x", "state_machine_arn": "arn"}),
+    )
+    payload = json.loads(response["Payload"].read())
+    assert response["FunctionError"] == "Handled"
+    assert payload["errorType"] == "GroupNotFound"
+    assert payload["errorMessage"] == "ASG ghost does not exist"
+
+
+@pytest.mark.parametrize("function", STACK.functions, ids=lambda f: f.key)
+def test_every_handler_string_resolves(function) -> None:  # type: ignore[no-untyped-def]
+    assert callable(seam.resolve_handler(function.handler))

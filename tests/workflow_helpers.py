@@ -1,0 +1,76 @@
+"""Reading the embedded AWS after an execution: the path through the states, the group, our instances."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from asg_optimizer.local.embedded import EmbeddedAws
+from tasks.core.tags import EXECUTION
+
+
+def states_entered(aws: EmbeddedAws, execution_arn: str) -> list[str]:
+    pages = aws.client("stepfunctions").get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return [
+        e["stateEnteredEventDetails"]["name"]
+        for page in pages
+        for e in page["events"]
+        if e["type"].endswith("StateEntered")
+    ]
+
+
+def wait_for_state(aws: EmbeddedAws, execution_arn: str, state: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while state not in states_entered(aws, execution_arn):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{state} not entered in {timeout}s")
+        time.sleep(0.05)
+
+
+def group(aws: EmbeddedAws, name: str) -> dict[str, Any]:
+    return aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])["AutoScalingGroups"][0]
+
+
+def members(aws: EmbeddedAws, name: str) -> dict[str, str]:
+    return {i["InstanceId"]: i["LifecycleState"] for i in group(aws, name)["Instances"]}
+
+
+def instances(aws: EmbeddedAws, **filters: str) -> list[dict[str, Any]]:
+    flt = [{"Name": k.replace("_", "-"), "Values": [v]} for k, v in filters.items()]
+    reservations = aws.client("ec2").describe_instances(Filters=flt)["Reservations"]
+    return [i for r in reservations for i in r["Instances"]]
+
+
+def state_of(aws: EmbeddedAws, instance_id: str) -> str:
+    return aws.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0][
+        "State"
+    ]["Name"]
+
+
+def launched_by(aws: EmbeddedAws, execution_name: str) -> list[dict[str, Any]]:
+    reservations = aws.client("ec2").describe_instances(
+        Filters=[{"Name": f"tag:{EXECUTION}", "Values": [execution_name]}]
+    )["Reservations"]
+    return [i for r in reservations for i in r["Instances"]]
+
+
+def settings(aws: EmbeddedAws, name: str) -> dict[str, Any]:
+    """What a swap may change and must restore."""
+    g = group(aws, name)
+    return {
+        "desired": g["DesiredCapacity"],
+        "min": g["MinSize"],
+        "max": g["MaxSize"],
+        "suspended": sorted(p["ProcessName"] for p in g["SuspendedProcesses"]),
+        "tags": sorted((t["Key"], t["Value"]) for t in g["Tags"]),
+    }
+
+
+def cause(described: dict[str, Any]) -> str:
+    """The failed step's error message, from the Lambda error payload the Fail state carries."""
+    raw = described.get("cause", "")
+    try:
+        return str(json.loads(raw).get("errorMessage", raw))
+    except (ValueError, AttributeError):
+        return raw
