@@ -1,0 +1,159 @@
+"""`asg-optimizer demo`: a fleet in the embedded AWS, every eligible on-demand instance swapped to spot while you
+watch, then a before/after table. Exits non-zero if any safety invariant was broken."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.invariants import CapacityWatch
+from asg_optimizer.progress import current_state
+
+DEMO_FLEET = (
+    GroupSpec("web", desired=3, max_size=6, instance_type="m5.large", extra_tags={"AsgOptimiser:MaxParallel": "3"}),
+    GroupSpec("workers", desired=2, max_size=2, instance_type="c5.xlarge",
+              extra_tags={"AsgOptimiser:MaxParallel": "2"}),
+    GroupSpec("legacy-db", desired=2, max_size=3, instance_type="r5.large", opted_in=False),
+)
+DEMO_TIMING = {"boot_poll_seconds": 1, "boot_max_polls": 20, "group_poll_seconds": 1, "group_max_polls": 10}
+
+
+@dataclass
+class GroupReport:
+    asg_name: str
+    opted_in: bool
+    desired: int
+    on_demand_before: int
+    spot_before: int
+    on_demand_after: int = 0
+    spot_after: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    lowest_in_service: int = 0
+    desired_after: int = 0
+    max_size_restored: bool = True
+
+
+@dataclass
+class DemoReport:
+    groups: list[GroupReport] = field(default_factory=list)
+    executions: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        """Every opted-in on-demand swapped, never below desired, settings restored, the rest untouched."""
+        for g in self.groups:
+            if g.lowest_in_service < g.desired or not g.max_size_restored or g.desired_after != g.desired:
+                return False
+            if g.opted_in and (g.on_demand_after != 0 or g.failed):
+                return False
+            if not g.opted_in and (g.on_demand_after, g.spot_after) != (g.on_demand_before, g.spot_before):
+                return False
+        return True
+
+
+def _market_counts(aws: EmbeddedAws, asg_name: str) -> tuple[int, int]:
+    group = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])[
+        "AutoScalingGroups"
+    ][0]
+    ids = [i["InstanceId"] for i in group["Instances"]]
+    if not ids:
+        return 0, 0
+    reservations = aws.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+    spot = sum(1 for r in reservations for i in r["Instances"] if i.get("InstanceLifecycle") == "spot")
+    return len(ids) - spot, spot
+
+
+def _progress_table(rows: dict[str, str]) -> Table:
+    table = Table(title="Replacements in flight", expand=False)
+    table.add_column("execution")
+    table.add_column("state")
+    for name, state in sorted(rows.items()):
+        style = {"SUCCEEDED": "green", "FAILED": "red"}.get(state, "yellow")
+        table.add_row(name, f"[{style}]{state}[/]")
+    return table
+
+
+def _follow(aws: EmbeddedAws, arns: list[str], console: Console, live: bool) -> dict[str, str]:
+    sfn = aws.client("stepfunctions")
+    names = {arn: arn.rsplit(":", 1)[-1] for arn in arns}
+    states: dict[str, str] = {}
+    quiet = Console(quiet=True)
+    with Live(_progress_table(states), console=console if live else quiet, refresh_per_second=8) as view:
+        while True:
+            states = {names[arn]: current_state(sfn, arn) for arn in arns}
+            view.update(_progress_table(states))
+            if all(s in ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED") for s in states.values()):
+                return states
+            time.sleep(0.25)
+
+
+def result_table(report: DemoReport) -> Table:
+    table = Table(title=f"asg-optimizer demo ({report.seconds:.1f} s)")
+    for column in ("ASG", "opted in", "on-demand", "spot", "swaps ok/failed", "min in-service / desired",
+                   "restored"):
+        table.add_column(column, no_wrap=True)
+    for g in report.groups:
+        table.add_row(
+            g.asg_name, "yes" if g.opted_in else "no",
+            f"{g.on_demand_before} → {g.on_demand_after}", f"{g.spot_before} → {g.spot_after}",
+            f"{g.succeeded}/{g.failed}", f"{g.lowest_in_service} / {g.desired}",
+            "yes" if g.max_size_restored and g.desired_after == g.desired else "NO",
+        )
+    return table
+
+
+def run_demo(console: Console, *, as_json: bool = False, start_swaps: Any = None) -> DemoReport:
+    """Build the demo fleet, swap every eligible on-demand instance, report. `start_swaps(aws) -> [arns]`."""
+    started = time.monotonic()
+    report = DemoReport()
+    with EmbeddedAws(boot_delay_seconds=2.0) as aws:
+        network = create_network()
+        raw = {spec.name: create_group(network, spec) for spec in DEMO_FLEET}
+        for spec in DEMO_FLEET:
+            on_demand, spot = _market_counts(aws, spec.name)
+            report.groups.append(GroupReport(spec.name, spec.opted_in, spec.desired, on_demand, spot))
+        with CapacityWatch([spec.name for spec in DEMO_FLEET]) as watch:
+            arns = (start_swaps or _start_every_eligible)(aws, raw)
+            states = _follow(aws, arns, console, live=not as_json)
+        report.executions = [{"name": name, "status": status} for name, status in sorted(states.items())]
+        for g in report.groups:
+            g.on_demand_after, g.spot_after = _market_counts(aws, g.asg_name)
+            ours = [s for n, s in states.items() if n.startswith(f"{g.asg_name}-i-")]
+            g.succeeded, g.failed = ours.count("SUCCEEDED"), len(ours) - ours.count("SUCCEEDED")
+            g.lowest_in_service = watch.lowest_in_service(g.asg_name)
+            after = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[g.asg_name])[
+                "AutoScalingGroups"
+            ][0]
+            spec = next(s for s in DEMO_FLEET if s.name == g.asg_name)
+            g.desired_after = after["DesiredCapacity"]
+            g.max_size_restored = after["MaxSize"] == spec.max_size and not after["SuspendedProcesses"]
+    report.seconds = time.monotonic() - started
+    if as_json:
+        console.print_json(json.dumps({"ok": report.ok, "seconds": round(report.seconds, 1),
+                                       "groups": [asdict(g) for g in report.groups],
+                                       "executions": report.executions}))
+    else:
+        console.print()
+        console.print(result_table(report))
+        console.print("[green]all invariants held[/]" if report.ok else "[red]an invariant was broken[/]")
+    return report
+
+
+def _start_every_eligible(aws: EmbeddedAws, raw: dict[str, dict[str, Any]]) -> list[str]:
+    """One execution per on-demand instance of every opted-in group."""
+    arns = []
+    for spec in DEMO_FLEET:
+        if spec.opted_in:
+            for instance in raw[spec.name]["Instances"]:
+                arns.append(aws.start_swap(spec.name, instance["InstanceId"], reason="scheduled", timing=DEMO_TIMING))
+    return arns
