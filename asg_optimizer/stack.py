@@ -79,6 +79,8 @@ class Stack:
 
 
 REPLACE = "replace-instance"
+# Set at deploy to the replacement state machine's ARN, for the functions that start executions.
+REPLACE_STATE_MACHINE_ARN = "REPLACE_STATE_MACHINE_ARN"
 
 STACK = Stack(
     functions=(
@@ -89,6 +91,13 @@ STACK = Stack(
         Function("retire-on-demand", "tasks.retire_on_demand.handler", "Terminate the on-demand through the ASG"),
         Function("restore-group", "tasks.restore_group.handler", "Put the ASG's settings back"),
         Function("cleanup", "tasks.cleanup.handler", "Roll back a failed swap"),
+        # These start executions, so they need the state machine's ARN: deploy creates them after it.
+        Function("scanner", "tasks.scan.handler", "Find opted-in on-demand instances and start their swaps",
+                 timeout=300, memory=512, environment=(REPLACE_STATE_MACHINE_ARN,)),
+        Function("sweep", "tasks.sweep.handler", "Terminate orphaned spots; repair groups a crashed swap left held",
+                 timeout=120, environment=(REPLACE_STATE_MACHINE_ARN,)),
+        Function("launch-event", "tasks.launch_event.handler", "Swap a newly launched on-demand after its grace",
+                 environment=(REPLACE_STATE_MACHINE_ARN,)),
     ),
     state_machines=(
         StateMachine(
@@ -103,6 +112,18 @@ STACK = Stack(
                 "RestoreGroupFunctionArn": "restore-group",
                 "CleanupFunctionArn": "cleanup",
             },
+        ),
+    ),
+    schedules=(
+        Schedule("scan", "scanner", "rate(5 minutes)", "Scan opted-in groups and start swaps"),
+        Schedule("sweep", "sweep", "rate(10 minutes)", "Terminate orphaned spots; repair held groups"),
+    ),
+    rules=(
+        EventRule(
+            "instance-launched",
+            "launch-event",
+            {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance Launch Successful"]},
+            "A group launched an instance: swap it to spot after its grace period",
         ),
     ),
 )

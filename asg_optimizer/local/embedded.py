@@ -23,9 +23,10 @@ import boto3
 from moto import mock_aws
 
 from asg_optimizer.local import seam
+from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.render import render_state_machine
-from asg_optimizer.stack import DEFAULT_PREFIX, REPLACE, STACK, Stack
+from asg_optimizer.stack import DEFAULT_PREFIX, REPLACE, REPLACE_STATE_MACHINE_ARN, STACK, Function, Stack
 from tasks.aws import reset_clients
 from tasks.core.naming import execution_name
 
@@ -78,21 +79,35 @@ def deploy(stack: Stack = STACK, prefix: str = DEFAULT_PREFIX, environment: dict
     lambda_role = iam.create_role(RoleName=f"{prefix}-lambda", AssumeRolePolicyDocument=json.dumps(_ASSUME_LAMBDA))
     states_role = iam.create_role(RoleName=f"{prefix}-states", AssumeRolePolicyDocument=json.dumps(_ASSUME_STATES))
     deployment = Deployment()
-    env = {"POWERTOOLS_SERVICE_NAME": "asg-optimizer", **(environment or {})}
+    base = {"POWERTOOLS_SERVICE_NAME": "asg-optimizer", **(environment or {})}
     code = _code_zip()
-    for function in stack.functions:
+
+    def create(function: Function, values: dict[str, str]) -> None:
+        missing = [name for name in function.environment if name not in values]
+        if missing:
+            raise ValueError(f"function {function.key} reads {', '.join(missing)} but deploy has no value for it")
+        env = {**base, **{name: values[name] for name in function.environment}}
         created = lam.create_function(
             FunctionName=function.name(prefix), Runtime=LAMBDA_RUNTIME, Role=lambda_role["Role"]["Arn"],
             Handler=function.handler, Code={"ZipFile": code}, Description=function.description,
             Timeout=function.timeout, MemorySize=function.memory, Environment={"Variables": env},
         )
         deployment.function_arns[function.key] = created["FunctionArn"]
+
+    # Functions that start executions need the state machine ARN, so they come after the state machines
+    # (which reference only the step functions).
+    late = [f for f in stack.functions if REPLACE_STATE_MACHINE_ARN in f.environment]
+    for function in stack.functions:
+        if function not in late:
+            create(function, base)
     for machine in stack.state_machines:
         created = sfn.create_state_machine(
             name=machine.name(prefix), type="STANDARD", roleArn=states_role["Role"]["Arn"],
             definition=render_state_machine(machine, deployment.function_arns),
         )
         deployment.state_machine_arns[machine.key] = created["stateMachineArn"]
+    for function in late:
+        create(function, {**base, REPLACE_STATE_MACHINE_ARN: deployment.replace_arn})
     return deployment
 
 
@@ -102,6 +117,7 @@ class EmbeddedAws:
     def __init__(self, *, boot_delay_seconds: float = 2.0, region: str = REGION) -> None:
         self.region = region
         self.ec2_model = Ec2Model(boot_delay_seconds=boot_delay_seconds)
+        self.autoscaling_model = AutoScalingModel()
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
         self.deployment = Deployment()
 
@@ -110,12 +126,14 @@ class EmbeddedAws:
         self._mock.start()
         seam.install()
         self.ec2_model.install()
+        self.autoscaling_model.install()
         reset_clients()
         self.deployment = deploy()
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.ec2_model.uninstall()
+        self.autoscaling_model.uninstall()
         seam.uninstall()
         self._mock.stop()
         reset_clients()

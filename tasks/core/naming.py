@@ -27,6 +27,12 @@ def instance_of(name: str) -> str | None:
     return match.group("instance") if match else None
 
 
+def asg_part_of(name: str) -> str | None:
+    """The (sanitized, possibly cut) ASG part of an execution name we made, or None for other names."""
+    match = _PARSE.match(name)
+    return match.group("asg") if match else None
+
+
 def group_prefix(asg_name: str) -> str:
     """The sanitized ASG part as it appears in names (before any cut), for filtering by group."""
     return _FORBIDDEN.sub("-", asg_name).strip("-") or "asg"

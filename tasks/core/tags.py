@@ -11,6 +11,21 @@ EXECUTION = "AsgOptimiser:Execution"
 HOLD_PREFIX = "AsgOptimiser:Hold:"
 ORIGINAL_MAX_SIZE = "AsgOptimiser:Original:MaxSize"
 ORIGINAL_SUSPENDED = "AsgOptimiser:Original:Suspended"
+ORIGINAL_PREFIX = "AsgOptimiser:Original:"
+
+# Per-ASG policy tags (parsed by tasks.core.policy; defaults and formats in docs/scanner.md).
+POLICY_PREFIX = "AsgOptimiser:"
+MIN_ON_DEMAND = "AsgOptimiser:MinOnDemand"
+MIN_ON_DEMAND_PERCENT = "AsgOptimiser:MinOnDemandPercent"
+MAX_PARALLEL = "AsgOptimiser:MaxParallel"
+GRACE_PERIOD = "AsgOptimiser:GracePeriod"
+ALLOWED_TYPES = "AsgOptimiser:AllowedTypes"
+DENIED_TYPES = "AsgOptimiser:DeniedTypes"
+WINDOW = "AsgOptimiser:Window"
+# Every `AsgOptimiser:*` key an ASG may carry: anything else under the prefix is a typo and refused, so a
+# misspelt policy never silently means "default". Add new group tag keys here.
+POLICY_TAGS = (MIN_ON_DEMAND, MIN_ON_DEMAND_PERCENT, MAX_PARALLEL, GRACE_PERIOD, ALLOWED_TYPES, DENIED_TYPES, WINDOW)
+STATE_TAG_PREFIXES = (HOLD_PREFIX, ORIGINAL_PREFIX)
 
 
 def is_opted_in(tags: dict[str, str]) -> bool:

@@ -1,0 +1,118 @@
+"""What moto's Auto Scaling lacks and the scanner depends on, modeled in the embedded AWS.
+
+- Instance refreshes: moto 5.2 has no StartInstanceRefresh / DescribeInstanceRefreshes / CancelInstanceRefresh
+  (NotImplementedError). Modeled as records only: a refresh starts `InProgress` and stays so until cancelled
+  (`Cancelled`) or `finish_refresh` marks it `Successful`; instances are not replaced. A second start while one
+  is in progress fails with InstanceRefreshInProgress, as in AWS.
+- HealthCheckGracePeriod: moto's CreateAutoScalingGroup turns 0 (and an omitted value) into 300; AWS keeps 0
+  and defaults to 0. The grace period decides when the scanner may pick an instance, so 0 must stay 0.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
+from moto.autoscaling.models import AutoScalingBackend
+from moto.autoscaling.responses import AutoScalingResponse
+from moto.core.responses import ActionResult
+
+ACTIVE_REFRESH = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
+
+
+class InstanceRefreshInProgress(AutoscalingClientError):
+    code = "InstanceRefreshInProgress"
+
+
+class ActiveInstanceRefreshNotFound(AutoscalingClientError):
+    code = "ActiveInstanceRefreshNotFound"
+
+
+@dataclass
+class AutoScalingModel:
+    refreshes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # group name -> newest first
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    _saved: dict[str, Any] = field(default_factory=dict)
+
+    def start_refresh(self, group_name: str, backend: AutoScalingBackend) -> str:
+        if group_name not in backend.autoscaling_groups:
+            raise ValidationError(f"AutoScalingGroup name not found - AutoScalingGroup '{group_name}' not found")
+        with self._lock:
+            history = self.refreshes.setdefault(group_name, [])
+            if history and history[0]["Status"] in ACTIVE_REFRESH:
+                raise InstanceRefreshInProgress(
+                    f"An Instance Refresh is already in progress and blocks the execution of this Instance Refresh."
+                    f" ({history[0]['InstanceRefreshId']})"
+                )
+            refresh_id = str(uuid.uuid4())
+            history.insert(0, {
+                "InstanceRefreshId": refresh_id, "AutoScalingGroupName": group_name, "Status": "InProgress",
+                "StartTime": datetime.now(UTC), "PercentageComplete": 0,
+                "InstancesToUpdate": len(backend.autoscaling_groups[group_name].instance_states),
+            })
+            return refresh_id
+
+    def cancel_refresh(self, group_name: str) -> str:
+        with self._lock:
+            history = self.refreshes.get(group_name, [])
+            if not history or history[0]["Status"] not in ACTIVE_REFRESH:
+                raise ActiveInstanceRefreshNotFound("No in progress or pending Instance Refresh found for "
+                                                    f"Auto Scaling group {group_name}")
+            history[0].update(Status="Cancelled", EndTime=datetime.now(UTC))
+            return str(history[0]["InstanceRefreshId"])
+
+    def finish_refresh(self, group_name: str) -> None:
+        """Test/demo control: the group's active refresh completes."""
+        with self._lock:
+            latest = self.refreshes[group_name][0]
+            latest.update(Status="Successful", EndTime=datetime.now(UTC), PercentageComplete=100,
+                          InstancesToUpdate=0)
+
+    def describe(self, group_name: str) -> list[dict[str, Any]]:
+        with self._lock:
+            return [dict(r) for r in self.refreshes.get(group_name, [])]
+
+    def install(self) -> None:
+        if self._saved:
+            return
+        model = self
+        self._saved = {"create": AutoScalingBackend.create_auto_scaling_group}
+        original_create = self._saved["create"]
+
+        def create_auto_scaling_group(backend: AutoScalingBackend, *args: Any, **kwargs: Any) -> Any:
+            group = original_create(backend, *args, **kwargs)
+            group.health_check_grace_period = int(kwargs.get("health_check_period") or 0)
+            return group
+
+        def start_instance_refresh(response: AutoScalingResponse) -> ActionResult:
+            name = response._get_param("AutoScalingGroupName")
+            return ActionResult({"InstanceRefreshId": model.start_refresh(name, response.autoscaling_backend)})
+
+        def cancel_instance_refresh(response: AutoScalingResponse) -> ActionResult:
+            name = response._get_param("AutoScalingGroupName")
+            return ActionResult({"InstanceRefreshId": model.cancel_refresh(name)})
+
+        def describe_instance_refreshes(response: AutoScalingResponse) -> ActionResult:
+            found = model.describe(response._get_param("AutoScalingGroupName"))
+            wanted = response._get_param("InstanceRefreshIds") or []
+            if wanted:
+                found = [r for r in found if r["InstanceRefreshId"] in wanted]
+            limit = response._get_int_param("MaxRecords") or 50
+            return ActionResult({"InstanceRefreshes": found[:limit]})
+
+        AutoScalingBackend.create_auto_scaling_group = create_auto_scaling_group  # type: ignore[method-assign]
+        AutoScalingResponse.start_instance_refresh = start_instance_refresh  # type: ignore[attr-defined]
+        AutoScalingResponse.cancel_instance_refresh = cancel_instance_refresh  # type: ignore[attr-defined]
+        AutoScalingResponse.describe_instance_refreshes = describe_instance_refreshes  # type: ignore[attr-defined]
+
+    def uninstall(self) -> None:
+        if not self._saved:
+            return
+        AutoScalingBackend.create_auto_scaling_group = self._saved["create"]  # type: ignore[method-assign]
+        for name in ("start_instance_refresh", "cancel_instance_refresh", "describe_instance_refreshes"):
+            delattr(AutoScalingResponse, name)
+        self._saved = {}

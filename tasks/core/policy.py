@@ -1,0 +1,134 @@
+"""Per-ASG policy, parsed and validated from the group's `AsgOptimiser:*` tags.
+
+Strict on purpose: a malformed or misspelt tag skips the group with one message naming the ASG, the tag and
+the value, because guessing ("not a number, so use the default") could start swaps the owner ruled out.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from tasks.core.tags import (
+    ALLOWED_TYPES,
+    DENIED_TYPES,
+    GRACE_PERIOD,
+    MAX_PARALLEL,
+    MIN_ON_DEMAND,
+    MIN_ON_DEMAND_PERCENT,
+    POLICY_PREFIX,
+    POLICY_TAGS,
+    STATE_TAG_PREFIXES,
+    WINDOW,
+)
+
+_INTEGER = re.compile(r"[0-9]+")
+_WINDOW = re.compile(r"([0-9]{1,2})-([0-9]{1,2})")
+_GLOB = re.compile(r"[a-z0-9.*?\[\]!-]+")
+
+
+class PolicyError(ValueError):
+    """One malformed policy tag; the message names the ASG, the tag and the value."""
+
+    def __init__(self, asg_name: str, tag: str, value: str, problem: str) -> None:
+        super().__init__(f"ASG {asg_name}: tag {tag}={value!r} is malformed: {problem}")
+        self.asg_name, self.tag, self.value = asg_name, tag, value
+
+
+@dataclass(frozen=True)
+class Window:
+    """UTC hours [start, end) when swaps may start; wraps past midnight when end < start (`22-06`)."""
+
+    start: int
+    end: int
+
+    def contains(self, at: datetime) -> bool:
+        hour = at.hour
+        if self.start < self.end:
+            return self.start <= hour < self.end
+        return hour >= self.start or hour < self.end
+
+    def __str__(self) -> str:
+        return f"{self.start:02d}-{self.end:02d} UTC"
+
+
+@dataclass(frozen=True)
+class Policy:
+    min_on_demand: int = 0
+    min_on_demand_percent: int = 0
+    max_parallel: int = 1
+    grace_period: int = 0
+    allowed_types: tuple[str, ...] = ()
+    denied_types: tuple[str, ...] = ()
+    window: Window | None = None
+
+    def on_demand_floor(self, desired: int) -> int:
+        """On-demand instances that must stay: the larger of the count and the percent of desired, rounded up."""
+        by_percent = math.ceil(self.min_on_demand_percent * desired / 100)
+        return max(self.min_on_demand, by_percent)
+
+    def in_window(self, at: datetime) -> bool:
+        return self.window is None or self.window.contains(at)
+
+    def allows_type(self, instance_type: str) -> bool:
+        """For the spot-market choice: denied globs win over allowed ones; no allow list allows every type."""
+        if any(fnmatch.fnmatchcase(instance_type, g) for g in self.denied_types):
+            return False
+        return not self.allowed_types or any(fnmatch.fnmatchcase(instance_type, g) for g in self.allowed_types)
+
+
+def _integer(asg: str, tag: str, raw: str, low: int, high: int | None = None) -> int:
+    text = raw.strip()
+    if not _INTEGER.fullmatch(text) or int(text) < low or (high is not None and int(text) > high):
+        bound = f"from {low} to {high}" if high is not None else f"{low} or more"
+        raise PolicyError(asg, tag, raw, f"expected a whole number {bound}")
+    return int(text)
+
+
+def _globs(asg: str, tag: str, raw: str) -> tuple[str, ...]:
+    items = [item.strip() for item in raw.split(",")]
+    if not raw.strip() or any(not item for item in items):
+        raise PolicyError(asg, tag, raw, "expected comma-separated instance type globs such as 'm5.*,c5.large'")
+    for item in items:
+        if not _GLOB.fullmatch(item):
+            raise PolicyError(asg, tag, raw, f"{item!r} is not an instance type glob (lowercase, digits, . * ? [ ] -)")
+    return tuple(items)
+
+
+def _window(asg: str, raw: str) -> Window:
+    match = _WINDOW.fullmatch(raw.strip())
+    if not match:
+        raise PolicyError(asg, WINDOW, raw, "expected UTC hours START-END such as '22-06'")
+    start, end = int(match.group(1)), int(match.group(2))
+    if start > 23 or end > 24:
+        raise PolicyError(asg, WINDOW, raw, "hours must be 0-23 (end may be 24)")
+    if start == end % 24:
+        raise PolicyError(asg, WINDOW, raw, "start and end are the same hour; omit the tag to allow any hour")
+    return Window(start, end)
+
+
+def parse_policy(asg_name: str, tags: Mapping[str, str], *, default_grace_period: int) -> Policy:
+    """The group's policy; raises PolicyError for the first malformed or unknown `AsgOptimiser:*` tag."""
+    for key in sorted(tags):
+        if key.startswith(POLICY_PREFIX) and key not in POLICY_TAGS and not key.startswith(STATE_TAG_PREFIXES):
+            raise PolicyError(asg_name, key, tags[key], f"unknown tag; known: {', '.join(POLICY_TAGS)}")
+    values: dict[str, object] = {"grace_period": default_grace_period}
+    if MIN_ON_DEMAND in tags:
+        values["min_on_demand"] = _integer(asg_name, MIN_ON_DEMAND, tags[MIN_ON_DEMAND], 0)
+    if MIN_ON_DEMAND_PERCENT in tags:
+        values["min_on_demand_percent"] = _integer(asg_name, MIN_ON_DEMAND_PERCENT, tags[MIN_ON_DEMAND_PERCENT], 0, 100)
+    if MAX_PARALLEL in tags:
+        values["max_parallel"] = _integer(asg_name, MAX_PARALLEL, tags[MAX_PARALLEL], 1)
+    if GRACE_PERIOD in tags:
+        values["grace_period"] = _integer(asg_name, GRACE_PERIOD, tags[GRACE_PERIOD], 0)
+    if ALLOWED_TYPES in tags:
+        values["allowed_types"] = _globs(asg_name, ALLOWED_TYPES, tags[ALLOWED_TYPES])
+    if DENIED_TYPES in tags:
+        values["denied_types"] = _globs(asg_name, DENIED_TYPES, tags[DENIED_TYPES])
+    if WINDOW in tags:
+        values["window"] = _window(asg_name, tags[WINDOW])
+    return Policy(**values)  # type: ignore[arg-type]

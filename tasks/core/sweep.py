@@ -1,0 +1,43 @@
+"""What the sweep cleans up, decided from plain facts: spots we launched that nothing owns any more, and groups a
+crashed execution left holding (raised MaxSize, suspended AZRebalance)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime
+
+from tasks.core.holds import holders
+from tasks.core.model import Group, Instance
+from tasks.core.selection import launched_at
+from tasks.core.tags import EXECUTION, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
+
+
+def orphaned_spots(spots: Sequence[Instance], members: Mapping[str, str], running: Collection[str],
+                   now: datetime, older_than_seconds: int) -> list[tuple[str, str]]:
+    """(instance id, why) for each spot tagged as ours that is in no ASG, older than the bound, and whose
+    execution is not RUNNING. Anything younger may be a spot whose execution has not attached it yet."""
+    orphans = []
+    for spot in spots:
+        if spot.instance_id in members or spot.state not in ("pending", "running", "stopping", "stopped"):
+            continue
+        execution = spot.tags.get(EXECUTION, "")
+        if execution in running:
+            continue
+        launched = launched_at(spot)
+        age = int((now - launched).total_seconds()) if launched else None
+        if age is None or age < older_than_seconds:
+            continue
+        why = (f"spot for {spot.tags.get(REPLACES, '?')} launched {age}s ago by execution {execution or '?'}, "
+               f"in no ASG, execution not running")
+        orphans.append((spot.instance_id, why))
+    return orphans
+
+
+def stale_holds(group: Group, running: Collection[str]) -> list[str] | None:
+    """Executions whose hold on the group outlived them, or None when the group needs no repair. An empty list
+    means originals recorded with no hold left: put them back all the same."""
+    stale = [h for h in holders(group) if h not in running]
+    if stale:
+        return stale
+    has_originals = ORIGINAL_MAX_SIZE in group.tags or ORIGINAL_SUSPENDED in group.tags
+    return [] if has_originals and not holders(group) else None

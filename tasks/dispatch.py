@@ -1,0 +1,40 @@
+"""Start replacement executions: named deterministically, so a repeated start is recognised, not duplicated."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import datetime
+
+from botocore.exceptions import ClientError
+
+from tasks.aws import client, error_code
+from tasks.core.naming import execution_name
+from tasks.core.timing import Timing
+
+STATE_MACHINE_ENV = "REPLACE_STATE_MACHINE_ARN"
+
+
+def replace_state_machine_arn() -> str:
+    arn = os.environ.get(STATE_MACHINE_ENV, "")
+    if not arn:
+        raise RuntimeError(f"{STATE_MACHINE_ENV} is not set: the function was deployed without the state machine ARN")
+    return arn
+
+
+def start_swap(state_machine_arn: str, asg_name: str, instance_id: str, *, reason: str, timing: Timing,
+               at: datetime) -> tuple[str, bool]:
+    """(execution name, True if this call started it). ExecutionAlreadyExists means an earlier start with the
+    same name (a retried scan, a duplicate event): already running, not an error. The input is deterministic,
+    so Step Functions returns the first execution for an identical repeat."""
+    name = execution_name(asg_name, instance_id, at)
+    payload = {"asg_name": asg_name, "instance_id": instance_id, "reason": reason, "timing": timing.flat()}
+    try:
+        client("stepfunctions").start_execution(
+            stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload, sort_keys=True)
+        )
+    except ClientError as error:
+        if error_code(error) == "ExecutionAlreadyExists":
+            return name, False
+        raise
+    return name, True

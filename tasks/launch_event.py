@@ -1,0 +1,61 @@
+"""Launch event: an opted-in group launched an instance ("EC2 Instance Launch Successful"); swap it to spot once
+its grace period has passed, under the same policy as the scanner.
+
+The execution starts now and waits out the rest of the grace period itself (`timing.start_delay_seconds`), so
+nothing has to remember the instance in between. It is named from the event's time: EventBridge may deliver an
+event twice, and the second start is recognised by name.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from tasks.aws import aws_handler
+from tasks.core.errors import GroupNotFound, InvalidInput
+from tasks.core.requests import parse_now
+from tasks.core.selection import REPLACE, SKIP, decide_launched
+from tasks.core.timing import parse_timing
+from tasks.describe import describe_group
+from tasks.dispatch import replace_state_machine_arn, start_swap
+from tasks.executions import running_swaps
+from tasks.inventory import instances_by_id
+
+logger = Logger()
+
+
+def _field(detail: dict[str, Any], key: str) -> str:
+    value = detail.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"event detail.{key} must be a non-empty string, got {value!r}")
+    return value
+
+
+@aws_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    detail = event.get("detail") or {}
+    asg_name, instance_id = _field(detail, "AutoScalingGroupName"), _field(detail, "EC2InstanceId")
+    event_time, arn = parse_now(event.get("time")) or datetime.now(UTC), replace_state_machine_arn()
+    result = {"asg_name": asg_name, "instance_id": instance_id, "action": SKIP, "why": "ASG not found",
+              "execution": "", "start_delay_seconds": 0}
+    try:
+        group = describe_group(asg_name)
+    except GroupNotFound:
+        logger.info("launch event skipped", extra=result)
+        return result
+    instances = instances_by_id(m.instance_id for m in group.members)
+    running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
+    verdict, delay = decide_launched(group, instances, running, datetime.now(UTC), instance_id)
+    result["why"] = verdict.why
+    if verdict.action == REPLACE:
+        try:
+            timing = parse_timing({"start_delay_seconds": delay})
+        except InvalidInput as error:  # a grace period longer than the workflow may wait: the scanner takes it
+            result["why"] = f"grace period too long to wait in the workflow ({error}); the scanner will pick it up"
+        else:
+            name, _ = start_swap(arn, asg_name, instance_id, reason="event", timing=timing, at=event_time)
+            result.update(action=REPLACE, execution=name, start_delay_seconds=delay)
+    logger.info("launch event", extra=result)
+    return result

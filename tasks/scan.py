@@ -1,0 +1,65 @@
+"""Scanner (scheduled): find opted-in groups, decide which on-demand instances to replace, start one execution
+per pick. A dry run returns the same plan and starts nothing.
+
+Reads in a fixed order and a fixed number of calls whatever the number of groups: the groups (100 a page),
+their instances (1,000 a call), the RUNNING executions (one listing). Only a real run asks, for each group it is
+about to start swaps in, whether an instance refresh is under way (AWS has no fleet-wide listing of those).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from tasks.aws import aws_handler
+from tasks.core.requests import parse_scan_request
+from tasks.core.selection import GroupSkip, Plan, select
+from tasks.describe import group_from_response
+from tasks.dispatch import replace_state_machine_arn, start_swap
+from tasks.executions import running_swaps
+from tasks.inventory import active_refreshes, instances_by_id, named_groups, opted_in_groups
+
+logger = Logger()
+
+
+@aws_handler
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    request = parse_scan_request(event or {})
+    now = request.now or datetime.now(UTC)
+    arn = replace_state_machine_arn()
+    raw = named_groups(request.asg_names) if request.asg_names is not None else opted_in_groups()
+    groups = [group_from_response(g) for g in raw]
+    instances = instances_by_id(m.instance_id for g in groups for m in g.members)
+    running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
+    plan = select(groups, instances, running, now)
+    if not request.dry_run and plan.picks:
+        busy = active_refreshes(v.asg_name for v in plan.picks)
+        if busy:
+            plan = select(groups, instances, running, now, busy=busy)
+    found = {g.name for g in groups}
+    missing = tuple(GroupSkip(n, "ASG not found") for n in request.asg_names or () if n not in found)
+    plan = Plan(plan.verdicts, plan.skipped_groups + missing)
+    for skip in plan.skipped_groups:
+        if skip.malformed:
+            logger.warning(skip.why, extra={"asg": skip.asg_name})
+        else:
+            logger.info("group skipped", extra={"asg": skip.asg_name, "why": skip.why})
+    started = []
+    if not request.dry_run:
+        for pick in plan.picks:
+            name, new = start_swap(arn, pick.asg_name, pick.instance_id, reason="scheduled", timing=request.timing,
+                                   at=now)
+            logger.info("swap started" if new else "swap already started",
+                        extra={"asg": pick.asg_name, "instance_id": pick.instance_id, "execution": name})
+            if new:
+                started.append(name)
+    return {
+        "dry_run": request.dry_run,
+        "groups_scanned": len(groups),
+        "started": started,
+        "plan": [{"asg_name": v.asg_name, "instance_id": v.instance_id, "action": v.action, "why": v.why}
+                 for v in plan.verdicts],
+        "skipped_groups": [{"asg_name": s.asg_name, "why": s.why} for s in plan.skipped_groups],
+    }
