@@ -10,8 +10,8 @@ def running_swaps(state_machine_arn: str) -> dict[str, list[tuple[str, float]]]:
     """RUNNING executions of the replacement state machine, as instance id -> [(name, start epoch)]."""
     found: dict[str, list[tuple[str, float]]] = {}
     pages = client("stepfunctions").get_paginator("list_executions").paginate(
-        stateMachineArn=state_machine_arn, statusFilter="RUNNING"
-    )
+        stateMachineArn=state_machine_arn, statusFilter="RUNNING", PaginationConfig={"PageSize": 1000}
+    )  # 1,000 a page (the API's maximum; its default is 100), so one call covers a large fleet's swaps
     for page in pages:
         for execution in page["executions"]:
             instance_id = instance_of(execution["name"])
