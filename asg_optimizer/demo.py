@@ -14,7 +14,7 @@ from rich.table import Table
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
-from asg_optimizer.local.invariants import CapacityWatch
+from asg_optimizer.local.invariants import InvariantChecker
 from asg_optimizer.progress import current_state
 
 DEMO_FLEET = (
@@ -46,11 +46,14 @@ class GroupReport:
 class DemoReport:
     groups: list[GroupReport] = field(default_factory=list)
     executions: list[dict[str, str]] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         """Every opted-in on-demand swapped, never below desired, settings restored, the rest untouched."""
+        if self.violations:
+            return False
         for g in self.groups:
             if g.lowest_in_service < g.desired or not g.max_size_restored or g.desired_after != g.desired:
                 return False
@@ -122,9 +125,10 @@ def run_demo(console: Console, *, as_json: bool = False, start_swaps: Any = None
         for spec in DEMO_FLEET:
             on_demand, spot = _market_counts(aws, spec.name)
             report.groups.append(GroupReport(spec.name, spec.opted_in, spec.desired, on_demand, spot))
-        with CapacityWatch([spec.name for spec in DEMO_FLEET]) as watch:
+        with InvariantChecker([spec.name for spec in DEMO_FLEET]) as watch:
             arns = (start_swaps or _start_every_eligible)(aws, raw)
             states = _follow(aws, arns, console, live=not as_json)
+            report.violations = watch.finish()
         report.executions = [{"name": name, "status": status} for name, status in sorted(states.items())]
         for g in report.groups:
             g.on_demand_after, g.spot_after = _market_counts(aws, g.asg_name)
@@ -141,10 +145,13 @@ def run_demo(console: Console, *, as_json: bool = False, start_swaps: Any = None
     if as_json:
         console.print_json(json.dumps({"ok": report.ok, "seconds": round(report.seconds, 1),
                                        "groups": [asdict(g) for g in report.groups],
+                                       "violations": report.violations,
                                        "executions": report.executions}))
     else:
         console.print()
         console.print(result_table(report))
+        for violation in report.violations:
+            console.print(f"[red]violation:[/] {violation}")
         console.print("[green]all invariants held[/]" if report.ok else "[red]an invariant was broken[/]")
     return report
 

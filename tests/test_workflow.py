@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime, timedelta
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.invariants import CapacityWatch
+from asg_optimizer.local.invariants import InvariantChecker
 from tasks.core.naming import execution_name
 from tasks.core.tags import EXECUTION, REPLACES
 from tests.conftest import FAST
@@ -36,7 +36,7 @@ def test_happy_path_replaces_on_demand_with_spot(aws: EmbeddedAws, make_group) -
     raw = make_group("web", desired=2, max_size=4)
     on_demand = raw["Instances"][0]["InstanceId"]
     before = settings(aws, "web")
-    with CapacityWatch(["web"]) as watch:
+    with InvariantChecker(["web"]) as watch:
         arn, described = swap(aws, "web", on_demand)
 
     assert described["status"] == "SUCCEEDED", described.get("cause")

@@ -1,5 +1,15 @@
-"""Capacity sampling for the embedded AWS: after every task invocation, record each watched group's InService
-count and desired capacity, so tests and the demo can prove in-service never dropped below desired."""
+"""The safety invariants, checked on the embedded AWS after every task invocation of every execution.
+
+- in-service instances of each group >= the desired capacity the swap started with (or the current desired, if the
+  group was scaled in meanwhile), at every sample;
+- no on-demand instance terminated unless a spot that replaces it (tag `AsgOptimiser:Replaces`) is InService in the
+  same group — terminations the test itself made are declared with `external()`;
+- at the end: no spot we launched running outside a group; every group setting we change (MaxSize, suspended
+  processes, scale-in protection, our tags) back to its value.
+
+Samples are taken through the in-process Lambda seam's observers, with a boto3 session of its own (so benchmarks
+that count the task functions' calls do not count these).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +20,9 @@ from typing import Any
 import boto3
 
 from asg_optimizer.local import seam
+from tasks.core.tags import HOLD_PREFIX, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
+
+OUR_GROUP_TAGS = (HOLD_PREFIX, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED)
 
 
 @dataclass(frozen=True)
@@ -20,38 +33,137 @@ class Sample:
     desired: int
 
 
-@dataclass
-class CapacityWatch:
-    """Register with `with CapacityWatch(["web"]) as watch:`; `watch.lowest(asg)` gives the minimum seen.
+@dataclass(frozen=True)
+class Settings:
+    min_size: int
+    max_size: int
+    suspended: frozenset[str]
+    protected: frozenset[str]
+    tags: frozenset[tuple[str, str]]
 
-    Uses its own boto3 session, so benchmarks that count the task functions' calls do not count these.
-    """
+
+@dataclass
+class InvariantChecker:
+    """`with InvariantChecker(["web"]) as check: ...` then `check.finish()`; `check.violations` lists breaches."""
 
     asg_names: list[str]
     samples: list[Sample] = field(default_factory=list)
+    violations: list[str] = field(default_factory=list)
+    _baseline: dict[str, int] = field(default_factory=dict)
+    _settings: dict[str, Settings] = field(default_factory=dict)
+    _on_demand: dict[str, str] = field(default_factory=dict)  # instance id -> group, at start
+    _external: set[str] = field(default_factory=set)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _client: Any = None
+    _session: Any = None
+
+    def _client(self, service: str) -> Any:
+        if self._session is None:
+            self._session = boto3.session.Session()
+        return self._session.client(service)
+
+    def _groups(self) -> list[dict[str, Any]]:
+        return self._client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=self.asg_names)[
+            "AutoScalingGroups"
+        ]
+
+    def _instances(self, **filters: list[str]) -> list[dict[str, Any]]:
+        flt = [{"Name": k, "Values": v} for k, v in filters.items()]
+        pages = self._client("ec2").get_paginator("describe_instances").paginate(Filters=flt)
+        return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+    @staticmethod
+    def _settings_of(group: dict[str, Any]) -> Settings:
+        return Settings(
+            min_size=group["MinSize"],
+            max_size=group["MaxSize"],
+            suspended=frozenset(p["ProcessName"] for p in group["SuspendedProcesses"]),
+            protected=frozenset(i["InstanceId"] for i in group["Instances"] if i.get("ProtectedFromScaleIn")),
+            tags=frozenset((t["Key"], t["Value"]) for t in group["Tags"]),
+        )
+
+    def external(self, instance_id: str) -> None:
+        """The test itself terminated this instance (someone else did, from the optimizer's view)."""
+        self._external.add(instance_id)
 
     def sample(self, step: str = "manual") -> None:
-        if self._client is None:
-            self._client = boto3.session.Session().client("autoscaling")
-        groups = self._client.describe_auto_scaling_groups(AutoScalingGroupNames=self.asg_names)["AutoScalingGroups"]
+        groups = self._groups()
         with self._lock:
             for group in groups:
+                name = group["AutoScalingGroupName"]
                 in_service = sum(1 for i in group["Instances"] if i["LifecycleState"] == "InService")
-                self.samples.append(Sample(group["AutoScalingGroupName"], step, in_service, group["DesiredCapacity"]))
+                self.samples.append(Sample(name, step, in_service, group["DesiredCapacity"]))
+                floor = min(self._baseline.get(name, 0), group["DesiredCapacity"])
+                if in_service < floor:
+                    self.violations.append(f"after {step}: ASG {name} has {in_service} InService, below {floor}")
+        self._check_terminations(step, groups)
+
+    def _check_terminations(self, step: str, groups: list[dict[str, Any]]) -> None:
+        gone = self._instances(**{"instance-state-name": ["shutting-down", "terminated"]})
+        watched = [i["InstanceId"] for i in gone if i["InstanceId"] in self._on_demand]
+        if not watched:
+            return
+        in_service = {
+            i["InstanceId"]: g["AutoScalingGroupName"]
+            for g in groups for i in g["Instances"] if i["LifecycleState"] == "InService"
+        }
+        replacements = {
+            t["Value"]: i["InstanceId"]
+            for i in self._instances(**{"tag-key": [REPLACES]}) for t in i.get("Tags", []) if t["Key"] == REPLACES
+        }
+        with self._lock:
+            for instance_id in watched:
+                if instance_id in self._external:
+                    continue
+                spot = replacements.get(instance_id)
+                if spot is None or in_service.get(spot) != self._on_demand[instance_id]:
+                    message = f"after {step}: on-demand {instance_id} terminated without its replacement InService"
+                    if message not in self.violations:
+                        self.violations.append(message)
 
     def _observe(self, function: str, event: dict[str, Any], result: dict[str, Any], errored: bool) -> None:
         self.sample(function)
 
-    def __enter__(self) -> CapacityWatch:
+    def __enter__(self) -> InvariantChecker:
+        for group in self._groups():
+            name = group["AutoScalingGroupName"]
+            self._baseline[name] = group["DesiredCapacity"]
+            self._settings[name] = self._settings_of(group)
+            ids = [i["InstanceId"] for i in group["Instances"]]
+            if ids:
+                for instance in self._instances(**{"instance-id": ids}):
+                    if instance.get("InstanceLifecycle") != "spot":
+                        self._on_demand[instance["InstanceId"]] = name
         self.sample("start")
         seam.observers.append(self._observe)
         return self
 
     def __exit__(self, *exc: object) -> None:
         seam.observers.remove(self._observe)
+
+    def finish(self) -> list[str]:
+        """The end-of-run checks (after the executions and the sweep bound); returns all violations."""
         self.sample("end")
+        groups = self._groups()
+        members = {i["InstanceId"] for g in groups for i in g["Instances"]}
+        for spot in self._instances(**{"tag-key": [REPLACES], "instance-state-name": ["pending", "running"]}):
+            if spot["InstanceId"] not in members:
+                self.violations.append(f"spot {spot['InstanceId']} is running outside any group")
+        for group in groups:
+            name = group["AutoScalingGroupName"]
+            before, after = self._settings.get(name), self._settings_of(group)
+            if before is None:
+                continue
+            ours = {t for t in after.tags if t[0].startswith(OUR_GROUP_TAGS)}
+            if ours:
+                self.violations.append(f"ASG {name} still carries {sorted(k for k, _ in ours)}")
+            for attribute in ("min_size", "max_size", "suspended"):
+                if getattr(before, attribute) != getattr(after, attribute):
+                    self.violations.append(
+                        f"ASG {name} {attribute} is {getattr(after, attribute)}, was {getattr(before, attribute)}"
+                    )
+            if after.protected - before.protected:
+                self.violations.append(f"ASG {name} protects {sorted(after.protected - before.protected)}")
+        return self.violations
 
     def for_group(self, asg_name: str) -> list[Sample]:
         with self._lock:

@@ -84,7 +84,8 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
     except Exception as error:  # a handler error is the function's result, as in Lambda
         result = {
             "errorMessage": str(error),
-            "errorType": type(error).__name__,
+            # An exception may name the error Step Functions sees (a simulated crash is `Lambda.Unknown`).
+            "errorType": getattr(error, "error_type", type(error).__name__),
             "stackTrace": traceback.format_tb(error.__traceback__),
         }
         errored = True
