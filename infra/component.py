@@ -1,0 +1,218 @@
+"""`SpotOptimizer`: the whole deployment as one Pulumi ComponentResource, built by iterating the ONE stack
+description (asg_optimizer.stack.STACK) that the embedded AWS deploys too, so the two cannot drift.
+
+Every function, state machine, schedule and rule comes from the stack description; nothing here lists them.
+The policies, environments and dashboard are planned (and validated) first by infra.plan; this module only
+creates resources from that plan.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from asg_optimizer.render import render_state_machine
+from asg_optimizer.stack import REPLACE, ROOT, STACK, Function, Stack, StateMachine
+from infra import iam
+from infra.config import Settings
+from infra.dashboard import failed_executions_queries
+from infra.names import (
+    Scope,
+    dead_letter_queue_name,
+    events_role_name,
+    function_log_group,
+    rule_name,
+    state_machine_log_group,
+)
+from infra.plan import plan_stack
+
+TASKS = ROOT / "tasks"
+SCANNER = "scanner"
+DEAD_LETTER_RETENTION = 14 * 86400  # SQS maximum: two weeks to look at an undelivered event
+# EventBridge retries a failed delivery for a day by default; a stale scan or launch event is worthless.
+TARGET_MAX_EVENT_AGE = 3600
+TARGET_MAX_RETRIES = 4
+
+
+def code_archive(tasks: Path = TASKS) -> pulumi.AssetArchive:
+    """The Lambda package: the tasks/ tree (sources and data files) at the archive root, so `tasks.x.handler`
+    imports; no bytecode caches. boto3 is in the runtime and Powertools comes from its layer."""
+    files = sorted(p for p in tasks.rglob("*")
+                   if p.is_file() and "__pycache__" not in p.parts and p.suffix not in (".pyc", ".pyo"))
+    return pulumi.AssetArchive({
+        f"tasks/{p.relative_to(tasks).as_posix()}": pulumi.FileAsset(str(p)) for p in files
+    })
+
+
+def aws_scope(prefix: str) -> Scope:
+    """Partition, region and account of the provider the stack deploys with."""
+    return Scope(partition=aws.get_partition().partition, region=aws.get_region().region,
+                 account=aws.get_caller_identity().account_id, prefix=prefix)
+
+
+def manual_trigger_command(machine_arn: str, region: str) -> str:
+    """Start one swap by hand, named like the scanner's executions (so Validate sees it as in flight)."""
+    return (
+        "ASG=my-asg INSTANCE=i-0123456789abcdef0; "
+        f"aws stepfunctions start-execution --region {region} --state-machine-arn {machine_arn} "
+        '--name "$ASG-$INSTANCE-$(date -u +%Y%m%dT%H%M%S)" '
+        '--input "{\\"asg_name\\": \\"$ASG\\", \\"instance_id\\": \\"$INSTANCE\\", \\"reason\\": \\"manual\\"}"'
+    )
+
+
+class SpotOptimizer(pulumi.ComponentResource):
+    """Functions, state machines, schedules, event rules, DLQ, dashboard and alarms of asg-optimizer."""
+
+    def __init__(self, name: str, settings: Settings, *, scope: Scope | None = None, stack: Stack = STACK,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        scope = scope or aws_scope(settings.prefix)
+        plan = plan_stack(settings, scope, stack)  # raises before anything is registered
+        super().__init__("asg-optimizer:index:SpotOptimizer", name, None, opts)
+        self.settings, self.stack, self.scope, self.plan = settings, stack, scope, plan
+        self._child = pulumi.ResourceOptions(parent=self)
+
+        self.dead_letter_queue = aws.sqs.Queue(
+            "dead-letters", name=dead_letter_queue_name(settings.prefix),
+            message_retention_seconds=DEAD_LETTER_RETENTION, sqs_managed_sse_enabled=True, opts=self._child)
+        if plan.dead_letter_queue_policy:
+            aws.sqs.QueuePolicy("dead-letters", queue_url=self.dead_letter_queue.url,
+                                policy=iam.dumps(plan.dead_letter_queue_policy), opts=self._child)
+        code = code_archive()
+        self.functions = {f.key: self._function(f, code) for f in stack.functions}
+        self.state_machines = {m.key: self._state_machine(m) for m in stack.state_machines}
+        self.events_roles = {key: self._events_role(stack.state_machine(key)) for key in plan.events_policies}
+        self.rules = {s.key: self._rule(s.key, s.function, s.description,
+                                        schedule_expression=settings.schedules[s.key]) for s in stack.schedules}
+        self.rules |= {r.key: self._rule(r.key, r.function, r.description,
+                                         event_pattern=json.dumps(r.pattern, sort_keys=True)) for r in stack.rules}
+        self._observability()
+        self.outputs = self._outputs()
+        self.register_outputs(self.outputs)
+
+    def _role(self, logical: str, role_name: str, trust: dict[str, Any], policy: dict[str, Any]
+              ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        role = aws.iam.Role(logical, name=role_name, assume_role_policy=iam.dumps(trust), opts=self._child)
+        inline = aws.iam.RolePolicy(logical, role=role.id, name="least-privilege", policy=iam.dumps(policy),
+                                    opts=self._child)
+        return role, inline
+
+    def _function(self, function: Function, code: pulumi.AssetArchive) -> aws.lambda_.Function:
+        planned = self.plan.functions[function.key]
+        name = function.name(self.settings.prefix)
+        logs = aws.cloudwatch.LogGroup(f"{function.key}-logs", name=function_log_group(name),
+                                       retention_in_days=self.settings.log_retention_days, opts=self._child)
+        role, policy = self._role(f"{function.key}-role", name, iam.assume_role("lambda.amazonaws.com"),
+                                  planned.policy)
+        return aws.lambda_.Function(
+            function.key,
+            name=name,
+            description=function.description,
+            role=role.arn,
+            runtime=self.settings.runtime,
+            architectures=[self.settings.architecture],
+            handler=function.handler,
+            code=code,
+            layers=[self.plan.layer_arn],
+            timeout=function.timeout,
+            memory_size=self.settings.memory_for(function.memory),
+            environment={"variables": planned.environment},
+            tracing_config={"mode": "Active"},
+            # Asynchronous (EventBridge) invocations that still fail after Lambda's retries land in the DLQ.
+            dead_letter_config={"target_arn": self.dead_letter_queue.arn} if planned.event_target else None,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, policy]),
+        )
+
+    def _state_machine(self, machine: StateMachine) -> aws.sfn.StateMachine:
+        name = machine.name(self.settings.prefix)
+        logs = aws.cloudwatch.LogGroup(f"{machine.key}-logs", name=state_machine_log_group(name),
+                                       retention_in_days=self.settings.log_retention_days, opts=self._child)
+        trust = iam.assume_role("states.amazonaws.com", account=self.scope.account,
+                                source_arn=self.scope.state_machine_arn(name))
+        role, policy = self._role(f"{machine.key}-role", name, trust, self.plan.state_machine_policies[machine.key])
+        arns = {key: self.functions[key].arn for key in sorted(set(machine.substitutions.values()))}
+        definition = pulumi.Output.all(**arns).apply(lambda resolved: render_state_machine(machine, resolved))
+        return aws.sfn.StateMachine(
+            machine.key,
+            name=name,
+            type="STANDARD",
+            role_arn=role.arn,
+            definition=definition,
+            logging_configuration={"level": "ALL", "include_execution_data": True,
+                                   "log_destination": logs.arn.apply(lambda arn: f"{arn}:*")},
+            tracing_configuration={"enabled": True},
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy]),
+        )
+
+    def _events_role(self, machine: StateMachine) -> aws.iam.Role:
+        """The role EventBridge assumes to start a state machine that a rule or schedule targets directly."""
+        trust = iam.assume_role("events.amazonaws.com", account=self.scope.account)
+        role, _ = self._role(f"{machine.key}-events-role", events_role_name(machine.name(self.settings.prefix)),
+                             trust, self.plan.events_policies[machine.key])
+        return role
+
+    def _rule(self, key: str, target: str, description: str, **trigger: Any) -> aws.cloudwatch.EventRule:
+        rule = aws.cloudwatch.EventRule(key, name=rule_name(self.settings.prefix, key), description=description,
+                                        opts=self._child, **trigger)
+        delivery: dict[str, Any] = {
+            "rule": rule.name,
+            "dead_letter_config": {"arn": self.dead_letter_queue.arn},
+            "retry_policy": {"maximum_event_age_in_seconds": TARGET_MAX_EVENT_AGE,
+                             "maximum_retry_attempts": TARGET_MAX_RETRIES},
+        }
+        if target in self.functions:
+            function = self.functions[target]
+            permission = aws.lambda_.Permission(
+                f"{key}-invoke", action="lambda:InvokeFunction", function=function.name,
+                principal="events.amazonaws.com", source_arn=rule.arn, opts=self._child)
+            aws.cloudwatch.EventTarget(key, arn=function.arn, **delivery,
+                                       opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]))
+        else:
+            aws.cloudwatch.EventTarget(key, arn=self.state_machines[target].arn,
+                                       role_arn=self.events_roles[target].arn, **delivery, opts=self._child)
+        return rule
+
+    def _observability(self) -> None:
+        prefix = self.settings.prefix
+        self.alarm_topic: aws.sns.Topic | None = None
+        if self.settings.alarm_email:
+            self.alarm_topic = aws.sns.Topic("alarms", name=f"{prefix}-alarms", opts=self._child)
+            aws.sns.TopicSubscription("alarm-email", topic=self.alarm_topic.arn, protocol="email",
+                                      endpoint=self.settings.alarm_email, opts=self._child)
+        actions = [self.alarm_topic.arn] if self.alarm_topic else []
+        self.dashboard = aws.cloudwatch.Dashboard("dashboard", dashboard_name=prefix,
+                                                  dashboard_body=self.plan.dashboard_body, opts=self._child)
+        for machine in self.stack.state_machines:
+            name = machine.name(prefix)
+            aws.cloudwatch.MetricAlarm(
+                f"{machine.key}-failed", name=f"{name}-failed",
+                alarm_description=f"Executions of {name} failed or timed out: see its executions list",
+                comparison_operator="GreaterThanOrEqualToThreshold", threshold=1, evaluation_periods=1,
+                treat_missing_data="notBreaching",
+                metric_queries=failed_executions_queries(self.scope.state_machine_arn(name)),
+                alarm_actions=actions, ok_actions=actions, opts=self._child)
+        aws.cloudwatch.MetricAlarm(
+            "dead-letters", name=f"{prefix}-dead-letters",
+            alarm_description="An event or invocation could not be delivered: see the dead-letter queue",
+            namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": dead_letter_queue_name(prefix)}, statistic="Maximum", period=300,
+            evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching", alarm_actions=actions, opts=self._child)
+
+    def _outputs(self) -> dict[str, Any]:
+        arn = self.scope.state_machine_arn(self.stack.state_machine(REPLACE).name(self.settings.prefix))
+        outputs: dict[str, Any] = {
+            "stateMachineArn": self.state_machines[REPLACE].arn,
+            "stateMachineName": self.state_machines[REPLACE].name,
+            "executionsConsoleUrl": self.scope.executions_console_url(arn),
+            "dashboardUrl": self.scope.dashboard_console_url(self.settings.prefix),
+            "deadLetterQueueUrl": self.dead_letter_queue.url,
+            "manualTriggerCommand": manual_trigger_command(arn, self.scope.region),
+            "functionNames": {key: f.name for key, f in self.functions.items()},
+        }
+        if SCANNER in self.functions:
+            outputs["scannerFunctionName"] = self.functions[SCANNER].name
+        return outputs

@@ -1,0 +1,72 @@
+"""The CloudWatch dashboard and alarms, as plain JSON/dicts over the stack's deterministic names.
+
+Swap outcomes come from Step Functions' own metrics; skipped swaps, spot share and savings from the custom
+metrics the handlers emit with Powertools (namespace METRICS_NAMESPACE). A widget over a metric nobody emits yet
+simply stays empty, so the savings widget is ready before the spot-market work emits it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from asg_optimizer.stack import REPLACE, Stack
+from infra.environment import METRICS_NAMESPACE
+from infra.names import Scope, dead_letter_queue_name
+
+PERIOD = 300
+# Custom metric names the handlers emit (Powertools Metrics, dimension `asg` where per group).
+SWAPS_SKIPPED = "SwapsSkipped"
+SPOT_SHARE = "SpotShare"
+ESTIMATED_SAVINGS = "EstimatedHourlySavings"
+FAILED_METRICS = ("ExecutionsFailed", "ExecutionsTimedOut")
+
+
+def _metric_widget(title: str, region: str, metrics: list[list[Any]], *, x: int, y: int,
+                   stat: str = "Sum", width: int = 12) -> dict[str, Any]:
+    return {
+        "type": "metric", "x": x, "y": y, "width": width, "height": 6,
+        "properties": {"title": title, "region": region, "metrics": metrics, "stat": stat, "period": PERIOD,
+                       "view": "timeSeries", "stacked": False},
+    }
+
+
+def _search(metric: str, stat: str) -> list[list[Any]]:
+    """One line per group: a SEARCH over the metric's `asg` dimension (groups come and go)."""
+    expression = f"SEARCH('{{{METRICS_NAMESPACE},asg,service}} MetricName=\"{metric}\"', '{stat}', {PERIOD})"
+    return [[{"expression": expression, "id": metric.lower(), "label": ""}]]
+
+
+def dashboard_body(scope: Scope, stack: Stack) -> str:
+    region = scope.region
+    machine = scope.state_machine_arn(stack.state_machine(REPLACE).name(scope.prefix))
+    swaps = [["AWS/States", name, "StateMachineArn", machine, {"label": label}] for name, label in (
+        ("ExecutionsSucceeded", "succeeded"), ("ExecutionsFailed", "failed"), ("ExecutionsTimedOut", "timed out"),
+        ("ExecutionsAborted", "aborted"))]
+    skipped = [[METRICS_NAMESPACE, SWAPS_SKIPPED, "service", "asg-optimizer", {"label": "skipped"}]]
+    errors = [["AWS/Lambda", "Errors", "FunctionName", f.name(scope.prefix)] for f in stack.functions]
+    dead_letters = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName",
+                     dead_letter_queue_name(scope.prefix)]]
+    widgets = [
+        _metric_widget("Swaps", region, swaps, x=0, y=0),
+        _metric_widget("Swaps skipped", region, skipped, x=12, y=0),
+        _metric_widget("Spot share per ASG (%)", region, _search(SPOT_SHARE, "Average"), x=0, y=6, stat="Average"),
+        _metric_widget("Estimated savings per ASG ($/h)", region, _search(ESTIMATED_SAVINGS, "Average"), x=12, y=6,
+                       stat="Average"),
+        _metric_widget("Function errors", region, errors, x=0, y=12),
+        _metric_widget("Undelivered events (dead-letter queue)", region, dead_letters, x=12, y=12, stat="Maximum"),
+    ]
+    return json.dumps({"widgets": widgets}, sort_keys=True)
+
+
+def failed_executions_queries(machine_arn: str) -> list[dict[str, Any]]:
+    """Failed + timed-out executions in one alarm (an abort is a person's decision, not a failure)."""
+    queries: list[dict[str, Any]] = [
+        {"id": name.lower(), "return_data": False, "metric": {
+            "namespace": "AWS/States", "metric_name": name, "dimensions": {"StateMachineArn": machine_arn},
+            "period": PERIOD, "stat": "Sum"}}
+        for name in FAILED_METRICS
+    ]
+    total = " + ".join(f"FILL({q['id']}, 0)" for q in queries)
+    queries.append({"id": "failed", "expression": total, "label": "failed or timed out", "return_data": True})
+    return queries

@@ -1,0 +1,295 @@
+"""Least-privilege IAM: one policy per function, derived from the AWS calls its handler makes (tasks/*.py).
+
+Policies are plain dicts over deterministic ARNs (infra/names.py), dumped with json.dumps, so tests read them
+directly: every function in the stack must have an entry in POLICIES, and the actions of each entry are checked
+against the boto3 calls found in the handler's code, both ways, so policy and code cannot drift.
+
+Scoping rules (issue #4):
+- no `*` in any action;
+- `Resource: "*"` only for actions without resource-level permissions (NO_RESOURCE_LEVEL says why for each),
+  and then narrowed to this region with `aws:RequestedRegion`;
+- group-changing calls only on groups tagged `AsgOptimiser=true`; instance termination only on instances we
+  tagged at launch; RunInstances only for spot instances carrying our tags in the request; tag writes only of
+  our own `AsgOptimiser:*` keys; `iam:PassRole` only to EC2 and only for roles matching a configured pattern.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from asg_optimizer.stack import REPLACE, Function, Stack, StateMachine
+from infra.names import Scope, function_log_group
+from tasks.core.tags import EXECUTION, OPT_IN, OPT_IN_VALUE, REPLACES
+
+Statement = dict[str, Any]
+VERSION = "2012-10-17"
+
+# Actions IAM cannot scope to a resource (the service authorizes them on "*" only), with the reason.
+NO_RESOURCE_LEVEL: dict[str, str] = {
+    "autoscaling:DescribeAutoScalingGroups": "Auto Scaling Describe* calls have no resource-level permissions",
+    "autoscaling:DescribeInstanceRefreshes": "Auto Scaling Describe* calls have no resource-level permissions",
+    "autoscaling:DescribeAutoScalingInstances": "Auto Scaling Describe* calls have no resource-level permissions",
+    "ec2:DescribeInstances": "EC2 Describe* calls have no resource-level permissions",
+    "ec2:DescribeInstanceStatus": "EC2 Describe* calls have no resource-level permissions",
+    "xray:PutTraceSegments": "X-Ray trace ingestion has no resource type",
+    "xray:PutTelemetryRecords": "X-Ray trace ingestion has no resource type",
+    "xray:GetSamplingRules": "X-Ray sampling calls have no resource type",
+    "xray:GetSamplingTargets": "X-Ray sampling calls have no resource type",
+    "logs:CreateLogDelivery": "CloudWatch Logs vended-log delivery calls (Step Functions logging) take no resource",
+    "logs:GetLogDelivery": "CloudWatch Logs vended-log delivery calls (Step Functions logging) take no resource",
+    "logs:UpdateLogDelivery": "CloudWatch Logs vended-log delivery calls (Step Functions logging) take no resource",
+    "logs:DeleteLogDelivery": "CloudWatch Logs vended-log delivery calls (Step Functions logging) take no resource",
+    "logs:ListLogDeliveries": "CloudWatch Logs vended-log delivery calls (Step Functions logging) take no resource",
+    "logs:PutResourcePolicy": "CloudWatch Logs resource policies are account-wide, not per log group",
+    "logs:DescribeResourcePolicies": "CloudWatch Logs resource policies are account-wide, not per log group",
+    "logs:DescribeLogGroups": "DescribeLogGroups lists the account's groups; Step Functions calls it for logging",
+}
+
+# Actions a call needs beyond its own: tagging at launch, passing the template's instance role, and the spot
+# service-linked role EC2 creates on the account's first spot launch.
+IMPLIED_BY: dict[str, tuple[str, ...]] = {
+    "ec2:RunInstances": ("ec2:CreateTags", "iam:PassRole", "iam:CreateServiceLinkedRole"),
+}
+# What every function's runtime needs (logs, X-Ray tracing) and what an event target's DLQ needs.
+RUNTIME_ACTIONS = frozenset(
+    {"logs:CreateLogStream", "logs:PutLogEvents", "xray:PutTraceSegments", "xray:PutTelemetryRecords",
+     "sqs:SendMessage"}
+)
+
+
+class MissingPolicy(KeyError):
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a policy is built from: where the stack lives, the stack itself, and the PassRole pattern."""
+
+    scope: Scope
+    stack: Stack
+    instance_role_pattern: str = "*"
+
+    def machine_arn(self, key: str) -> str:
+        return self.scope.state_machine_arn(self.stack.state_machine(key).name(self.scope.prefix))
+
+    def function_arn(self, key: str) -> str:
+        return self.scope.function_arn(self.stack.function(key).name(self.scope.prefix))
+
+    @property
+    def in_region(self) -> dict[str, dict[str, str]]:
+        return {"StringEquals": {"aws:RequestedRegion": self.scope.region}}
+
+
+def allow(sid: str, actions: Iterable[str], resources: str | list[str],
+          condition: dict[str, Any] | None = None) -> Statement:
+    statement: Statement = {"Sid": sid, "Effect": "Allow", "Action": sorted(set(actions)), "Resource": resources}
+    if condition:
+        statement["Condition"] = condition
+    return statement
+
+
+def unscoped(ctx: Context, sid: str, *actions: str) -> Statement:
+    """Resource "*" for calls IAM cannot scope, limited to this region; refuses an action that could be scoped."""
+    scopable = [a for a in actions if a not in NO_RESOURCE_LEVEL]
+    if scopable:
+        raise ValueError(f"{', '.join(scopable)} support(s) resource-level permissions: scope them, not '*'")
+    return allow(sid, actions, "*", ctx.in_region)
+
+
+def opted_in_groups(ctx: Context, sid: str, *actions: str) -> Statement:
+    """Change only groups carrying the opt-in tag."""
+    return allow(sid, actions, ctx.scope.groups_arn(),
+                 {"StringEquals": {f"autoscaling:ResourceTag/{OPT_IN}": OPT_IN_VALUE}})
+
+
+def own_group_tags(ctx: Context, sid: str, *actions: str) -> Statement:
+    """Write or delete only our `AsgOptimiser:*` tags (holds, originals), only on opted-in groups; the opt-in tag
+    itself has no colon, so it stays out of reach."""
+    return allow(sid, actions, ctx.scope.groups_arn(), {
+        "StringEquals": {f"autoscaling:ResourceTag/{OPT_IN}": OPT_IN_VALUE},
+        "ForAllValues:StringLike": {"aws:TagKeys": [f"{OPT_IN}:*"]},
+    })
+
+
+def launch_spots(ctx: Context) -> list[Statement]:
+    """RunInstances from the group's launch template: the instance only as spot and only with our tags in the
+    request; the other resources a launch touches (the template, its AMI, subnet, security groups...) belong to
+    the user's groups, so they cannot carry our tags."""
+    s = ctx.scope
+    return [
+        allow("LaunchTaggedSpotInstances", ["ec2:RunInstances"], s.ec2_arn("instance"), {
+            "StringEquals": {"ec2:InstanceMarketType": "spot"},
+            "Null": {f"aws:RequestTag/{REPLACES}": "false", f"aws:RequestTag/{EXECUTION}": "false"},
+        }),
+        allow("LaunchFromGroupTemplates", ["ec2:RunInstances"], [
+            s.ec2_arn("image", owned=False), s.ec2_arn("snapshot", owned=False), s.ec2_arn("key-pair"),
+            s.ec2_arn("launch-template"), s.ec2_arn("network-interface"), s.ec2_arn("placement-group"),
+            s.ec2_arn("security-group"), s.ec2_arn("spot-instances-request"), s.ec2_arn("subnet"),
+            s.ec2_arn("volume"),
+        ]),
+        allow("TagOnLaunchOnly", ["ec2:CreateTags"], [
+            s.ec2_arn("instance"), s.ec2_arn("volume"), s.ec2_arn("network-interface"),
+            s.ec2_arn("spot-instances-request"),
+        ], {"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
+        allow("PassInstanceProfileRoleToEc2", ["iam:PassRole"], s.role_arn(ctx.instance_role_pattern),
+              {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
+        allow("CreateSpotServiceLinkedRole", ["iam:CreateServiceLinkedRole"],
+              s.role_arn("aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"),
+              {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}),
+    ]
+
+
+def terminate_own_spots(ctx: Context) -> Statement:
+    """TerminateInstances only on instances tagged at launch with the execution that launched them."""
+    return allow("TerminateOwnSpots", ["ec2:TerminateInstances"], ctx.scope.ec2_arn("instance"),
+                 {"Null": {f"ec2:ResourceTag/{EXECUTION}": "false"}})
+
+
+def list_executions(ctx: Context, machine: str) -> Statement:
+    return allow("ListSwaps", ["states:ListExecutions"], ctx.machine_arn(machine))
+
+
+def start_executions(ctx: Context, machine: str) -> Statement:
+    return allow("StartSwaps", ["states:StartExecution"], ctx.machine_arn(machine))
+
+
+# The policy of each function, by function key: what its handler (and the tasks/ modules it imports) calls.
+POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
+    # tasks/validate.py: describe_group_raw, describe_instance, running_swaps
+    "validate": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"),
+        list_executions(ctx, REPLACE),
+    ],
+    # tasks/launch_spot.py: run_instances with the group's launch template, tags on create
+    "launch-spot": launch_spots,
+    # tasks/check_spot.py: describe_instance_status
+    "check-spot": lambda ctx: [unscoped(ctx, "Describe", "ec2:DescribeInstanceStatus")],
+    # tasks/attach_spot.py: hold tags, MaxSize, suspend AZRebalance, attach
+    "attach-spot": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
+        own_group_tags(ctx, "WriteHoldTags", "autoscaling:CreateOrUpdateTags"),
+        opted_in_groups(ctx, "HoldAndAttach", "autoscaling:UpdateAutoScalingGroup", "autoscaling:SuspendProcesses",
+                        "autoscaling:AttachInstances"),
+    ],
+    # tasks/retire_on_demand.py: terminate the on-demand through the group
+    "retire-on-demand": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
+        opted_in_groups(ctx, "RetireThroughGroup", "autoscaling:TerminateInstanceInAutoScalingGroup"),
+    ],
+    # tasks/restore_group.py: MaxSize/desired back, resume processes, drop hold tags
+    "restore-group": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
+        opted_in_groups(ctx, "Restore", "autoscaling:UpdateAutoScalingGroup", "autoscaling:ResumeProcesses"),
+        own_group_tags(ctx, "DropHoldTags", "autoscaling:DeleteTags"),
+    ],
+    # tasks/cleanup.py: find our spots by tag, terminate them (through the group when attached)
+    "cleanup": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"),
+        opted_in_groups(ctx, "RemoveSpotThroughGroup", "autoscaling:TerminateInstanceInAutoScalingGroup"),
+        terminate_own_spots(ctx),
+    ],
+    # tasks/scan.py: opted-in groups, their instances, running swaps, refreshes of groups it picks, start swaps
+    "scanner": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeInstanceRefreshes",
+                 "ec2:DescribeInstances"),
+        list_executions(ctx, REPLACE),
+        start_executions(ctx, REPLACE),
+    ],
+    # tasks/sweep.py: our spots by tag, their membership, held groups, running swaps; terminate orphans, repair
+    "sweep": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
+                 "ec2:DescribeInstances"),
+        list_executions(ctx, REPLACE),
+        terminate_own_spots(ctx),
+        opted_in_groups(ctx, "Repair", "autoscaling:UpdateAutoScalingGroup", "autoscaling:ResumeProcesses"),
+        own_group_tags(ctx, "DropHoldTags", "autoscaling:DeleteTags"),
+    ],
+    # tasks/launch_event.py: the launching group and its instances, running swaps, start one swap
+    "launch-event": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"),
+        list_executions(ctx, REPLACE),
+        start_executions(ctx, REPLACE),
+    ],
+}
+
+
+def runtime_statements(ctx: Context, function: Function, *, dead_letter: bool) -> list[Statement]:
+    """Logs to the function's own log group (created by the stack, so no logs:CreateLogGroup), X-Ray traces, and
+    the dead-letter queue when the function is invoked asynchronously by EventBridge."""
+    group = function_log_group(function.name(ctx.scope.prefix))
+    statements = [
+        allow("WriteOwnLogs", ["logs:CreateLogStream", "logs:PutLogEvents"],
+              [ctx.scope.log_group_arn(group), ctx.scope.log_streams_arn(group)]),
+        unscoped(ctx, "Trace", "xray:PutTraceSegments", "xray:PutTelemetryRecords"),
+    ]
+    if dead_letter:
+        statements.append(allow("DeadLetter", ["sqs:SendMessage"], ctx.scope.dead_letter_queue_arn()))
+    return statements
+
+
+def function_policy(ctx: Context, function: Function, *, dead_letter: bool = False) -> dict[str, Any]:
+    try:
+        build = POLICIES[function.key]
+    except KeyError:
+        raise MissingPolicy(
+            f"function {function.key!r} ({function.handler}) has no IAM policy: add POLICIES[{function.key!r}] "
+            "in infra/iam.py listing the AWS calls its handler makes"
+        ) from None
+    return {"Version": VERSION, "Statement": build(ctx) + runtime_statements(ctx, function, dead_letter=dead_letter)}
+
+
+def state_machine_policy(ctx: Context, machine: StateMachine) -> dict[str, Any]:
+    """Invoke exactly the machine's functions; deliver its logs and traces."""
+    functions = sorted({ctx.function_arn(key) for key in machine.substitutions.values()})
+    return {"Version": VERSION, "Statement": [
+        allow("InvokeOwnFunctions", ["lambda:InvokeFunction"], functions),
+        unscoped(ctx, "DeliverLogs", "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
+                 "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
+                 "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"),
+        unscoped(ctx, "Trace", "xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules",
+                 "xray:GetSamplingTargets"),
+    ]}
+
+
+def events_policy(ctx: Context, machine: StateMachine) -> dict[str, Any]:
+    """EventBridge starting the machine directly (a rule or schedule that targets a state machine)."""
+    return {"Version": VERSION, "Statement": [
+        allow("StartOwnMachine", ["states:StartExecution"], ctx.machine_arn(machine.key)),
+    ]}
+
+
+def assume_role(service: str, *, account: str | None = None, source_arn: str | None = None) -> dict[str, Any]:
+    """Trust policy; `account`/`source_arn` guard against the confused deputy where the service passes them."""
+    statement: Statement = {"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}
+    condition: dict[str, Any] = {}
+    if account:
+        condition["StringEquals"] = {"aws:SourceAccount": account}
+    if source_arn:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+    if condition:
+        statement["Condition"] = condition
+    return {"Version": VERSION, "Statement": [statement]}
+
+
+def dead_letter_queue_policy(ctx: Context, rule_keys: Iterable[str]) -> dict[str, Any]:
+    """Only our rules may drop undeliverable events into the queue."""
+    return {"Version": VERSION, "Statement": [{
+        "Sid": "OwnRulesDeadLetters",
+        "Effect": "Allow",
+        "Principal": {"Service": "events.amazonaws.com"},
+        "Action": "sqs:SendMessage",
+        "Resource": ctx.scope.dead_letter_queue_arn(),
+        "Condition": {"ArnEquals": {"aws:SourceArn": sorted(ctx.scope.rule_arn(k) for k in rule_keys)}},
+    }]}
+
+
+def dumps(policy: dict[str, Any]) -> str:
+    return json.dumps(policy, indent=2, sort_keys=True)
+
+
+def actions_of(policy: dict[str, Any]) -> set[str]:
+    return {a for s in policy["Statement"] for a in ([s["Action"]] if isinstance(s["Action"], str) else s["Action"])}

@@ -1,0 +1,79 @@
+"""What the stack will deploy, as plain data, computed and validated before any resource exists.
+
+A Pulumi program that raises halfway has already registered (and `pulumi up` then creates) the resources before
+the error. So everything that can be wrong — a target that is not in the stack, a function without policy, an
+environment variable nobody maps, an ASL placeholder without function, a layer ARN that cannot be defaulted —
+is computed here first; the component only turns this plan into resources.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from asg_optimizer.render import render_state_machine
+from asg_optimizer.stack import Stack
+from infra import iam
+from infra.config import Settings
+from infra.dashboard import dashboard_body
+from infra.environment import function_environment
+from infra.names import Scope
+
+
+class StackError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FunctionPlan:
+    policy: dict[str, Any]
+    environment: dict[str, str]
+    event_target: bool  # invoked asynchronously by EventBridge: gets the dead-letter queue
+
+
+@dataclass(frozen=True)
+class Plan:
+    layer_arn: str
+    functions: dict[str, FunctionPlan]
+    state_machine_policies: dict[str, dict[str, Any]]
+    events_policies: dict[str, dict[str, Any]]  # state machines a rule or schedule starts directly
+    dead_letter_queue_policy: dict[str, Any] | None
+    dashboard_body: str
+
+
+def _check_targets(stack: Stack) -> None:
+    functions, machines = {f.key for f in stack.functions}, {m.key for m in stack.state_machines}
+    for kind, targets in (("schedule", stack.schedules), ("rule", stack.rules)):
+        for target in targets:
+            if target.function not in functions | machines:
+                raise StackError(f"{kind} {target.key!r} targets {target.function!r}, which is neither a function "
+                                 "nor a state machine of the stack")
+    for machine in stack.state_machines:
+        unknown = sorted(set(machine.substitutions.values()) - functions)
+        if unknown:
+            raise StackError(f"state machine {machine.key!r} invokes unknown function(s) {', '.join(unknown)}")
+
+
+def plan_stack(settings: Settings, scope: Scope, stack: Stack) -> Plan:
+    _check_targets(stack)
+    ctx = iam.Context(scope, stack, settings.instance_role_pattern)
+    targets = [*stack.schedules, *stack.rules]
+    targeted = {t.function for t in targets}
+    functions = {
+        f.key: FunctionPlan(
+            policy=iam.function_policy(ctx, f, dead_letter=f.key in targeted),
+            environment=function_environment(ctx, f, settings),
+            event_target=f.key in targeted,
+        )
+        for f in stack.functions
+    }
+    for machine in stack.state_machines:  # a renamed placeholder fails here, not after half a deployment
+        render_state_machine(machine, {f.key: ctx.function_arn(f.key) for f in stack.functions})
+    return Plan(
+        layer_arn=settings.layer_arn(scope.partition, scope.region),
+        functions=functions,
+        state_machine_policies={m.key: iam.state_machine_policy(ctx, m) for m in stack.state_machines},
+        events_policies={m.key: iam.events_policy(ctx, m) for m in stack.state_machines if m.key in targeted},
+        dead_letter_queue_policy=iam.dead_letter_queue_policy(ctx, [t.key for t in targets]) if targets else None,
+        dashboard_body=dashboard_body(scope, stack),
+    )
