@@ -35,12 +35,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raw = describe_group_raw(asg_name)
     group = group_from_response(raw)
     instance = describe_instance(instance_id)
-    check_swappable(group, instance, instance_id)
+    # `asg-optimizer replace --force`: an operator's explicit manual swap in a group that is not opted in.
+    forced = reason == "manual" and data.get("force") is True
+    check_swappable(group, instance, instance_id, require_opt_in=not forced)
     running = running_swaps(state_machine_arn).get(instance_id, [])
     own_start = next((start for name, start in running if name == execution_name), float("inf"))
     check_not_in_flight(instance_id, execution_name, own_start, running)
     assert instance is not None  # check_swappable refused a missing instance
-    logger.info("swap validated", extra={"reason": reason})
+    logger.info("swap validated", extra={"reason": reason, "forced": forced})
     return {
         "asg_name": asg_name,
         "instance_id": instance_id,

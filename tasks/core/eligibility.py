@@ -15,9 +15,10 @@ def check_reason(reason: object) -> str:
     return str(reason)
 
 
-def check_swappable(group: Group, instance: Instance | None, instance_id: str) -> None:
-    """Raise the first reason the swap must not start; the messages name the group and instance."""
-    if not is_opted_in(group.tags):
+def check_swappable(group: Group, instance: Instance | None, instance_id: str, *, require_opt_in: bool = True) -> None:
+    """Raise the first reason the swap must not start; the messages name the group and instance.
+    `require_opt_in=False` only for an operator's explicit `replace --force` on a group that is not opted in."""
+    if require_opt_in and not is_opted_in(group.tags):
         value = group.tags.get(OPT_IN)
         shown = "missing" if value is None else repr(value)
         raise NotOptedIn(f"ASG {group.name} is not opted in: tag {OPT_IN} is {shown}, expected 'true'")
