@@ -1,23 +1,51 @@
-"""`asg-optimizer`: the operator CLI (typer + rich)."""
+"""`asg-optimizer`: the operator CLI (typer + rich). The global options say where AWS is; the commands live in
+asg_optimizer.commands, one module per command group."""
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
-from rich.console import Console
 
+from asg_optimizer.aws_session import Target
+from asg_optimizer.commands import executions, local, plan, replace, status, sweep
+from asg_optimizer.commands.output import Output, Settings, console
+from asg_optimizer.stack import DEFAULT_PREFIX
 
-def console() -> Console:
-    """Full-width tables in a terminal; 120 columns when piped (CI logs, files), instead of rich's 80."""
-    probe = Console()
-    return probe if probe.is_terminal else Console(width=120)
+__all__ = ["app", "console"]
 
-
-app = typer.Typer(no_args_is_help=True, help="Keep opted-in Auto Scaling Groups on spot, safely.")
+app = typer.Typer(no_args_is_help=True, help="Keep opted-in Auto Scaling Groups on spot, safely.",
+                  pretty_exceptions_enable=False)
 
 
 @app.callback()
-def main() -> None:
+def main(
+    ctx: typer.Context,
+    region: str | None = typer.Option(None, "--region", help="AWS region (default: your profile's or AWS_REGION)."),
+    profile: str | None = typer.Option(None, "--profile", help="AWS profile from ~/.aws/config."),
+    endpoint_url: str | None = typer.Option(
+        None, "--endpoint-url",
+        help="Send every call here instead of AWS, e.g. http://127.0.0.1:4566 for `local serve` "
+             "(default: AWS_ENDPOINT_URL)."),
+    output: Annotated[Output, typer.Option("--output", "-o", help="table or json.")] = Output.table,
+    state_machine_arn: str | None = typer.Option(
+        None, "--state-machine-arn",
+        help="The replacement state machine (default: the one named <prefix>-replace-instance)."),
+    prefix: str = typer.Option(DEFAULT_PREFIX, "--prefix", envvar="ASG_OPTIMIZER_PREFIX",
+                               help="Name prefix the stack was deployed with."),
+) -> None:
     """Keep opted-in Auto Scaling Groups on spot, safely."""
+    ctx.obj = Settings(Target(region=region, profile=profile, endpoint_url=endpoint_url,
+                              state_machine=state_machine_arn, prefix=prefix), output)
+
+
+app.command()(status.status)
+app.command()(plan.plan)
+app.command()(replace.replace)
+app.command("executions")(executions.list_executions)
+app.command()(executions.show)
+app.command()(sweep.sweep)
+app.add_typer(local.app, name="local")
 
 
 @app.command()

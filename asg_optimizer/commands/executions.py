@@ -1,0 +1,149 @@
+"""`asg-optimizer executions` (newest first, filtered) and `asg-optimizer show` (one execution's timeline)."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import typer
+from botocore.exceptions import ClientError
+from rich.table import Table
+from rich.text import Text
+
+from asg_optimizer.aws_session import CliError, Target
+from asg_optimizer.commands.output import ago, console, duration, now, operator_command, print_json, settings
+from asg_optimizer.commands.replace import STATUS_STYLE, header, outcome_lines, print_link, read_timeline, steps_table
+from asg_optimizer.inventory import belongs_to, describe_group, executions
+from asg_optimizer.timeline import Timeline, readable_cause
+
+STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
+_DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+def parse_since(text: str) -> timedelta:
+    """`90s`, `30m`, `2h`, `1d`, `1h30m`."""
+    match = _DURATION.fullmatch(text.strip())
+    if not text.strip() or not match or not any(match.groups()):
+        raise CliError(f"--since {text!r} is not a duration such as 30m, 2h, 1d or 1h30m")
+    days, hours, minutes, seconds = (int(g or 0) for g in match.groups())
+    return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+
+
+def parse_status(text: str | None) -> str | None:
+    if text is None:
+        return None
+    wanted = text.strip().upper().replace("-", "_")
+    if wanted not in STATUSES:
+        raise CliError(f"--status {text!r} is not one of {', '.join(STATUSES)}")
+    return wanted
+
+
+def select(target: Target, asg: str | None, status: str | None, since: timedelta | None,
+           limit: int) -> list[dict[str, Any]]:
+    """Newest first; stops reading pages at the first execution older than --since or once --limit is reached."""
+    oldest = now() - since if since is not None else None
+    chosen = []
+    for execution in executions(target, status):
+        if oldest is not None and execution["startDate"] < oldest:
+            break
+        if asg is not None and not belongs_to(execution["name"], asg):
+            continue
+        chosen.append(execution)
+        if len(chosen) >= limit:
+            break
+    return chosen
+
+
+def _with_errors(target: Target, chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ListExecutions carries no error: describe the ones that did not succeed (at most --limit calls)."""
+    sfn = target.client("stepfunctions")
+    rows = []
+    for execution in chosen:
+        error = cause = None
+        if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            error, cause = described.get("error"), readable_cause(described.get("cause")) or None
+        stopped: datetime | None = execution.get("stopDate")
+        rows.append({
+            "name": execution["name"], "arn": execution["executionArn"], "status": execution["status"],
+            "started": execution["startDate"], "stopped": stopped,
+            "seconds": round(((stopped or now()) - execution["startDate"]).total_seconds(), 3),
+            "error": error, "cause": cause,
+        })
+    return rows
+
+
+@operator_command
+def list_executions(
+    ctx: typer.Context,
+    asg: str | None = typer.Option(None, "--asg", help="Only this ASG's replacements."),
+    status: str | None = typer.Option(None, "--status", help=f"One of {', '.join(STATUSES)}."),
+    since: str | None = typer.Option(None, "--since", help="Started within this long, e.g. 30m, 2h, 1d."),
+    limit: int = typer.Option(50, "--limit", min=1, help="At most this many."),
+) -> None:
+    """Replacement executions, newest first."""
+    options = settings(ctx)
+    target = options.target
+    wanted_status, window = parse_status(status), parse_since(since) if since is not None else None
+    target.state_machine_arn()
+    if asg is not None:
+        describe_group(target, asg)
+    rows = _with_errors(target, select(target, asg, wanted_status, window, limit))
+    if options.json:
+        print_json({"executions": [{**r, "console_url": target.console_url(r["arn"])} for r in rows]})
+        return
+    out = console()
+    if not rows:
+        out.print("No executions match.")
+        return
+    at = now()
+    table = Table(title=f"Executions of {target.state_machine_arn().rsplit(':', 1)[-1]}, newest first",
+                  title_justify="left")
+    for column in ("execution", "status", "started", "took"):
+        table.add_column(column, no_wrap=True)
+    table.add_column("error", overflow="fold")
+    for r in rows:
+        style = STATUS_STYLE.get(r["status"], "red")
+        error = f"{r['error']}: {r['cause']}" if r["error"] else ""
+        table.add_row(r["name"], f"[{style}]{r['status']}[/]", ago(r["started"], at),
+                      duration(r["seconds"]), error)
+    out.print(table)
+    if len(rows) == limit:
+        out.print(f"First {limit} shown; --limit for more.", style="dim")
+
+
+def load(target: Target, name_or_arn: str) -> Timeline:
+    arn = target.execution_arn(name_or_arn)
+    try:
+        return read_timeline(target, arn)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in ("ExecutionDoesNotExist", "InvalidArn"):
+            raise CliError(f"execution {name_or_arn} not found (looked for {arn})") from None
+        raise
+
+
+@operator_command
+def show(
+    ctx: typer.Context,
+    execution: str = typer.Argument(..., metavar="NAME|ARN", help="An execution name or ARN."),
+) -> None:
+    """One execution: states entered with durations, the path (loops counted), the error, the console link."""
+    options = settings(ctx)
+    target = options.target
+    timeline = load(target, execution)
+    at = now()
+    if options.json:
+        print_json(timeline.as_dict(at, target.region_name))
+        return
+    out = console()
+    facts = timeline.input
+    started = timeline.started.astimezone(UTC)
+    out.print(Text.from_markup(
+        f"ASG [bold]{facts.get('asg_name', '?')}[/], instance [bold]{facts.get('instance_id', '?')}[/], reason "
+        f"{facts.get('reason', '?')}; started {started:%Y-%m-%d %H:%M:%S} UTC ({ago(timeline.started, at)})"))
+    out.print(header(timeline))
+    out.print(steps_table(timeline, at))
+    for line in outcome_lines(timeline, at):
+        out.print(line)
+    print_link(out, target.console_url(timeline.arn))

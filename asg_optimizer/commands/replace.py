@@ -1,0 +1,231 @@
+"""`asg-optimizer replace`: start one manual replacement, optionally watching it move through its states.
+
+Everything the workflow's Validate would refuse is refused here first, read-only, with one line naming the bad
+value, so a typo never leaves a failed execution behind. The execution itself still validates: the group may
+change between this check and the start.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import datetime
+from typing import Annotated, Any
+
+import typer
+from botocore.exceptions import ClientError
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from asg_optimizer.aws_session import CliError, Target
+from asg_optimizer.commands.output import console, duration, now, operator_command, print_json, settings
+from asg_optimizer.inventory import describe_group, executions, instances
+from asg_optimizer.timeline import Timeline, build_timeline
+from tasks.core.eligibility import check_swappable
+from tasks.core.errors import SwapRefused
+from tasks.core.naming import execution_name, instance_of
+from tasks.core.tags import OPT_IN, is_opted_in
+from tasks.core.timing import Timing, parse_timing
+from tasks.describe import group_from_response, instance_from_response
+
+POLL_SECONDS = 0.5
+
+
+def parse_timing_options(pairs: list[str]) -> Timing:
+    """`--timing boot_poll_seconds=5` (repeatable) into the workflow's Timing, refused as Validate would."""
+    raw: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not value.strip().lstrip("-").isdigit():
+            raise CliError(f"--timing {pair!r} is not KEY=WHOLE_NUMBER, e.g. boot_poll_seconds=5")
+        raw[key.strip()] = int(value)
+    try:
+        return parse_timing(raw)
+    except SwapRefused as error:
+        raise CliError(str(error)) from None
+
+
+def choose_instance(target: Target, asg_name: str, instance_id: str | None, force: bool) -> tuple[str, bool]:
+    """(the instance to replace, whether the group is opted in); raises CliError for anything Validate would
+    refuse. Without an id: the oldest on-demand instance Validate would accept."""
+    raw = describe_group(target, asg_name)
+    group = group_from_response(raw)
+    opted_in = is_opted_in(group.tags)
+    if not opted_in and not force:
+        value = group.tags.get(OPT_IN)
+        shown = "missing" if value is None else repr(value)
+        raise CliError(f"ASG {asg_name} is not opted in: tag {OPT_IN} is {shown}, expected 'true' "
+                       "(tag it, or pass --force to replace one instance anyway)")
+    replacing = {instance_of(e["name"]): e["name"] for e in executions(target, "RUNNING")}
+    found = {i: instance_from_response(r) for i, r in instances(target, [m.instance_id for m in group.members]).items()}
+    if instance_id is not None:
+        if group.member(instance_id) is None:
+            raise CliError(f"instance {instance_id} is not a member of ASG {asg_name}")
+        check(group, found.get(instance_id), instance_id)
+        if instance_id in replacing:
+            raise CliError(f"instance {instance_id} is already being replaced by execution {replacing[instance_id]}")
+        return instance_id, opted_in
+    candidates, reasons = [], []
+    for member in group.members:
+        instance = found.get(member.instance_id)
+        try:
+            check(group, instance, member.instance_id)
+        except CliError as refused:
+            reasons.append(str(refused))
+            continue
+        if member.instance_id in replacing:
+            reasons.append(f"instance {member.instance_id} is already being replaced by execution "
+                           f"{replacing[member.instance_id]}")
+            continue
+        assert instance is not None
+        candidates.append((instance.launch_time or "", member.instance_id))
+    if not candidates:
+        detail = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
+        raise CliError(f"ASG {asg_name} has no on-demand instance to replace" + (f": {detail}" if detail else
+                                                                                 ": it has no instances"))
+    return min(candidates)[1], opted_in
+
+
+def check(group: Any, instance: Any, instance_id: str) -> None:
+    try:
+        check_swappable(group, instance, instance_id, require_opt_in=False)
+    except SwapRefused as error:
+        raise CliError(str(error)) from None
+
+
+def start(target: Target, asg_name: str, instance_id: str, timing: Timing, force: bool, at: datetime) -> str:
+    """Start the execution as the scanner starts its own (same name scheme, same input), reason `manual`."""
+    name = execution_name(asg_name, instance_id, at)
+    payload: dict[str, Any] = {"asg_name": asg_name, "instance_id": instance_id, "reason": "manual",
+                               "timing": timing.flat()}
+    if force:
+        payload["force"] = True
+    try:
+        return str(target.client("stepfunctions").start_execution(
+            stateMachineArn=target.state_machine_arn(), name=name, input=json.dumps(payload, sort_keys=True)
+        )["executionArn"])
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ExecutionAlreadyExists":
+            raise CliError(f"execution {name} already exists: a replacement of {instance_id} started this second") \
+                from None
+        raise
+
+
+def read_timeline(target: Target, execution_arn: str) -> Timeline:
+    sfn = target.client("stepfunctions")
+    described = sfn.describe_execution(executionArn=execution_arn)
+    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
+    return build_timeline(described, [e for page in pages for e in page["events"]])
+
+
+STATUS_STYLE = {"SUCCEEDED": "green", "RUNNING": "yellow"}
+
+
+def steps_table(timeline: Timeline, at: datetime) -> Table:
+    """The states entered so far, with durations; the one running now in yellow."""
+    table = Table()
+    table.add_column("#", justify="right")
+    table.add_column("state", no_wrap=True)
+    table.add_column("at", justify="right", no_wrap=True)
+    table.add_column("took", justify="right", no_wrap=True)
+    table.add_column("note", overflow="fold")
+    for index, step in enumerate(timeline.steps, start=1):
+        running = step.exited is None and not timeline.ended
+        offset = (step.entered - timeline.started).total_seconds()
+        note = f"visit {step.visit}" if step.visit > 1 else ""
+        if step.error:
+            note = (note + ", " if note else "") + f"[red]{step.error}[/]"
+        if running:
+            note = (note + ", " if note else "") + "[yellow]running[/]"
+        table.add_row(str(index), step.name, f"+{duration(offset)}", duration(step.seconds(at)), note)
+    return table
+
+
+def header(timeline: Timeline) -> Text:
+    return Text.from_markup(f"{timeline.name}: [{STATUS_STYLE.get(timeline.status, 'red')}]{timeline.status}[/]")
+
+
+def outcome_lines(timeline: Timeline, at: datetime) -> list[Text]:
+    took = duration(timeline.seconds(at))
+    lines = [Text.from_markup(f"Path: {timeline.path()}")]
+    if timeline.status == "SUCCEEDED":
+        spot = timeline.output.get("spot", {}).get("spot_instance_id")
+        old = timeline.input.get("instance_id")
+        swapped = f": {old} replaced by spot {spot}" if spot else ""
+        lines.append(Text.from_markup(f"[green]Swapped[/] in {took}{swapped}"))
+    elif timeline.ended:
+        where = f" in {timeline.failed_in}" if timeline.failed_in else ""
+        lines.append(Text.from_markup(f"[red]{timeline.status}[/]{where} after {took}: "
+                                      f"{timeline.error or ''}: {timeline.cause or ''}".rstrip(": ")))
+    else:
+        lines.append(Text.from_markup(f"[yellow]RUNNING[/] for {took}, now in {timeline.current or 'Starting'}"))
+    return lines
+
+
+def print_link(out: Console, link: str) -> None:
+    """On one line whatever the width, so it stays clickable and copyable."""
+    out.print(f"Console: {link}", soft_wrap=True, highlight=False)
+
+
+def follow(target: Target, execution_arn: str, out: Console) -> Timeline:
+    """Poll until the execution ends; a terminal gets a live table, a pipe only the final one."""
+    timeline = read_timeline(target, execution_arn)
+    if not out.is_terminal:
+        while not timeline.ended:
+            time.sleep(POLL_SECONDS)
+            timeline = read_timeline(target, execution_arn)
+        return timeline
+    with Live(Group(header(timeline), steps_table(timeline, now())), console=out, refresh_per_second=4,
+              transient=True) as live:
+        while not timeline.ended:
+            time.sleep(POLL_SECONDS)
+            timeline = read_timeline(target, execution_arn)
+            live.update(Group(header(timeline), steps_table(timeline, now())))
+    return timeline
+
+
+@operator_command
+def replace(
+    ctx: typer.Context,
+    asg: str = typer.Option(..., "--asg", help="The Auto Scaling group."),
+    instance: str | None = typer.Option(None, "--instance",
+                                        help="The on-demand instance to replace (default: the oldest eligible one)."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the execution until it ends; exit 0 only if swapped."),
+    force: bool = typer.Option(False, "--force", help="Replace even though the group is not opted in."),
+    timing: Annotated[list[str] | None, typer.Option(
+        "--timing", metavar="KEY=SECONDS", help="Workflow timing, e.g. boot_poll_seconds=5 (repeatable).")] = None,
+) -> None:
+    """Start a manual replacement of one on-demand instance with spot; --wait to watch it to the end."""
+    options = settings(ctx)
+    target = options.target
+    chosen_timing = parse_timing_options(timing or [])
+    target.state_machine_arn()
+    instance_id, opted_in = choose_instance(target, asg, instance, force)
+    started_at = now()
+    execution_arn = start(target, asg, instance_id, chosen_timing, force and not opted_in, started_at)
+    link = target.console_url(execution_arn)
+    out = console()
+    if not options.json:
+        out.print(f"Started {execution_arn.rsplit(':', 1)[-1]}: replacing {instance_id} in ASG {asg}")
+        print_link(out, link)
+    if not wait:
+        if options.json:
+            print_json({"execution_arn": execution_arn, "name": execution_arn.rsplit(":", 1)[-1], "asg_name": asg,
+                        "instance_id": instance_id, "status": "RUNNING", "console_url": link})
+        return
+    try:
+        timeline = follow(target, execution_arn, Console(quiet=True) if options.json else out)
+    except KeyboardInterrupt:
+        out.print(f"Still running; follow it with: asg-optimizer show {execution_arn.rsplit(':', 1)[-1]}")
+        raise typer.Exit(130) from None
+    at = now()
+    if options.json:
+        print_json(timeline.as_dict(at, target.region_name))
+    else:
+        out.print(header(timeline))
+        out.print(steps_table(timeline, at))
+        for line in outcome_lines(timeline, at):
+            out.print(line)
+    raise typer.Exit(0 if timeline.status == "SUCCEEDED" else 1)

@@ -1,0 +1,204 @@
+"""`asg-optimizer status`: every opted-in group at a glance: sizes, on-demand vs spot, its policy as the scanner
+reads it (defaults filled in), swaps in flight, the last swap's outcome, and what the fleet costs per hour."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import typer
+from rich.table import Table
+
+from asg_optimizer.aws_session import Target
+from asg_optimizer.commands.output import ago, console, now, operator_command, print_json, settings
+from asg_optimizer.hourly_cost import PriceSheet, price_instances
+from asg_optimizer.inventory import belongs_to, executions, instances, is_spot, opted_in_groups
+from asg_optimizer.timeline import readable_cause
+from tasks.core.policy import Policy, PolicyError, parse_policy
+
+# How far back `status` looks for each group's last finished swap: ListExecutions has no per-group filter.
+LAST_SWAP_LOOKBACK = 1000
+
+
+@dataclass
+class GroupStatus:
+    name: str
+    desired: int
+    min_size: int
+    max_size: int
+    instance_ids: list[str]
+    on_demand: int
+    spot: int
+    policy: Policy | None
+    policy_error: str | None
+    in_flight: list[str] = field(default_factory=list)
+    last_swap: dict[str, Any] | None = None
+
+
+def describe_policy(policy: Policy, desired: int) -> str:
+    """The policy in one line, every default spelled out."""
+    floor = policy.on_demand_floor(desired)
+    kept = f"keep {floor} on-demand"
+    if policy.min_on_demand or policy.min_on_demand_percent:
+        kept += f" (min {policy.min_on_demand}, {policy.min_on_demand_percent}%)"
+    parts = [
+        kept,
+        f"{policy.max_parallel} at a time",
+        f"grace {policy.grace_period}s",
+        f"types {','.join(policy.allowed_types) or 'any'}"
+        + (f" but {','.join(policy.denied_types)}" if policy.denied_types else ""),
+        f"hours {policy.window}" if policy.window else "any hour",
+    ]
+    return ", ".join(parts)
+
+
+def policy_dict(policy: Policy, desired: int) -> dict[str, Any]:
+    return {
+        "min_on_demand": policy.min_on_demand,
+        "min_on_demand_percent": policy.min_on_demand_percent,
+        "on_demand_floor": policy.on_demand_floor(desired),
+        "max_parallel": policy.max_parallel,
+        "grace_period": policy.grace_period,
+        "allowed_types": list(policy.allowed_types),
+        "denied_types": list(policy.denied_types),
+        "window": str(policy.window) if policy.window else None,
+    }
+
+
+def _last_swaps(target: Target, names: list[str]) -> dict[str, dict[str, Any]]:
+    """The newest finished execution per group, from one newest-first listing read until every group has one."""
+    found: dict[str, dict[str, Any]] = {}
+    for seen, execution in enumerate(executions(target)):
+        if seen >= LAST_SWAP_LOOKBACK or len(found) == len(names):
+            break
+        if execution["status"] == "RUNNING":
+            continue
+        for name in names:
+            if name not in found and belongs_to(execution["name"], name):
+                found[name] = execution
+    sfn = target.client("stepfunctions")
+    result = {}
+    for name, execution in found.items():
+        last = {"name": execution["name"], "status": execution["status"], "stopped": execution.get("stopDate"),
+                "error": None, "cause": None}
+        if execution["status"] != "SUCCEEDED":
+            described = sfn.describe_execution(executionArn=execution["executionArn"])
+            last["error"], last["cause"] = described.get("error"), readable_cause(described.get("cause")) or None
+        result[name] = last
+    return result
+
+
+def gather(target: Target) -> tuple[list[GroupStatus], PriceSheet]:
+    raw_groups = opted_in_groups(target)
+    member_ids = [i["InstanceId"] for g in raw_groups for i in g.get("Instances", [])]
+    found = instances(target, member_ids)
+    running = [e["name"] for e in executions(target, "RUNNING")]
+    statuses = []
+    for raw in raw_groups:
+        name = raw["AutoScalingGroupName"]
+        ids = [i["InstanceId"] for i in raw.get("Instances", [])]
+        spot = sum(1 for i in ids if i in found and is_spot(found[i]))
+        tags = {t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])}
+        policy, problem = None, None
+        try:
+            policy = parse_policy(name, tags, default_grace_period=int(raw.get("HealthCheckGracePeriod", 0)))
+        except PolicyError as error:
+            problem = str(error)
+        statuses.append(GroupStatus(
+            name=name, desired=raw["DesiredCapacity"], min_size=raw["MinSize"], max_size=raw["MaxSize"],
+            instance_ids=ids, on_demand=len(ids) - spot, spot=spot, policy=policy, policy_error=problem,
+            in_flight=sorted(n for n in running if belongs_to(n, name)),
+        ))
+    last = _last_swaps(target, [s.name for s in statuses])
+    for status in statuses:
+        status.last_swap = last.get(status.name)
+    return statuses, price_instances(target, {i: found[i] for i in member_ids if i in found})
+
+
+def _money(value: float, missing: list[str]) -> str:
+    return f"${value:,.4f}" + ("+?" if missing else "")
+
+
+def _last_swap_text(last: dict[str, Any] | None, at: datetime) -> str:
+    if last is None:
+        return "-"
+    style = "green" if last["status"] == "SUCCEEDED" else "red"
+    text = f"[{style}]{last['status']}[/]"
+    if last["error"]:
+        text += f" {last['error']}"
+    return f"{text} {ago(last['stopped'], at)}"
+
+
+def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, region: str) -> Table:
+    table = Table(title=f"Opted-in Auto Scaling groups in {region}", title_justify="left")
+    for column in ("ASG", "desired", "on-demand", "spot"):
+        table.add_column(column, no_wrap=True, justify="left" if column == "ASG" else "right")
+    table.add_column("policy", ratio=1, overflow="fold")
+    table.add_column("in flight", justify="right", no_wrap=True)
+    table.add_column("last swap", overflow="fold")
+    table.add_column("$/hour", justify="right", no_wrap=True)
+    table.add_column("saving/h", justify="right", no_wrap=True)
+    for s in statuses:
+        cost, saving, missing = prices.totals(s.instance_ids)
+        policy = describe_policy(s.policy, s.desired) if s.policy else f"[red]{s.policy_error}[/]"
+        table.add_row(s.name, f"{s.desired} ({s.min_size}-{s.max_size})", str(s.on_demand), str(s.spot), policy,
+                      str(len(s.in_flight)), _last_swap_text(s.last_swap, at), _money(cost, missing),
+                      _money(saving, missing))
+    cost, saving, missing = prices.totals(i for s in statuses for i in s.instance_ids)
+    table.add_section()
+    table.add_row(f"{len(statuses)} groups", str(sum(s.desired for s in statuses)),
+                  str(sum(s.on_demand for s in statuses)), str(sum(s.spot for s in statuses)), "",
+                  str(sum(len(s.in_flight) for s in statuses)), "", _money(cost, missing), _money(saving, missing))
+    return table
+
+
+def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str) -> dict[str, Any]:
+    groups = []
+    for s in statuses:
+        cost, saving, missing = prices.totals(s.instance_ids)
+        groups.append({
+            "asg_name": s.name, "desired": s.desired, "min_size": s.min_size, "max_size": s.max_size,
+            "on_demand": s.on_demand, "spot": s.spot,
+            "policy": policy_dict(s.policy, s.desired) if s.policy else None, "policy_error": s.policy_error,
+            "in_flight": s.in_flight, "last_swap": s.last_swap,
+            "hourly_cost": cost, "hourly_saving": saving, "unpriced": missing,
+        })
+    cost, saving, missing = prices.totals(i for s in statuses for i in s.instance_ids)
+    return {
+        "region": region,
+        "groups": groups,
+        "fleet": {"groups": len(statuses), "on_demand": sum(s.on_demand for s in statuses),
+                  "spot": sum(s.spot for s in statuses), "in_flight": sum(len(s.in_flight) for s in statuses),
+                  "hourly_cost": cost, "hourly_saving": saving,
+                  "unpriced": {i: prices.unpriced.get(i, "not found in EC2") for i in missing}},
+        "prices": {"on_demand": f"bundled snapshot of {prices.snapshot_as_of}"
+                                + (", Pricing API for " + ", ".join(sorted(set(prices.pricing_api_types)))
+                                   if prices.pricing_api_types else ""),
+                   "spot": "DescribeSpotPriceHistory, the price in force per pool"},
+    }
+
+
+@operator_command
+def status(ctx: typer.Context) -> None:
+    """Every opted-in ASG: sizes, on-demand vs spot, policy, swaps in flight, last swap, cost and saving."""
+    options = settings(ctx)
+    target = options.target
+    target.state_machine_arn()  # fail early, before reading the fleet, when the stack is not there
+    statuses, prices = gather(target)
+    if options.json:
+        print_json(as_json(statuses, prices, target.region_name))
+        return
+    out = console()
+    if not statuses:
+        out.print(f"No Auto Scaling group in {target.region_name} is opted in (tag AsgOptimiser=true).")
+        return
+    at = now()
+    out.print(render_table(statuses, prices, at, target.region_name))
+    notes = [f"Estimated: on-demand prices from the bundled snapshot of {prices.snapshot_as_of}, spot prices in "
+             "force now; saving = on-demand minus spot for the spot instances."]
+    unpriced = sorted(set(prices.unpriced.values()))
+    if unpriced:
+        notes.append("Not priced (+?): " + "; ".join(unpriced))
+    for note in notes:
+        out.print(note, style="dim")

@@ -1,0 +1,222 @@
+"""An execution as an operator reads it: the states entered with their durations, the path with its loops
+counted, and the error with the failed step's own message instead of the raw Lambda error JSON.
+
+Pure: built from DescribeExecution and GetExecutionHistory responses, so the live view of `replace --wait`,
+`show` and the tests all read the same facts the console shows.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+# History events that carry a failed attempt of a step (its error and cause), whether caught or not.
+_FAILED_EVENTS = {
+    "LambdaFunctionFailed": "lambdaFunctionFailedEventDetails",
+    "LambdaFunctionTimedOut": "lambdaFunctionTimedOutEventDetails",
+    "LambdaFunctionStartFailed": "lambdaFunctionStartFailedEventDetails",
+    "LambdaFunctionScheduleFailed": "lambdaFunctionScheduleFailedEventDetails",
+    "TaskFailed": "taskFailedEventDetails",
+    "TaskTimedOut": "taskTimedOutEventDetails",
+}
+_END_EVENTS = {
+    "ExecutionFailed": "executionFailedEventDetails",
+    "ExecutionTimedOut": "executionTimedOutEventDetails",
+    "ExecutionAborted": "executionAbortedEventDetails",
+}
+
+
+def console_url(region: str, execution_arn: str) -> str:
+    """The execution's page in the Step Functions console (graph, events, input and output of every step)."""
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"
+
+
+def readable_cause(cause: str | None) -> str:
+    """A Lambda error cause is JSON (`errorMessage`, `errorType`, `stackTrace`): keep the message, which our
+    handlers write for people; any other cause is shown as it is."""
+    if not cause:
+        return ""
+    try:
+        parsed = json.loads(cause)
+    except ValueError:
+        return cause
+    if isinstance(parsed, Mapping) and isinstance(parsed.get("errorMessage"), str):
+        return parsed["errorMessage"]
+    return cause
+
+
+@dataclass(frozen=True)
+class Step:
+    """One entry into a state. `visit` counts entries into the same state (2 = the second time round a loop)."""
+
+    name: str
+    kind: str  # Task, Wait, Choice, Succeed, Fail, ...
+    entered: datetime
+    exited: datetime | None
+    visit: int
+    error: str | None = None  # a failed attempt inside this step (caught, retried or fatal)
+
+    def seconds(self, now: datetime) -> float:
+        return ((self.exited or now) - self.entered).total_seconds()
+
+
+@dataclass(frozen=True)
+class Timeline:
+    name: str
+    arn: str
+    status: str
+    started: datetime
+    stopped: datetime | None
+    input: dict[str, Any] = field(default_factory=dict)
+    output: dict[str, Any] = field(default_factory=dict)
+    steps: tuple[Step, ...] = ()
+    error: str | None = None
+    cause: str | None = None  # readable: the failed step's own message
+    failed_in: str | None = None  # the state whose failure the execution reports
+
+    @property
+    def ended(self) -> bool:
+        return self.status in ENDED
+
+    @property
+    def current(self) -> str | None:
+        """The state the execution is in while it runs."""
+        return self.steps[-1].name if self.steps and not self.ended else None
+
+    def seconds(self, now: datetime) -> float:
+        return ((self.stopped or now) - self.started).total_seconds()
+
+    def path(self) -> str:
+        return render_path(compress([s.name for s in self.steps]))
+
+    def visits(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for step in self.steps:
+            counts[step.name] = counts.get(step.name, 0) + 1
+        return counts
+
+    def as_dict(self, now: datetime, region: str) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "arn": self.arn,
+            "status": self.status,
+            "started": self.started.isoformat(),
+            "stopped": self.stopped.isoformat() if self.stopped else None,
+            "seconds": round(self.seconds(now), 3),
+            "input": self.input,
+            "path": self.path(),
+            "steps": [
+                {"state": s.name, "type": s.kind, "visit": s.visit, "entered": s.entered.isoformat(),
+                 "seconds": round(s.seconds(now), 3), "running": s.exited is None and not self.ended,
+                 "error": s.error}
+                for s in self.steps
+            ],
+            "error": self.error,
+            "cause": self.cause,
+            "failed_in": self.failed_in,
+            "output": self.output,
+            "console_url": console_url(region, self.arn),
+        }
+
+
+def _json_object(raw: str | None) -> dict[str, Any]:
+    try:
+        parsed = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return parsed if isinstance(parsed, dict) else {}
+
+
+def build_timeline(described: Mapping[str, Any], events: Iterable[Mapping[str, Any]]) -> Timeline:
+    """`described` = DescribeExecution; `events` = GetExecutionHistory events, oldest first."""
+    steps: list[Step] = []
+    visits: dict[str, int] = {}
+    failures: list[tuple[str | None, str, str]] = []  # (state, error, cause) of every failed attempt
+    end_error: tuple[str, str] | None = None
+    for event in events:
+        kind, at = event["type"], event["timestamp"]
+        if kind.endswith("StateEntered"):
+            name = event["stateEnteredEventDetails"]["name"]
+            visits[name] = visits.get(name, 0) + 1
+            steps.append(Step(name, kind.removesuffix("StateEntered"), at, None, visits[name]))
+        elif kind.endswith("StateExited"):
+            name = event["stateExitedEventDetails"]["name"]
+            for index in range(len(steps) - 1, -1, -1):
+                if steps[index].name == name and steps[index].exited is None:
+                    steps[index] = _with(steps[index], exited=at)
+                    break
+        elif kind in _FAILED_EVENTS:
+            details = event.get(_FAILED_EVENTS[kind], {})
+            state = steps[-1].name if steps else None
+            error = details.get("error", kind)
+            failures.append((state, error, details.get("cause", "")))
+            if steps:
+                steps[-1] = _with(steps[-1], error=error)
+        elif kind in _END_EVENTS:
+            details = event.get(_END_EVENTS[kind], {})
+            end_error = (details.get("error", ""), details.get("cause", ""))
+            if steps and steps[-1].exited is None:  # a Fail state has no StateExited event
+                steps[-1] = _with(steps[-1], exited=at)
+        elif kind == "ExecutionSucceeded" and steps and steps[-1].exited is None:
+            steps[-1] = _with(steps[-1], exited=at)
+    status = described["status"]
+    error = described.get("error") or (end_error[0] if end_error else None)
+    cause = described.get("cause") or (end_error[1] if end_error else None)
+    # The failure the execution reports is the first attempt that failed with the same error (the workflow
+    # carries the failed step's error and cause through Cleanup to its Fail state).
+    failed_in = next((state for state, err, _ in failures if err == error), None) if error else None
+    if error and failed_in is None and steps:
+        failed_in = steps[-1].name
+    return Timeline(
+        name=described["name"],
+        arn=described["executionArn"],
+        status=status,
+        started=described["startDate"],
+        stopped=described.get("stopDate"),
+        input=_json_object(described.get("input")),
+        output=_json_object(described.get("output")),
+        steps=tuple(steps),
+        error=error or None,
+        cause=readable_cause(cause) or None,
+        failed_in=failed_in if status in ("FAILED", "TIMED_OUT", "ABORTED") else None,
+    )
+
+
+def _with(step: Step, **changes: Any) -> Step:
+    return replace(step, **changes)
+
+
+def compress(names: Sequence[str]) -> list[tuple[tuple[str, ...], int]]:
+    """The path as (block, repeats) segments: a block of states entered several times in a row is one segment,
+    so `WaitForBoot, CheckSpot, SpotReady` polled four times reads as that block x4. Shortest block first."""
+    segments: list[tuple[tuple[str, ...], int]] = []
+    index = 0
+    while index < len(names):
+        best: tuple[tuple[str, ...], int] = ((names[index],), 1)
+        for size in range(1, (len(names) - index) // 2 + 1):
+            block = tuple(names[index:index + size])
+            repeats = 1
+            while tuple(names[index + repeats * size:index + (repeats + 1) * size]) == block:
+                repeats += 1
+            if repeats > 1:
+                best = (block, repeats)
+                break
+        segments.append(best)
+        index += len(best[0]) * best[1]
+    return segments
+
+
+def render_path(segments: Sequence[tuple[tuple[str, ...], int]]) -> str:
+    parts = []
+    for block, repeats in segments:
+        if repeats == 1:
+            parts.append(" → ".join(block))
+        elif len(block) == 1:
+            parts.append(f"{block[0]} x{repeats}")
+        else:
+            parts.append(f"({' → '.join(block)}) x{repeats}")
+    return " → ".join(parts)
