@@ -37,8 +37,16 @@ THROTTLING_CODES = frozenset(
 )
 
 
+# The Pricing API answers in us-east-1 (and two other regions) only; a function with no route to it must fall
+# back to the price snapshot in seconds, not wait out the default 60 s connect timeout.
+PRICING_REGION = "us-east-1"
+_PRICING_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 2})
+
+
 @functools.cache
 def client(service: str) -> Any:
+    if service == "pricing":
+        return boto3.client(service, region_name=PRICING_REGION, config=_PRICING_CONFIG)
     return boto3.client(service, config=_CONFIG)
 
 

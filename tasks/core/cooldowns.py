@@ -1,0 +1,45 @@
+"""Cooldowns: a spot pool that just had no capacity, was interrupted or got a rebalance recommendation is avoided
+for a while, and an instance just churned is not churned again. Keys and expiry only; the store is elsewhere."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from tasks.core.prices import Pool
+
+COOLDOWN_SECONDS = 30 * 60
+_POOL, _INSTANCE = "pool", "instance"
+
+
+def pool_key(pool: Pool) -> str:
+    return f"{_POOL}#{pool.instance_type}#{pool.availability_zone}"
+
+
+def instance_key(instance_id: str) -> str:
+    return f"{_INSTANCE}#{instance_id}"
+
+
+def pool_of(key: str) -> Pool | None:
+    """The pool a key names, or None for instance keys and keys we did not write."""
+    parts = key.split("#")
+    return Pool(parts[1], parts[2]) if len(parts) == 3 and parts[0] == _POOL else None
+
+
+def expiry(now: float, seconds: int = COOLDOWN_SECONDS) -> int:
+    """Epoch seconds when the cooldown ends (DynamoDB TTL wants whole seconds)."""
+    return int(now) + seconds
+
+
+def cooling_pools(entries: Iterable[tuple[str, float]], now: float) -> frozenset[Pool]:
+    """Pools still cooling from (key, expires_at) entries. TTL deletes expired items only eventually (up to two
+    days late), so the expiry is checked here, not trusted to be gone."""
+    found = set()
+    for key, expires_at in entries:
+        pool = pool_of(key)
+        if pool is not None and expires_at > now:
+            found.add(pool)
+    return frozenset(found)
+
+
+def types_cooling_in(pools: Iterable[Pool], availability_zone: str) -> frozenset[str]:
+    return frozenset(p.instance_type for p in pools if p.availability_zone == availability_zone)

@@ -1,0 +1,129 @@
+"""Prices from AWS: spot from DescribeSpotPriceHistory (latest per type and zone, for the instance's OS) and
+on-demand from the Pricing API, with the bundled snapshot (tasks/data/prices.json) when the Pricing API cannot
+answer. One `PriceBook` per invocation caches what it looked up."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from importlib import resources
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from tasks.aws import client
+from tasks.core.errors import InvalidInput
+from tasks.core.prices import (
+    OperatingSystem,
+    Pool,
+    SpotPoint,
+    latest_spot_prices,
+    on_demand_from_product,
+    snapshot_price,
+)
+
+logger = Logger()
+PRICING_API, SNAPSHOT = "pricing-api", "snapshot"
+
+
+class NoOnDemandPrice(InvalidInput):
+    """Neither the Pricing API nor the snapshot knows the on-demand price: no spot price can be judged cheaper."""
+
+
+@functools.cache
+def snapshot() -> dict[str, Any]:
+    """The bundled offline on-demand prices (read once per container: it ships with the code)."""
+    return json.loads(resources.files("tasks").joinpath("data/prices.json").read_text())
+
+
+def pricing_filters(region: str, instance_type: str, os: OperatingSystem) -> list[dict[str, str]]:
+    """The filters that leave exactly one product: shared tenancy, no pre-installed software, license included."""
+    fields = {
+        "instanceType": instance_type, "regionCode": region, "operatingSystem": os.pricing_name,
+        "tenancy": "Shared", "preInstalledSw": "NA", "capacitystatus": "Used",
+        "licenseModel": "No License required",
+    }
+    return [{"Type": "TERM_MATCH", "Field": k, "Value": v} for k, v in fields.items()]
+
+
+@dataclass(frozen=True)
+class OnDemandPrice:
+    price: float
+    source: str  # PRICING_API or SNAPSHOT
+
+
+class PriceBook:
+    """Prices for one region and OS, each looked up at most once."""
+
+    def __init__(self, region: str, os: OperatingSystem) -> None:
+        self.region, self.os = region, os
+        self._on_demand: dict[str, OnDemandPrice] = {}
+
+    def on_demand(self, instance_type: str) -> OnDemandPrice:
+        if instance_type not in self._on_demand:
+            self._on_demand[instance_type] = self._look_up_on_demand(instance_type)
+        return self._on_demand[instance_type]
+
+    def _look_up_on_demand(self, instance_type: str) -> OnDemandPrice:
+        problem = ""
+        try:
+            response = client("pricing").get_products(
+                ServiceCode="AmazonEC2", Filters=pricing_filters(self.region, instance_type, self.os), MaxResults=10
+            )
+            for item in response.get("PriceList", []):
+                price = on_demand_from_product(json.loads(item) if isinstance(item, str) else item)
+                if price is not None:
+                    return OnDemandPrice(price, PRICING_API)
+            problem = "no matching product"
+        except (ClientError, BotoCoreError) as error:  # no route, no permission, throttled: the snapshot serves
+            problem = str(error)
+        offline = snapshot_price(snapshot(), self.region, instance_type, self.os)
+        logger.warning("on-demand price from the snapshot", extra={"instance_type": instance_type,
+                                                                   "pricing_api": problem, "found": offline})
+        if offline is None:
+            raise NoOnDemandPrice(
+                f"no on-demand price for {instance_type} ({self.os.platform_details}) in {self.region}: "
+                f"Pricing API: {problem}; the snapshot of {snapshot()['as_of']} does not list it"
+            )
+        return OnDemandPrice(offline, SNAPSHOT)
+
+    def spot_prices(self, instance_types: Iterable[str], availability_zone: str) -> dict[str, float]:
+        """The spot price in force now per type in one zone; types without a price are absent."""
+        wanted = sorted(set(instance_types))
+        if not wanted:
+            return {}
+        pages = client("ec2").get_paginator("describe_spot_price_history").paginate(
+            InstanceTypes=wanted,
+            ProductDescriptions=[self.os.spot_description, f"{self.os.spot_description} (Amazon VPC)"],
+            Filters=[{"Name": "availability-zone", "Values": [availability_zone]}],
+            StartTime=datetime.now(UTC),  # from now: the one price in force per pool, not the history
+        )
+        points = [
+            SpotPoint(Pool(row["InstanceType"], row["AvailabilityZone"]), row["ProductDescription"],
+                      float(row["SpotPrice"]), row["Timestamp"])
+            for page in pages for row in page["SpotPriceHistory"]
+        ]
+        return {pool.instance_type: price for pool, price in latest_spot_prices(points, self.os).items()
+                if pool.availability_zone == availability_zone}
+
+
+def refresh_snapshot(regions: Iterable[str], instance_types: Iterable[str], os: OperatingSystem) -> dict[str, Any]:
+    """Build a new snapshot from the Pricing API (run by hand where it is reachable; write the result to
+    tasks/data/prices.json). Types the API does not price in a region are left out."""
+    prices: dict[str, dict[str, float]] = {}
+    for region in regions:
+        book = PriceBook(region, os)
+        for instance_type in instance_types:
+            found = book.on_demand(instance_type)
+            if found.source == PRICING_API:
+                prices.setdefault(region, {})[instance_type] = found.price
+    return {
+        "source": "AWS Pricing API GetProducts (AmazonEC2, shared tenancy, no pre-installed software)",
+        "as_of": datetime.now(UTC).strftime("%Y-%m"),
+        "unit": "USD per instance-hour",
+        "prices": {os.snapshot_key: prices},
+    }
