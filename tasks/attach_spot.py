@@ -21,6 +21,7 @@ logger = Logger()
 
 
 @aws_handler
+@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     spot_id, asg_name = event["spot"]["spot_instance_id"], event["asg_name"]
     group = describe_group(asg_name)

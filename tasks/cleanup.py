@@ -19,6 +19,7 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
 
 @aws_handler
+@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     asg_name, execution = event["asg_name"], event["execution_name"]
     spots = describe_instances(

@@ -48,6 +48,7 @@ def launch_request(event: dict[str, Any]) -> dict[str, Any]:
 
 
 @aws_handler
+@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(asg=event["asg_name"], execution=event["execution_name"])
     try:

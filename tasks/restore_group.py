@@ -40,6 +40,7 @@ def restore(group: Group, leaving: list[str]) -> dict[str, Any]:
 
 
 @aws_handler
+@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         group = describe_group(event["asg_name"])

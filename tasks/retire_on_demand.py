@@ -17,6 +17,7 @@ logger = Logger()
 
 
 @aws_handler
+@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     asg_name, on_demand_id = event["asg_name"], event["instance_id"]
     polls = int(event.get("retire", {}).get("polls", 0)) + 1

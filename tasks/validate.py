@@ -25,6 +25,7 @@ def _required(data: dict[str, Any], key: str) -> str:
 
 
 @aws_handler
+@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     data = event.get("input") or {}
     asg_name, instance_id = _required(data, "asg_name"), _required(data, "instance_id")

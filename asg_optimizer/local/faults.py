@@ -7,6 +7,7 @@ Hooks botocore's `before-call` / `after-call` events on boto3's default session,
 
 from __future__ import annotations
 
+import random
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,6 +16,8 @@ import boto3
 
 from tasks.aws import reset_clients
 
+# The interpreter's own Lambda invocations share the default session; the task functions never call Lambda.
+SPARED_SERVICES = frozenset({"lambda"})
 INJECTABLE_CODES = ("Throttling", "RequestLimitExceeded", "ResourceContention", "InsufficientInstanceCapacity",
                     "InternalError", "ServiceUnavailable")
 
@@ -51,12 +54,38 @@ class _HttpError:
 
 
 @dataclass
+class RandomFaults:
+    """Fail each call with probability `rate` (a code drawn from `codes`), or crash after it with `crash_rate`."""
+
+    rng: random.Random
+    rate: float
+    crash_rate: float
+    codes: tuple[str, ...]
+    operations: frozenset[str]  # operation names; empty means every operation
+
+    def applies(self, model: Any) -> bool:
+        return not self.operations or model.name in self.operations
+
+
+@dataclass
 class FaultInjector:
     """`with FaultInjector() as faults: faults.fail("ec2", "RunInstances", "Throttling")`."""
 
     faults: list[Fault] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    chaos: list[RandomFaults] = field(default_factory=list)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def at_random(self, seed: int, *, rate: float, crash_rate: float = 0.0,
+                  codes: tuple[str, ...] = ("Throttling", "ResourceContention", "InternalError"),
+                  operations: tuple[str, ...] = ()) -> RandomFaults:
+        """Seeded random faults on every matching call (the same seed and call order give the same faults)."""
+        unknown = [c for c in codes if c not in INJECTABLE_CODES]
+        if unknown:
+            raise ValueError(f"unknown fault code {unknown[0]!r}; one of {', '.join(INJECTABLE_CODES)}")
+        rule = RandomFaults(random.Random(seed), rate, crash_rate, codes, frozenset(operations))
+        self.chaos.append(rule)
+        return rule
 
     def fail(self, service: str, operation: str, code: str, *, nth: int = 1, times: int = 1) -> Fault:
         if code not in INJECTABLE_CODES:
@@ -71,21 +100,29 @@ class FaultInjector:
         return fault
 
     def _before_call(self, model: Any, **_: Any) -> tuple[Any, dict[str, Any]] | None:
+        if model.service_model.service_name in SPARED_SERVICES:
+            return None
         with self._lock:
-            for fault in self.faults:
-                if fault.code and fault.matches(model) and fault.due():
-                    self.log.append(f"{model.name}: {fault.code} (call {fault.calls})")
-                    error = {"Code": fault.code, "Message": f"injected {fault.code} on call {fault.calls}"}
-                    return _HttpError(), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
-        return None
+            code = next((f.code for f in self.faults if f.code and f.matches(model) and f.due()), None)
+            for rule in self.chaos:
+                if code is None and rule.applies(model) and rule.rng.random() < rule.rate:
+                    code = rule.rng.choice(rule.codes)
+            if code is None:
+                return None
+            self.log.append(f"{model.name}: {code}")
+        error = {"Code": code, "Message": f"injected {code}"}
+        return _HttpError(), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
 
     def _after_call(self, model: Any, http_response: Any, **_: Any) -> None:
-        if http_response.status_code >= 300:
+        if http_response.status_code >= 300 or model.service_model.service_name in SPARED_SERVICES:
             return
         with self._lock:
             due = [f for f in self.faults if f.code is None and f.matches(model) and f.due()]
             if due:
                 self.log.append(f"{model.name}: crash after call {due[0].calls}")
+            elif any(r.applies(model) and r.rng.random() < r.crash_rate for r in self.chaos):
+                due = [Fault(model.service_model.service_name, model.name, None)]
+                self.log.append(f"{model.name}: crash after call")
         if due:
             raise SimulatedCrash(f"Lambda crashed after {model.name} succeeded")
 
@@ -95,6 +132,12 @@ class FaultInjector:
         events.register("after-call", self._after_call, unique_id="asg-optimizer-faults-after")
         reset_clients()  # clients copy the session's handlers when created
         return self
+
+    def stop(self) -> None:
+        """Inject nothing more (the hooks stay registered until the block ends)."""
+        with self._lock:
+            self.faults.clear()
+            self.chaos.clear()
 
     def __exit__(self, *exc: object) -> None:
         events = boto3._get_default_session().events

@@ -21,7 +21,9 @@ from moto.awslambda.models import LambdaFunction
 
 SEAM_PARAMETERS = ["self", "event"]
 _original = LambdaFunction._invoke_lambda
-_lock = threading.Lock()
+# moto's backends are not thread-safe, and every execution runs in a thread of its own: one handler at a time
+# keeps concurrent swaps from corrupting the emulated AWS (handlers never wait on each other, so no deadlock).
+_one_at_a_time = threading.RLock()
 
 # Observers see every invocation: (function name, event, result or error payload, errored).
 Observer = Callable[[str, dict[str, Any], dict[str, Any], bool], None]
@@ -69,8 +71,6 @@ def resolve_handler(handler: str) -> Callable[[dict[str, Any], Any], Any]:
 
 def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bool, str]:
     payload = event if isinstance(event, dict) else json.loads(event or "{}")
-    with _lock:  # the functions share one environment; values are the same for every function
-        os.environ.update({k: str(v) for k, v in (self.environment_vars or {}).items()})
     context = FakeContext(
         function_name=self.function_name,
         invoked_function_arn=self.function_arn,
@@ -78,19 +78,22 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
         aws_request_id=str(uuid.uuid4()),
         log_group_name=self.logs_group_name,
     )
-    try:
-        result = resolve_handler(self.handler)(payload, context)
-        errored = False
-    except Exception as error:  # a handler error is the function's result, as in Lambda
-        result = {
-            "errorMessage": str(error),
-            # An exception may name the error Step Functions sees (a simulated crash is `Lambda.Unknown`).
-            "errorType": getattr(error, "error_type", type(error).__name__),
-            "stackTrace": traceback.format_tb(error.__traceback__),
-        }
-        errored = True
-    for observe in list(observers):
-        observe(self.function_name, payload, result, errored)
+    with _one_at_a_time:  # the observers sample AWS right after this handler, before any other runs
+        # The functions share one process environment; each sets the variables it was deployed with.
+        os.environ.update({k: str(v) for k, v in (self.environment_vars or {}).items()})
+        try:
+            result = resolve_handler(self.handler)(payload, context)
+            errored = False
+        except Exception as error:  # a handler error is the function's result, as in Lambda
+            result = {
+                "errorMessage": str(error),
+                # An exception may name the error Step Functions sees (a simulated crash is `Lambda.Unknown`).
+                "errorType": getattr(error, "error_type", type(error).__name__),
+                "stackTrace": traceback.format_tb(error.__traceback__),
+            }
+            errored = True
+        for observe in list(observers):
+            observe(self.function_name, payload, result, errored)
     return json.dumps(result, default=str), errored, ""
 
 

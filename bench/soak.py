@@ -1,0 +1,102 @@
+"""Soak: 200 swaps across 20 ASGs on the embedded AWS, scanner-driven, with AWS faults injected at random (fixed
+seed) into every call the task functions make. Prints swaps succeeded / skipped / failed, invariant violations and
+orphans (both must be 0), and wall time.
+
+    python bench/soak.py [--seed 7] [--swaps 200] [--groups 20] [--rate 0.03] [--crash-rate 0.01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from typing import Any
+
+from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.faults import FaultInjector
+from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.invariants import InvariantChecker
+
+ZERO_WAITS = {"boot_poll_seconds": 0, "boot_max_polls": 20, "group_poll_seconds": 0, "group_max_polls": 20}
+SKIPPED = {"SwapInFlight", "InstanceNotEligible", "NotOptedIn", "OnDemandGone"}
+
+
+def invoke(aws: EmbeddedAws, function: str, payload: dict[str, Any]) -> dict[str, Any]:
+    response = aws.client("lambda").invoke(FunctionName=f"asg-optimizer-{function}", Payload=json.dumps(payload))
+    return json.loads(response["Payload"].read())
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--swaps", type=int, default=200)
+    parser.add_argument("--groups", type=int, default=20)
+    parser.add_argument("--rate", type=float, default=0.03, help="chance that any one AWS call fails")
+    parser.add_argument("--crash-rate", type=float, default=0.01, help="chance a Lambda dies after an AWS call")
+    args = parser.parse_args()
+
+    started = time.monotonic()
+    outcomes: Counter[str] = Counter()
+    causes: dict[str, list[str]] = defaultdict(list)
+    with EmbeddedAws(boot_delay_seconds=0.2) as aws:
+        network = create_network()
+        names = [f"soak-{i:02d}" for i in range(args.groups)]
+        for i, name in enumerate(names):
+            per_group = -(-args.swaps // args.groups)
+            create_group(network, GroupSpec(name, desired=per_group, max_size=per_group + (i % 2),
+                                            extra_tags={"AsgOptimiser:MaxParallel": "3"}))
+        with InvariantChecker(names) as check, FaultInjector() as faults:
+            faults.at_random(args.seed, rate=args.rate, crash_rate=args.crash_rate,
+                             codes=("Throttling", "ResourceContention", "InternalError"))
+            faults.at_random(args.seed + 1, rate=0.1, codes=("InsufficientInstanceCapacity",),
+                             operations=("RunInstances", "CreateFleet"))
+            sfn, total, rounds = aws.client("stepfunctions"), 0, 0
+            while total < args.swaps and rounds < 60:
+                rounds += 1
+                result = invoke(aws, "scanner", {"timing": ZERO_WAITS})
+                names_started = result.get("started", [])[: args.swaps - total]
+                total += len(names_started)
+                for name in names_started:
+                    arn = f"{aws.deployment.replace_arn.replace(':stateMachine:', ':execution:')}:{name}"
+                    described = aws.wait(arn, timeout=300)
+                    outcome = described["status"] if described["status"] == "SUCCEEDED" else described.get("error")
+                    outcomes["skipped" if outcome in SKIPPED else outcome] += 1
+                    if outcome not in SKIPPED and outcome != "SUCCEEDED":
+                        causes[outcome].append(str(described.get("cause", ""))[:300])
+                if not names_started and all(
+                    not g["Instances"] or all(_is_spot(aws, i["InstanceId"]) for i in g["Instances"])
+                    for g in aws.client("autoscaling").describe_auto_scaling_groups(
+                        AutoScalingGroupNames=names)["AutoScalingGroups"]
+                ):
+                    break
+            faults.stop()
+            injected = len(faults.log)
+            sweep = invoke(aws, "sweep", {"orphan_after_seconds": 0})
+            violations = check.finish()
+        del sfn
+    seconds = time.monotonic() - started
+    orphans = [v for v in violations if "outside any group" in v]
+    print(f"seed {args.seed}: {total} swaps across {args.groups} ASGs in {rounds} scans, {injected} faults injected")
+    print(f"succeeded  {outcomes.pop('SUCCEEDED', 0)}")
+    print(f"skipped    {outcomes.pop('skipped', 0)}")
+    print(f"failed     {sum(outcomes.values())}  {dict(sorted(outcomes.items()))}")
+    print(f"sweep      terminated {len(sweep.get('terminated', []))}, repaired {len(sweep.get('repaired', []))}")
+    print(f"violations {len(violations) - len(orphans)}")
+    print(f"orphans    {len(orphans)}")
+    print(f"wall time  {seconds:.1f} s")
+    for error, texts in sorted(causes.items()):
+        print(f"  {error}: {texts[0]}")
+    for violation in violations:
+        print(f"  {violation}")
+    return 1 if violations else 0
+
+
+def _is_spot(aws: EmbeddedAws, instance_id: str) -> bool:
+    reservations = aws.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+    return reservations[0]["Instances"][0].get("InstanceLifecycle") == "spot"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
