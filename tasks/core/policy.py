@@ -106,7 +106,7 @@ def _window(asg: str, raw: str) -> Window:
     start, end = int(match.group(1)), int(match.group(2))
     if start > 23 or end > 24:
         raise PolicyError(asg, WINDOW, raw, "hours must be 0-23 (end may be 24)")
-    if start == end % 24:
+    if start == end:
         raise PolicyError(asg, WINDOW, raw, "start and end are the same hour; omit the tag to allow any hour")
     return Window(start, end)
 
