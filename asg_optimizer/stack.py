@@ -65,11 +65,27 @@ class EventRule:
 
 
 @dataclass(frozen=True)
+class Table:
+    """A DynamoDB table (on-demand billing) keyed by one string attribute, with TTL on `ttl_attribute`; functions
+    find its name in the environment variable `environment`."""
+
+    key: str
+    partition_key: str
+    ttl_attribute: str
+    environment: str
+    description: str
+
+    def name(self, prefix: str = DEFAULT_PREFIX) -> str:
+        return f"{prefix}-{self.key}"
+
+
+@dataclass(frozen=True)
 class Stack:
     functions: tuple[Function, ...]
     state_machines: tuple[StateMachine, ...]
     schedules: tuple[Schedule, ...] = ()
     rules: tuple[EventRule, ...] = ()
+    tables: tuple[Table, ...] = ()
 
     def function(self, key: str) -> Function:
         return next(f for f in self.functions if f.key == key)
@@ -79,18 +95,26 @@ class Stack:
 
 
 REPLACE = "replace-instance"
-# Set at deploy to the replacement state machine's ARN, for the functions that start executions.
+INTERRUPTION = "spot-interruption"
+# Set at deploy to the state machines' ARNs, for the functions that start executions.
 REPLACE_STATE_MACHINE_ARN = "REPLACE_STATE_MACHINE_ARN"
+INTERRUPTION_STATE_MACHINE_ARN = "INTERRUPTION_STATE_MACHINE_ARN"
+STATE_MACHINE_ARN_ENVIRONMENT = {REPLACE_STATE_MACHINE_ARN: REPLACE, INTERRUPTION_STATE_MACHINE_ARN: INTERRUPTION}
+COOLDOWN_TABLE = "COOLDOWN_TABLE"
 
 STACK = Stack(
     functions=(
         Function("validate", "tasks.validate.handler", "Refuse a swap that must not start"),
-        Function("launch-spot", "tasks.launch_spot.handler", "Launch the spot replacement"),
+        Function("launch-spot", "tasks.launch_spot.handler", "Launch the spot replacement (CreateFleet, candidates)",
+                 environment=(COOLDOWN_TABLE,)),
         Function("check-spot", "tasks.check_spot.handler", "Poll the spot's status checks"),
         Function("attach-spot", "tasks.attach_spot.handler", "Make room in the ASG and attach the spot"),
         Function("retire-on-demand", "tasks.retire_on_demand.handler", "Terminate the on-demand through the ASG"),
         Function("restore-group", "tasks.restore_group.handler", "Put the ASG's settings back"),
         Function("cleanup", "tasks.cleanup.handler", "Roll back a failed swap"),
+        Function("raise-capacity", "tasks.raise_capacity.handler", "Spot interrupted: one more instance in its group",
+                 environment=(COOLDOWN_TABLE,)),
+        Function("release-spot", "tasks.release_spot.handler", "Spot interrupted: take it out once replaced"),
         # These start executions, so they need the state machine's ARN: deploy creates them after it.
         Function("scanner", "tasks.scan.handler", "Find opted-in on-demand instances and start their swaps",
                  timeout=300, memory=512, environment=(REPLACE_STATE_MACHINE_ARN,)),
@@ -98,6 +122,12 @@ STACK = Stack(
                  timeout=120, environment=(REPLACE_STATE_MACHINE_ARN,)),
         Function("launch-event", "tasks.launch_event.handler", "Swap a newly launched on-demand after its grace",
                  environment=(REPLACE_STATE_MACHINE_ARN,)),
+        Function("spot-interruption", "tasks.spot_events.on_interruption",
+                 "Spot interruption warning: start the on-demand fallback",
+                 environment=(INTERRUPTION_STATE_MACHINE_ARN,)),
+        Function("spot-rebalance", "tasks.spot_events.on_rebalance",
+                 "Rebalance recommendation: replace the spot from another pool",
+                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
     ),
     state_machines=(
         StateMachine(
@@ -113,6 +143,15 @@ STACK = Stack(
                 "CleanupFunctionArn": "cleanup",
             },
         ),
+        StateMachine(
+            INTERRUPTION,
+            "spot_interruption.asl.json",
+            {
+                "RaiseCapacityFunctionArn": "raise-capacity",
+                "ReleaseSpotFunctionArn": "release-spot",
+                "RestoreGroupFunctionArn": "restore-group",
+            },
+        ),
     ),
     schedules=(
         Schedule("scan", "scanner", "rate(5 minutes)", "Scan opted-in groups and start swaps"),
@@ -125,5 +164,21 @@ STACK = Stack(
             {"source": ["aws.autoscaling"], "detail-type": ["EC2 Instance Launch Successful"]},
             "A group launched an instance: swap it to spot after its grace period",
         ),
+        EventRule(
+            "spot-interruption",
+            "spot-interruption",
+            {"source": ["aws.ec2"], "detail-type": ["EC2 Spot Instance Interruption Warning"]},
+            "A spot gets its two-minute warning: replacement capacity in before it goes",
+        ),
+        EventRule(
+            "spot-rebalance",
+            "spot-rebalance",
+            {"source": ["aws.ec2"], "detail-type": ["EC2 Instance Rebalance Recommendation"]},
+            "A spot is at elevated risk: replace it from another pool",
+        ),
+    ),
+    tables=(
+        Table("cooldowns", "cooldown_key", "expires_at", COOLDOWN_TABLE,
+              "Spot pools and instances cooling down (no capacity, interrupted, rebalanced); TTL removes them"),
     ),
 )

@@ -1,63 +1,120 @@
-"""LaunchSpot: one one-time spot instance from the ASG's own launch template, in the on-demand's subnet.
+"""LaunchSpot: one spot instance through CreateFleet `instant` with `price-capacity-optimized`, from the ASG's own
+launch template version, in the on-demand's subnet, over every candidate type (tasks.core.instance_types).
 
-Tagged at creation with the instance it replaces and the execution that owns it (so cleanup and the sweep find
-it whatever happens next), and launched with a client token so a retried invocation returns the same spot.
+Each override carries the original's on-demand price as MaxPrice, so EC2 itself never launches a spot dearer
+than the instance it replaces. No capacity in any candidate pool is an outcome, not a failure: nothing is
+launched, the pools go on cooldown and the execution ends `no-capacity`. Tagged at creation with the instance it
+replaces and the execution that owns it; the client token makes a retried invocation return the same fleet.
 """
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
-from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
-from tasks.aws import aws_handler, client, error_code
-from tasks.core.errors import NoSpotCapacity
+from tasks.aws import aws_handler, client
+from tasks.cooldown import active_pools, cool_pools
+from tasks.core.cooldowns import types_cooling_in
+from tasks.core.fleet_result import read_fleet
+from tasks.core.instance_types import Candidate, CandidateChoice, choose_candidates, incompatibility
 from tasks.core.naming import client_token
+from tasks.core.policy import parse_policy
+from tasks.core.prices import Pool, hourly_saving, operating_system
 from tasks.core.tags import EXECUTION, REPLACES
+from tasks.describe import describe_group_raw
+from tasks.instance_catalog import InstanceCatalog, template_maps_instance_store
+from tasks.pricing import PriceBook
 
 logger = Logger()
+metrics = Metrics()
+LAUNCHED, NO_CAPACITY = "launched", "no-capacity"
 
 
-def launch_request(event: dict[str, Any]) -> dict[str, Any]:
-    """The RunInstances request: everything comes from the group's template but the market and placement."""
-    template: dict[str, str] = {"Version": event["launch_template_version"]}
+def template_of(event: dict[str, Any]) -> dict[str, str]:
+    template = {"Version": event["launch_template_version"]}
     if event.get("launch_template_id"):
         template["LaunchTemplateId"] = event["launch_template_id"]
     else:
         template["LaunchTemplateName"] = event["launch_template_name"]
+    return template
+
+
+def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...], max_price: float) -> dict[str, Any]:
+    """The CreateFleet request: the group's template, one override per candidate type in the on-demand's subnet."""
     tags = {k: v for k, v in event.get("instance_tags", {}).items() if not k.startswith("aws:")}
     tags |= {REPLACES: event["instance_id"], EXECUTION: event["execution_name"]}
-    request: dict[str, Any] = {
-        "LaunchTemplate": template,
-        "InstanceType": event["instance_type"],
-        "MinCount": 1,
-        "MaxCount": 1,
-        "InstanceMarketOptions": {
-            "MarketType": "spot",
-            "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
-        },
+    overrides = [{"InstanceType": c.instance_type, "MaxPrice": f"{max_price:.6f}"} for c in candidates]
+    if event.get("subnet_id"):
+        overrides = [{**o, "SubnetId": event["subnet_id"]} for o in overrides]
+    else:
+        overrides = [{**o, "AvailabilityZone": event["availability_zone"]} for o in overrides]
+    return {
+        "Type": "instant",
+        "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "SpotTargetCapacity": 1,
+                                        "DefaultTargetCapacityType": "spot"},
+        "SpotOptions": {"AllocationStrategy": "price-capacity-optimized", "InstanceInterruptionBehavior": "terminate",
+                        "MinTargetCapacity": 1, "SingleInstanceType": True},
+        "LaunchTemplateConfigs": [{"LaunchTemplateSpecification": template_of(event), "Overrides": overrides}],
         "TagSpecifications": [
             {"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}
         ],
         "ClientToken": client_token(event["execution_name"]),
     }
-    if event.get("subnet_id"):
-        request["SubnetId"] = event["subnet_id"]
-    return request
+
+
+def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: float) -> CandidateChoice:
+    """Compatible types with a spot price in the zone at most the original's on-demand price, not cooling."""
+    raw_group = describe_group_raw(event["asg_name"])
+    policy = parse_policy(event["asg_name"], {t["Key"]: t.get("Value", "") for t in raw_group.get("Tags", [])},
+                          default_grace_period=0)
+    catalog = InstanceCatalog()
+    original = catalog.get(event["instance_type"])
+    needs_storage = template_maps_instance_store(template_of(event))
+    compatible = [name for name, info in catalog.all().items()
+                  if incompatibility(original, info, policy, needs_instance_storage=needs_storage) is None]
+    zone = event["availability_zone"]
+    return choose_candidates(
+        original, catalog.all(), policy, needs_instance_storage=needs_storage,
+        spot_prices=prices.spot_prices(compatible, zone), on_demand_price=on_demand_price,
+        cooling=types_cooling_in(active_pools(), zone),
+    )
+
+
+def no_capacity(event: dict[str, Any], pools: list[Pool], why: str) -> dict[str, Any]:
+    cooled = cool_pools(pools, reason=NO_CAPACITY, source=event["execution_name"])
+    metrics.add_metric(name="NoSpotCapacity", unit=MetricUnit.Count, value=1)
+    logger.warning("no spot capacity", extra={"why": why, "cooled": cooled})
+    return {"outcome": NO_CAPACITY, "asg_name": event["asg_name"], "instance_id": event["instance_id"],
+            "availability_zone": event["availability_zone"], "why": why, "cooled_pools": [str(p) for p in pools]}
 
 
 @aws_handler
 @logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(asg=event["asg_name"], execution=event["execution_name"])
-    try:
-        instance = client("ec2").run_instances(**launch_request(event))["Instances"][0]
-    except ClientError as error:
-        if error_code(error) in ("InsufficientInstanceCapacity", "SpotMaxPriceTooLow", "MaxSpotInstanceCountExceeded"):
-            raise NoSpotCapacity(
-                f"no spot capacity for {event['instance_type']} in {event['availability_zone']}: {error_code(error)}"
-            ) from error
-        raise
-    logger.info("spot launched", extra={"spot_instance_id": instance["InstanceId"]})
-    return {"spot_instance_id": instance["InstanceId"], "spot_instance_type": instance["InstanceType"]}
+    original_pool = Pool(event["instance_type"], event["availability_zone"])
+    prices = PriceBook(os.environ["AWS_REGION"], operating_system(event.get("platform_details")))
+    on_demand = prices.on_demand(event["instance_type"])
+    choice = candidates_for(event, prices, on_demand.price)
+    if not choice.candidates:
+        return no_capacity(event, [original_pool], f"no candidate type: {choice.summary()}")
+    response = client("ec2").create_fleet(**fleet_request(event, choice.candidates, on_demand.price))
+    result = read_fleet(response, event["availability_zone"])
+    if result.instance_id is None:
+        pools = sorted({original_pool, *result.exhausted})
+        return no_capacity(event, pools, f"no spot capacity in {len(result.exhausted)} candidate pool(s)")
+    spot_price = next(c.spot_price for c in choice.candidates if c.instance_type == result.instance_type)
+    saving = hourly_saving(on_demand.price, spot_price)
+    metrics.add_dimension(name="AutoScalingGroup", value=event["asg_name"])
+    metrics.add_metric(name="HourlySavingUSD", unit=MetricUnit.NoUnit, value=saving)
+    logger.info("spot launched", extra={"spot_instance_id": result.instance_id, "type": result.instance_type,
+                                        "candidates": len(choice.candidates), "left_out": choice.summary()})
+    return {
+        "outcome": LAUNCHED, "spot_instance_id": result.instance_id, "spot_instance_type": result.instance_type,
+        "spot_price": spot_price, "on_demand_price": on_demand.price, "on_demand_price_source": on_demand.source,
+        "hourly_saving": saving, "candidate_types": [c.instance_type for c in choice.candidates],
+    }

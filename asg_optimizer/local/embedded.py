@@ -25,8 +25,9 @@ from moto import mock_aws
 from asg_optimizer.local import seam
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.ec2_model import Ec2Model
+from asg_optimizer.local.pricing_api import PricingApiModel
 from asg_optimizer.render import render_state_machine
-from asg_optimizer.stack import DEFAULT_PREFIX, REPLACE, REPLACE_STATE_MACHINE_ARN, STACK, Function, Stack
+from asg_optimizer.stack import DEFAULT_PREFIX, REPLACE, STACK, STATE_MACHINE_ARN_ENVIRONMENT, Function, Stack, Table
 from tasks.aws import reset_clients
 from tasks.core.naming import execution_name
 
@@ -67,6 +68,7 @@ class Deployment:
 
     function_arns: dict[str, str] = field(default_factory=dict)
     state_machine_arns: dict[str, str] = field(default_factory=dict)
+    table_names: dict[str, str] = field(default_factory=dict)
 
     @property
     def replace_arn(self) -> str:
@@ -94,29 +96,52 @@ def deploy(stack: Stack = STACK, prefix: str = DEFAULT_PREFIX, environment: dict
         )
         deployment.function_arns[function.key] = created["FunctionArn"]
 
+    values = {**base}
+    for table in stack.tables:
+        deployment.table_names[table.key] = values[table.environment] = create_table(table, prefix)
     # Functions that start executions need the state machine ARN, so they come after the state machines
     # (which reference only the step functions).
-    late = [f for f in stack.functions if REPLACE_STATE_MACHINE_ARN in f.environment]
+    late = [f for f in stack.functions if set(f.environment) & set(STATE_MACHINE_ARN_ENVIRONMENT)]
     for function in stack.functions:
         if function not in late:
-            create(function, base)
+            create(function, values)
     for machine in stack.state_machines:
         created = sfn.create_state_machine(
             name=machine.name(prefix), type="STANDARD", roleArn=states_role["Role"]["Arn"],
             definition=render_state_machine(machine, deployment.function_arns),
         )
         deployment.state_machine_arns[machine.key] = created["stateMachineArn"]
+    values |= {name: deployment.state_machine_arns[key] for name, key in STATE_MACHINE_ARN_ENVIRONMENT.items()}
     for function in late:
-        create(function, {**base, REPLACE_STATE_MACHINE_ARN: deployment.replace_arn})
+        create(function, values)
     return deployment
+
+
+def create_table(table: Table, prefix: str) -> str:
+    """The DynamoDB table as the Pulumi program makes it: on-demand billing, one string key, TTL on."""
+    dynamodb, name = boto3.client("dynamodb"), table.name(prefix)
+    dynamodb.create_table(
+        TableName=name, BillingMode="PAY_PER_REQUEST",
+        KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": table.partition_key, "AttributeType": "S"}],
+    )
+    dynamodb.update_time_to_live(
+        TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": table.ttl_attribute}
+    )
+    return name
 
 
 class EmbeddedAws:
     """moto in-process with our models and the stack deployed; a context manager."""
 
-    def __init__(self, *, boot_delay_seconds: float = 2.0, region: str = REGION) -> None:
+    def __init__(self, *, boot_delay_seconds: float = 2.0, region: str = REGION,
+                 environment: dict[str, str] | None = None) -> None:
+        """`environment`: extra variables for every function (e.g. SPOT_NOTICE_SECONDS for a shorter notice)."""
         self.region = region
+        self.environment = dict(environment or {})
+        self.pricing_api = PricingApiModel()
         self.ec2_model = Ec2Model(boot_delay_seconds=boot_delay_seconds)
+        self.ec2_model.market.region = region
         self.autoscaling_model = AutoScalingModel()
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
         self.deployment = Deployment()
@@ -127,13 +152,15 @@ class EmbeddedAws:
         seam.install()
         self.ec2_model.install()
         self.autoscaling_model.install()
+        self.pricing_api.install()
         reset_clients()
-        self.deployment = deploy()
+        self.deployment = deploy(environment=self.environment)
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.ec2_model.uninstall()
         self.autoscaling_model.uninstall()
+        self.pricing_api.uninstall()
         seam.uninstall()
         self._mock.stop()
         reset_clients()

@@ -1,0 +1,112 @@
+"""The spot interruption fallback, decided from plain facts.
+
+On the two-minute warning the group gets one more instance at once (desired + 1, launched on-demand from its own
+template), and the doomed spot leaves through the group with decrement as soon as that replacement is InService,
+or at the deadline (the two-minute mark less a margin for deregistration), whichever comes first. Until then the
+doomed spot still serves, so in-service never drops below the user's desired capacity because of us.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from tasks.core.errors import InvalidInput
+from tasks.core.holds import hold_key, plan_prepare
+from tasks.core.model import Group, Member
+from tasks.core.progress import LEAVING
+from tasks.core.tags import is_opted_in
+
+INTERRUPTION_WARNING = "EC2 Spot Instance Interruption Warning"
+REBALANCE_RECOMMENDATION = "EC2 Instance Rebalance Recommendation"
+NOTICE_SECONDS = 120
+# Terminating through the group deregisters the spot from its load balancers first; start that this long before
+# EC2 reclaims the instance, so connections drain instead of being cut.
+RELEASE_MARGIN_SECONDS = 20
+_RAISE = "raise-to:"
+_INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
+
+
+@dataclass(frozen=True)
+class SpotEvent:
+    detail_type: str
+    instance_id: str
+    time: datetime
+
+
+def parse_spot_event(event: dict[str, Any]) -> SpotEvent:
+    """The EventBridge event as facts; anything else is refused naming the bad value."""
+    detail_type = event.get("detail-type")
+    if event.get("source") != "aws.ec2" or detail_type not in (INTERRUPTION_WARNING, REBALANCE_RECOMMENDATION):
+        raise InvalidInput(f"not a spot warning: source {event.get('source')!r}, detail-type {detail_type!r}")
+    instance_id = (event.get("detail") or {}).get("instance-id")
+    if not isinstance(instance_id, str) or not _INSTANCE_ID.fullmatch(instance_id):
+        raise InvalidInput(f"detail.instance-id must be an instance id, got {instance_id!r}")
+    try:
+        at = datetime.fromisoformat(str(event.get("time", "")).replace("Z", "+00:00"))
+    except ValueError:
+        raise InvalidInput(f"time must be an ISO 8601 timestamp, got {event.get('time')!r}") from None
+    return SpotEvent(str(detail_type), instance_id, at)
+
+
+def release_deadline(warned_at: float, notice_seconds: int = NOTICE_SECONDS,
+                     margin_seconds: int = RELEASE_MARGIN_SECONDS) -> float:
+    """Epoch seconds by which the doomed spot leaves the group, whether or not the replacement is in service."""
+    return warned_at + max(notice_seconds - margin_seconds, notice_seconds // 2)
+
+
+def poll_seconds(notice_seconds: int) -> int:
+    """How often to look for the replacement: a dozen looks within the notice, at most every 5 s."""
+    return max(1, min(5, notice_seconds // 12))
+
+
+@dataclass(frozen=True)
+class RaisePlan:
+    tags: dict[str, str]  # written first: hold, originals, and the desired we raise to
+    new_max_size: int | None
+    desired: int | None  # None: an earlier attempt of this execution already raised it
+    suspend: tuple[str, ...]
+    raised_to: int
+    spot: Member
+
+
+def plan_raise(group: Group, spot_id: str, execution_name: str) -> RaisePlan | str:
+    """One more instance for the group, or why there is nothing to do. A retry finds its own hold tag and raises
+    only if desired is still below the recorded target, so the group never grows by two."""
+    if not is_opted_in(group.tags):
+        return f"ASG {group.name} is not opted in"
+    spot = group.member(spot_id)
+    if spot is None or spot.lifecycle_state.startswith(LEAVING):
+        return f"spot {spot_id} is {spot.lifecycle_state if spot else 'not a member'} in ASG {group.name}"
+    recorded = group.tags.get(hold_key(execution_name), "")
+    if recorded.startswith(_RAISE) and recorded[len(_RAISE):].isdigit():
+        target = int(recorded[len(_RAISE):])
+        return RaisePlan({}, None, target if group.desired < target else None, (), target, spot)
+    prepare = plan_prepare(group, execution_name)
+    target = group.desired + 1
+    tags = {**prepare.tags, hold_key(execution_name): f"{_RAISE}{target}"}
+    return RaisePlan(tags, prepare.new_max_size, target, prepare.suspend, target, spot)
+
+
+@dataclass(frozen=True)
+class Release:
+    terminate_spot: bool  # TerminateInstanceInAutoScalingGroup with decrement
+    lower_desired_to: int | None  # the spot left without decrement (EC2 took it): undo our raise
+    done: bool
+    why: str
+
+
+def release_decision(group: Group, *, spot_id: str, raised_to: int, now: float, deadline: float) -> Release:
+    spot = group.member(spot_id)
+    if spot is None:
+        lower = raised_to - 1 if group.desired == raised_to else None
+        return Release(False, lower, True, f"spot {spot_id} already left ASG {group.name}")
+    if spot.lifecycle_state.startswith(LEAVING):
+        return Release(False, None, True, f"spot {spot_id} is {spot.lifecycle_state}")
+    if group.in_service_count >= group.desired:
+        return Release(True, None, True, f"replacement in service ({group.in_service_count}/{group.desired})")
+    if now >= deadline:
+        return Release(True, None, True, f"deadline: {group.in_service_count} in service for desired {group.desired}")
+    return Release(False, None, False, f"{group.in_service_count} in service for desired {group.desired}")

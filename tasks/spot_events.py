@@ -1,0 +1,98 @@
+"""EventBridge targets for spot warnings on instances of opted-in groups.
+
+- Interruption warning: start the spot-interruption execution (on-demand capacity in before the spot goes).
+- Rebalance recommendation: replace the spot proactively with a spot from another pool, through the ordinary
+  replacement workflow (reason `rebalance`). Its pool cools down first, so the type choice avoids it; when every
+  pool is cooling the swap ends `no-capacity` and the interruption fallback covers the instance. An instance is
+  churned at most once per cooldown (an atomic claim in the cooldown table).
+
+Both are named from the event, so a redelivered event finds its execution instead of starting a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from tasks.aws import aws_handler, client, error_code
+from tasks.cooldown import claim_instance, cool_pools
+from tasks.core.interruption import NOTICE_SECONDS, SpotEvent, parse_spot_event
+from tasks.core.model import Group, Member
+from tasks.core.naming import execution_name
+from tasks.core.prices import Pool
+from tasks.core.tags import is_opted_in
+from tasks.core.timing import Timing
+from tasks.describe import describe_group
+from tasks.dispatch import replace_state_machine_arn, start_swap
+
+logger = Logger()
+INTERRUPTION_STATE_MACHINE_ENV = "INTERRUPTION_STATE_MACHINE_ARN"
+NOTICE_ENV = "SPOT_NOTICE_SECONDS"  # EC2 gives 120 s; the embedded AWS may model a shorter notice
+
+
+def owner(instance_id: str) -> tuple[Group, Member] | str:
+    """The opted-in group the instance serves in, or why we leave it alone."""
+    found = client("autoscaling").describe_auto_scaling_instances(InstanceIds=[instance_id])["AutoScalingInstances"]
+    if not found:
+        return f"instance {instance_id} is not in an Auto Scaling group"
+    group = describe_group(found[0]["AutoScalingGroupName"])
+    member = group.member(instance_id)
+    if not is_opted_in(group.tags) or member is None:
+        return f"ASG {group.name} is not opted in"
+    return group, member
+
+
+def start_interruption(warning: SpotEvent, group: Group) -> tuple[str, bool]:
+    """(execution name, True if this call started it); a redelivered warning gets the existing execution."""
+    arn = os.environ.get(INTERRUPTION_STATE_MACHINE_ENV, "")
+    if not arn:
+        raise RuntimeError(f"{INTERRUPTION_STATE_MACHINE_ENV} is not set: deployed without the state machine ARN")
+    name = execution_name(group.name, warning.instance_id, warning.time)
+    payload = {"asg_name": group.name, "instance_id": warning.instance_id, "reason": "interruption",
+               "warned_at": warning.time.isoformat(), "notice_seconds": int(os.environ.get(NOTICE_ENV, NOTICE_SECONDS))}
+    try:
+        client("stepfunctions").start_execution(
+            stateMachineArn=arn, name=name, input=json.dumps(payload, sort_keys=True)
+        )
+    except ClientError as error:
+        if error_code(error) == "ExecutionAlreadyExists":
+            return name, False
+        raise
+    return name, True
+
+
+@aws_handler
+@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+def on_interruption(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    warning = parse_spot_event(event)
+    found = owner(warning.instance_id)
+    if isinstance(found, str):
+        logger.info("interruption ignored", extra={"instance_id": warning.instance_id, "why": found})
+        return {"ignored": found}
+    name, started = start_interruption(warning, found[0])
+    logger.info("interruption fallback", extra={"execution": name, "started": started})
+    return {"execution_name": name, "started": started}
+
+
+@aws_handler
+@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+def on_rebalance(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    warning = parse_spot_event(event)
+    found = owner(warning.instance_id)
+    if isinstance(found, str):
+        return {"ignored": found}
+    group, member = found
+    if not claim_instance(warning.instance_id, reason="rebalance"):
+        why = f"instance {warning.instance_id} was already churned within the cooldown"
+        logger.info("rebalance ignored", extra={"why": why})
+        return {"ignored": why}
+    cool_pools([Pool(member.instance_type, member.availability_zone)], reason="rebalance",
+               source=warning.instance_id)
+    name, started = start_swap(replace_state_machine_arn(), group.name, warning.instance_id, reason="rebalance",
+                               timing=Timing(), at=warning.time)
+    logger.info("rebalance swap", extra={"execution": name, "started": started})
+    return {"execution_name": name, "started": started}
