@@ -38,7 +38,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     instance = describe_instance(instance_id)
     # `asg-optimizer replace --force`: an operator's explicit manual swap in a group that is not opted in.
     forced = reason == "manual" and data.get("force") is True
-    check_swappable(group, instance, instance_id, require_opt_in=not forced)
+    check_swappable(group, instance, instance_id, require_opt_in=not forced, allow_spot=reason == "rebalance")
     running = running_swaps(state_machine_arn).get(instance_id, [])
     own_start = next((start for name, start in running if name == execution_name), float("inf"))
     check_not_in_flight(instance_id, execution_name, own_start, running)

@@ -6,7 +6,7 @@ from tasks.core.errors import InstanceNotEligible, InvalidInput, NotOptedIn, Swa
 from tasks.core.model import Group, Instance
 from tasks.core.tags import OPT_IN, is_opted_in
 
-REASONS = ("scheduled", "event", "manual", "interruption", "rollout")
+REASONS = ("scheduled", "event", "manual", "interruption", "rollout", "rebalance")
 
 
 def check_reason(reason: object) -> str:
@@ -15,9 +15,11 @@ def check_reason(reason: object) -> str:
     return str(reason)
 
 
-def check_swappable(group: Group, instance: Instance | None, instance_id: str, *, require_opt_in: bool = True) -> None:
+def check_swappable(group: Group, instance: Instance | None, instance_id: str, *, require_opt_in: bool = True,
+                    allow_spot: bool = False) -> None:
     """Raise the first reason the swap must not start; the messages name the group and instance.
-    `require_opt_in=False` only for an operator's explicit `replace --force` on a group that is not opted in."""
+    `require_opt_in=False` only for an operator's explicit `replace --force` on a group that is not opted in;
+    `allow_spot=True` only for a rebalance recommendation (a spot replaced by a spot from another pool)."""
     if require_opt_in and not is_opted_in(group.tags):
         value = group.tags.get(OPT_IN)
         shown = "missing" if value is None else repr(value)
@@ -34,7 +36,7 @@ def check_swappable(group: Group, instance: Instance | None, instance_id: str, *
     if instance is None or instance.state != "running":
         state = "gone" if instance is None else instance.state
         raise InstanceNotEligible(f"instance {instance_id} is {state}, not running")
-    if not instance.on_demand:
+    if not instance.on_demand and not allow_spot:
         raise InstanceNotEligible(f"instance {instance_id} is {instance.lifecycle}, not on-demand")
     if not (group.launch_template_id or group.launch_template_name):
         raise InstanceNotEligible(
