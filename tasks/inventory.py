@@ -49,18 +49,18 @@ def groups_with_tag_keys(keys: Sequence[str]) -> list[dict[str, Any]]:
 
 
 def _describe_batch(ids: list[str]) -> list[dict[str, Any]]:
-    """One DescribeInstances for up to 1,000 ids. An id EC2 no longer knows fails the whole call, so drop the
-    ids the error names and ask again (an instance can vanish between the group read and this one)."""
+    """One DescribeInstances for up to 1,000 ids (AWS answers explicit ids in one response; a NextToken is
+    followed all the same). An id EC2 no longer knows fails the whole call, so drop the ids the error names and
+    ask again (an instance can vanish between the group read and this one)."""
     while ids:
         try:
-            response = client("ec2").describe_instances(InstanceIds=ids)
+            pages = client("ec2").get_paginator("describe_instances").paginate(InstanceIds=ids)
+            return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
         except ClientError as error:
             gone = set(_INSTANCE_ID.findall(str(error))) if error_code(error) == "InvalidInstanceID.NotFound" else set()
             if not gone & set(ids):
                 raise
             ids = [i for i in ids if i not in gone]
-            continue
-        return [i for r in response["Reservations"] for i in r["Instances"]]
     return []
 
 

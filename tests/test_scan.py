@@ -243,3 +243,22 @@ def test_a_scheduled_event_body_is_accepted_as_a_real_scan(aws: EmbeddedAws, mak
     assert not errored, result
     assert result["dry_run"] is False and len(result["started"]) == 1
     aws.client("stepfunctions").stop_execution(executionArn=executions(aws)[0]["executionArn"])
+
+
+def test_instances_are_read_1000_ids_a_call_and_a_vanished_id_is_dropped(aws: EmbeddedAws, make_group) -> None:
+    from tasks.inventory import instances_by_id
+
+    group = make_group("web", desired=3, max_size=3)
+    ids = [i["InstanceId"] for i in group["Instances"]]
+    with counted_calls() as calls:
+        found = instances_by_id([*ids, "i-0123456789abcdef0"])
+    assert sorted(found) == sorted(ids)
+    assert dict(calls) == {"ec2.DescribeInstances": 2}  # the second without the id EC2 does not know
+
+
+def test_explicit_ids_come_back_in_one_response_as_in_aws(aws: EmbeddedAws, network) -> None:
+    ec2 = aws.client("ec2")
+    ids = [ec2.run_instances(ImageId="ami-0a1b2c3d4e5f60718", MinCount=1, MaxCount=1,
+                             SubnetId=network.subnets["a"])["Instances"][0]["InstanceId"] for _ in range(120)]
+    response = ec2.describe_instances(InstanceIds=ids)  # 120 reservations: moto alone would page at 100
+    assert len(response["Reservations"]) == 120 and "NextToken" not in response

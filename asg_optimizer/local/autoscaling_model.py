@@ -1,4 +1,4 @@
-"""What moto's Auto Scaling lacks and the scanner depends on, modeled in the embedded AWS.
+"""What moto lacks that the scanner depends on (Auto Scaling, and one EC2 read), modeled in the embedded AWS.
 
 - Instance refreshes: moto 5.2 has no StartInstanceRefresh / DescribeInstanceRefreshes / CancelInstanceRefresh
   (NotImplementedError). Modeled as records only: a refresh starts `InProgress` and stays so until cancelled
@@ -6,6 +6,9 @@
   is in progress fails with InstanceRefreshInProgress, as in AWS.
 - HealthCheckGracePeriod: moto's CreateAutoScalingGroup turns 0 (and an omitted value) into 300; AWS keeps 0
   and defaults to 0. The grace period decides when the scanner may pick an instance, so 0 must stay 0.
+- DescribeInstances with explicit InstanceIds: AWS returns every one of them (up to 1,000) in one response and
+  refuses MaxResults with ids; moto pages them 100 reservations at a time, which would make the scanner's call
+  count (and the bench) depend on how moto groups instances into reservations.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from moto.autoscaling.exceptions import AutoscalingClientError, ValidationError
 from moto.autoscaling.models import AutoScalingBackend
 from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
+from moto.ec2.responses.instances import InstanceResponse
 
 ACTIVE_REFRESH = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
 
@@ -80,8 +84,19 @@ class AutoScalingModel:
         if self._saved:
             return
         model = self
-        self._saved = {"create": AutoScalingBackend.create_auto_scaling_group}
-        original_create = self._saved["create"]
+        self._saved = {"create": AutoScalingBackend.create_auto_scaling_group,
+                       "describe_instances": InstanceResponse.describe_instances}
+        original_create, original_describe = self._saved["create"], self._saved["describe_instances"]
+
+        def describe_instances(response: InstanceResponse) -> Any:
+            ids = response._get_param("InstanceIds", [])
+            if not ids or "MaxResults" in response.data:  # moto's own answer (or its InvalidParameterCombination)
+                return original_describe(response)
+            response.error_on_dryrun()
+            reservations = response.ec2_backend.get_reservations_by_instance_ids(
+                ids, filters=response._filters_from_querystring()
+            )
+            return ActionResult({"Reservations": reservations, "NextToken": None})
 
         def create_auto_scaling_group(backend: AutoScalingBackend, *args: Any, **kwargs: Any) -> Any:
             group = original_create(backend, *args, **kwargs)
@@ -105,6 +120,7 @@ class AutoScalingModel:
             return ActionResult({"InstanceRefreshes": found[:limit]})
 
         AutoScalingBackend.create_auto_scaling_group = create_auto_scaling_group  # type: ignore[method-assign]
+        InstanceResponse.describe_instances = describe_instances  # type: ignore[method-assign]
         AutoScalingResponse.start_instance_refresh = start_instance_refresh  # type: ignore[attr-defined]
         AutoScalingResponse.cancel_instance_refresh = cancel_instance_refresh  # type: ignore[attr-defined]
         AutoScalingResponse.describe_instance_refreshes = describe_instance_refreshes  # type: ignore[attr-defined]
@@ -113,6 +129,7 @@ class AutoScalingModel:
         if not self._saved:
             return
         AutoScalingBackend.create_auto_scaling_group = self._saved["create"]  # type: ignore[method-assign]
+        InstanceResponse.describe_instances = self._saved["describe_instances"]  # type: ignore[method-assign]
         for name in ("start_instance_refresh", "cancel_instance_refresh", "describe_instance_refreshes"):
             delattr(AutoScalingResponse, name)
         self._saved = {}
