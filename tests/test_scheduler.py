@@ -58,3 +58,10 @@ def test_schedules_run_the_scanner_and_sweep_on_a_timer(aws: EmbeddedAws, make_g
     for execution in sfn.list_executions(stateMachineArn=aws.deployment.replace_arn)["executions"]:
         assert execution["status"] == "RUNNING"
         sfn.stop_execution(executionArn=execution["executionArn"])
+
+
+def test_scan_once_returns_the_started_executions(aws: EmbeddedAws, make_group) -> None:
+    make_group("web", desired=2, max_size=4, extra_tags={"AsgOptimiser:MaxParallel": "2"})
+    arns = Scheduler(aws, inputs={"scan": {"timing": FAST}}).scan()
+    assert len(arns) == 2
+    assert [aws.wait(arn)["status"] for arn in arns] == ["SUCCEEDED", "SUCCEEDED"]

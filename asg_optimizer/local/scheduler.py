@@ -93,6 +93,14 @@ class Scheduler:
         event = self.inputs.get(schedule_key) or scheduled_event(schedule, self.aws.region)
         return self._invoke(schedule_key, schedule.function, event)
 
+    def scan(self) -> list[str]:
+        """Run the scanner's schedule once; the ARNs of the executions it started (for the demo and tests)."""
+        run = self.run(next(s.key for s in self.stack.schedules if s.function == "scanner"))
+        if run.errored:
+            raise RuntimeError(f"scanner failed: {run.result.get('errorType')}: {run.result.get('errorMessage')}")
+        prefix = self.aws.deployment.replace_arn.replace(":stateMachine:", ":execution:")
+        return [f"{prefix}:{name}" for name in run.result["started"]]
+
     def deliver(self, event: dict[str, Any]) -> list[Run]:
         """Route an event to every function whose rule matches it."""
         return [self._invoke(rule.key, rule.function, event) for rule in self.stack.rules
