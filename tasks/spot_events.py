@@ -25,13 +25,14 @@ from tasks.core.model import Group, Member
 from tasks.core.naming import execution_name
 from tasks.core.prices import Pool
 from tasks.core.tags import is_opted_in
-from tasks.core.timing import Timing
+from tasks.core.timing import parse_timing
 from tasks.describe import describe_group
 from tasks.dispatch import replace_state_machine_arn, start_swap
 
 logger = Logger()
 INTERRUPTION_STATE_MACHINE_ENV = "INTERRUPTION_STATE_MACHINE_ARN"
 NOTICE_ENV = "SPOT_NOTICE_SECONDS"  # EC2 gives 120 s; the embedded AWS may model a shorter notice
+TIMING_ENV = "SWAP_TIMING"  # optional JSON of tasks.core.timing keys for the swaps events start
 
 
 def owner(instance_id: str) -> tuple[Group, Member] | str:
@@ -93,6 +94,7 @@ def on_rebalance(event: dict[str, Any], context: Any) -> dict[str, Any]:
     cool_pools([Pool(member.instance_type, member.availability_zone)], reason="rebalance",
                source=warning.instance_id)
     name, started = start_swap(replace_state_machine_arn(), group.name, warning.instance_id, reason="rebalance",
-                               timing=Timing(), at=warning.time)
+                               timing=parse_timing(json.loads(os.environ.get(TIMING_ENV) or "{}")),
+                               at=warning.time)
     logger.info("rebalance swap", extra={"execution": name, "started": started})
     return {"execution_name": name, "started": started}

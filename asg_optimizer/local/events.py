@@ -1,0 +1,90 @@
+"""EventBridge for the embedded AWS: real-shaped EC2 spot events, delivered to the functions whose stack rules
+match them (the same patterns the Pulumi program gives EventBridge), and the spot reclaim that follows a warning.
+
+    with EmbeddedAws() as aws:
+        delivery = interrupt(aws, "i-0123...")          # two-minute warning; EC2 takes the spot at the notice's end
+        interrupt(aws, "i-0456...", rebalance=True)     # rebalance recommendation
+
+EventBridge invokes its targets asynchronously; here the invocation is synchronous so the caller sees each
+function's answer (the event and the function are the same).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.stack import STACK, EventRule, Stack
+from tasks.core.interruption import INTERRUPTION_WARNING, NOTICE_SECONDS, REBALANCE_RECOMMENDATION
+from tasks.spot_events import NOTICE_ENV
+
+ACCOUNT = "123456789012"
+
+
+def spot_event(instance_id: str, availability_zone: str, *, rebalance: bool = False,
+               at: datetime | None = None) -> dict[str, Any]:
+    """The event exactly as EC2 sends it (see tests/events/): one resource ARN, the instance in `detail`."""
+    region = availability_zone[:-1]
+    detail: dict[str, Any] = {"instance-id": instance_id}
+    if not rebalance:
+        detail["instance-action"] = "terminate"
+    return {
+        "version": "0", "id": str(uuid.uuid4()),
+        "detail-type": REBALANCE_RECOMMENDATION if rebalance else INTERRUPTION_WARNING,
+        "source": "aws.ec2", "account": ACCOUNT,
+        "time": (at or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "region": region, "resources": [f"arn:aws:ec2:{availability_zone}:instance/{instance_id}"],
+        "detail": detail,
+    }
+
+
+def matches(pattern: Any, value: Any) -> bool:
+    """EventBridge matching for the patterns the stack uses: a list matches any of its values, a dict matches
+    field by field, recursively."""
+    if isinstance(pattern, dict):
+        return isinstance(value, dict) and all(k in value and matches(p, value[k]) for k, p in pattern.items())
+    if isinstance(pattern, list):
+        return value in pattern
+    return bool(pattern == value)
+
+
+def rules_for(event: dict[str, Any], stack: Stack = STACK) -> list[EventRule]:
+    return [rule for rule in stack.rules if matches(rule.pattern, event)]
+
+
+@dataclass
+class Delivery:
+    event: dict[str, Any]
+    emitted_at: float  # time.monotonic()
+    emitted_epoch: float  # time.time(), to compare with what the functions record
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule key -> the function's answer
+
+
+def emit(aws: EmbeddedAws, event: dict[str, Any]) -> Delivery:
+    """Deliver one event to every matching rule's function; returns their answers."""
+    delivery = Delivery(event, time.monotonic(), time.time())
+    lam = aws.client("lambda")
+    for rule in rules_for(event):
+        answer = lam.invoke(FunctionName=aws.deployment.function_arns[rule.function], Payload=json.dumps(event))
+        delivery.results[rule.key] = json.loads(answer["Payload"].read() or b"{}")
+    return delivery
+
+
+def notice_seconds(aws: EmbeddedAws) -> float:
+    return float(aws.environment.get(NOTICE_ENV, NOTICE_SECONDS))
+
+
+def interrupt(aws: EmbeddedAws, instance_id: str, *, rebalance: bool = False, reclaim: bool = True) -> Delivery:
+    """Emit the interruption warning (or rebalance recommendation) for a spot; after a warning EC2 reclaims the
+    instance when the notice runs out, unless `reclaim=False`."""
+    reservations = aws.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
+    zone = reservations[0]["Instances"][0]["Placement"]["AvailabilityZone"]
+    delivery = emit(aws, spot_event(instance_id, zone, rebalance=rebalance))
+    if reclaim and not rebalance:
+        aws.ec2_model.reclaim(instance_id, notice_seconds(aws) - (time.monotonic() - delivery.emitted_at))
+    return delivery

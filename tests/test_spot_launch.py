@@ -1,0 +1,111 @@
+"""LaunchSpot on the embedded spot market: only candidates are offered, prices and saving are recorded, no
+capacity is an outcome (nothing launched, pools cooling), and cooling pools are avoided."""
+
+from __future__ import annotations
+
+import json
+
+from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.spot_market import Offer, SpotMarket
+from tasks.core.prices import Pool
+from tests.conftest import FAST
+from tests.workflow_helpers import launched_by, settings, state_of, states_entered
+
+ALLOWED = {"AsgOptimiser:AllowedTypes": "m5.large,m6i.large,m7i.large,c5.large"}
+
+
+def cooling(aws: EmbeddedAws) -> dict[str, str]:
+    items = aws.client("dynamodb").scan(TableName=aws.deployment.table_names["cooldowns"])["Items"]
+    return {i["cooldown_key"]["S"]: i["reason"]["S"] for i in items}
+
+
+def swap(aws: EmbeddedAws, asg: str, instance_id: str) -> tuple[str, dict]:
+    arn = aws.start_swap(asg, instance_id, timing=FAST)
+    return arn, aws.wait(arn)
+
+
+def test_launch_offers_only_candidates_and_records_prices_and_saving(aws: EmbeddedAws, make_group, capsys) -> None:
+    raw = make_group("web", desired=2, max_size=4, extra_tags=ALLOWED)
+    on_demand = raw["Instances"][0]
+    zone = on_demand["AvailabilityZone"]
+    market = aws.ec2_model.market
+    market.set_price("m6i.large", zone, 0.0301)
+    market.set_price("m5.large", zone, 0.0402)
+    market.set_price("m7i.large", zone, 0.2)  # above m5.large's on-demand 0.096: never offered
+    arn, described = swap(aws, "web", on_demand["InstanceId"])
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert "Launched" in states_entered(aws, arn)
+    spot = json.loads(described["output"])["spot"]
+    assert spot["outcome"] == "launched"
+    assert spot["candidate_types"] == ["m6i.large", "m5.large"]  # c5.large has 4 GiB; m5 is previous-gen in moto
+    assert (spot["spot_instance_type"], spot["spot_price"], spot["on_demand_price"]) == ("m6i.large", 0.0301, 0.096)
+    assert spot["on_demand_price_source"] == "pricing-api"
+    assert spot["hourly_saving"] == 0.0659
+    launched = launched_by(aws, described["name"])
+    assert [(i["InstanceType"], i["InstanceLifecycle"], i["Placement"]["AvailabilityZone"]) for i in launched] == [
+        ("m6i.large", "spot", zone)]
+    assert launched[0]["SubnetId"] == on_demand.get("SubnetId", launched[0]["SubnetId"])
+    metric = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if "HourlySavingUSD" in line)
+    assert metric["HourlySavingUSD"] == [0.0659] and metric["AutoScalingGroup"] == "web"
+
+
+def test_no_capacity_ends_succeeded_launches_nothing_and_cools_the_pools(aws: EmbeddedAws, make_group) -> None:
+    raw = make_group("web", desired=2, max_size=4, extra_tags=ALLOWED)
+    on_demand = raw["Instances"][0]
+    zone = on_demand["AvailabilityZone"]
+    for instance_type in ("m5.large", "m6i.large", "m7i.large"):
+        aws.ec2_model.market.set_capacity(instance_type, zone, 0)
+    before = settings(aws, "web")
+    arn, described = swap(aws, "web", on_demand["InstanceId"])
+
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert states_entered(aws, arn)[-3:] == ["LaunchSpot", "Launched", "NoCapacity"]
+    output = json.loads(described["output"])
+    assert output["outcome"] == "no-capacity"
+    assert output["why"] == "no spot capacity in 3 candidate pool(s)"
+    assert launched_by(aws, described["name"]) == []
+    assert state_of(aws, on_demand["InstanceId"]) == "running"
+    assert settings(aws, "web") == before
+    assert cooling(aws) == {f"pool#{t}#{zone}": "no-capacity" for t in ("m5.large", "m6i.large", "m7i.large")}
+
+    # Capacity is back, but the pools cool for 30 minutes: the type choice avoids them, so nothing is launched.
+    for instance_type in ("m5.large", "m6i.large", "m7i.large"):
+        aws.ec2_model.market.set_capacity(instance_type, zone, None)
+    _, again = swap(aws, "web", on_demand["InstanceId"])
+    assert json.loads(again["output"])["why"].startswith("no candidate type: ")
+    assert "3 cooling down" in json.loads(again["output"])["why"]
+    assert launched_by(aws, again["name"]) == []
+
+
+def test_price_capacity_optimized_prefers_deep_pools_then_price() -> None:
+    market = SpotMarket()
+    zone = "us-east-1a"
+    market.set_price("m5.large", zone, 0.05)
+    market.set_price("m6i.large", zone, 0.03)
+    market.set_capacity("m6i.large", zone, 2)  # cheap but shallow
+    offers = [Offer(Pool("m6i.large", zone), 0.096, 0), Offer(Pool("m5.large", zone), 0.096, 1)]
+    chosen, refusals = market.allocate(offers, "price-capacity-optimized", 1)
+    assert chosen is not None and chosen.pool.instance_type == "m5.large" and refusals == []
+    chosen, _ = market.allocate(offers, "lowest-price", 1)
+    assert chosen is not None and chosen.pool.instance_type == "m6i.large"
+    assert market.capacity[("m6i.large", zone)] == 1  # taken
+    chosen, refusals = market.allocate([Offer(Pool("m6i.large", zone), 0.02, 0)], "price-capacity-optimized", 1)
+    assert chosen is None and [r.code for r in refusals] == ["SpotMaxPriceTooLow"]
+
+
+def test_create_fleet_client_token_returns_the_first_fleet(aws: EmbeddedAws, network, make_group) -> None:
+    raw = make_group("web", desired=1, max_size=2)
+    request = {
+        "Type": "instant", "ClientToken": "same",
+        "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
+        "SpotOptions": {"AllocationStrategy": "price-capacity-optimized"},
+        "LaunchTemplateConfigs": [{"LaunchTemplateSpecification": {
+            "LaunchTemplateId": raw["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
+            "Overrides": [{"InstanceType": "m5.large", "SubnetId": network.subnets["a"]}]}],
+    }
+    answers = [aws.client("ec2").create_fleet(**request) for _ in range(2)]
+    assert len({a["FleetId"] for a in answers}) == 1
+    assert len({a["Instances"][0]["InstanceIds"][0] for a in answers}) == 1
+    reservations = aws.client("ec2").describe_instances()["Reservations"]
+    assert sum(1 for r in reservations for i in r["Instances"] if i.get("InstanceLifecycle") == "spot") == 1
