@@ -16,7 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from asg_optimizer.render import render_state_machine
-from asg_optimizer.stack import REPLACE, ROOT, STACK, Function, Stack, StateMachine
+from asg_optimizer.stack import REPLACE, ROOT, STACK, Function, Stack, StateMachine, Table
 from infra import iam
 from infra.config import Settings
 from infra.dashboard import failed_executions_queries
@@ -27,6 +27,7 @@ from infra.names import (
     function_log_group,
     rule_name,
     state_machine_log_group,
+    state_machine_role_name,
 )
 from infra.plan import plan_stack
 
@@ -65,7 +66,7 @@ def manual_trigger_command(machine_arn: str, region: str) -> str:
 
 
 class SpotOptimizer(pulumi.ComponentResource):
-    """Functions, state machines, schedules, event rules, DLQ, dashboard and alarms of asg-optimizer."""
+    """Functions, state machines, tables, schedules, event rules, DLQ, dashboard and alarms of asg-optimizer."""
 
     def __init__(self, name: str, settings: Settings, *, scope: Scope | None = None, stack: Stack = STACK,
                  opts: pulumi.ResourceOptions | None = None) -> None:
@@ -81,6 +82,7 @@ class SpotOptimizer(pulumi.ComponentResource):
         if plan.dead_letter_queue_policy:
             aws.sqs.QueuePolicy("dead-letters", queue_url=self.dead_letter_queue.url,
                                 policy=iam.dumps(plan.dead_letter_queue_policy), opts=self._child)
+        self.tables = {t.key: self._table(t) for t in stack.tables}
         code = code_archive()
         self.functions = {f.key: self._function(f, code) for f in stack.functions}
         self.state_machines = {m.key: self._state_machine(m) for m in stack.state_machines}
@@ -100,12 +102,20 @@ class SpotOptimizer(pulumi.ComponentResource):
                                     opts=self._child)
         return role, inline
 
+    def _table(self, table: Table) -> aws.dynamodb.Table:
+        """On-demand billing, one string key, expiry by TTL (the embedded AWS creates it the same way)."""
+        return aws.dynamodb.Table(
+            f"{table.key}-table", name=table.name(self.settings.prefix), billing_mode="PAY_PER_REQUEST",
+            hash_key=table.partition_key, attributes=[{"name": table.partition_key, "type": "S"}],
+            ttl={"attribute_name": table.ttl_attribute, "enabled": True}, opts=self._child)
+
     def _function(self, function: Function, code: pulumi.AssetArchive) -> aws.lambda_.Function:
         planned = self.plan.functions[function.key]
+        tables = [self.tables[t.key] for t in self.stack.tables if t.environment in function.environment]
         name = function.name(self.settings.prefix)
-        logs = aws.cloudwatch.LogGroup(f"{function.key}-logs", name=function_log_group(name),
+        logs = aws.cloudwatch.LogGroup(f"{function.key}-function-logs", name=function_log_group(name),
                                        retention_in_days=self.settings.log_retention_days, opts=self._child)
-        role, policy = self._role(f"{function.key}-role", name, iam.assume_role("lambda.amazonaws.com"),
+        role, policy = self._role(f"{function.key}-function-role", name, iam.assume_role("lambda.amazonaws.com"),
                                   planned.policy)
         return aws.lambda_.Function(
             function.key,
@@ -123,16 +133,17 @@ class SpotOptimizer(pulumi.ComponentResource):
             tracing_config={"mode": "Active"},
             # Asynchronous (EventBridge) invocations that still fail after Lambda's retries land in the DLQ.
             dead_letter_config={"target_arn": self.dead_letter_queue.arn} if planned.event_target else None,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, policy]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, policy, *tables]),
         )
 
     def _state_machine(self, machine: StateMachine) -> aws.sfn.StateMachine:
         name = machine.name(self.settings.prefix)
-        logs = aws.cloudwatch.LogGroup(f"{machine.key}-logs", name=state_machine_log_group(name),
+        logs = aws.cloudwatch.LogGroup(f"{machine.key}-states-logs", name=state_machine_log_group(name),
                                        retention_in_days=self.settings.log_retention_days, opts=self._child)
         trust = iam.assume_role("states.amazonaws.com", account=self.scope.account,
                                 source_arn=self.scope.state_machine_arn(name))
-        role, policy = self._role(f"{machine.key}-role", name, trust, self.plan.state_machine_policies[machine.key])
+        role, policy = self._role(f"{machine.key}-states-role", state_machine_role_name(name), trust,
+                                  self.plan.state_machine_policies[machine.key])
         arns = {key: self.functions[key].arn for key in sorted(set(machine.substitutions.values()))}
         definition = pulumi.Output.all(**arns).apply(lambda resolved: render_state_machine(machine, resolved))
         return aws.sfn.StateMachine(

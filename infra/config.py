@@ -183,7 +183,7 @@ def _schedules(raw: Mapping[str, Any], stack: Stack) -> dict[str, str]:
 
 
 def _names_fit(prefix: str, stack: Stack) -> None:
-    for what, name, limit in physical_names(prefix, stack):
+    for _, what, name, limit in physical_names(prefix, stack):
         if len(name) > limit:
             raise _fail("prefix", f"is too long: the name of {what}, {name!r}, exceeds {limit} characters", prefix)
 

@@ -15,10 +15,13 @@ from infra.environment import METRICS_NAMESPACE
 from infra.names import Scope, dead_letter_queue_name
 
 PERIOD = 300
-# Custom metric names the handlers emit (Powertools Metrics, dimension `asg` where per group).
+# Custom metrics (Powertools Metrics, namespace METRICS_NAMESPACE). A widget over a metric nobody emits yet stays
+# empty until a handler does; tests check that every metric a handler emits has a widget here.
 SWAPS_SKIPPED = "SwapsSkipped"
+NO_SPOT_CAPACITY = "NoSpotCapacity"  # tasks/launch_spot.py: the swap ended without a spot
 SPOT_SHARE = "SpotShare"
-ESTIMATED_SAVINGS = "EstimatedHourlySavings"
+HOURLY_SAVING = "HourlySavingUSD"  # tasks/launch_spot.py: per launched spot, dimension AutoScalingGroup
+CUSTOM_METRICS = (SWAPS_SKIPPED, NO_SPOT_CAPACITY, SPOT_SHARE, HOURLY_SAVING)
 FAILED_METRICS = ("ExecutionsFailed", "ExecutionsTimedOut")
 
 
@@ -31,31 +34,37 @@ def _metric_widget(title: str, region: str, metrics: list[list[Any]], *, x: int,
     }
 
 
-def _search(metric: str, stat: str) -> list[list[Any]]:
-    """One line per group: a SEARCH over the metric's `asg` dimension (groups come and go)."""
-    expression = f"SEARCH('{{{METRICS_NAMESPACE},asg,service}} MetricName=\"{metric}\"', '{stat}', {PERIOD})"
-    return [[{"expression": expression, "id": metric.lower(), "label": ""}]]
+def _search(metric: str, stat: str) -> list[Any]:
+    """One line per dimension set (per group where the metric has the AutoScalingGroup dimension)."""
+    expression = f"SEARCH('Namespace=\"{METRICS_NAMESPACE}\" MetricName=\"{metric}\"', '{stat}', {PERIOD})"
+    return [{"expression": expression, "id": metric.lower(), "label": metric}]
 
 
 def dashboard_body(scope: Scope, stack: Stack) -> str:
     region = scope.region
-    machine = scope.state_machine_arn(stack.state_machine(REPLACE).name(scope.prefix))
-    swaps = [["AWS/States", name, "StateMachineArn", machine, {"label": label}] for name, label in (
-        ("ExecutionsSucceeded", "succeeded"), ("ExecutionsFailed", "failed"), ("ExecutionsTimedOut", "timed out"),
-        ("ExecutionsAborted", "aborted"))]
-    skipped = [[METRICS_NAMESPACE, SWAPS_SKIPPED, "service", "asg-optimizer", {"label": "skipped"}]]
+
+    def executions(key: str) -> list[list[Any]]:
+        arn = scope.state_machine_arn(stack.state_machine(key).name(scope.prefix))
+        return [["AWS/States", name, "StateMachineArn", arn, {"label": label}] for name, label in (
+            ("ExecutionsSucceeded", "succeeded"), ("ExecutionsFailed", "failed"),
+            ("ExecutionsTimedOut", "timed out"), ("ExecutionsAborted", "aborted"))]
+
     errors = [["AWS/Lambda", "Errors", "FunctionName", f.name(scope.prefix)] for f in stack.functions]
     dead_letters = [["AWS/SQS", "ApproximateNumberOfMessagesVisible", "QueueName",
                      dead_letter_queue_name(scope.prefix)]]
     widgets = [
-        _metric_widget("Swaps", region, swaps, x=0, y=0),
-        _metric_widget("Swaps skipped", region, skipped, x=12, y=0),
-        _metric_widget("Spot share per ASG (%)", region, _search(SPOT_SHARE, "Average"), x=0, y=6, stat="Average"),
-        _metric_widget("Estimated savings per ASG ($/h)", region, _search(ESTIMATED_SAVINGS, "Average"), x=12, y=6,
+        _metric_widget("Swaps", region, executions(REPLACE), x=0, y=0),
+        _metric_widget("Swaps skipped", region, [_search(SWAPS_SKIPPED, "Sum"), _search(NO_SPOT_CAPACITY, "Sum")],
+                       x=12, y=0),
+        _metric_widget("Spot share per ASG (%)", region, [_search(SPOT_SHARE, "Average")], x=0, y=6,
                        stat="Average"),
+        _metric_widget("Estimated savings added per ASG ($/h)", region, [_search(HOURLY_SAVING, "Sum")], x=12, y=6),
         _metric_widget("Function errors", region, errors, x=0, y=12),
         _metric_widget("Undelivered events (dead-letter queue)", region, dead_letters, x=12, y=12, stat="Maximum"),
     ]
+    others = [m.key for m in stack.state_machines if m.key != REPLACE]
+    widgets += [_metric_widget(f"Executions of {key}", region, executions(key), x=12 * (i % 2), y=18 + 6 * (i // 2))
+                for i, key in enumerate(others)]
     return json.dumps({"widgets": widgets}, sort_keys=True)
 
 

@@ -3,16 +3,20 @@ stack description) into deployed values. A name nobody maps here fails the deplo
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from asg_optimizer.stack import REPLACE, REPLACE_STATE_MACHINE_ARN, Function
+from asg_optimizer.stack import STATE_MACHINE_ARN_ENVIRONMENT, Function
 from infra.config import Settings
 from infra.iam import Context
 
-# name -> value, from the deterministic names of the stack (so no value waits on another resource).
-VALUES: dict[str, Callable[[Context], str]] = {
-    REPLACE_STATE_MACHINE_ARN: lambda ctx: ctx.machine_arn(REPLACE),
-}
+
+def values(ctx: Context) -> dict[str, str]:
+    """Every variable a function may declare -> its deployed value, from the deterministic names of the stack
+    (so no value waits on another resource): state machine ARNs and table names."""
+    machines = {m.key for m in ctx.stack.state_machines}
+    found = {name: ctx.machine_arn(key) for name, key in STATE_MACHINE_ARN_ENVIRONMENT.items() if key in machines}
+    found |= {table.environment: table.name(ctx.scope.prefix) for table in ctx.stack.tables}
+    return found
+
+
 METRICS_NAMESPACE = "AsgOptimizer"
 SERVICE_NAME = "asg-optimizer"
 
@@ -23,16 +27,17 @@ class UnknownEnvironment(ValueError):
 
 def function_environment(ctx: Context, function: Function, settings: Settings) -> dict[str, str]:
     """Powertools settings, the configured extras, then the function's declared variables (which win)."""
-    unknown = [name for name in function.environment if name not in VALUES]
+    known = values(ctx)
+    unknown = [name for name in function.environment if name not in known]
     if unknown:
         raise UnknownEnvironment(
             f"function {function.key!r} needs environment variable(s) {', '.join(unknown)}, which "
-            "infra/environment.py VALUES does not know how to set"
+            "infra/environment.py does not know how to set"
         )
     return {
         "POWERTOOLS_SERVICE_NAME": SERVICE_NAME,
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": settings.log_level,
         **settings.environment,
-        **{name: VALUES[name](ctx) for name in function.environment},
+        **{name: known[name] for name in function.environment},
     }

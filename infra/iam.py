@@ -20,8 +20,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from asg_optimizer.stack import REPLACE, Function, Stack, StateMachine
+from asg_optimizer.stack import COOLDOWN_TABLE, INTERRUPTION, REPLACE, Function, Stack, StateMachine
 from infra.names import Scope, function_log_group
+from tasks.aws import PRICING_REGION
 from tasks.core.tags import EXECUTION, OPT_IN, OPT_IN_VALUE, REPLACES
 
 Statement = dict[str, Any]
@@ -34,6 +35,10 @@ NO_RESOURCE_LEVEL: dict[str, str] = {
     "autoscaling:DescribeAutoScalingInstances": "Auto Scaling Describe* calls have no resource-level permissions",
     "ec2:DescribeInstances": "EC2 Describe* calls have no resource-level permissions",
     "ec2:DescribeInstanceStatus": "EC2 Describe* calls have no resource-level permissions",
+    "ec2:DescribeInstanceTypes": "EC2 Describe* calls have no resource-level permissions",
+    "ec2:DescribeLaunchTemplateVersions": "EC2 Describe* calls have no resource-level permissions",
+    "ec2:DescribeSpotPriceHistory": "EC2 Describe* calls have no resource-level permissions",
+    "pricing:GetProducts": "the Price List API has no resource types",
     "xray:PutTraceSegments": "X-Ray trace ingestion has no resource type",
     "xray:PutTelemetryRecords": "X-Ray trace ingestion has no resource type",
     "xray:GetSamplingRules": "X-Ray sampling calls have no resource type",
@@ -50,8 +55,11 @@ NO_RESOURCE_LEVEL: dict[str, str] = {
 
 # Actions a call needs beyond its own: tagging at launch, passing the template's instance role, and the spot
 # service-linked role EC2 creates on the account's first spot launch.
+# An `instant` CreateFleet launches through RunInstances authorized as the caller (the template's resources are
+# checked on the RunInstances statement), so it implies everything RunInstances does.
 IMPLIED_BY: dict[str, tuple[str, ...]] = {
     "ec2:RunInstances": ("ec2:CreateTags", "iam:PassRole", "iam:CreateServiceLinkedRole"),
+    "ec2:CreateFleet": ("ec2:RunInstances", "ec2:CreateTags", "iam:PassRole", "iam:CreateServiceLinkedRole"),
 }
 # What every function's runtime needs (logs, X-Ray tracing) and what an event target's DLQ needs.
 RUNTIME_ACTIONS = frozenset(
@@ -79,6 +87,11 @@ class Context:
     def function_arn(self, key: str) -> str:
         return self.scope.function_arn(self.stack.function(key).name(self.scope.prefix))
 
+    def table_arn(self, environment: str) -> str:
+        """The table whose name functions read from `environment`."""
+        table = next(t for t in self.stack.tables if t.environment == environment)
+        return self.scope.arn("dynamodb", f"table/{table.name(self.scope.prefix)}")
+
     @property
     def in_region(self) -> dict[str, dict[str, str]]:
         return {"StringEquals": {"aws:RequestedRegion": self.scope.region}}
@@ -92,12 +105,18 @@ def allow(sid: str, actions: Iterable[str], resources: str | list[str],
     return statement
 
 
-def unscoped(ctx: Context, sid: str, *actions: str) -> Statement:
-    """Resource "*" for calls IAM cannot scope, limited to this region; refuses an action that could be scoped."""
+def unscoped(ctx: Context, sid: str, *actions: str, region: str | None = None) -> Statement:
+    """Resource "*" for calls IAM cannot scope, limited to one region (the stack's unless a service answers
+    elsewhere); refuses an action that could be scoped."""
     scopable = [a for a in actions if a not in NO_RESOURCE_LEVEL]
     if scopable:
         raise ValueError(f"{', '.join(scopable)} support(s) resource-level permissions: scope them, not '*'")
-    return allow(sid, actions, "*", ctx.in_region)
+    return allow(sid, actions, "*", {"StringEquals": {"aws:RequestedRegion": region or ctx.scope.region}})
+
+
+def prices(ctx: Context) -> Statement:
+    """The Price List API answers in us-east-1 only (tasks.aws.PRICING_REGION), whatever the stack's region."""
+    return unscoped(ctx, "OnDemandPrices", "pricing:GetProducts", region=PRICING_REGION)
 
 
 def opted_in_groups(ctx: Context, sid: str, *actions: str) -> Statement:
@@ -116,25 +135,26 @@ def own_group_tags(ctx: Context, sid: str, *actions: str) -> Statement:
 
 
 def launch_spots(ctx: Context) -> list[Statement]:
-    """RunInstances from the group's launch template: the instance only as spot and only with our tags in the
-    request; the other resources a launch touches (the template, its AMI, subnet, security groups...) belong to
-    the user's groups, so they cannot carry our tags."""
+    """CreateFleet `instant` from the group's launch template (RunInstances is authorized too: the fleet launches
+    through it as the caller). The instance only with our tags in the request; the other resources a launch
+    touches (the template, its AMI, subnet, security groups, the fleet itself...) belong to the user's groups or
+    are untagged, so they cannot be conditioned on our tags."""
     s = ctx.scope
+    launch = ["ec2:CreateFleet", "ec2:RunInstances"]
     return [
-        allow("LaunchTaggedSpotInstances", ["ec2:RunInstances"], s.ec2_arn("instance"), {
-            "StringEquals": {"ec2:InstanceMarketType": "spot"},
+        allow("LaunchTaggedInstances", launch, s.ec2_arn("instance"), {
             "Null": {f"aws:RequestTag/{REPLACES}": "false", f"aws:RequestTag/{EXECUTION}": "false"},
         }),
-        allow("LaunchFromGroupTemplates", ["ec2:RunInstances"], [
-            s.ec2_arn("image", owned=False), s.ec2_arn("snapshot", owned=False), s.ec2_arn("key-pair"),
+        allow("LaunchFromGroupTemplates", launch, [
+            s.ec2_arn("fleet"), s.ec2_arn("image", owned=False), s.ec2_arn("key-pair"),
             s.ec2_arn("launch-template"), s.ec2_arn("network-interface"), s.ec2_arn("placement-group"),
-            s.ec2_arn("security-group"), s.ec2_arn("spot-instances-request"), s.ec2_arn("subnet"),
-            s.ec2_arn("volume"),
+            s.ec2_arn("security-group"), s.ec2_arn("snapshot", owned=False), s.ec2_arn("spot-instances-request"),
+            s.ec2_arn("subnet"), s.ec2_arn("volume"),
         ]),
         allow("TagOnLaunchOnly", ["ec2:CreateTags"], [
-            s.ec2_arn("instance"), s.ec2_arn("volume"), s.ec2_arn("network-interface"),
-            s.ec2_arn("spot-instances-request"),
-        ], {"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
+            s.ec2_arn("fleet"), s.ec2_arn("instance"), s.ec2_arn("network-interface"),
+            s.ec2_arn("spot-instances-request"), s.ec2_arn("volume"),
+        ], {"StringEquals": {"ec2:CreateAction": ["CreateFleet", "RunInstances"]}}),
         allow("PassInstanceProfileRoleToEc2", ["iam:PassRole"], s.role_arn(ctx.instance_role_pattern),
               {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
         allow("CreateSpotServiceLinkedRole", ["iam:CreateServiceLinkedRole"],
@@ -154,7 +174,11 @@ def list_executions(ctx: Context, machine: str) -> Statement:
 
 
 def start_executions(ctx: Context, machine: str) -> Statement:
-    return allow("StartSwaps", ["states:StartExecution"], ctx.machine_arn(machine))
+    return allow("StartExecutions", ["states:StartExecution"], ctx.machine_arn(machine))
+
+
+def cooldown_items(ctx: Context, *actions: str) -> Statement:
+    return allow("Cooldowns", actions, ctx.table_arn(COOLDOWN_TABLE))
 
 
 # The policy of each function, by function key: what its handler (and the tasks/ modules it imports) calls.
@@ -164,8 +188,14 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"),
         list_executions(ctx, REPLACE),
     ],
-    # tasks/launch_spot.py: run_instances with the group's launch template, tags on create
-    "launch-spot": launch_spots,
+    # tasks/launch_spot.py: group, instance types, template, prices, cooldowns; CreateFleet from the template
+    "launch-spot": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstanceTypes",
+                 "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSpotPriceHistory"),
+        prices(ctx),
+        cooldown_items(ctx, "dynamodb:Scan", "dynamodb:BatchWriteItem"),
+        *launch_spots(ctx),
+    ],
     # tasks/check_spot.py: describe_instance_status
     "check-spot": lambda ctx: [unscoped(ctx, "Describe", "ec2:DescribeInstanceStatus")],
     # tasks/attach_spot.py: hold tags, MaxSize, suspend AZRebalance, attach
@@ -191,6 +221,30 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"),
         opted_in_groups(ctx, "RemoveSpotThroughGroup", "autoscaling:TerminateInstanceInAutoScalingGroup"),
         terminate_own_spots(ctx),
+    ],
+    # tasks/raise_capacity.py (interruption): hold tags, room for one more, suspend, cool the pool
+    "raise-capacity": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
+        own_group_tags(ctx, "WriteHoldTags", "autoscaling:CreateOrUpdateTags"),
+        opted_in_groups(ctx, "Hold", "autoscaling:UpdateAutoScalingGroup", "autoscaling:SuspendProcesses"),
+        cooldown_items(ctx, "dynamodb:BatchWriteItem"),
+    ],
+    # tasks/release_spot.py (interruption): take the interrupted spot out through its group
+    "release-spot": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
+        opted_in_groups(ctx, "Release", "autoscaling:SetDesiredCapacity",
+                        "autoscaling:TerminateInstanceInAutoScalingGroup"),
+    ],
+    # tasks/spot_events.py on_interruption: which group the spot is in, start the interruption workflow
+    "spot-interruption": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances"),
+        start_executions(ctx, INTERRUPTION),
+    ],
+    # tasks/spot_events.py on_rebalance: which group, claim the instance and cool its pool, start a swap
+    "spot-rebalance": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances"),
+        cooldown_items(ctx, "dynamodb:PutItem", "dynamodb:BatchWriteItem"),
+        start_executions(ctx, REPLACE),
     ],
     # tasks/scan.py: opted-in groups, their instances, running swaps, refreshes of groups it picks, start swaps
     "scanner": lambda ctx: [

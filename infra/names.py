@@ -16,12 +16,17 @@ ROLE_NAME_MAX = 64
 STATE_MACHINE_NAME_MAX = 80
 RULE_NAME_MAX = 64
 QUEUE_NAME_MAX = 80
+TABLE_NAME_MAX = 255
 _CONSOLE = {"aws": "console.aws.amazon.com", "aws-cn": "console.amazonaws.cn",
             "aws-us-gov": "console.amazonaws-us-gov.com"}
 
 
 def events_role_name(machine_name: str) -> str:
     return f"{machine_name}-events"
+
+
+def state_machine_role_name(machine_name: str) -> str:
+    return f"{machine_name}-states"
 
 
 def rule_name(prefix: str, key: str) -> str:
@@ -42,19 +47,34 @@ def state_machine_log_group(machine_name: str) -> str:
     return f"/aws/vendedlogs/states/{machine_name}"
 
 
-def physical_names(prefix: str, stack: Stack) -> list[tuple[str, str, int]]:
-    """(what, name, AWS length limit) for every explicitly named resource."""
-    names = [(f"function {f.key}", f.name(prefix), LAMBDA_NAME_MAX) for f in stack.functions]
-    names += [(f"role of function {f.key}", f.name(prefix), ROLE_NAME_MAX) for f in stack.functions]
+def physical_names(prefix: str, stack: Stack) -> list[tuple[str, str, str, int]]:
+    """(kind, what, name, AWS length limit) for every explicitly named resource; names of one kind share a
+    namespace in AWS (IAM roles: the account), so they must also be unique within their kind."""
+    names = [("function", f"function {f.key}", f.name(prefix), LAMBDA_NAME_MAX) for f in stack.functions]
+    names += [("role", f"role of function {f.key}", f.name(prefix), ROLE_NAME_MAX) for f in stack.functions]
     for machine in stack.state_machines:
+        name = machine.name(prefix)
         names += [
-            (f"state machine {machine.key}", machine.name(prefix), STATE_MACHINE_NAME_MAX),
-            (f"role of state machine {machine.key}", machine.name(prefix), ROLE_NAME_MAX),
-            (f"events role of state machine {machine.key}", events_role_name(machine.name(prefix)), ROLE_NAME_MAX),
+            ("state machine", f"state machine {machine.key}", name, STATE_MACHINE_NAME_MAX),
+            ("role", f"role of state machine {machine.key}", state_machine_role_name(name), ROLE_NAME_MAX),
+            ("role", f"events role of state machine {machine.key}", events_role_name(name), ROLE_NAME_MAX),
         ]
-    names += [(f"rule {r.key}", rule_name(prefix, r.key), RULE_NAME_MAX) for r in (*stack.schedules, *stack.rules)]
-    names.append(("dead-letter queue", dead_letter_queue_name(prefix), QUEUE_NAME_MAX))
+    names += [("rule", f"rule {r.key}", rule_name(prefix, r.key), RULE_NAME_MAX)
+              for r in (*stack.schedules, *stack.rules)]
+    names += [("table", f"table {t.key}", t.name(prefix), TABLE_NAME_MAX) for t in stack.tables]
+    names.append(("queue", "dead-letter queue", dead_letter_queue_name(prefix), QUEUE_NAME_MAX))
     return names
+
+
+def duplicate_names(prefix: str, stack: Stack) -> list[str]:
+    """'rule sweep and rule sweep are both named asg-optimizer-sweep'-style clashes, empty when none."""
+    seen: dict[tuple[str, str], str] = {}
+    clashes = []
+    for kind, what, name, _ in physical_names(prefix, stack):
+        if (kind, name) in seen:
+            clashes.append(f"{seen[kind, name]} and {what} are both named {name!r}")
+        seen.setdefault((kind, name), what)
+    return clashes
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from infra import iam
 from infra.config import Settings
 from infra.dashboard import dashboard_body
 from infra.environment import function_environment
-from infra.names import Scope
+from infra.names import Scope, duplicate_names
 
 
 class StackError(ValueError):
@@ -41,7 +41,10 @@ class Plan:
     dashboard_body: str
 
 
-def _check_targets(stack: Stack) -> None:
+def _check_targets(stack: Stack, prefix: str) -> None:
+    clashes = duplicate_names(prefix, stack)
+    if clashes:
+        raise StackError(f"resource names clash: {'; '.join(clashes)}")
     functions, machines = {f.key for f in stack.functions}, {m.key for m in stack.state_machines}
     for kind, targets in (("schedule", stack.schedules), ("rule", stack.rules)):
         for target in targets:
@@ -55,10 +58,13 @@ def _check_targets(stack: Stack) -> None:
 
 
 def plan_stack(settings: Settings, scope: Scope, stack: Stack) -> Plan:
-    _check_targets(stack)
+    _check_targets(stack, scope.prefix)
     ctx = iam.Context(scope, stack, settings.instance_role_pattern)
     targets = [*stack.schedules, *stack.rules]
     targeted = {t.function for t in targets}
+    # A key naming both a function and a state machine (`spot-interruption`) targets the function: rules and
+    # schedules deliver to functions; a machine is started directly only when no function has its key.
+    started = targeted - {f.key for f in stack.functions}
     functions = {
         f.key: FunctionPlan(
             policy=iam.function_policy(ctx, f, dead_letter=f.key in targeted),
@@ -73,7 +79,7 @@ def plan_stack(settings: Settings, scope: Scope, stack: Stack) -> Plan:
         layer_arn=settings.layer_arn(scope.partition, scope.region),
         functions=functions,
         state_machine_policies={m.key: iam.state_machine_policy(ctx, m) for m in stack.state_machines},
-        events_policies={m.key: iam.events_policy(ctx, m) for m in stack.state_machines if m.key in targeted},
+        events_policies={m.key: iam.events_policy(ctx, m) for m in stack.state_machines if m.key in started},
         dead_letter_queue_policy=iam.dead_letter_queue_policy(ctx, [t.key for t in targets]) if targets else None,
         dashboard_body=dashboard_body(scope, stack),
     )

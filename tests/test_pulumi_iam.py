@@ -11,9 +11,10 @@ import pytest
 from parliament import analyze_policy_string
 from parliament.statement import get_privilege_info
 
-from asg_optimizer.stack import REPLACE, STACK, Function
+from asg_optimizer.stack import REPLACE, STACK, STATE_MACHINE_ARN_ENVIRONMENT, Function
 from infra import iam
 from infra.names import Scope
+from tasks.aws import PRICING_REGION
 from tests.handler_calls import handler_calls, iam_action
 
 SCOPE = Scope(partition="aws", region="eu-west-1", account="123456789012", prefix="asg-optimizer")
@@ -25,6 +26,8 @@ DESTRUCTIVE_GROUP_ACTIONS = {
     "autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:CreateOrUpdateTags", "autoscaling:DeleteTags",
     "autoscaling:SetDesiredCapacity",
 }
+MACHINE_ARNS = {CTX.machine_arn(m.key) for m in STACK.state_machines}
+TABLE_ARNS = {f"arn:aws:dynamodb:eu-west-1:123456789012:table/{t.name()}" for t in STACK.tables}
 DESTRUCTIVE_EC2_ACTIONS = {"ec2:TerminateInstances", "ec2:StopInstances", "ec2:RebootInstances"}
 LAUNCH_ACTIONS = {"ec2:RunInstances", "ec2:CreateFleet"}
 
@@ -143,7 +146,9 @@ def test_every_statement_is_scoped(what: str, policy: dict[str, Any]) -> None:
         if "*" in resources:
             assert resources == ["*"], statement
             assert set(actions) <= set(iam.NO_RESOURCE_LEVEL), f"{what}: {statement['Sid']} could be scoped"
-            assert condition == {"StringEquals": {"aws:RequestedRegion": SCOPE.region}}, statement
+            # the Price List API answers in its own region only; everything else in the stack's
+            region = PRICING_REGION if all(a.startswith("pricing:") for a in actions) else SCOPE.region
+            assert condition == {"StringEquals": {"aws:RequestedRegion": region}}, statement
         assert all(r == "*" or r.startswith("arn:aws:") for r in resources)
         for action in set(actions) & DESTRUCTIVE_GROUP_ACTIONS:
             assert condition["StringEquals"]["autoscaling:ResourceTag/AsgOptimiser"] == "true", (what, action)
@@ -155,15 +160,12 @@ def test_every_statement_is_scoped(what: str, policy: dict[str, Any]) -> None:
         if set(actions) & LAUNCH_ACTIONS:
             if any(r.endswith(":instance/*") for r in resources):
                 assert resources == [SCOPE.ec2_arn("instance")]
-                assert condition == {
-                    "StringEquals": {"ec2:InstanceMarketType": "spot"},
-                    "Null": {"aws:RequestTag/AsgOptimiser:Replaces": "false",
-                             "aws:RequestTag/AsgOptimiser:Execution": "false"},
-                }
+                assert condition == {"Null": {"aws:RequestTag/AsgOptimiser:Replaces": "false",
+                                              "aws:RequestTag/AsgOptimiser:Execution": "false"}}
             else:  # the launch's other resources: never an instance, never everything
                 assert not any(":instance/" in r or r == "*" for r in resources), statement
         if "ec2:CreateTags" in actions:
-            assert condition == {"StringEquals": {"ec2:CreateAction": "RunInstances"}}
+            assert condition == {"StringEquals": {"ec2:CreateAction": ["CreateFleet", "RunInstances"]}}
         if "iam:PassRole" in actions:
             assert actions == ["iam:PassRole"]
             assert resources == ["arn:aws:iam::123456789012:role/asg-instance-*"]
@@ -171,7 +173,9 @@ def test_every_statement_is_scoped(what: str, policy: dict[str, Any]) -> None:
         if "iam:CreateServiceLinkedRole" in actions:
             assert condition == {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}
         if set(actions) & {"states:StartExecution", "states:ListExecutions"}:
-            assert resources == [CTX.machine_arn(REPLACE)]
+            assert len(resources) == 1 and resources[0] in MACHINE_ARNS, statement
+        if any(a.startswith("dynamodb:") for a in actions):
+            assert resources and set(resources) <= TABLE_ARNS, statement
         if set(actions) & {"logs:CreateLogStream", "logs:PutLogEvents"}:
             assert all(":log-group:/aws/lambda/asg-optimizer-" in r for r in resources)
         if "sqs:SendMessage" in actions:
@@ -199,6 +203,23 @@ def test_state_machine_may_invoke_exactly_its_functions() -> None:
                     for key in machine.substitutions.values()}
         assert set(_resources(invoke)) == expected
         assert iam.actions_of(policy) - set(iam.NO_RESOURCE_LEVEL) == {"lambda:InvokeFunction"}
+
+
+@pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.key)
+def test_functions_reach_only_the_tables_and_state_machines_they_are_given(function: Function) -> None:
+    """A function touches a table or starts/lists a state machine only if its environment names it (or the
+    machine runs it)."""
+    if function.key not in iam.POLICIES:
+        pytest.skip("no policy (test_every_function_in_the_stack_has_a_policy_entry fails)")
+    given = {f"arn:aws:dynamodb:eu-west-1:123456789012:table/{t.name()}" for t in STACK.tables
+             if t.environment in function.environment}
+    given |= {CTX.machine_arn(key) for name, key in STATE_MACHINE_ARN_ENVIRONMENT.items()
+              if name in function.environment}
+    # a step gets the ARN of the machine running it in its input (Validate lists that machine's executions)
+    given |= {CTX.machine_arn(m.key) for m in STACK.state_machines if function.key in m.substitutions.values()}
+    reached = {r for s in _policy(function)["Statement"] for r in _resources(s)
+               if ":dynamodb:" in r or ":states:" in r}
+    assert reached <= given, f"{function.key} reaches {sorted(reached - given)} without being given it"
 
 
 def test_dead_letter_permission_only_for_event_targets() -> None:
@@ -237,14 +258,18 @@ def _accepted(finding: Any, policy: dict[str, Any]) -> bool:
     # ListExecutions also accepts a Map Run ARN; we only ever list our own state machine's executions.
     if detail == [{"action": "states:ListExecutions", "required_format": "arn:*:states:*:*:mapRun:*/*:*"}]:
         return True
-    # RunInstances is split on purpose: the instance with the request-tag/spot conditions, the other resources
-    # (template, AMI, subnet...) without (they cannot carry our tags). Parliament checks one statement at a time;
-    # accept it only if the RunInstances statements together cover every resource type it asks for.
-    if {d["action"] for d in detail} == {"ec2:RunInstances"}:
-        covered = {r.split(":", 5)[5].split("/")[0] for s in _allows(policy, "ec2:RunInstances") for r in _resources(s)}
-        wanted = {d["required_format"].split(":", 5)[5].split("/")[0] for d in detail}
-        return wanted <= covered
+    # CreateFleet/RunInstances are split on purpose: the instance with the request-tag conditions, the other
+    # resources (template, AMI, subnet, the fleet...) without (they cannot carry our tags). Parliament checks one
+    # statement at a time; accept it only if the action's statements together cover every type it asks for.
+    if {d["action"] for d in detail} <= LAUNCH_ACTIONS:
+        return all(_resource_type(d["required_format"]) in {
+            _resource_type(r) for s in _allows(policy, d["action"]) for r in _resources(s)} for d in detail)
     return False
+
+
+def _resource_type(arn: str) -> str:
+    """`arn:*:ec2:*:*:instance/*` -> `instance`."""
+    return arn.split(":", 5)[5].split("/")[0]
 
 
 @pytest.mark.parametrize(("what", "policy"), _all_policies(), ids=lambda v: v if isinstance(v, str) else "")
@@ -258,6 +283,6 @@ def test_parliament_filter_is_not_a_blanket_pass() -> None:
     """Drop the instance from the launch policy and the RESOURCE_MISMATCH must no longer be accepted."""
     policy = _policy(STACK.function("launch-spot"))
     broken = json.loads(json.dumps(policy))
-    broken["Statement"] = [s for s in broken["Statement"] if s["Sid"] != "LaunchTaggedSpotInstances"]
+    broken["Statement"] = [s for s in broken["Statement"] if s["Sid"] != "LaunchTaggedInstances"]
     findings = analyze_policy_string(iam.dumps(broken)).findings
     assert any(f.issue == "RESOURCE_MISMATCH" and not _accepted(f, broken) for f in findings)

@@ -3,6 +3,7 @@ description generically, so new functions, schedules and rules are covered witho
 
 from __future__ import annotations
 
+import ast
 import json
 import shutil
 import subprocess
@@ -14,9 +15,19 @@ import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.seam import resolve_handler
-from asg_optimizer.stack import DEFAULT_PREFIX, REPLACE, STACK, EventRule, Function, Schedule, Stack
+from asg_optimizer.stack import (
+    DEFAULT_PREFIX,
+    REPLACE,
+    STACK,
+    STATE_MACHINE_ARN_ENVIRONMENT,
+    EventRule,
+    Function,
+    Schedule,
+    Stack,
+)
 from infra import iam
 from infra.config import ConfigError, Settings, parse_settings
+from infra.dashboard import CUSTOM_METRICS
 from infra.environment import UnknownEnvironment
 from infra.names import Scope
 from infra.plan import StackError
@@ -35,7 +46,7 @@ LOG_GROUP, ALARM = "aws:cloudwatch/logGroup:LogGroup", "aws:cloudwatch/metricAla
 QUEUE, QUEUE_POLICY = "aws:sqs/queue:Queue", "aws:sqs/queuePolicy:QueuePolicy"
 DASHBOARD, TOPIC, SUBSCRIPTION = ("aws:cloudwatch/dashboard:Dashboard", "aws:sns/topic:Topic",
                                   "aws:sns/topicSubscription:TopicSubscription")
-COMPONENT = "asg-optimizer:index:SpotOptimizer"
+COMPONENT, TABLE = "asg-optimizer:index:SpotOptimizer", "aws:dynamodb/table:Table"
 # A rule that starts the state machine directly, next to the stack's own (which target functions).
 DIRECT = EventRule("direct-swap", REPLACE, {"source": ["asg-optimizer.test"]}, "start a swap from an event")
 
@@ -72,7 +83,9 @@ def _targets(stack: Stack) -> list[Schedule | EventRule]:
 
 
 def _targeted_machines(stack: Stack) -> set[str]:
-    return {t.function for t in _targets(stack)} & {m.key for m in stack.state_machines}
+    """Machines a rule starts directly; a key naming both a function and a machine targets the function."""
+    functions = {f.key for f in stack.functions}
+    return {t.function for t in _targets(stack) if t.function not in functions}
 
 
 def _function_targets(stack: Stack) -> list[Schedule | EventRule]:
@@ -93,7 +106,7 @@ def _expected_counts(stack: Stack, *, email: bool) -> dict[str, int]:
         COMPONENT: 1, FUNCTION: functions, MACHINE: machines, LOG_GROUP: functions + machines,
         ROLE: roles, ROLE_POLICY: roles, RULE: targets, TARGET: targets,
         PERMISSION: len(_function_targets(stack)), QUEUE: 1, QUEUE_POLICY: 1 if targets else 0,
-        DASHBOARD: 1, ALARM: machines + 1, TOPIC: int(email), SUBSCRIPTION: int(email),
+        DASHBOARD: 1, ALARM: machines + 1, TOPIC: int(email), SUBSCRIPTION: int(email), TABLE: len(stack.tables),
     }
     return {typ: n for typ, n in expected.items() if n}
 
@@ -120,8 +133,19 @@ def test_inventory_with_a_state_machine_target_and_an_alarm_email(variant: Deplo
     assert _counts(variant) == _expected_counts(variant_stack, email=True)
 
 
-def test_every_resource_is_a_child_of_the_component(program: Deployment) -> None:
+def test_one_component(program: Deployment) -> None:
     assert [r.name for r in program.of_type(COMPONENT)] == ["asg-optimizer"]
+
+
+@pytest.mark.parametrize("deployment", ["program", "variant"])
+def test_logical_and_physical_names_are_unique(deployment: str, request: pytest.FixtureRequest) -> None:
+    """The engine refuses two resources with one URN (type + logical name); AWS refuses two roles, functions,
+    rules... with one name. Keys may repeat across kinds (a function and a state machine `spot-interruption`)."""
+    resources: list[Registered] = request.getfixturevalue(deployment).resources
+    urns = [(r.typ, r.name) for r in resources]
+    assert len(urns) == len(set(urns)), sorted(u for u in urns if urns.count(u) > 1)
+    physical = [(r.typ, r.inputs["name"]) for r in resources if "name" in r.inputs and r.typ != ROLE_POLICY]
+    assert len(physical) == len(set(physical)), sorted(p for p in physical if physical.count(p) > 1)
 
 
 # --- functions ------------------------------------------------------------------------------------------------
@@ -152,13 +176,30 @@ def test_function_settings(program: Deployment, function: Function) -> None:
     assert logs["retentionInDays"] == 30
 
 
-def test_environment_values(program: Deployment) -> None:
-    machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK.state_machine(REPLACE).name()}"
-    assert set(_by_name(program, MACHINE)) >= {machine_arn.rsplit(":", 1)[1]}
+def test_environment_values_are_the_deployed_names(program: Deployment) -> None:
+    machines = {name: f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK.state_machine(key).name()}"
+                for name, key in STATE_MACHINE_ARN_ENVIRONMENT.items()}
+    tables = {t.environment: t.name() for t in STACK.tables}
+    deployed_machines = {r.inputs["name"] for r in program.of_type(MACHINE)}
+    deployed_tables = {r.inputs["name"] for r in program.of_type(TABLE)}
     for function in STACK.functions:
         variables = _by_name(program, FUNCTION)[function.name()].inputs["environment"]["variables"]
-        if "REPLACE_STATE_MACHINE_ARN" in function.environment:
-            assert variables["REPLACE_STATE_MACHINE_ARN"] == machine_arn
+        for name in function.environment:
+            if name in machines:
+                assert variables[name] == machines[name]
+                assert variables[name].rsplit(":", 1)[1] in deployed_machines
+            else:
+                assert variables[name] == tables[name]
+                assert variables[name] in deployed_tables
+
+
+def test_tables(program: Deployment) -> None:
+    for table in STACK.tables:
+        deployed = program.one(TABLE, f"{table.key}-table").inputs
+        assert (deployed["name"], deployed["billingMode"], deployed["hashKey"]) == (
+            table.name(), "PAY_PER_REQUEST", table.partition_key)
+        assert deployed["attributes"] == [{"name": table.partition_key, "type": "S"}]
+        assert deployed["ttl"] == {"attributeName": table.ttl_attribute, "enabled": True}
 
 
 def test_every_handler_string_resolves_to_a_callable_in_tasks() -> None:
@@ -220,7 +261,7 @@ def test_state_machine_definition_references_exactly_the_deployed_functions(prog
     assert deployed["loggingConfiguration"] == {
         "level": "ALL", "includeExecutionData": True,
         "logDestination": f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/aws/vendedlogs/states/{machine.name()}:*"}
-    assert deployed["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{machine.name()}"
+    assert deployed["roleArn"] == f"arn:aws:iam::{ACCOUNT}:role/{machine.name()}-states"
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is installed by make test")
@@ -244,15 +285,17 @@ def test_each_role_carries_the_planned_least_privilege_policy(program: Deploymen
     ctx = iam.Context(SCOPE, STACK)
     targeted = {t.function for t in _targets(STACK)}
     for function in STACK.functions:
-        role = program.one(ROLE, f"{function.key}-role").inputs
+        role = program.one(ROLE, f"{function.key}-function-role").inputs
         assert role["name"] == function.name()
         assert json.loads(role["assumeRolePolicy"])["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
-        assert _inline_policy(program, f"{function.key}-role") == iam.function_policy(
+        assert _inline_policy(program, f"{function.key}-function-role") == iam.function_policy(
             ctx, function, dead_letter=function.key in targeted)
     for machine in STACK.state_machines:
-        trust = json.loads(program.one(ROLE, f"{machine.key}-role").inputs["assumeRolePolicy"])
+        role = program.one(ROLE, f"{machine.key}-states-role").inputs
+        assert role["name"] == f"{machine.name()}-states"
+        trust = json.loads(role["assumeRolePolicy"])
         assert trust["Statement"][0]["Condition"]["ArnLike"] == {"aws:SourceArn": ctx.machine_arn(machine.key)}
-        assert _inline_policy(program, f"{machine.key}-role") == iam.state_machine_policy(ctx, machine)
+        assert _inline_policy(program, f"{machine.key}-states-role") == iam.state_machine_policy(ctx, machine)
     assert not any("AWS" in json.dumps(r.inputs.get("managedPolicyArns", [])) for r in program.of_type(ROLE))
 
 
@@ -306,7 +349,9 @@ def test_dashboard_and_alarms(program: Deployment) -> None:
     machine_arn = f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK.state_machine(REPLACE).name()}"
     body = json.loads(program.one(DASHBOARD, "dashboard").inputs["dashboardBody"])
     titles = [w["properties"]["title"] for w in body["widgets"]]
-    assert titles[:4] == ["Swaps", "Swaps skipped", "Spot share per ASG (%)", "Estimated savings per ASG ($/h)"]
+    assert titles[:4] == ["Swaps", "Swaps skipped", "Spot share per ASG (%)", "Estimated savings added per ASG ($/h)"]
+    assert [t for t in titles if t.startswith("Executions of ")] == [
+        f"Executions of {m.key}" for m in STACK.state_machines if m.key != REPLACE]
     text = json.dumps(body)
     assert machine_arn in text
     assert all(f'"{f.name()}"' in text for f in STACK.functions)
@@ -315,6 +360,20 @@ def test_dashboard_and_alarms(program: Deployment) -> None:
     assert metrics == {"ExecutionsFailed": {"StateMachineArn": machine_arn},
                        "ExecutionsTimedOut": {"StateMachineArn": machine_arn}}
     assert "alarmActions" not in alarm or alarm["alarmActions"] == []
+
+
+def test_every_metric_a_handler_emits_is_on_the_dashboard(program: Deployment) -> None:
+    emitted = set()
+    for path in (ROOT / "tasks").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "add_metric":
+                name = next((k.value for k in node.keywords if k.arg == "name"), None)
+                assert isinstance(name, ast.Constant), f"{path}: add_metric with a non-literal name"
+                emitted.add(name.value)
+    body = program.one(DASHBOARD, "dashboard").inputs["dashboardBody"]
+    missing = sorted(m for m in emitted if f'MetricName=\\"{m}\\"' not in body)
+    assert not missing, f"metrics emitted but not on the dashboard (infra/dashboard.py): {missing}"
+    assert set(CUSTOM_METRICS) >= emitted
 
 
 def test_alarm_email_subscribes_to_both_alarms(variant: Deployment) -> None:
@@ -375,12 +434,16 @@ def test_bad_config_fails_with_one_line_and_registers_nothing() -> None:
      "schedule 'tick' targets 'nope', which is neither a function nor a state machine of the stack"),
     (replace(STACK, functions=tuple(replace(f, environment=("MYSTERY",)) if f.key == "validate" else f
                                     for f in STACK.functions)), UnknownEnvironment,
-     "function 'validate' needs environment variable(s) MYSTERY, which infra/environment.py VALUES does not know "
-     "how to set"),
+     "function 'validate' needs environment variable(s) MYSTERY, which infra/environment.py does not know how to "
+     "set"),
     (replace(STACK, functions=(*STACK.functions, Function("extra", "tasks.validate.handler", "x"))), iam.MissingPolicy,
      "function 'extra' (tasks.validate.handler) has no IAM policy: add POLICIES['extra'] in infra/iam.py listing "
      "the AWS calls its handler makes"),
-], ids=["unknown-target", "unknown-environment", "missing-policy"])
+    (replace(STACK, rules=(*STACK.rules, EventRule(STACK.schedules[0].key, STACK.functions[0].key, {}, "x"))),
+     StackError,
+     f"resource names clash: rule {STACK.schedules[0].key} and rule {STACK.schedules[0].key} are both named "
+     f"'asg-optimizer-{STACK.schedules[0].key}'"),
+], ids=["unknown-target", "unknown-environment", "missing-policy", "clashing-names"])
 def test_bad_stack_description_registers_nothing(stack: Stack, error: type[Exception], message: str) -> None:
     record = Deployment()
     settings = Settings(schedules={s.key: s.expression for s in stack.schedules})
