@@ -14,6 +14,10 @@ from datetime import datetime
 from typing import Any
 
 ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
+SWAPPED = "swapped"
+# The workflow's Succeed state for a finished swap. It has another (NoCapacity) for an execution that ends well
+# without swapping: its output then carries the outcome (`{"outcome": "no-capacity", "why": ...}`).
+SWAPPED_STATE = "Swapped"
 # History events that carry a failed attempt of a step (its error and cause), whether caught or not.
 _FAILED_EVENTS = {
     "LambdaFunctionFailed": "lambdaFunctionFailedEventDetails",
@@ -28,6 +32,15 @@ _END_EVENTS = {
     "ExecutionTimedOut": "executionTimedOutEventDetails",
     "ExecutionAborted": "executionAbortedEventDetails",
 }
+
+
+def outcome_of(status: str, output: Mapping[str, Any] | None) -> str:
+    """`swapped`, the outcome a successful execution reports instead (`no-capacity`), or the status
+    (RUNNING, FAILED, TIMED_OUT, ABORTED): SUCCEEDED alone does not mean an instance was swapped."""
+    if status != "SUCCEEDED":
+        return status
+    reported = (output or {}).get("outcome")
+    return reported if isinstance(reported, str) and reported != "launched" else SWAPPED
 
 
 def console_url(region: str, execution_arn: str) -> str:
@@ -83,6 +96,14 @@ class Timeline:
         return self.status in ENDED
 
     @property
+    def outcome(self) -> str:
+        """As `outcome_of`, and a success that did not end in the Swapped state is never `swapped`."""
+        found = outcome_of(self.status, self.output)
+        if found == SWAPPED and self.steps and self.steps[-1].name != SWAPPED_STATE:
+            return self.steps[-1].name
+        return found
+
+    @property
     def current(self) -> str | None:
         """The state the execution is in while it runs."""
         return self.steps[-1].name if self.steps and not self.ended else None
@@ -104,6 +125,7 @@ class Timeline:
             "name": self.name,
             "arn": self.arn,
             "status": self.status,
+            "outcome": self.outcome,
             "started": self.started.isoformat(),
             "stopped": self.stopped.isoformat() if self.stopped else None,
             "seconds": round(self.seconds(now), 3),
@@ -123,7 +145,7 @@ class Timeline:
         }
 
 
-def _json_object(raw: str | None) -> dict[str, Any]:
+def json_object(raw: str | None) -> dict[str, Any]:
     try:
         parsed = json.loads(raw or "{}")
     except ValueError:
@@ -177,8 +199,8 @@ def build_timeline(described: Mapping[str, Any], events: Iterable[Mapping[str, A
         status=status,
         started=described["startDate"],
         stopped=described.get("stopDate"),
-        input=_json_object(described.get("input")),
-        output=_json_object(described.get("output")),
+        input=json_object(described.get("input")),
+        output=json_object(described.get("output")),
         steps=tuple(steps),
         error=error or None,
         cause=readable_cause(cause) or None,

@@ -8,14 +8,22 @@ from typing import Any
 
 import typer
 from botocore.exceptions import ClientError
+from rich.markup import escape
 from rich.table import Table
 from rich.text import Text
 
 from asg_optimizer.aws_session import CliError, Target
+from asg_optimizer.commands.execution_view import (
+    header,
+    outcome_lines,
+    print_link,
+    read_timeline,
+    status_text,
+    steps_table,
+)
 from asg_optimizer.commands.output import ago, console, duration, now, operator_command, print_json, settings
-from asg_optimizer.commands.replace import STATUS_STYLE, header, outcome_lines, print_link, read_timeline, steps_table
 from asg_optimizer.inventory import belongs_to, describe_group, executions
-from asg_optimizer.timeline import Timeline, readable_cause
+from asg_optimizer.timeline import Timeline, json_object, outcome_of, readable_cause
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -55,18 +63,21 @@ def select(target: Target, asg: str | None, status: str | None, since: timedelta
     return chosen
 
 
-def _with_errors(target: Target, chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """ListExecutions carries no error: describe the ones that did not succeed (at most --limit calls)."""
+def _with_outcomes(target: Target, chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """ListExecutions carries neither the error nor the outcome: describe each ended one (at most --limit calls)."""
     sfn = target.client("stepfunctions")
     rows = []
     for execution in chosen:
         error = cause = None
-        if execution["status"] in ("FAILED", "TIMED_OUT", "ABORTED"):
+        outcome = execution["status"]
+        if execution["status"] != "RUNNING":
             described = sfn.describe_execution(executionArn=execution["executionArn"])
             error, cause = described.get("error"), readable_cause(described.get("cause")) or None
+            outcome = outcome_of(described["status"], json_object(described.get("output")))
         stopped: datetime | None = execution.get("stopDate")
         rows.append({
             "name": execution["name"], "arn": execution["executionArn"], "status": execution["status"],
+            "outcome": outcome,
             "started": execution["startDate"], "stopped": stopped,
             "seconds": round(((stopped or now()) - execution["startDate"]).total_seconds(), 3),
             "error": error, "cause": cause,
@@ -89,7 +100,7 @@ def list_executions(
     target.state_machine_arn()
     if asg is not None:
         describe_group(target, asg)
-    rows = _with_errors(target, select(target, asg, wanted_status, window, limit))
+    rows = _with_outcomes(target, select(target, asg, wanted_status, window, limit))
     if options.json:
         print_json({"executions": [{**r, "console_url": target.console_url(r["arn"])} for r in rows]})
         return
@@ -104,9 +115,8 @@ def list_executions(
         table.add_column(column, no_wrap=True)
     table.add_column("error", overflow="fold")
     for r in rows:
-        style = STATUS_STYLE.get(r["status"], "red")
-        error = f"{r['error']}: {r['cause']}" if r["error"] else ""
-        table.add_row(r["name"], f"[{style}]{r['status']}[/]", ago(r["started"], at),
+        error = escape(f"{r['error']}: {r['cause']}") if r["error"] else ""
+        table.add_row(r["name"], status_text(r["status"], r["outcome"]), ago(r["started"], at),
                       duration(r["seconds"]), error)
     out.print(table)
     if len(rows) == limit:

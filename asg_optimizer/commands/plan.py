@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from asg_optimizer.commands.output import console, operator_command, print_json, settings
@@ -22,7 +23,7 @@ def plan_table(result: dict[str, Any]) -> Table:
     rows = sorted(result.get("plan", []), key=lambda v: (v["asg_name"], v["action"] != "replace", v["instance_id"]))
     for verdict in rows:
         action = "[green]replace[/]" if verdict["action"] == "replace" else "[dim]skip[/]"
-        table.add_row(verdict["asg_name"], verdict["instance_id"], action, verdict["why"])
+        table.add_row(escape(verdict["asg_name"]), verdict["instance_id"], action, escape(verdict["why"]))
     return table
 
 
@@ -31,7 +32,7 @@ def skipped_table(result: dict[str, Any]) -> Table:
     table.add_column("ASG", no_wrap=True)
     table.add_column("why", overflow="fold")
     for skip in sorted(result.get("skipped_groups", []), key=lambda s: s["asg_name"]):
-        table.add_row(skip["asg_name"], skip["why"])
+        table.add_row(escape(skip["asg_name"]), escape(skip["why"]))
     return table
 
 

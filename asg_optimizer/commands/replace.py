@@ -16,13 +16,12 @@ import typer
 from botocore.exceptions import ClientError
 from rich.console import Console, Group
 from rich.live import Live
-from rich.table import Table
-from rich.text import Text
 
 from asg_optimizer.aws_session import CliError, Target
-from asg_optimizer.commands.output import console, duration, now, operator_command, print_json, settings
+from asg_optimizer.commands.execution_view import header, outcome_lines, print_link, read_timeline, steps_table
+from asg_optimizer.commands.output import console, now, operator_command, print_json, settings
 from asg_optimizer.inventory import describe_group, executions, instances
-from asg_optimizer.timeline import Timeline, build_timeline
+from asg_optimizer.timeline import SWAPPED, Timeline
 from tasks.core.eligibility import check_swappable
 from tasks.core.errors import SwapRefused
 from tasks.core.naming import execution_name, instance_of
@@ -113,62 +112,6 @@ def start(target: Target, asg_name: str, instance_id: str, timing: Timing, force
         raise
 
 
-def read_timeline(target: Target, execution_arn: str) -> Timeline:
-    sfn = target.client("stepfunctions")
-    described = sfn.describe_execution(executionArn=execution_arn)
-    pages = sfn.get_paginator("get_execution_history").paginate(executionArn=execution_arn)
-    return build_timeline(described, [e for page in pages for e in page["events"]])
-
-
-STATUS_STYLE = {"SUCCEEDED": "green", "RUNNING": "yellow"}
-
-
-def steps_table(timeline: Timeline, at: datetime) -> Table:
-    """The states entered so far, with durations; the one running now in yellow."""
-    table = Table()
-    table.add_column("#", justify="right")
-    table.add_column("state", no_wrap=True)
-    table.add_column("at", justify="right", no_wrap=True)
-    table.add_column("took", justify="right", no_wrap=True)
-    table.add_column("note", overflow="fold")
-    for index, step in enumerate(timeline.steps, start=1):
-        running = step.exited is None and not timeline.ended
-        offset = (step.entered - timeline.started).total_seconds()
-        note = f"visit {step.visit}" if step.visit > 1 else ""
-        if step.error:
-            note = (note + ", " if note else "") + f"[red]{step.error}[/]"
-        if running:
-            note = (note + ", " if note else "") + "[yellow]running[/]"
-        table.add_row(str(index), step.name, f"+{duration(offset)}", duration(step.seconds(at)), note)
-    return table
-
-
-def header(timeline: Timeline) -> Text:
-    return Text.from_markup(f"{timeline.name}: [{STATUS_STYLE.get(timeline.status, 'red')}]{timeline.status}[/]")
-
-
-def outcome_lines(timeline: Timeline, at: datetime) -> list[Text]:
-    took = duration(timeline.seconds(at))
-    lines = [Text.from_markup(f"Path: {timeline.path()}")]
-    if timeline.status == "SUCCEEDED":
-        spot = timeline.output.get("spot", {}).get("spot_instance_id")
-        old = timeline.input.get("instance_id")
-        swapped = f": {old} replaced by spot {spot}" if spot else ""
-        lines.append(Text.from_markup(f"[green]Swapped[/] in {took}{swapped}"))
-    elif timeline.ended:
-        where = f" in {timeline.failed_in}" if timeline.failed_in else ""
-        lines.append(Text.from_markup(f"[red]{timeline.status}[/]{where} after {took}: "
-                                      f"{timeline.error or ''}: {timeline.cause or ''}".rstrip(": ")))
-    else:
-        lines.append(Text.from_markup(f"[yellow]RUNNING[/] for {took}, now in {timeline.current or 'Starting'}"))
-    return lines
-
-
-def print_link(out: Console, link: str) -> None:
-    """On one line whatever the width, so it stays clickable and copyable."""
-    out.print(f"Console: {link}", soft_wrap=True, highlight=False)
-
-
 def follow(target: Target, execution_arn: str, out: Console) -> Timeline:
     """Poll until the execution ends; a terminal gets a live table, a pipe only the final one."""
     timeline = read_timeline(target, execution_arn)
@@ -192,7 +135,7 @@ def replace(
     asg: str = typer.Option(..., "--asg", help="The Auto Scaling group."),
     instance: str | None = typer.Option(None, "--instance",
                                         help="The on-demand instance to replace (default: the oldest eligible one)."),
-    wait: bool = typer.Option(False, "--wait", help="Follow the execution until it ends; exit 0 only if swapped."),
+    wait: bool = typer.Option(False, "--wait", help="Follow the execution until it ends; exit 0 only if it swapped."),
     force: bool = typer.Option(False, "--force", help="Replace even though the group is not opted in."),
     timing: Annotated[list[str] | None, typer.Option(
         "--timing", metavar="KEY=SECONDS", help="Workflow timing, e.g. boot_poll_seconds=5 (repeatable).")] = None,
@@ -228,4 +171,4 @@ def replace(
         out.print(steps_table(timeline, at))
         for line in outcome_lines(timeline, at):
             out.print(line)
-    raise typer.Exit(0 if timeline.status == "SUCCEEDED" else 1)
+    raise typer.Exit(0 if timeline.outcome == SWAPPED else 1)

@@ -8,13 +8,15 @@ from datetime import datetime
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from asg_optimizer.aws_session import Target
+from asg_optimizer.commands.execution_view import status_text
 from asg_optimizer.commands.output import ago, console, now, operator_command, print_json, settings
 from asg_optimizer.hourly_cost import PriceSheet, price_instances
 from asg_optimizer.inventory import belongs_to, executions, instances, is_spot, opted_in_groups
-from asg_optimizer.timeline import readable_cause
+from asg_optimizer.timeline import json_object, outcome_of, readable_cause
 from tasks.core.policy import Policy, PolicyError, parse_policy
 
 # How far back `status` looks for each group's last finished swap: ListExecutions has no per-group filter.
@@ -80,12 +82,12 @@ def _last_swaps(target: Target, names: list[str]) -> dict[str, dict[str, Any]]:
     sfn = target.client("stepfunctions")
     result = {}
     for name, execution in found.items():
-        last = {"name": execution["name"], "status": execution["status"], "stopped": execution.get("stopDate"),
-                "error": None, "cause": None}
-        if execution["status"] != "SUCCEEDED":
-            described = sfn.describe_execution(executionArn=execution["executionArn"])
-            last["error"], last["cause"] = described.get("error"), readable_cause(described.get("cause")) or None
-        result[name] = last
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        result[name] = {
+            "name": execution["name"], "status": execution["status"], "stopped": execution.get("stopDate"),
+            "outcome": outcome_of(described["status"], json_object(described.get("output"))),
+            "error": described.get("error"), "cause": readable_cause(described.get("cause")) or None,
+        }
     return result
 
 
@@ -123,10 +125,9 @@ def _money(value: float, missing: list[str]) -> str:
 def _last_swap_text(last: dict[str, Any] | None, at: datetime) -> str:
     if last is None:
         return "-"
-    style = "green" if last["status"] == "SUCCEEDED" else "red"
-    text = f"[{style}]{last['status']}[/]"
+    text = status_text(last["status"], last["outcome"])
     if last["error"]:
-        text += f" {last['error']}"
+        text += f" {escape(last['error'])}"
     return f"{text} {ago(last['stopped'], at)}"
 
 
@@ -141,7 +142,7 @@ def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, 
     table.add_column("saving/h", justify="right", no_wrap=True)
     for s in statuses:
         cost, saving, missing = prices.totals(s.instance_ids)
-        policy = describe_policy(s.policy, s.desired) if s.policy else f"[red]{s.policy_error}[/]"
+        policy = escape(describe_policy(s.policy, s.desired)) if s.policy else f"[red]{escape(s.policy_error or '')}[/]"
         table.add_row(s.name, f"{s.desired} ({s.min_size}-{s.max_size})", str(s.on_demand), str(s.spot), policy,
                       str(len(s.in_flight)), _last_swap_text(s.last_swap, at), _money(cost, missing),
                       _money(saving, missing))
@@ -201,4 +202,4 @@ def status(ctx: typer.Context) -> None:
     if unpriced:
         notes.append("Not priced (+?): " + "; ".join(unpriced))
     for note in notes:
-        out.print(note, style="dim")
+        out.print(note, style="dim", markup=False)

@@ -1,0 +1,144 @@
+"""`asg-optimizer local serve` in a process of its own, used from this one the way a user's tools would use it:
+plain boto3 with an endpoint URL (no moto here), and this CLI pointed at it with --endpoint-url."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from tasks.core.naming import execution_name
+from tests.cli_helpers import cli
+from tests.conftest import FAST
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Served:
+    def __init__(self, process: subprocess.Popen[str], endpoint: str) -> None:
+        self.process, self.endpoint = process, endpoint
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line.rstrip("\n"))
+
+    def wait_for(self, text: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            self.seen.append(line)
+            if text in line:
+                return line
+        raise AssertionError(f"{text!r} not printed in {timeout}s; output so far:\n" + "\n".join(self.seen))
+
+    def client(self, service: str) -> Any:
+        """What any boto3 script would do: an endpoint and any credentials."""
+        session = boto3.session.Session(aws_access_key_id="any", aws_secret_access_key="any", region_name="us-east-1")
+        return session.client(service, endpoint_url=self.endpoint)
+
+
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from asg_optimizer.cli import app; app()", "local", "serve", "--port", str(port),
+         "--demo-fleet", "--boot-delay", "0.5"],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )
+    server = Served(process, f"http://127.0.0.1:{port}")
+    try:
+        server.wait_for("ready", timeout=90)
+        yield server
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=20) == 0  # SIGTERM stops it cleanly
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
+
+
+def test_serve_prints_how_to_use_it(served: Served) -> None:
+    printed = "\n".join(served.seen)
+    assert f"asg-optimizer local AWS on {served.endpoint} (region us-east-1), stack deployed:" in printed
+    assert "state machine  arn:aws:states:us-east-1:123456789012:stateMachine:asg-optimizer-replace-instance" in printed
+    assert "demo fleet     web (3 on-demand), workers (2 on-demand), legacy-db (2 on-demand, not opted in)" in printed
+    assert f"asg-optimizer --endpoint-url {served.endpoint} status" in printed
+
+
+def test_plain_boto3_sees_the_stack_and_runs_a_replacement_end_to_end(served: Served) -> None:
+    sfn = served.client("stepfunctions")
+    machines = {m["name"]: m["stateMachineArn"] for m in sfn.list_state_machines()["stateMachines"]}
+    assert "asg-optimizer-replace-instance" in machines
+    functions = {f["FunctionName"] for f in served.client("lambda").list_functions()["Functions"]}
+    assert {"asg-optimizer-validate", "asg-optimizer-scanner", "asg-optimizer-sweep"} <= functions
+
+    group = served.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["workers"])[
+        "AutoScalingGroups"][0]
+    on_demand = group["Instances"][0]["InstanceId"]
+    arn = sfn.start_execution(
+        stateMachineArn=machines["asg-optimizer-replace-instance"],
+        name=execution_name("workers", on_demand, datetime.now(UTC)),
+        input=json.dumps({"asg_name": "workers", "instance_id": on_demand, "reason": "manual", "timing": FAST}),
+    )["executionArn"]
+    deadline = time.monotonic() + 90
+    while (described := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+        assert time.monotonic() < deadline, "the replacement did not end in 90 s"
+        time.sleep(0.3)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    spot = json.loads(described["output"])["spot"]["spot_instance_id"]
+
+    ec2 = served.client("ec2")
+    states = {i["InstanceId"]: (i["State"]["Name"], i.get("InstanceLifecycle", "on-demand"))
+              for r in ec2.describe_instances(InstanceIds=[on_demand, spot])["Reservations"] for i in r["Instances"]}
+    assert states == {on_demand: ("terminated", "on-demand"), spot: ("running", "spot")}
+    after = served.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["workers"])[
+        "AutoScalingGroups"][0]
+    assert spot in {i["InstanceId"] for i in after["Instances"]} and after["MaxSize"] == group["MaxSize"]
+
+
+def test_this_cli_pointed_at_it(served: Served, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    for name in [k for k in os.environ if k.startswith("AWS_")]:
+        monkeypatch.delenv(name)  # no credentials, no region: a local endpoint needs neither
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "credentials"))
+    result = cli("--endpoint-url", served.endpoint, "-o", "json", "status")
+    assert result.exit_code == 0, result.output
+    groups = {g["asg_name"]: g for g in json.loads(result.stdout)["groups"]}
+    assert sorted(groups) == ["web", "workers"]  # legacy-db is not opted in
+    assert groups["web"]["on_demand"] == 3 and groups["web"]["hourly_cost"] > 0
+
+    monkeypatch.setenv("AWS_ENDPOINT_URL", served.endpoint)  # the standard variable works as well
+    plan = cli("-o", "json", "plan", "--asg", "web")
+    assert plan.exit_code == 0, plan.output
+    assert {v["action"] for v in json.loads(plan.stdout)["plan"]} == {"replace"}  # MaxParallel 3: all three
