@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from tasks.core.model import Group, Instance, Member
 from tasks.core.naming import asg_part_of, execution_name, instance_of
 from tasks.core.policy import Policy, PolicyError, parse_policy
+from tasks.core.prices import Pool
 from tasks.core.tags import OPT_IN, is_opted_in
 
 REPLACE, SKIP = "replace", "skip"
@@ -58,9 +59,11 @@ def launched_at(instance: Instance) -> datetime | None:
 
 def executions_by_group(groups: Sequence[Group], running: Collection[str]) -> dict[str, set[str]]:
     """RUNNING executions per group: by the on-demand's membership, else by the ASG part of the name (the
-    on-demand has left the group once a swap is retiring it, but the swap is still in flight)."""
+    on-demand has left the group once a swap is retiring it, but the swap is still in flight). Same-looking
+    names of two groups (`a b` and `a-b`) count for both: over-counting only delays a swap."""
     member_of = {m.instance_id: g.name for g in groups for m in g.members}
     found: dict[str, set[str]] = {g.name: set() for g in groups}
+    by_part: dict[tuple[int, str], list[str]] = {}  # (instance id length, ASG part as cut for it) -> groups
     for name in running:
         instance_id = instance_of(name)
         if instance_id is None:
@@ -68,10 +71,13 @@ def executions_by_group(groups: Sequence[Group], running: Collection[str]) -> di
         if instance_id in member_of:
             found[member_of[instance_id]].add(name)
             continue
-        part = asg_part_of(name)
-        for group in groups:  # names of other groups cannot collide in practice; a collision over-counts (safe)
-            if asg_part_of(execution_name(group.name, instance_id, _EPOCH)) == part:
-                found[group.name].add(name)
+        size = len(instance_id)
+        if not any(key[0] == size for key in by_part):
+            for group in groups:  # the cut depends only on the id's length: 8 or 17 hex digits
+                part = asg_part_of(execution_name(group.name, "i-" + "0" * (size - 2), _EPOCH)) or ""
+                by_part.setdefault((size, part), []).append(group.name)
+        for group_name in by_part.get((size, asg_part_of(name) or ""), []):
+            found[group_name].add(name)
     return found
 
 
@@ -92,7 +98,7 @@ def group_skip_reason(group: Group, policy: Policy, now: datetime, busy: str | N
 
 
 def _instance_skip(member: Member, instance: Instance | None, replacing: Mapping[str, str], policy: Policy,
-                   now: datetime) -> str | None:
+                   now: datetime, cooling_pools: Collection[Pool] = ()) -> str | None:
     if instance is None:
         return "not found in EC2"
     if not instance.on_demand:
@@ -111,11 +117,14 @@ def _instance_skip(member: Member, instance: Instance | None, replacing: Mapping
     age = int((now - launched).total_seconds())
     if age < policy.grace_period:
         return f"in grace period: launched {age}s ago, grace period {policy.grace_period}s"
+    pool = Pool(instance.instance_type, instance.availability_zone)
+    if pool in cooling_pools:
+        return f"spot pool {pool} is cooling down (no capacity or interrupted recently)"
     return None
 
 
 def select_group(group: Group, policy: Policy, instances: Mapping[str, Instance], in_flight: Collection[str],
-                 replacing: Mapping[str, str], now: datetime) -> list[Verdict]:
+                 replacing: Mapping[str, str], now: datetime, cooling_pools: Collection[Pool] = ()) -> list[Verdict]:
     """Verdicts for every member of a group that may be swapped now (group-level checks already passed)."""
     verdicts: dict[str, Verdict] = {}
     candidates: list[tuple[datetime, str]] = []
@@ -125,7 +134,7 @@ def select_group(group: Group, policy: Policy, instances: Mapping[str, Instance]
         counts = instance is None or instance.on_demand  # unknown counts as on-demand: keeps more, never fewer
         if member.lifecycle_state in ACTIVE_STATES and counts and member.instance_id not in replacing:
             on_demand += 1
-        why = _instance_skip(member, instance, replacing, policy, now)
+        why = _instance_skip(member, instance, replacing, policy, now, cooling_pools)
         if why:
             verdicts[member.instance_id] = Verdict(group.name, member.instance_id, SKIP, why)
         else:
@@ -154,9 +163,10 @@ def select_group(group: Group, policy: Policy, instances: Mapping[str, Instance]
 
 
 def select(groups: Sequence[Group], instances: Mapping[str, Instance], running: Collection[str], now: datetime,
-           *, busy: Mapping[str, str] | None = None) -> Plan:
+           *, busy: Mapping[str, str] | None = None, cooling_pools: Collection[Pool] = ()) -> Plan:
     """The plan for a fleet. `running` = names of RUNNING executions; `busy` = group name -> why it is busy
-    (e.g. an instance refresh found by the caller)."""
+    (e.g. an instance refresh found by the caller); `cooling_pools` = spot pools on cooldown (an instance whose
+    own type x AZ is cooling waits)."""
     busy = busy or {}
     by_group = executions_by_group(groups, running)
     replacing: dict[str, str] = {}
@@ -181,7 +191,7 @@ def select(groups: Sequence[Group], instances: Mapping[str, Instance], running: 
         if why:
             skipped.append(GroupSkip(group.name, why))
             continue
-        verdicts += select_group(group, policy, instances, by_group[group.name], replacing, now)
+        verdicts += select_group(group, policy, instances, by_group[group.name], replacing, now, cooling_pools)
     return Plan(tuple(verdicts), tuple(skipped))
 
 
