@@ -163,3 +163,9 @@ def test_local_serve_on_a_busy_port() -> None:
         result = cli("local", "serve", "--port", str(port))
     assert result.exit_code == 2
     assert result.stderr == f"error: port {port} on 127.0.0.1 is in use: pick another with --port\n"
+
+
+def test_local_interrupt_refuses_anything_but_a_local_endpoint(aws: EmbeddedAws, fleet) -> None:
+    assert refused(aws, "local", "interrupt", fleet["web"][0]) == (
+        "error: local interrupt fakes an EC2 event and terminates the instance, so it only talks to `asg-optimizer "
+        "local serve`: pass --endpoint-url http://127.0.0.1:4566 (or set AWS_ENDPOINT_URL)")

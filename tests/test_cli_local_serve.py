@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import queue
+import re
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ import boto3
 import pytest
 
 from tasks.core.naming import execution_name
-from tests.cli_helpers import cli
+from tests.cli_helpers import FAST_TIMING, cli, flat
 from tests.conftest import FAST
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -71,7 +72,7 @@ def served() -> Iterator[Served]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     process = subprocess.Popen(
         [sys.executable, "-c", "from asg_optimizer.cli import app; app()", "local", "serve", "--port", str(port),
-         "--demo-fleet", "--boot-delay", "0.5"],
+         "--demo-fleet", "--boot-delay", "0.5", "--spot-notice", "2"],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     server = Served(process, f"http://127.0.0.1:{port}")
@@ -142,3 +143,28 @@ def test_this_cli_pointed_at_it(served: Served, monkeypatch: pytest.MonkeyPatch,
     plan = cli("-o", "json", "plan", "--asg", "web")
     assert plan.exit_code == 0, plan.output
     assert {v["action"] for v in json.loads(plan.stdout)["plan"]} == {"replace"}  # MaxParallel 3: all three
+
+
+def test_replace_through_it_then_interrupt_the_spot(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_ENDPOINT_URL", served.endpoint)
+    swapped = cli("replace", "--asg", "web", "--wait", *FAST_TIMING)
+    assert swapped.exit_code == 0, swapped.output
+    spot = re.search(r"replaced by spot (i-[0-9a-f]+)", flat(swapped.stdout)).group(1)  # type: ignore[union-attr]
+
+    interrupted = cli("local", "interrupt", spot)
+    assert interrupted.exit_code == 0, interrupted.output
+    lines = interrupted.stdout.splitlines()
+    warned, answer = lines[0].split(": ", 1)
+    assert warned == f"EC2 Spot Instance Interruption Warning for {spot} -> asg-optimizer-spot-interruption"
+    assert json.loads(answer)["started"] is True
+    assert lines[1] == f"EC2 takes {spot} back in 2s (Ctrl-C leaves it running)"
+    assert re.fullmatch(rf"{spot} reclaimed after [\d.]+s", lines[2])
+    ec2 = served.client("ec2")
+    state = ec2.describe_instances(InstanceIds=[spot])["Reservations"][0]["Instances"][0]["State"]["Name"]
+    assert state in ("shutting-down", "terminated")
+
+    on_demand = served.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["legacy-db"])[
+        "AutoScalingGroups"][0]["Instances"][0]["InstanceId"]
+    refused = cli("local", "interrupt", on_demand)
+    assert (refused.exit_code, refused.stderr) == (
+        2, f"error: instance {on_demand} is on-demand: only spot instances get interruption warnings\n")

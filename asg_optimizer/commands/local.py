@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import json
 import signal
 import threading
+import time
 from types import FrameType
+from typing import Any
 
 import typer
 
-from asg_optimizer.commands.output import fail, settings
+from asg_optimizer.aws_session import CliError
+from asg_optimizer.commands.output import fail, operator_command, print_json, settings
+from asg_optimizer.inventory import instances
 
 app = typer.Typer(no_args_is_help=True, help="The embedded AWS on this machine (no account needed).")
 
@@ -27,13 +32,17 @@ def serve(
     demo_fleet: bool = typer.Option(False, "--demo-fleet", help="Create the demo's Auto Scaling groups."),
     boot_delay: float = typer.Option(2.0, "--boot-delay", min=0,
                                      help="Seconds a new instance reports status checks 'initializing'."),
+    spot_notice: int = typer.Option(120, "--spot-notice", min=1, metavar="SECONDS",
+                                    help="The interruption notice EC2 gives a spot here (EC2's own: 120)."),
 ) -> None:
     """Serve the embedded AWS with the stack deployed at http://HOST:PORT until Ctrl-C."""
     from asg_optimizer.demo import DEMO_FLEET
     from asg_optimizer.local.server import LocalServer, PortInUse
+    from tasks.spot_events import NOTICE_ENV
 
     region = settings(ctx).target.region or "us-east-1"
-    server = LocalServer(host=host, port=port, region=region, boot_delay_seconds=boot_delay)
+    server = LocalServer(host=host, port=port, region=region, boot_delay_seconds=boot_delay,
+                         environment={NOTICE_ENV: str(spot_notice)})
     try:
         deployment = server.start()
     except PortInUse as error:
@@ -67,3 +76,60 @@ def serve(
     finally:
         server.stop()
     say("stopped")
+
+
+NOT_LOCAL = ("local interrupt fakes an EC2 event and terminates the instance, so it only talks to `asg-optimizer local "
+             "serve`: pass --endpoint-url http://127.0.0.1:4566 (or set AWS_ENDPOINT_URL)")
+
+
+@app.command()
+@operator_command
+def interrupt(
+    ctx: typer.Context,
+    instance_id: str = typer.Argument(..., metavar="INSTANCE_ID", help="A spot instance in the local AWS."),
+    rebalance: bool = typer.Option(False, "--rebalance", help="A rebalance recommendation instead of a warning."),
+    reclaim: bool = typer.Option(True, "--reclaim/--no-reclaim",
+                                 help="Terminate the spot when its notice ends, as EC2 does (waits until then)."),
+) -> None:
+    """Send a spot's interruption warning (or rebalance recommendation) to `local serve`, as EC2 would."""
+    from asg_optimizer.local.events import rules_for, spot_event
+    from tasks.core.interruption import NOTICE_SECONDS
+    from tasks.spot_events import NOTICE_ENV
+
+    options = settings(ctx)
+    target = options.target
+    if not target.local:
+        raise CliError(NOT_LOCAL)
+    found = instances(target, [instance_id]).get(instance_id)
+    if found is None:
+        raise CliError(f"instance {instance_id} does not exist in {target.endpoint}")
+    if found.get("InstanceLifecycle") != "spot":
+        raise CliError(f"instance {instance_id} is on-demand: only spot instances get interruption warnings")
+    if found["State"]["Name"] not in ("pending", "running"):
+        raise CliError(f"instance {instance_id} is {found['State']['Name']}, not running")
+    event = spot_event(instance_id, found["Placement"]["AvailabilityZone"], rebalance=rebalance)
+    sent = time.monotonic()
+    results: dict[str, Any] = {}
+    notice = NOTICE_SECONDS
+    for rule in rules_for(event):
+        results[rule.key] = target.invoke(rule.function, event)
+        config = target.client("lambda").get_function_configuration(FunctionName=target.function_name(rule.function))
+        notice = int(config.get("Environment", {}).get("Variables", {}).get(NOTICE_ENV, notice))
+        if not options.json:
+            typer.echo(f"{event['detail-type']} for {instance_id} -> {target.function_name(rule.function)}: "
+                       f"{json.dumps(results[rule.key], sort_keys=True)}")
+    reclaimed = None
+    if reclaim and not rebalance:
+        if not options.json:
+            typer.echo(f"EC2 takes {instance_id} back in {notice}s (Ctrl-C leaves it running)")
+        try:
+            time.sleep(max(0.0, notice - (time.monotonic() - sent)))
+        except KeyboardInterrupt:
+            typer.echo(f"{instance_id} left running", err=True)
+            raise typer.Exit(130) from None
+        target.client("ec2").terminate_instances(InstanceIds=[instance_id])
+        reclaimed = round(time.monotonic() - sent, 1)
+        if not options.json:
+            typer.echo(f"{instance_id} reclaimed after {reclaimed}s")
+    if options.json:
+        print_json({"event": event, "results": results, "reclaimed_after_seconds": reclaimed})

@@ -51,6 +51,7 @@ class LocalServer:
     port: int = 4566
     region: str = REGION
     boot_delay_seconds: float = 2.0
+    environment: dict[str, str] = field(default_factory=dict)  # extra variables for every function
     ec2_model: Ec2Model = field(init=False)
     autoscaling_model: AutoScalingModel = field(default_factory=AutoScalingModel)
     deployment: Deployment = field(default_factory=Deployment)
@@ -82,7 +83,7 @@ class LocalServer:
         self.ec2_model.install()
         self.autoscaling_model.install()
         reset_clients()
-        self.deployment = deploy()
+        self.deployment = deploy(environment=self.environment)
         return self.deployment
 
     def create_fleet(self, specs: tuple[GroupSpec, ...]) -> dict[str, dict[str, Any]]:
