@@ -117,7 +117,7 @@ STACK = Stack(
         Function("release-spot", "tasks.release_spot.handler", "Spot interrupted: take it out once replaced"),
         # These start executions, so they need the state machine's ARN: deploy creates them after it.
         Function("scanner", "tasks.scan.handler", "Find opted-in on-demand instances and start their swaps",
-                 timeout=300, memory=512, environment=(REPLACE_STATE_MACHINE_ARN,)),
+                 timeout=300, memory=512, environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
         Function("sweep", "tasks.sweep.handler", "Terminate orphaned spots; repair groups a crashed swap left held",
                  timeout=120, environment=(REPLACE_STATE_MACHINE_ARN,)),
         Function("launch-event", "tasks.launch_event.handler", "Swap a newly launched on-demand after its grace",

@@ -252,6 +252,7 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
                  "ec2:DescribeInstances"),
         list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
+        cooldown_items(ctx, "dynamodb:Scan"),  # tasks/cooldown.py active_pools: cooling pools wait
     ],
     # tasks/sweep.py: our spots by tag, their membership, held groups, running swaps; terminate orphans, repair
     "sweep": lambda ctx: [

@@ -14,6 +14,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from tasks.aws import aws_handler
+from tasks.cooldown import active_pools
 from tasks.core.requests import parse_scan_request
 from tasks.core.selection import GroupSkip, Plan, select
 from tasks.describe import group_from_response
@@ -33,11 +34,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     groups = [group_from_response(g) for g in raw]
     instances = instances_by_id(m.instance_id for g in groups for m in g.members)
     running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
-    plan = select(groups, instances, running, now)
+    cooling = active_pools(now.timestamp())
+    plan = select(groups, instances, running, now, cooling_pools=cooling)
     if not request.dry_run and plan.picks:
         busy = active_refreshes(v.asg_name for v in plan.picks)
         if busy:
-            plan = select(groups, instances, running, now, busy=busy)
+            plan = select(groups, instances, running, now, busy=busy, cooling_pools=cooling)
     found = {g.name for g in groups}
     missing = tuple(GroupSkip(n, "ASG not found") for n in request.asg_names or () if n not in found)
     plan = Plan(plan.verdicts, plan.skipped_groups + missing)

@@ -211,7 +211,7 @@ def test_api_calls_are_per_page_not_per_group(aws: EmbeddedAws, make_group) -> N
     assert result["groups_scanned"] == 101
     assert Counter(p["asg_name"] for p in result["plan"]) == {"g000": 3, "g100": 3}
     assert dict(calls) == {"auto-scaling.DescribeAutoScalingGroups": 2, "ec2.DescribeInstances": 1,
-                           "sfn.ListExecutions": 1}
+                           "sfn.ListExecutions": 1, "dynamodb.Scan": 1}
 
 
 BAD_INPUT = [
