@@ -189,3 +189,19 @@ def test_release_waits_for_the_replacement_or_the_deadline() -> None:
     gone = release_decision(reclaimed, spot_id=SPOT, raised_to=3, now=100, deadline=200)
     assert (gone.terminate_spot, gone.lower_desired_to, gone.done) == (False, 2, True)
     assert release_deadline(1000.0) == 1100.0 and release_deadline(1000.0, 6) == 1003.0
+
+
+def test_demo_calls_fleet_cost_and_one_interruption(market_aws: EmbeddedAws) -> None:
+    from asg_optimizer.local.events import run_interruption
+    from asg_optimizer.savings import fleet_hourly_cost
+
+    aws = market_aws
+    _, spot = group_with_spot(aws)
+    aws.ec2_model.market.set_price("m5.large", "us-east-1a", 0.03)
+    mixed = fleet_hourly_cost(["web"])
+    assert mixed.by_group == {"web": round(0.096 + 0.03, 4)} and mixed.total == 0.126
+    assert mixed.saving_against(type(mixed)(total=0.192)) == (0.066, 34.4)
+    run = run_interruption(aws, "web")
+    assert (run.spot_instance_id, run.status, run.violations) == (spot, "SUCCEEDED", [])
+    assert run.lowest_in_service >= run.desired == 2 and 0 < run.requested_after_seconds < 2.0
+    assert fleet_hourly_cost(["web"]).total == 0.192  # two on-demand now: the fallback's replacement

@@ -88,3 +88,38 @@ def interrupt(aws: EmbeddedAws, instance_id: str, *, rebalance: bool = False, re
     if reclaim and not rebalance:
         aws.ec2_model.reclaim(instance_id, notice_seconds(aws) - (time.monotonic() - delivery.emitted_at))
     return delivery
+
+
+@dataclass
+class InterruptionRun:
+    """One interruption, end to end: what the demo prints."""
+
+    spot_instance_id: str
+    status: str
+    requested_after_seconds: float  # warning emitted -> desired raised (replacement requested)
+    lowest_in_service: int
+    desired: int
+    violations: list[str]
+
+
+def run_interruption(aws: EmbeddedAws, asg_name: str, timeout: float = 60.0) -> InterruptionRun:
+    """Interrupt one spot of the group and follow the fallback to its end, sampling the group after every step."""
+    from asg_optimizer.local.invariants import InvariantChecker
+    from asg_optimizer.stack import INTERRUPTION
+
+    raw = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])
+    group = raw["AutoScalingGroups"][0]
+    ids = [i["InstanceId"] for i in group["Instances"]]
+    reservations = aws.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+    spot = next(i["InstanceId"] for r in reservations for i in r["Instances"] if i.get("InstanceLifecycle") == "spot")
+    with InvariantChecker([asg_name]) as check:
+        delivery = interrupt(aws, spot)
+        name = delivery.results["spot-interruption"]["execution_name"]
+        arn = aws.deployment.state_machine_arns[INTERRUPTION].replace(":stateMachine:", ":execution:") + f":{name}"
+        described = aws.wait(arn, timeout=timeout)
+    violations = check.finish()
+    output = json.loads(described.get("output") or "{}")
+    return InterruptionRun(
+        spot, described["status"], round(float(output.get("requested_at", 0)) - delivery.emitted_epoch, 3),
+        check.lowest_in_service(asg_name), group["DesiredCapacity"], violations,
+    )
