@@ -14,6 +14,7 @@ import typer
 from asg_optimizer.aws_session import CliError
 from asg_optimizer.commands.output import fail, operator_command, print_json, settings
 from asg_optimizer.inventory import instances
+from asg_optimizer.stack import DEFAULT_PREFIX
 
 app = typer.Typer(no_args_is_help=True, help="The embedded AWS on this machine (no account needed).")
 
@@ -57,8 +58,10 @@ def serve(
     try:
         endpoint = server.endpoint
         say(f"asg-optimizer local AWS on {endpoint} (region {region}), stack deployed:")
-        say(f"  state machine  {deployment.replace_arn}")
-        say(f"  functions      {', '.join(sorted(a.rsplit(':', 1)[-1] for a in deployment.function_arns.values()))}")
+        for arn in sorted(deployment.state_machine_arns.values()):
+            say(f"  state machine  {arn}")
+        say(f"  functions      {len(deployment.function_arns)}, named {DEFAULT_PREFIX}-<key>: "
+            f"{', '.join(sorted(deployment.function_arns))}")
         if demo_fleet:
             groups = server.create_fleet(DEMO_FLEET)
             described = ", ".join(
