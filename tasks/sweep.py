@@ -3,7 +3,8 @@ groups left held by a crashed execution (settings put back from the tags AttachS
 
 Reads before it decides, in this order: our spots, their group membership, the held groups, then the RUNNING
 executions. A spot or hold seen first whose execution is still running is therefore listed as running, so a
-live swap is never undone.
+live swap is never undone. A group about to be repaired is read once more, and only holds seen in both reads are
+released (one extra call per repaired group: crashes are rare).
 """
 
 from __future__ import annotations
@@ -14,11 +15,12 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from tasks.aws import aws_handler, client
+from tasks.core.errors import GroupNotFound
 from tasks.core.holds import plan_restore
 from tasks.core.requests import parse_sweep_request
-from tasks.core.sweep import orphaned_spots, stale_holds
+from tasks.core.sweep import orphaned_spots, stale_holds, still_stale
 from tasks.core.tags import ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
-from tasks.describe import describe_instances, group_from_response
+from tasks.describe import describe_group, describe_instances, group_from_response
 from tasks.dispatch import replace_state_machine_arn
 from tasks.executions import running_swaps
 from tasks.inventory import group_members, groups_with_tag_keys
@@ -40,13 +42,20 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
     actions: list[str] = []
     orphans = orphaned_spots(spots, members, running, now, request.orphan_after_seconds)
-    if orphans:
-        client("ec2").terminate_instances(InstanceIds=[instance_id for instance_id, _ in orphans])
+    for start in range(0, len(orphans), 1000):  # TerminateInstances takes up to 1,000 ids
+        client("ec2").terminate_instances(InstanceIds=[instance_id for instance_id, _ in orphans[start:start + 1000]])
     for instance_id, why in orphans:
         actions.append(f"terminated {instance_id}: {why}")
     repaired = []
-    for group in held:
-        stale = stale_holds(group, running)
+    for listed in held:
+        stale = stale_holds(listed, running)
+        if stale is None:
+            continue
+        try:  # re-read: the workflow may have restored (or another swap held) the group since the listing
+            group = describe_group(listed.name)
+        except GroupNotFound:
+            continue
+        stale = still_stale(group, stale)
         if stale is None:
             continue
         plan = plan_restore(group, stale)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -33,8 +34,6 @@ def invoke(aws: EmbeddedAws, function_key: str, event: dict[str, Any]) -> tuple[
 def run_scan(aws: EmbeddedAws, **event: Any) -> dict[str, Any]:
     """Direct call, as Lambda would make it, with the deployed function's environment."""
     env = aws.client("lambda").get_function_configuration(FunctionName=STACK.function("scanner").name())
-    import os
-
     os.environ.update(env["Environment"]["Variables"])
     return scan.handler(event, None)
 

@@ -145,3 +145,33 @@ def test_bad_input_is_refused(aws: EmbeddedAws, event: dict[str, Any], message: 
     with pytest.raises(InvalidInput) as raised:
         run_sweep(aws, **event)
     assert str(raised.value) == message
+
+
+def _group(*holds: str, originals: bool = True) -> Any:
+    from tasks.core.model import Group
+    from tasks.core.tags import ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED
+
+    tags = {HOLD_PREFIX + h: "held" for h in holds}
+    if originals:
+        tags |= {ORIGINAL_MAX_SIZE: "2", ORIGINAL_SUSPENDED: "-"}
+    return Group("g", 2, 0, 3, tags)
+
+
+@pytest.mark.parametrize(
+    ("listed", "running", "fresh", "released"),
+    [
+        (_group("dead"), set(), _group("dead"), ["dead"]),
+        (_group("dead"), set(), _group(originals=False), None),  # the workflow restored it meanwhile
+        (_group("dead"), set(), _group("dead", "new"), ["dead"]),  # a swap started since: keep its hold
+        (_group("live"), {"live"}, _group("live"), None),
+        (_group(), set(), _group(), []),  # originals left with no hold: put them back
+        (_group(), set(), _group("new"), None),  # ... unless a swap has held the group since
+        (_group(originals=False), set(), _group(originals=False), None),
+    ],
+)
+def test_only_holds_seen_before_the_listing_and_still_there_are_released(listed: Any, running: set[str], fresh: Any,
+                                                                          released: list[str] | None) -> None:
+    from tasks.core.sweep import stale_holds, still_stale
+
+    stale = stale_holds(listed, running)
+    assert (None if stale is None else still_stale(fresh, stale)) == released

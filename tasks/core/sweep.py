@@ -41,3 +41,15 @@ def stale_holds(group: Group, running: Collection[str]) -> list[str] | None:
         return stale
     has_originals = ORIGINAL_MAX_SIZE in group.tags or ORIGINAL_SUSPENDED in group.tags
     return [] if has_originals and not holders(group) else None
+
+
+def still_stale(fresh: Group, stale: list[str]) -> list[str] | None:
+    """Re-check `stale` (from a read made before the executions were listed) against a read made just now.
+
+    Only holds that already existed before the listing can be judged by it: a hold that appeared since may
+    belong to a swap that started after the listing. So release just the stale holds still present, and put
+    originals back only if no hold at all has appeared meanwhile."""
+    if stale:
+        present = [h for h in stale if h in holders(fresh)]
+        return present or None
+    return stale_holds(fresh, ()) if not holders(fresh) else None
