@@ -1,15 +1,21 @@
-"""Every refusal of the CLI: one exact line on stderr, exit code 2, and AWS exactly as it was."""
+"""Every refusal of the CLI: one exact line on stderr, exit code 2, and AWS exactly as it was.
+
+One embedded AWS for the whole module (refusals change nothing, and `refused` proves it each time); the few tests
+that set something up first do it in groups of their own.
+"""
 
 from __future__ import annotations
 
 import socket
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from asg_optimizer.aws_session import NO_CREDENTIALS
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import IMAGE_ID
+from asg_optimizer.local.fleet import IMAGE_ID, GroupSpec, create_group, create_network
 from tests.cli_helpers import cli, snapshot
 from tests.workflow_helpers import group
 
@@ -17,11 +23,17 @@ NO_MACHINE = ("error: no deployed state machine {name} in us-east-1: deploy the 
               "pass --region or --prefix to find yours, or point at one with --state-machine-arn")
 
 
-@pytest.fixture
-def fleet(aws: EmbeddedAws, make_group):  # type: ignore[no-untyped-def]
-    aws.ec2_model.boot_delay_seconds = 0.2
-    web = make_group("web", desired=2, max_size=4)
-    legacy = make_group("legacy", desired=1, max_size=2, opted_in=False)
+@pytest.fixture(scope="module")
+def aws() -> Iterator[EmbeddedAws]:
+    with EmbeddedAws(boot_delay_seconds=0.2) as embedded:
+        yield embedded
+
+
+@pytest.fixture(scope="module")
+def fleet(aws: EmbeddedAws) -> dict[str, Any]:
+    network = create_network()
+    web = create_group(network, GroupSpec("web", desired=2, max_size=4))
+    legacy = create_group(network, GroupSpec("legacy", desired=1, max_size=2, opted_in=False))
     return {"web": [i["InstanceId"] for i in web["Instances"]], "legacy": legacy["Instances"][0]["InstanceId"]}
 
 
@@ -57,24 +69,25 @@ def test_instance_not_in_that_group(aws: EmbeddedAws, fleet) -> None:
         "error: instance i-0123456789abcdef0 is not a member of ASG web")
 
 
-def test_instance_not_on_demand(aws: EmbeddedAws, fleet) -> None:
-    ec2, first = aws.client("ec2"), group(aws, "web")["Instances"][0]
+def test_instance_not_on_demand(aws: EmbeddedAws, make_group) -> None:
+    make_group("mixed", desired=1, max_size=3)
+    ec2, first = aws.client("ec2"), group(aws, "mixed")["Instances"][0]
     subnet = ec2.describe_instances(InstanceIds=[first["InstanceId"]])["Reservations"][0]["Instances"][0]["SubnetId"]
     spot = ec2.run_instances(ImageId=IMAGE_ID, InstanceType="m5.large", MinCount=1, MaxCount=1, SubnetId=subnet,
                              InstanceMarketOptions={"MarketType": "spot"})["Instances"][0]["InstanceId"]
-    aws.client("autoscaling").attach_instances(AutoScalingGroupName="web", InstanceIds=[spot])
-    assert refused(aws, "replace", "--asg", "web", "--instance", spot) == (
+    aws.client("autoscaling").attach_instances(AutoScalingGroupName="mixed", InstanceIds=[spot])
+    assert refused(aws, "replace", "--asg", "mixed", "--instance", spot) == (
         f"error: instance {spot} is spot, not on-demand")
 
 
-def test_instance_already_being_replaced(aws: EmbeddedAws, fleet) -> None:
-    target = fleet["web"][0]
-    arn = aws.start_swap("web", target, timing={"start_delay_seconds": 2})  # running, nothing touched yet
+def test_instance_already_being_replaced(aws: EmbeddedAws, make_group) -> None:
+    target = make_group("busy", desired=1, max_size=2)["Instances"][0]["InstanceId"]
+    arn = aws.start_swap("busy", target, timing={"start_delay_seconds": 2})  # running, nothing touched yet
     try:
-        assert refused(aws, "replace", "--asg", "web", "--instance", target) == (
+        assert refused(aws, "replace", "--asg", "busy", "--instance", target) == (
             f"error: instance {target} is already being replaced by execution {arn.rsplit(':', 1)[-1]}")
     finally:  # protected now, so Validate refuses it when its delay ends: the test swaps nothing
-        aws.client("autoscaling").set_instance_protection(AutoScalingGroupName="web", InstanceIds=[target],
+        aws.client("autoscaling").set_instance_protection(AutoScalingGroupName="busy", InstanceIds=[target],
                                                           ProtectedFromScaleIn=True)
         assert aws.wait(arn)["error"] == "InstanceNotEligible"
 
