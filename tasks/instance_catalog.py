@@ -3,30 +3,31 @@ block device mappings, for the compatibility core."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tasks.aws import client
 from tasks.core.errors import InvalidInput
 from tasks.core.instance_types import InstanceTypeInfo, maps_instance_store, type_info
 
+# A region offers ~900 types: ten pages a lookup. They change a few times a year, so a warm container keeps
+# them for a while; a family launched meanwhile only means one candidate fewer until the next refresh.
+CATALOG_TTL_SECONDS = 6 * 3600
+_cache: dict[str, Any] = {}
+
 
 class InstanceCatalog:
-    """All instance types the region offers; fetched on first use and kept for the rest of the invocation.
-
-    Make one per invocation: types change rarely, but a warm Lambda container lives for hours and a stale
-    catalog would hide a newly launched family.
-    """
-
-    def __init__(self) -> None:
-        self._types: dict[str, InstanceTypeInfo] | None = None
+    """All instance types the region offers; fetched on first use, kept by the container for CATALOG_TTL_SECONDS."""
 
     def all(self) -> dict[str, InstanceTypeInfo]:
-        if self._types is None:
+        fetched = _cache.get("at")
+        if fetched is None or time.monotonic() - fetched > CATALOG_TTL_SECONDS:
             pages = client("ec2").get_paginator("describe_instance_types").paginate(
                 PaginationConfig={"PageSize": 100}
             )
-            self._types = {raw["InstanceType"]: type_info(raw) for page in pages for raw in page["InstanceTypes"]}
-        return self._types
+            _cache["types"] = {raw["InstanceType"]: type_info(raw) for page in pages for raw in page["InstanceTypes"]}
+            _cache["at"] = time.monotonic()
+        return _cache["types"]
 
     def get(self, instance_type: str) -> InstanceTypeInfo:
         found = self.all().get(instance_type)
@@ -44,3 +45,8 @@ def template_maps_instance_store(template: dict[str, Any]) -> bool:
         request["LaunchTemplateName"] = template["LaunchTemplateName"]
     versions = client("ec2").describe_launch_template_versions(**request)["LaunchTemplateVersions"]
     return bool(versions) and maps_instance_store(versions[0].get("LaunchTemplateData", {}))
+
+
+def forget_catalog() -> None:
+    """Drop the cached catalog (tests that change the offered types)."""
+    _cache.clear()

@@ -24,7 +24,6 @@ from tasks.core.naming import client_token
 from tasks.core.policy import parse_policy
 from tasks.core.prices import Pool, hourly_saving, operating_system
 from tasks.core.tags import EXECUTION, REPLACES
-from tasks.describe import describe_group_raw
 from tasks.instance_catalog import InstanceCatalog, template_maps_instance_store
 from tasks.pricing import PriceBook
 
@@ -66,13 +65,15 @@ def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...], max_
 
 
 def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: float) -> CandidateChoice:
-    """Compatible types with a spot price in the zone at most the original's on-demand price, not cooling."""
-    raw_group = describe_group_raw(event["asg_name"])
-    policy = parse_policy(event["asg_name"], {t["Key"]: t.get("Value", "") for t in raw_group.get("Tags", [])},
-                          default_grace_period=0)
+    """Compatible types with a spot price in the zone at most the original's on-demand price, not cooling.
+
+    The group's policy tags come from Validate's read of the group. The template is read only when the original
+    type has instance storage: for any other type, instance-store mappings in the template map nothing.
+    """
+    policy = parse_policy(event["asg_name"], event.get("group_tags", {}), default_grace_period=0)
     catalog = InstanceCatalog()
     original = catalog.get(event["instance_type"])
-    needs_storage = template_maps_instance_store(template_of(event))
+    needs_storage = original.instance_storage_gb > 0 and template_maps_instance_store(template_of(event))
     compatible = [name for name, info in catalog.all().items()
                   if incompatibility(original, info, policy, needs_instance_storage=needs_storage) is None]
     zone = event["availability_zone"]

@@ -10,6 +10,7 @@ from aws_lambda_powertools import Logger
 from tasks.aws import aws_handler
 from tasks.core.eligibility import check_not_in_flight, check_reason, check_swappable
 from tasks.core.errors import InvalidInput
+from tasks.core.tags import OPT_IN
 from tasks.core.timing import parse_timing
 from tasks.describe import describe_group_raw, describe_instance, group_from_response, propagated_tags
 from tasks.executions import running_swaps
@@ -57,5 +58,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "launch_template_version": group.launch_template_version,
         "desired_at_start": group.desired,
         "instance_tags": propagated_tags(raw),
+        "group_tags": {k: v for k, v in group.tags.items() if k.startswith(OPT_IN)},  # the policy, for LaunchSpot
         **timing.flat(),
     }

@@ -13,6 +13,7 @@ import pytest
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.faults import FaultInjector
 from asg_optimizer.local.invariants import InvariantChecker
+from tasks.instance_catalog import forget_catalog
 from tests.conftest import FAST
 from tests.workflow_helpers import cause, launched_by, members, settings, state_of, states_entered, wait_for_state
 
@@ -20,7 +21,10 @@ SWAP_OPERATIONS = [
     ("autoscaling", "DescribeAutoScalingGroups"),
     ("ec2", "DescribeInstances"),
     ("stepfunctions", "ListExecutions"),
-    ("ec2", "RunInstances"),
+    ("ec2", "DescribeInstanceTypes"),
+    ("ec2", "DescribeSpotPriceHistory"),
+    ("dynamodb", "Scan"),
+    ("ec2", "CreateFleet"),
     ("ec2", "DescribeInstanceStatus"),
     ("autoscaling", "CreateOrUpdateTags"),
     ("autoscaling", "SuspendProcesses"),
@@ -59,6 +63,7 @@ def retried(aws: EmbeddedAws, arn: str, state: str) -> int:
 def test_throttling_on_every_step_succeeds_through_retries(aws: EmbeddedAws, check: InvariantChecker) -> None:
     on_demand = on_demand_of(aws)
     before = settings(aws, "web")
+    forget_catalog()  # so the instance types are read (and throttled) in this execution
     with FaultInjector() as faults:
         for service, operation in SWAP_OPERATIONS:
             faults.fail(service, operation, "Throttling")
@@ -83,7 +88,7 @@ def test_attach_rejected_with_resource_contention_is_retried(aws: EmbeddedAws, c
 
 @pytest.mark.parametrize(
     ("service", "operation"),
-    [("ec2", "RunInstances"), ("autoscaling", "SuspendProcesses"), ("autoscaling", "AttachInstances"),
+    [("ec2", "CreateFleet"), ("autoscaling", "SuspendProcesses"), ("autoscaling", "AttachInstances"),
      ("autoscaling", "TerminateInstanceInAutoScalingGroup"), ("autoscaling", "ResumeProcesses")],
 )
 def test_lambda_crash_after_the_call_is_rerun_without_doing_it_twice(
@@ -106,10 +111,11 @@ def test_lambda_crash_after_the_call_is_rerun_without_doing_it_twice(
 def test_capacity_error_at_launch_changes_nothing(aws: EmbeddedAws, check: InvariantChecker) -> None:
     before = settings(aws, "web")
     with FaultInjector() as faults:
-        faults.fail("ec2", "RunInstances", "InsufficientInstanceCapacity")
+        faults.fail("ec2", "CreateFleet", "InsufficientInstanceCapacity")
         arn = aws.start_swap("web", on_demand_of(aws), timing=FAST)
         described = aws.wait(arn)
-    assert described["error"] == "NoSpotCapacity"
+    assert described["status"] == "FAILED"
+    assert "InsufficientInstanceCapacity" in cause(described)
     assert states_entered(aws, arn)[-4:] == ["LaunchSpot", "Cleanup", "RestoreAfterFailure", "SwapFailed"]
     assert launched_by(aws, described["name"]) == []
     assert settings(aws, "web") == before
