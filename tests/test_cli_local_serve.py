@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -66,13 +67,14 @@ class Served:
         return session.client(service, endpoint_url=self.endpoint)
 
 
-@pytest.fixture(scope="module")
-def served() -> Iterator[Served]:
+@contextmanager
+def serve(*options: str) -> Iterator[Served]:
+    """`asg-optimizer local serve` on a free port in a process of its own, until SIGTERM (which must stop it)."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     process = subprocess.Popen(
         [sys.executable, "-c", "from asg_optimizer.cli import app; app()", "local", "serve", "--port", str(port),
-         "--demo-fleet", "--boot-delay", "0.5", "--spot-notice", "2"],
+         *options],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     server = Served(process, f"http://127.0.0.1:{port}")
@@ -89,6 +91,12 @@ def served() -> Iterator[Served]:
             raise
 
 
+@pytest.fixture(scope="module")
+def served() -> Iterator[Served]:
+    with serve("--demo-fleet", "--boot-delay", "0.5", "--spot-notice", "2") as server:
+        yield server
+
+
 def test_serve_prints_how_to_use_it(served: Served) -> None:
     printed = "\n".join(served.seen)
     assert f"asg-optimizer local AWS on {served.endpoint} (region us-east-1), stack deployed:" in printed
@@ -103,6 +111,10 @@ def test_plain_boto3_sees_the_stack_and_runs_a_replacement_end_to_end(served: Se
     assert "asg-optimizer-replace-instance" in machines
     functions = {f["FunctionName"] for f in served.client("lambda").list_functions()["Functions"]}
     assert {"asg-optimizer-validate", "asg-optimizer-scanner", "asg-optimizer-sweep"} <= functions
+    products = served.client("pricing").get_products(ServiceCode="AmazonEC2", Filters=[
+        {"Type": "TERM_MATCH", "Field": k, "Value": v}
+        for k, v in {"instanceType": "m5.large", "regionCode": "us-east-1", "operatingSystem": "Linux"}.items()])
+    assert len(products["PriceList"]) == 1  # moto has none: the server answers from the bundled snapshot
 
     group = served.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["workers"])[
         "AutoScalingGroups"][0]
@@ -168,3 +180,10 @@ def test_replace_through_it_then_interrupt_the_spot(served: Served, monkeypatch:
     refused = cli("local", "interrupt", on_demand)
     assert (refused.exit_code, refused.stderr) == (
         2, f"error: instance {on_demand} is on-demand: only spot instances get interruption warnings\n")
+
+
+def test_scan_every_runs_the_deployed_scanner() -> None:
+    with serve("--demo-fleet", "--scan-every", "1") as server:
+        started = server.wait_for("scan started ", timeout=60)
+    assert re.fullmatch(r"scan started (web|workers)-i-[0-9a-f]+-\d{8}T\d{6}", started)
+    assert "  scanner        every 1s" in server.seen

@@ -4,7 +4,8 @@ it at http://127.0.0.1:PORT like an account of their own.
 
 Everything runs in this one process: the server's threads answer HTTP, the interpreter's threads run the
 executions and call Lambda back through the server (MOTO_PORT), and the handlers run in-process through the
-seam, their boto3 clients pointed at the server (AWS_ENDPOINT_URL). Nothing is persisted.
+seam, their boto3 clients pointed at the server (AWS_ENDPOINT_URL). moto has no Pricing API: GetProducts is
+answered in front of it from the bundled snapshot, as the in-process embedded AWS does. Nothing is persisted.
 """
 
 from __future__ import annotations
@@ -20,19 +21,55 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
-from moto.server import ThreadedMotoServer
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
+from werkzeug.serving import make_server
 
 from asg_optimizer.local import seam
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.embedded import MOTO_CONFIG, REGION, Deployment, deploy, local_environment
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.pricing_api import PricingApiModel
 from asg_optimizer.stack import DEFAULT_PREFIX, STACK
 from tasks.aws import reset_clients
 
 
 class PortInUse(RuntimeError):
     pass
+
+
+PRICING_TARGET = "AWSPriceListService.GetProducts"
+
+
+def with_pricing_api(app: Any, pricing: PricingApiModel) -> Any:
+    """WSGI middleware: answer the Pricing API's GetProducts (moto has no Pricing API) from the bundled snapshot,
+    as the embedded AWS does in-process, so the handlers' and the CLI's price lookups work against the server."""
+
+    def serve(environ: dict[str, Any], start_response: Any) -> Any:
+        if environ.get("HTTP_X_AMZ_TARGET") != PRICING_TARGET:
+            return app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        status, headers, text = pricing.answer(body)
+        start_response(f"{status} {'OK' if status == 200 else 'Bad Request'}", list(headers.items()))
+        return [text.encode()]
+
+    return serve
+
+
+class _MotoServer(ThreadedMotoServer):
+    """moto's threaded server with the Pricing API answered in front of it (same wiring as moto's own entry)."""
+
+    def __init__(self, host: str, port: int, pricing: PricingApiModel) -> None:
+        super().__init__(ip_address=host, port=port, verbose=False)
+        self._pricing = pricing
+
+    def _server_entry(self) -> None:
+        app = with_pricing_api(DomainDispatcherApplication(create_backend_app), self._pricing)
+        self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
+        self._server_ready_event.set()
+        self._server.serve_forever()
 
 
 def port_free(host: str, port: int) -> bool:
@@ -54,8 +91,9 @@ class LocalServer:
     environment: dict[str, str] = field(default_factory=dict)  # extra variables for every function
     ec2_model: Ec2Model = field(init=False)
     autoscaling_model: AutoScalingModel = field(default_factory=AutoScalingModel)
+    pricing_api: PricingApiModel = field(default_factory=PricingApiModel)
     deployment: Deployment = field(default_factory=Deployment)
-    _server: ThreadedMotoServer | None = None
+    _server: _MotoServer | None = None
     _scanner: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -73,7 +111,7 @@ class LocalServer:
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request drowns what matters
         os.environ["MOTO_PORT"] = str(self.port)  # the ASL interpreter reaches Lambda through the server
         os.environ["AWS_ENDPOINT_URL"] = self.endpoint  # the handlers' own clients, and deploy() below
-        self._server = ThreadedMotoServer(ip_address=self.host, port=self.port, verbose=False)
+        self._server = _MotoServer(self.host, self.port, self.pricing_api)
         self._server.start()
         request = urllib.request.Request(f"{self.endpoint}/moto-api/config", data=json.dumps(MOTO_CONFIG).encode(),
                                          headers={"Content-Type": "application/json"}, method="POST")
