@@ -1,11 +1,12 @@
 """Prices from AWS: spot from DescribeSpotPriceHistory (latest per type and zone, for the instance's OS) and
 on-demand from the Pricing API, with the bundled snapshot (tasks/data/prices.json) when the Pricing API cannot
-answer. One `PriceBook` per invocation caches what it looked up."""
+answer. On-demand prices from the Pricing API are kept by the container for a day."""
 
 from __future__ import annotations
 
 import functools
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,17 +57,27 @@ class OnDemandPrice:
     source: str  # PRICING_API or SNAPSHOT
 
 
+# On-demand list prices change a few times a year: a warm container keeps what the Pricing API said for a day.
+# (Snapshot answers are not kept, so a Pricing API that comes back is asked again.)
+ON_DEMAND_TTL_SECONDS = 24 * 3600
+_on_demand_cache: dict[tuple[str, str, str], tuple[float, OnDemandPrice]] = {}
+
+
 class PriceBook:
-    """Prices for one region and OS, each looked up at most once."""
+    """Prices for one region and OS; on-demand prices from the Pricing API are kept by the container."""
 
     def __init__(self, region: str, os: OperatingSystem) -> None:
         self.region, self.os = region, os
-        self._on_demand: dict[str, OnDemandPrice] = {}
 
     def on_demand(self, instance_type: str) -> OnDemandPrice:
-        if instance_type not in self._on_demand:
-            self._on_demand[instance_type] = self._look_up_on_demand(instance_type)
-        return self._on_demand[instance_type]
+        key = (self.region, self.os.pricing_name, instance_type)
+        cached = _on_demand_cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < ON_DEMAND_TTL_SECONDS:
+            return cached[1]
+        price = self._look_up_on_demand(instance_type)
+        if price.source == PRICING_API:
+            _on_demand_cache[key] = (time.monotonic(), price)
+        return price
 
     def _look_up_on_demand(self, instance_type: str) -> OnDemandPrice:
         problem = ""
@@ -127,3 +138,8 @@ def refresh_snapshot(regions: Iterable[str], instance_types: Iterable[str], os: 
         "unit": "USD per instance-hour",
         "prices": {os.snapshot_key: prices},
     }
+
+
+def forget_prices() -> None:
+    """Drop the cached on-demand prices (tests that change what the Pricing API answers)."""
+    _on_demand_cache.clear()

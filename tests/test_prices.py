@@ -25,7 +25,15 @@ from tasks.core.prices import (
     saving_percent,
     snapshot_price,
 )
-from tasks.pricing import PRICING_API, SNAPSHOT, NoOnDemandPrice, PriceBook, pricing_filters, snapshot
+from tasks.pricing import (
+    PRICING_API,
+    SNAPSHOT,
+    NoOnDemandPrice,
+    PriceBook,
+    forget_prices,
+    pricing_filters,
+    snapshot,
+)
 
 T0 = datetime(2026, 11, 26, 12, tzinfo=UTC)
 A, B = "us-east-1a", "us-east-1b"
@@ -79,10 +87,12 @@ def test_snapshot_covers_common_families_in_several_regions_with_a_source_and_da
 @pytest.fixture
 def stubbed_pricing():  # type: ignore[no-untyped-def]
     reset_clients()
+    forget_prices()  # on-demand prices are kept by the container; each test asks afresh
     pricing = client("pricing")
     with Stubber(pricing) as stub:
         yield stub
     reset_clients()
+    forget_prices()
 
 
 def test_on_demand_comes_from_the_pricing_api_and_is_cached(stubbed_pricing: Stubber) -> None:
@@ -109,6 +119,7 @@ def test_no_price_anywhere_is_one_clear_error(stubbed_pricing: Stubber) -> None:
 
 
 def test_embedded_market_prices_pools_and_pricing_api(aws: EmbeddedAws) -> None:
+    forget_prices()
     book = PriceBook("us-east-1", LINUX)
     assert book.on_demand("m5.large").source == PRICING_API  # answered by the embedded Pricing API
     prices = book.spot_prices(["m5.large", "m6i.large", "not-a.type"], A)
@@ -122,6 +133,8 @@ def test_embedded_market_prices_pools_and_pricing_api(aws: EmbeddedAws) -> None:
     assert float(history["SpotPriceHistory"][0]["SpotPrice"]) == 0.0123
     assert len(history["SpotPriceHistory"]) == 3  # two default points and the one just set, newest first
     aws.pricing_api.available = False
+    assert PriceBook("us-east-1", LINUX).on_demand("m5.large").source == PRICING_API  # kept by the container
+    forget_prices()
     assert PriceBook("us-east-1", LINUX).on_demand("m5.large").source == SNAPSHOT
 
 
