@@ -152,6 +152,7 @@ def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
                              "grace_period": 0, "allowed_types": ["m5.large"], "denied_types": [], "window": None}
     assert web["in_flight"] == [waiting.rsplit(":", 1)[-1]]
     assert (web["last_swap"]["name"], web["last_swap"]["outcome"]) == (name, "swapped")
+    assert datetime.fromisoformat(web["last_swap"]["stopped"]) <= datetime.now(UTC)
     # one on-demand at its on-demand price plus one spot at the market price: cost + saving = 2 x on-demand
     assert web["hourly_cost"] + web["hourly_saving"] == pytest.approx(2 * M5_LARGE, abs=1e-4)
     assert 0 < web["hourly_saving"] < M5_LARGE and web["unpriced"] == []
@@ -182,6 +183,7 @@ def test_no_spot_capacity_exits_1_and_reads_as_not_swapped(aws: EmbeddedAws, fle
     assert (rows[1]["status"], rows[1]["outcome"], rows[1]["error"]) == ("FAILED", "FAILED", "InstanceNotEligible")
     assert rows[1]["cause"] == f"instance {STRANGER} is not a member of ASG api"
     assert rows[1]["console_url"] == console_url("us-east-1", rows[1]["arn"])
+    assert datetime.fromisoformat(rows[1]["started"]) < datetime.fromisoformat(rows[0]["started"])
     assert [r["name"] for r in cli_json("executions", "--asg", "api")["executions"]] == [failed]
     assert [r["name"] for r in cli_json("executions", "--status", "failed")["executions"]] == [failed]
     assert [r["name"] for r in cli_json("executions", "--since", "1h", "--limit", "1")["executions"]] == [nothing]

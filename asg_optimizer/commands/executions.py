@@ -102,7 +102,9 @@ def list_executions(
         describe_group(target, asg)
     rows = _with_outcomes(target, select(target, asg, wanted_status, window, limit))
     if options.json:
-        print_json({"executions": [{**r, "console_url": target.console_url(r["arn"])} for r in rows]})
+        print_json({"executions": [
+            {**r, "started": r["started"].isoformat(), "stopped": r["stopped"].isoformat() if r["stopped"] else None,
+             "console_url": target.console_url(r["arn"])} for r in rows]})
         return
     out = console()
     if not rows:

@@ -157,12 +157,15 @@ def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, 
 def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str) -> dict[str, Any]:
     groups = []
     for s in statuses:
+        last = dict(s.last_swap) if s.last_swap else None
+        if last and last["stopped"] is not None:
+            last["stopped"] = last["stopped"].isoformat()
         cost, saving, missing = prices.totals(s.instance_ids)
         groups.append({
             "asg_name": s.name, "desired": s.desired, "min_size": s.min_size, "max_size": s.max_size,
             "on_demand": s.on_demand, "spot": s.spot,
             "policy": policy_dict(s.policy, s.desired) if s.policy else None, "policy_error": s.policy_error,
-            "in_flight": s.in_flight, "last_swap": s.last_swap,
+            "in_flight": s.in_flight, "last_swap": last,
             "hourly_cost": cost, "hourly_saving": saving, "unpriced": missing,
         })
     cost, saving, missing = prices.totals(i for s in statuses for i in s.instance_ids)
