@@ -20,7 +20,7 @@ import boto3
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import IMAGE_ID
-from asg_optimizer.stack import REPLACE_STATE_MACHINE_ARN, STACK
+from asg_optimizer.stack import STACK
 from tasks.aws import reset_clients
 from tasks.core.tags import GRACE_PERIOD, OPT_IN
 
@@ -87,7 +87,9 @@ def measure(groups: int) -> Figures:
         boto3.DEFAULT_SESSION.events.register("before-call.*.*", before)  # type: ignore[union-attr]
         boto3.DEFAULT_SESSION.events.register("after-call.*.*", after)  # type: ignore[union-attr]
         reset_clients()
-        os.environ[REPLACE_STATE_MACHINE_ARN] = aws.deployment.replace_arn
+        # The scanner's environment as deployed (state machine ARN and whatever else it reads).
+        deployed = aws.client("lambda").get_function_configuration(FunctionName=STACK.function("scanner").name())
+        os.environ.update(deployed["Environment"]["Variables"])
         from tasks import scan
 
         assert STACK.function("scanner").handler == "tasks.scan.handler"

@@ -44,8 +44,12 @@ def test_schedules_run_the_scanner_and_sweep_on_a_timer(aws: EmbeddedAws, make_g
     # must find them in flight
     parked = {**FAST, "start_delay_seconds": 600}
     with Scheduler(aws, speedup=600, inputs={"scan": {"timing": parked}}) as scheduler:
-        deadline = time.monotonic() + 20
-        while len(scheduler.runs_of("sweep")) < 2 and time.monotonic() < deadline:
+        deadline = time.monotonic() + 30
+
+        def enough() -> bool:
+            return len(scheduler.runs_of("sweep")) >= 2 and len(scheduler.runs_of("scan")) >= 3
+
+        while not enough() and time.monotonic() < deadline:
             time.sleep(0.1)
     scans, sweeps = scheduler.runs_of("scan"), scheduler.runs_of("sweep")
     assert len(sweeps) >= 2 and len(scans) >= 3
