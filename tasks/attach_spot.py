@@ -1,7 +1,8 @@
 """AttachSpot: prepare the group, then attach the ready spot (desired rises by one; load balancers register it).
 
 Preparing = record the hold and the original values as ASG tags first (so a crash at any point is repairable
-by the sweep), raise MaxSize by one when the group is full, suspend AZRebalance. Refuses, changing nothing, if
+by the sweep), raise MaxSize by one when the group is full, suspend AZRebalance when the spot's zone would leave
+the zones unbalanced; a group that needs neither is not held at all. Refuses, changing nothing, if
 the on-demand already left the group. A retry after a crash that followed the attach finds the spot a member
 and does not attach it twice.
 """
@@ -14,7 +15,7 @@ from aws_lambda_powertools import Logger
 
 from tasks.aws import aws_handler, client
 from tasks.core.errors import OnDemandGone
-from tasks.core.holds import plan_prepare
+from tasks.core.holds import hold_key, plan_prepare
 from tasks.describe import describe_group
 
 logger = Logger()
@@ -25,21 +26,23 @@ logger = Logger()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     spot_id, asg_name = event["spot"]["spot_instance_id"], event["asg_name"]
     group = describe_group(asg_name)
-    if group.member(spot_id):
-        return {"attached": spot_id, "raised_max_to": 0, "suspended": ""}
+    if group.member(spot_id):  # a re-run after a crash that followed the attach
+        held = hold_key(event["execution_name"]) in group.tags
+        return {"attached": spot_id, "held": held, "raised_max_to": 0, "suspended": ""}
     member = group.member(event["instance_id"])
     if member is None or not member.in_service:
         state = member.lifecycle_state if member else "gone"
         raise OnDemandGone(f"on-demand {event['instance_id']} is {state} in ASG {group.name}; not attaching")
-    plan = plan_prepare(group, event["execution_name"])
+    plan = plan_prepare(group, event["execution_name"], zone=event["availability_zone"])
     autoscaling = client("autoscaling")
-    autoscaling.create_or_update_tags(
-        Tags=[
-            {"ResourceId": group.name, "ResourceType": "auto-scaling-group", "Key": k, "Value": v,
-             "PropagateAtLaunch": False}
-            for k, v in plan.tags.items()
-        ]
-    )
+    if plan.tags:
+        autoscaling.create_or_update_tags(
+            Tags=[
+                {"ResourceId": group.name, "ResourceType": "auto-scaling-group", "Key": k, "Value": v,
+                 "PropagateAtLaunch": False}
+                for k, v in plan.tags.items()
+            ]
+        )
     if plan.new_max_size is not None:
         autoscaling.update_auto_scaling_group(AutoScalingGroupName=group.name, MaxSize=plan.new_max_size)
     if plan.suspend:
@@ -47,4 +50,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     autoscaling.attach_instances(AutoScalingGroupName=asg_name, InstanceIds=[spot_id])
     logger.info("spot attached", extra={"asg": asg_name, "spot_instance_id": spot_id,
                                         "new_max_size": plan.new_max_size, "suspended": plan.suspend})
-    return {"attached": spot_id, "raised_max_to": plan.new_max_size or 0, "suspended": ",".join(plan.suspend)}
+    return {"attached": spot_id, "held": bool(plan.tags), "raised_max_to": plan.new_max_size or 0,
+            "suspended": ",".join(plan.suspend)}

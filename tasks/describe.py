@@ -36,6 +36,7 @@ def group_from_response(raw: dict[str, Any]) -> Group:
         launch_template_version=template.get("Version") or "$Default",
         health_check_grace_period=raw.get("HealthCheckGracePeriod", 0),
         status=raw.get("Status"),
+        zones=tuple(raw.get("AvailabilityZones", [])),
     )
 
 

@@ -42,6 +42,8 @@ def restore(group: Group, leaving: list[str]) -> dict[str, Any]:
 @aws_handler
 @logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    if event.get("attach", {}).get("held") is False:  # the attach changed nothing on the group
+        return {"restored": False, "max_size": 0, "resumed": ""}
     try:
         group = describe_group(event["asg_name"])
     except GroupNotFound:

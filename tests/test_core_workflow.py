@@ -147,10 +147,46 @@ def test_prepare_records_originals_raises_max_when_full_and_suspends() -> None:
     assert plan.suspend == ("AZRebalance",)
 
 
-def test_prepare_with_room_changes_only_processes() -> None:
-    plan = plan_prepare(group(suspended=frozenset({"AZRebalance"})), "ex1")
-    assert plan.new_max_size is None and plan.suspend == ()
-    assert plan.tags[ORIGINAL_SUSPENDED] == "AZRebalance"
+def test_nothing_to_change_means_no_hold() -> None:
+    plan = plan_prepare(group(suspended=frozenset({"AZRebalance"})), "ex1")  # the user suspended it already
+    assert plan.new_max_size is None and plan.suspend == () and plan.tags == {}
+
+
+def _zoned(desired: int, a: int, b: int, max_size: int = 10) -> Group:
+    members = tuple(Member(f"i-{z}{n:016x}", "InService", availability_zone=f"us-east-1{z}")
+                    for z, count in (("a", a), ("b", b)) for n in range(count))
+    return group(desired=desired, max_size=max_size, members=members, zones=("us-east-1a", "us-east-1b"))
+
+
+def test_balanced_group_with_room_is_not_held() -> None:
+    plan = plan_prepare(_zoned(2, 1, 1), "ex1", zone="us-east-1a")
+    assert plan == plan.__class__(tags={}, new_max_size=None, suspend=())
+
+
+def test_attach_that_unbalances_the_zones_suspends_az_rebalance() -> None:
+    plan = plan_prepare(_zoned(2, 2, 0), "ex1", zone="us-east-1a")
+    assert plan.suspend == ("AZRebalance",) and hold_key("ex1") in plan.tags
+    assert plan_prepare(_zoned(3, 1, 2), "ex1", zone="us-east-1a").suspend == ()  # 2/2 after: balanced
+
+
+def test_full_balanced_group_is_held_for_max_size_only() -> None:
+    plan = plan_prepare(_zoned(2, 1, 1, max_size=2), "ex1", zone="us-east-1b")
+    assert (plan.new_max_size, plan.suspend) == (3, ())
+    assert plan.tags[ORIGINAL_MAX_SIZE] == "2"
+
+
+def test_a_rerun_keeps_its_hold_even_when_nothing_is_left_to_change() -> None:
+    g = _zoned(3, 2, 1, max_size=3)
+    g = Group(**{**g.__dict__, "tags": g.tags | {hold_key("ex1"): "held", ORIGINAL_MAX_SIZE: "2",
+                                                ORIGINAL_SUSPENDED: "-"}})
+    assert plan_prepare(g, "ex1", zone="us-east-1b").tags == {hold_key("ex1"): "held"}
+
+
+def test_a_swap_holds_while_another_swap_holds_even_with_nothing_to_change() -> None:
+    g = _zoned(2, 1, 1, max_size=4)
+    g = Group(**{**g.__dict__, "tags": g.tags | {hold_key("other"): "held", ORIGINAL_MAX_SIZE: "3",
+                                                ORIGINAL_SUSPENDED: "-"}})
+    assert plan_prepare(g, "ex1", zone="us-east-1a").tags == {hold_key("ex1"): "held"}
 
 
 def _held(g: Group, *names: str, original_max: int = 4, original_suspended: str = "-") -> Group:

@@ -22,7 +22,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from asg_optimizer.local import seam
+from asg_optimizer.local import seam, zone_balance
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.pricing_api import PricingApiModel
@@ -152,6 +152,7 @@ class EmbeddedAws:
         seam.install()
         self.ec2_model.install()
         self.autoscaling_model.install()
+        zone_balance.install()
         self.pricing_api.install()
         reset_clients()
         self.deployment = deploy(environment=self.environment)
@@ -160,6 +161,7 @@ class EmbeddedAws:
     def __exit__(self, *exc: object) -> None:
         self.ec2_model.uninstall()
         self.autoscaling_model.uninstall()
+        zone_balance.uninstall()
         self.pricing_api.uninstall()
         seam.uninstall()
         self._mock.stop()

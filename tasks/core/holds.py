@@ -46,15 +46,31 @@ def holders(group: Group) -> list[str]:
     return sorted(k[len(HOLD_PREFIX) :] for k in group.tags if k.startswith(HOLD_PREFIX))
 
 
-def plan_prepare(group: Group, execution_name: str) -> Prepare:
-    """Make room for one attach and suspend what would fight the swap; record originals first."""
+def unbalances(group: Group, zone: str) -> bool:
+    """Whether one more instance in `zone` leaves the zones more than one apart: what AZRebalance would correct
+    (launching elsewhere and terminating here) in the middle of the swap."""
+    counts = group.zone_counts()
+    counts[zone] = counts.get(zone, 0) + 1
+    return max(counts.values()) - min(counts.values()) > 1
+
+
+def plan_prepare(group: Group, execution_name: str, zone: str | None = None) -> Prepare:
+    """Make room for one more instance and suspend what would fight it; record originals first.
+
+    With the `zone` the instance will join, AZRebalance is suspended only if that zone unbalances the group, and
+    a group that needs no change and is held by no other swap is not held at all (nothing to restore).
+    """
+    new_max = group.max_size + 1 if group.desired + 1 > group.max_size else None
+    needed = SWAP_SUSPENDS if zone is None or unbalances(group, zone) else ()
+    suspend = tuple(p for p in needed if p not in group.suspended)
+    if new_max is None and not suspend and not holders(group):
+        # Nothing to change and nobody else's change to lean on: no hold. (While another swap holds the group,
+        # this one may depend on its raised MaxSize, so it holds too and the last one out restores.)
+        return Prepare(tags={}, new_max_size=None, suspend=())
     tags = {hold_key(execution_name): "held"}
-    first = not holders(group) or ORIGINAL_MAX_SIZE not in group.tags
-    if first:
+    if not holders(group) or ORIGINAL_MAX_SIZE not in group.tags:
         tags[ORIGINAL_MAX_SIZE] = str(group.max_size)
         tags[ORIGINAL_SUSPENDED] = ",".join(sorted(group.suspended)) or _NONE
-    new_max = group.max_size + 1 if group.desired + 1 > group.max_size else None
-    suspend = tuple(p for p in SWAP_SUSPENDS if p not in group.suspended)
     return Prepare(tags=tags, new_max_size=new_max, suspend=suspend)
 
 

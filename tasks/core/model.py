@@ -37,9 +37,18 @@ class Group:
     launch_template_version: str = "$Default"
     health_check_grace_period: int = 300
     status: str | None = None
+    zones: tuple[str, ...] = ()  # the group's configured Availability Zones
 
     def member(self, instance_id: str) -> Member | None:
         return next((m for m in self.members if m.instance_id == instance_id), None)
+
+    def zone_counts(self) -> dict[str, int]:
+        """Instances per configured zone (zones with none included), as the group balances them."""
+        counts = dict.fromkeys(self.zones, 0)
+        for m in self.members:
+            if m.availability_zone and not m.lifecycle_state.startswith(("Terminating", "Detach")):
+                counts[m.availability_zone] = counts.get(m.availability_zone, 0) + 1
+        return counts
 
     @property
     def in_service_count(self) -> int:
