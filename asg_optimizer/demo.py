@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.events import InterruptionRun, run_interruption
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
+from asg_optimizer.local.scheduler import Scheduler
 from asg_optimizer.progress import current_state
+from asg_optimizer.savings import fleet_hourly_cost
 
 DEMO_FLEET = (
     GroupSpec("web", desired=3, max_size=6, instance_type="m5.large", extra_tags={"AsgOptimiser:MaxParallel": "3"}),
@@ -24,6 +26,8 @@ DEMO_FLEET = (
     GroupSpec("legacy-db", desired=2, max_size=3, instance_type="r5.large", opted_in=False),
 )
 DEMO_TIMING = {"boot_poll_seconds": 1, "boot_max_polls": 20, "group_poll_seconds": 1, "group_max_polls": 10}
+MAX_SCANS = 5
+INTERRUPTED_GROUP = "web"
 
 
 @dataclass
@@ -47,12 +51,20 @@ class DemoReport:
     groups: list[GroupReport] = field(default_factory=list)
     executions: list[dict[str, str]] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
+    scans: int = 0
+    hourly_cost_before: float = 0.0
+    hourly_cost_after: float = 0.0
+    saving_percent: float = 0.0
+    interruption: InterruptionRun | None = None
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         """Every opted-in on-demand swapped, never below desired, settings restored, the rest untouched."""
         if self.violations:
+            return False
+        if self.interruption and (self.interruption.status != "SUCCEEDED" or self.interruption.violations
+                                  or self.interruption.lowest_in_service < self.interruption.desired):
             return False
         for g in self.groups:
             if g.lowest_in_service < g.desired or not g.max_size_restored or g.desired_after != g.desired:
@@ -115,52 +127,76 @@ def result_table(report: DemoReport) -> Table:
     return table
 
 
-def run_demo(console: Console, *, as_json: bool = False, start_swaps: Any = None) -> DemoReport:
-    """Build the demo fleet, swap every eligible on-demand instance, report. `start_swaps(aws) -> [arns]`."""
+def run_demo(console: Console, *, as_json: bool = False) -> DemoReport:
+    """Build the demo fleet; let the scanner swap every eligible on-demand instance; interrupt one spot; report."""
     started = time.monotonic()
     report = DemoReport()
+    names = [spec.name for spec in DEMO_FLEET]
     with EmbeddedAws(boot_delay_seconds=2.0) as aws:
         network = create_network()
-        raw = {spec.name: create_group(network, spec) for spec in DEMO_FLEET}
         for spec in DEMO_FLEET:
+            create_group(network, spec)
             on_demand, spot = _market_counts(aws, spec.name)
             report.groups.append(GroupReport(spec.name, spec.opted_in, spec.desired, on_demand, spot))
-        with InvariantChecker([spec.name for spec in DEMO_FLEET]) as watch:
-            arns = (start_swaps or _start_every_eligible)(aws, raw)
-            states = _follow(aws, arns, console, live=not as_json)
+        before = fleet_hourly_cost(names)
+        report.hourly_cost_before = before.total
+        scheduler = Scheduler(aws, inputs={"scan": {"timing": DEMO_TIMING}})
+        with InvariantChecker(names) as watch:
+            arns: list[str] = []
+            for _ in range(MAX_SCANS):  # the scanner honours MaxParallel: scan again until nothing is left
+                fresh = scheduler.scan()
+                report.scans += 1
+                if not fresh:
+                    break
+                arns += fresh
+                states = _follow(aws, arns, console, live=not as_json)
             report.violations = watch.finish()
         report.executions = [{"name": name, "status": status} for name, status in sorted(states.items())]
         for g in report.groups:
-            g.on_demand_after, g.spot_after = _market_counts(aws, g.asg_name)
-            ours = [s for n, s in states.items() if n.startswith(f"{g.asg_name}-i-")]
-            g.succeeded, g.failed = ours.count("SUCCEEDED"), len(ours) - ours.count("SUCCEEDED")
-            g.lowest_in_service = watch.lowest_in_service(g.asg_name)
-            after = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[g.asg_name])[
-                "AutoScalingGroups"
-            ][0]
-            spec = next(s for s in DEMO_FLEET if s.name == g.asg_name)
-            g.desired_after = after["DesiredCapacity"]
-            g.max_size_restored = after["MaxSize"] == spec.max_size and not after["SuspendedProcesses"]
+            _fill_after(aws, g, states, watch)
+        after = fleet_hourly_cost(names)
+        report.hourly_cost_after = after.total
+        report.saving_percent = after.saving_against(before)[1]
+        report.interruption = run_interruption(aws, INTERRUPTED_GROUP)
     report.seconds = time.monotonic() - started
-    if as_json:
-        console.print_json(json.dumps({"ok": report.ok, "seconds": round(report.seconds, 1),
-                                       "groups": [asdict(g) for g in report.groups],
-                                       "violations": report.violations,
-                                       "executions": report.executions}))
-    else:
-        console.print()
-        console.print(result_table(report))
-        for violation in report.violations:
-            console.print(f"[red]violation:[/] {violation}")
-        console.print("[green]all invariants held[/]" if report.ok else "[red]an invariant was broken[/]")
+    _print(console, report, as_json)
     return report
 
 
-def _start_every_eligible(aws: EmbeddedAws, raw: dict[str, dict[str, Any]]) -> list[str]:
-    """One execution per on-demand instance of every opted-in group."""
-    arns = []
-    for spec in DEMO_FLEET:
-        if spec.opted_in:
-            for instance in raw[spec.name]["Instances"]:
-                arns.append(aws.start_swap(spec.name, instance["InstanceId"], reason="scheduled", timing=DEMO_TIMING))
-    return arns
+def _fill_after(aws: EmbeddedAws, g: GroupReport, states: dict[str, str], watch: InvariantChecker) -> None:
+    g.on_demand_after, g.spot_after = _market_counts(aws, g.asg_name)
+    ours = [s for n, s in states.items() if n.startswith(f"{g.asg_name}-i-")]
+    g.succeeded, g.failed = ours.count("SUCCEEDED"), len(ours) - ours.count("SUCCEEDED")
+    g.lowest_in_service = watch.lowest_in_service(g.asg_name)
+    after = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[g.asg_name])[
+        "AutoScalingGroups"
+    ][0]
+    spec = next(s for s in DEMO_FLEET if s.name == g.asg_name)
+    g.desired_after = after["DesiredCapacity"]
+    g.max_size_restored = after["MaxSize"] == spec.max_size and not after["SuspendedProcesses"]
+
+
+def _print(console: Console, report: DemoReport, as_json: bool) -> None:
+    run = report.interruption
+    if as_json:
+        console.print_json(json.dumps({
+            "ok": report.ok, "seconds": round(report.seconds, 1), "scans": report.scans,
+            "groups": [asdict(g) for g in report.groups], "violations": report.violations,
+            "hourly_cost_before": report.hourly_cost_before, "hourly_cost_after": report.hourly_cost_after,
+            "saving_percent": report.saving_percent, "executions": report.executions,
+            "interruption": asdict(run) if run else None,
+        }))
+        return
+    console.print()
+    console.print(result_table(report))
+    console.print(f"fleet cost: ${report.hourly_cost_before:.4f}/h on-demand → ${report.hourly_cost_after:.4f}/h "
+                  f"after the swaps: [bold]{report.saving_percent:.1f} % saved[/]")
+    if run:
+        console.print(
+            f"interruption: spot {run.spot_instance_id} in {INTERRUPTED_GROUP} got its warning; replacement "
+            f"requested {run.requested_after_seconds:.2f} s later; lowest in-service {run.lowest_in_service} for "
+            f"desired {run.desired}; fallback execution {run.status}"
+        )
+    for violation in [*report.violations, *(run.violations if run else [])]:
+        console.print(f"[red]violation:[/] {violation}")
+    console.print("[green]all invariants held[/]" if report.ok else "[red]an invariant was broken[/]")

@@ -37,14 +37,22 @@ SWAP_OPERATIONS = [
 
 @pytest.fixture
 def check(aws: EmbeddedAws, make_group):  # type: ignore[no-untyped-def]
-    make_group("web", desired=2, max_size=2)
+    # Full (desired == max) and 2/1 over two zones: a swap in the fuller zone must raise MaxSize AND suspend
+    # AZRebalance, so every group-changing call of the workflow is exercised.
+    make_group("web", desired=3, max_size=3)
     with InvariantChecker(["web"]) as checker:
         yield checker
     assert checker.finish() == []
 
 
 def on_demand_of(aws: EmbeddedAws) -> str:
-    return sorted(members(aws, "web"))[0]
+    """An instance in the group's fuller zone (where one more instance unbalances the zones)."""
+    instances = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["web"])[
+        "AutoScalingGroups"
+    ][0]["Instances"]
+    zones = [i["AvailabilityZone"] for i in instances]
+    fuller = max(set(zones), key=zones.count)
+    return sorted(i["InstanceId"] for i in instances if i["AvailabilityZone"] == fuller)[0]
 
 
 def retried(aws: EmbeddedAws, arn: str, state: str) -> int:
@@ -95,7 +103,7 @@ def test_lambda_crash_after_the_call_is_rerun_without_doing_it_twice(
     aws: EmbeddedAws, check: InvariantChecker, service: str, operation: str
 ) -> None:
     on_demand = on_demand_of(aws)
-    other = sorted(members(aws, "web"))[1]
+    others = sorted(set(members(aws, "web")) - {on_demand})
     with FaultInjector() as faults:
         faults.crash_after(service, operation)
         arn = aws.start_swap("web", on_demand, timing=FAST)
@@ -104,7 +112,7 @@ def test_lambda_crash_after_the_call_is_rerun_without_doing_it_twice(
     assert faults.log == [f"{operation}: crash after call 1"]
     spots = launched_by(aws, described["name"])
     assert len(spots) == 1, "the re-run launched a second spot"
-    assert members(aws, "web") == {other: "InService", spots[0]["InstanceId"]: "InService"}
+    assert members(aws, "web") == {**dict.fromkeys(others, "InService"), spots[0]["InstanceId"]: "InService"}
     assert state_of(aws, on_demand) == "terminated"
 
 

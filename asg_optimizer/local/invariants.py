@@ -144,7 +144,8 @@ class InvariantChecker:
         """The end-of-run checks (after the executions and the sweep bound); returns all violations."""
         self.sample("end")
         groups = self._groups()
-        members = {i["InstanceId"] for g in groups for i in g["Instances"]}
+        pages = self._client("autoscaling").get_paginator("describe_auto_scaling_instances").paginate()
+        members = {i["InstanceId"] for page in pages for i in page["AutoScalingInstances"]}  # any group counts
         for spot in self._instances(**{"tag-key": [REPLACES], "instance-state-name": ["pending", "running"]}):
             if spot["InstanceId"] not in members:
                 self.violations.append(f"spot {spot['InstanceId']} is running outside any group")
