@@ -119,7 +119,7 @@ STACK = Stack(
         Function("scanner", "tasks.scan.handler", "Find opted-in on-demand instances and start their swaps",
                  timeout=300, memory=512, environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
         Function("sweep", "tasks.sweep.handler", "Terminate orphaned spots; repair groups a crashed swap left held",
-                 timeout=120, environment=(REPLACE_STATE_MACHINE_ARN,)),
+                 timeout=120, environment=(REPLACE_STATE_MACHINE_ARN, INTERRUPTION_STATE_MACHINE_ARN)),
         Function("launch-event", "tasks.launch_event.handler", "Swap a newly launched on-demand after its grace",
                  environment=(REPLACE_STATE_MACHINE_ARN,)),
         Function("spot-interruption", "tasks.spot_events.on_interruption",

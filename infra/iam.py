@@ -169,8 +169,9 @@ def terminate_own_spots(ctx: Context) -> Statement:
                  {"Null": {f"ec2:ResourceTag/{EXECUTION}": "false"}})
 
 
-def list_executions(ctx: Context, machine: str) -> Statement:
-    return allow("ListSwaps", ["states:ListExecutions"], ctx.machine_arn(machine))
+def list_executions(ctx: Context, *machines: str) -> Statement:
+    arns = [ctx.machine_arn(m) for m in machines]
+    return allow("ListSwaps", ["states:ListExecutions"], arns[0] if len(arns) == 1 else arns)
 
 
 def start_executions(ctx: Context, machine: str) -> Statement:
@@ -190,8 +191,8 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
     ],
     # tasks/launch_spot.py: group, instance types, template, prices, cooldowns; CreateFleet from the template
     "launch-spot": lambda ctx: [
-        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstanceTypes",
-                 "ec2:DescribeLaunchTemplateVersions", "ec2:DescribeSpotPriceHistory"),
+        unscoped(ctx, "Describe", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions",
+                 "ec2:DescribeSpotPriceHistory"),
         prices(ctx),
         cooldown_items(ctx, "dynamodb:Scan", "dynamodb:BatchWriteItem"),
         *launch_spots(ctx),
@@ -258,7 +259,7 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
     "sweep": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
                  "ec2:DescribeInstances"),
-        list_executions(ctx, REPLACE),
+        list_executions(ctx, REPLACE, INTERRUPTION),
         terminate_own_spots(ctx),
         opted_in_groups(ctx, "Repair", "autoscaling:UpdateAutoScalingGroup", "autoscaling:ResumeProcesses"),
         own_group_tags(ctx, "DropHoldTags", "autoscaling:DeleteTags"),

@@ -13,13 +13,22 @@ from tasks.core.naming import execution_name
 from tasks.core.timing import Timing
 
 STATE_MACHINE_ENV = "REPLACE_STATE_MACHINE_ARN"
+INTERRUPTION_STATE_MACHINE_ENV = "INTERRUPTION_STATE_MACHINE_ARN"
+
+
+def _arn_from(env: str) -> str:
+    arn = os.environ.get(env, "")
+    if not arn:
+        raise RuntimeError(f"{env} is not set: the function was deployed without the state machine ARN")
+    return arn
 
 
 def replace_state_machine_arn() -> str:
-    arn = os.environ.get(STATE_MACHINE_ENV, "")
-    if not arn:
-        raise RuntimeError(f"{STATE_MACHINE_ENV} is not set: the function was deployed without the state machine ARN")
-    return arn
+    return _arn_from(STATE_MACHINE_ENV)
+
+
+def interruption_state_machine_arn() -> str:
+    return _arn_from(INTERRUPTION_STATE_MACHINE_ENV)
 
 
 def start_swap(state_machine_arn: str, asg_name: str, instance_id: str, *, reason: str, timing: Timing,

@@ -27,10 +27,9 @@ from tasks.core.prices import Pool
 from tasks.core.tags import is_opted_in
 from tasks.core.timing import parse_timing
 from tasks.describe import describe_group
-from tasks.dispatch import replace_state_machine_arn, start_swap
+from tasks.dispatch import interruption_state_machine_arn, replace_state_machine_arn, start_swap
 
 logger = Logger()
-INTERRUPTION_STATE_MACHINE_ENV = "INTERRUPTION_STATE_MACHINE_ARN"
 NOTICE_ENV = "SPOT_NOTICE_SECONDS"  # EC2 gives 120 s; the embedded AWS may model a shorter notice
 TIMING_ENV = "SWAP_TIMING"  # optional JSON of tasks.core.timing keys for the swaps events start
 
@@ -49,9 +48,7 @@ def owner(instance_id: str) -> tuple[Group, Member] | str:
 
 def start_interruption(warning: SpotEvent, group: Group) -> tuple[str, bool]:
     """(execution name, True if this call started it); a redelivered warning gets the existing execution."""
-    arn = os.environ.get(INTERRUPTION_STATE_MACHINE_ENV, "")
-    if not arn:
-        raise RuntimeError(f"{INTERRUPTION_STATE_MACHINE_ENV} is not set: deployed without the state machine ARN")
+    arn = interruption_state_machine_arn()
     name = execution_name(group.name, warning.instance_id, warning.time)
     payload = {"asg_name": group.name, "instance_id": warning.instance_id, "reason": "interruption",
                "warned_at": warning.time.isoformat(), "notice_seconds": int(os.environ.get(NOTICE_ENV, NOTICE_SECONDS))}

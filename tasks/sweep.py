@@ -21,7 +21,7 @@ from tasks.core.requests import parse_sweep_request
 from tasks.core.sweep import orphaned_spots, stale_holds, still_stale
 from tasks.core.tags import ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
 from tasks.describe import describe_group, describe_instances, group_from_response
-from tasks.dispatch import replace_state_machine_arn
+from tasks.dispatch import interruption_state_machine_arn, replace_state_machine_arn
 from tasks.executions import running_swaps
 from tasks.inventory import group_members, groups_with_tag_keys
 from tasks.restore_group import restore
@@ -34,12 +34,13 @@ LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_sweep_request(event or {})
     now = request.now or datetime.now(UTC)
-    arn = replace_state_machine_arn()
+    # Both workflows hold groups: a running interruption fallback's hold is as live as a running swap's.
+    machines = (replace_state_machine_arn(), interruption_state_machine_arn())
     spots = describe_instances(filters=[{"Name": "tag-key", "Values": [REPLACES]},
                                         {"Name": "instance-state-name", "Values": LIVE_STATES}])
     members = group_members(s.instance_id for s in spots)
     held = [group_from_response(g) for g in groups_with_tag_keys([ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED])]
-    running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
+    running = {name for arn in machines for swaps in running_swaps(arn).values() for name, _ in swaps}
     actions: list[str] = []
     orphans = orphaned_spots(spots, members, running, now, request.orphan_after_seconds)
     for start in range(0, len(orphans), 1000):  # TerminateInstances takes up to 1,000 ids

@@ -175,3 +175,32 @@ def test_only_holds_seen_before_the_listing_and_still_there_are_released(listed:
 
     stale = stale_holds(listed, running)
     assert (None if stale is None else still_stale(fresh, stale)) == released
+
+
+def test_a_running_interruption_fallback_keeps_its_hold(aws: EmbeddedAws, make_group) -> None:
+    """The sweep lists both workflows' RUNNING executions: a fallback mid-flight is not a crashed swap."""
+    from asg_optimizer.local import seam
+    from asg_optimizer.local.events import interrupt
+    from asg_optimizer.stack import INTERRUPTION
+    from tests.conftest import FAST
+
+    raw = make_group("web", desired=2, max_size=2)  # full: the fallback raises MaxSize, so it holds the group
+    swapped = aws.wait(aws.start_swap("web", raw["Instances"][0]["InstanceId"], timing=FAST))
+    spot = json.loads(swapped["output"])["spot"]["spot_instance_id"]
+    mid_flight: list[dict[str, Any]] = []
+
+    def sweep_after_raise(function: str, event: dict[str, Any], result: dict[str, Any], errored: bool) -> None:
+        if function.endswith("raise-capacity") and not mid_flight:
+            held = [k for k, _ in settings(aws, "web")["tags"] if k.startswith(HOLD_PREFIX)]
+            mid_flight.append({"held": held, "sweep": run_sweep(aws, orphan_after_seconds=0)})
+
+    seam.observers.append(sweep_after_raise)
+    try:
+        name = interrupt(aws, spot, reclaim=False).results["spot-interruption"]["execution_name"]
+        arn = aws.deployment.state_machine_arns[INTERRUPTION].replace(":stateMachine:", ":execution:") + f":{name}"
+        assert aws.wait(arn)["status"] == "SUCCEEDED"
+    finally:
+        seam.observers.remove(sweep_after_raise)
+    assert mid_flight[0]["held"] == [HOLD_PREFIX + name]
+    assert mid_flight[0]["sweep"] == {"terminated": [], "repaired": [], "actions": []}
+    assert settings(aws, "web")["max"] == 2
