@@ -36,6 +36,7 @@ def swap(aws: EmbeddedAws, asg: str, instance_id: str, **timing: int) -> tuple[s
 def test_happy_path_replaces_on_demand_with_spot(aws: EmbeddedAws, make_group) -> None:
     raw = make_group("web", desired=2, max_size=4)
     on_demand = raw["Instances"][0]["InstanceId"]
+    aws.ec2_model.boot_delay_seconds = 3  # against 1 s polls: the loop runs at least twice even on a loaded machine
     before = settings(aws, "web")
     with InvariantChecker(["web"]) as watch:
         arn, described = swap(aws, "web", on_demand)
