@@ -5,7 +5,7 @@ PYSTAMP := $(VENV)/.installed
 NPMSTAMP := node_modules/.installed
 PYTHON  ?= python3
 
-.PHONY: setup demo test lint bench clean
+.PHONY: setup demo test lint bench bench-scan soak clean
 
 $(PYSTAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,12 @@ test: setup lint
 
 bench: $(PYSTAMP)
 	$(PY) bench/swap_cost.py
+
+bench-scan: $(PYSTAMP)
+	$(PY) bench/scan_api_calls.py
+
+soak: $(PYSTAMP)
+	$(PY) bench/soak.py
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .ruff_cache
