@@ -1,23 +1,24 @@
 """What a fleet costs per hour now: on-demand members at their on-demand price, spot members at the spot price in
-force in their pool, through the same price lookups the Lambda functions use. Call before and after swaps."""
+force in their pool. The demo calls it before and after its swaps; the prices come from the same lookups
+`asg-optimizer status` uses (asg_optimizer.hourly_cost), so the two can never disagree."""
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
 from dataclasses import dataclass, field
 
-from tasks.aws import client
-from tasks.core.prices import OperatingSystem, operating_system, saving_percent
-from tasks.pricing import PriceBook
+from asg_optimizer.aws_session import Target
+from asg_optimizer.hourly_cost import price_instances
+from tasks.core.prices import saving_percent
 
 
 @dataclass
 class FleetCost:
-    """USD per hour, in total and by group."""
+    """USD per hour, in total and by group (instances no source prices are left out, and listed)."""
 
     total: float = 0.0
     by_group: dict[str, float] = field(default_factory=dict)
+    unpriced: dict[str, str] = field(default_factory=dict)
 
     def saving_against(self, before: FleetCost) -> tuple[float, float]:
         """(USD per hour saved, percent) going from `before` to this."""
@@ -25,25 +26,18 @@ class FleetCost:
 
 
 def fleet_hourly_cost(asg_names: list[str], region: str | None = None) -> FleetCost:
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-    groups = client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=asg_names)["AutoScalingGroups"]
+    target = Target(region=region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
+    groups = target.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=asg_names)[
+        "AutoScalingGroups"
+    ]
     owner = {i["InstanceId"]: g["AutoScalingGroupName"] for g in groups for i in g["Instances"]}
-    books: dict[OperatingSystem, PriceBook] = {}
-    cost = FleetCost(by_group=dict.fromkeys(asg_names, 0.0))
-    spot_pools: dict[tuple[OperatingSystem, str], list[tuple[str, str]]] = defaultdict(list)
+    instances = {}
     if owner:
-        pages = client("ec2").get_paginator("describe_instances").paginate(InstanceIds=sorted(owner))
-        for raw in (i for page in pages for r in page["Reservations"] for i in r["Instances"]):
-            os_ = operating_system(raw.get("PlatformDetails"))
-            book = books.setdefault(os_, PriceBook(region, os_))
-            if raw.get("InstanceLifecycle") == "spot":
-                spot_pools[(os_, raw["Placement"]["AvailabilityZone"])].append((raw["InstanceId"], raw["InstanceType"]))
-            else:
-                cost.by_group[owner[raw["InstanceId"]]] += book.on_demand(raw["InstanceType"]).price
-    for (os_, zone), members in spot_pools.items():
-        prices = books[os_].spot_prices({t for _, t in members}, zone)
-        for instance_id, instance_type in members:
-            cost.by_group[owner[instance_id]] += prices[instance_type]
-    cost.by_group = {k: round(v, 4) for k, v in cost.by_group.items()}
-    cost.total = round(sum(cost.by_group.values()), 4)
-    return cost
+        pages = target.client("ec2").get_paginator("describe_instances").paginate(InstanceIds=sorted(owner))
+        instances = {i["InstanceId"]: i for page in pages for r in page["Reservations"] for i in r["Instances"]}
+    sheet = price_instances(target, instances)
+    by_group = dict.fromkeys(asg_names, 0.0)
+    for instance_id, priced in sheet.costs.items():
+        by_group[owner[instance_id]] += priced.now
+    by_group = {name: round(cost, 4) for name, cost in by_group.items()}
+    return FleetCost(round(sum(by_group.values()), 4), by_group, dict(sheet.unpriced))
