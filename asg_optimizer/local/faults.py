@@ -74,6 +74,7 @@ class FaultInjector:
     faults: list[Fault] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
     chaos: list[RandomFaults] = field(default_factory=list)
+    paused: bool = False  # while True, nothing is injected (a harness step that is not under test)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def at_random(self, seed: int, *, rate: float, crash_rate: float = 0.0,
@@ -100,7 +101,7 @@ class FaultInjector:
         return fault
 
     def _before_call(self, model: Any, **_: Any) -> tuple[Any, dict[str, Any]] | None:
-        if model.service_model.service_name in SPARED_SERVICES:
+        if self.paused or model.service_model.service_name in SPARED_SERVICES:
             return None
         with self._lock:
             code = next((f.code for f in self.faults if f.code and f.matches(model) and f.due()), None)
@@ -114,7 +115,7 @@ class FaultInjector:
         return _HttpError(), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
 
     def _after_call(self, model: Any, http_response: Any, **_: Any) -> None:
-        if http_response.status_code >= 300 or model.service_model.service_name in SPARED_SERVICES:
+        if self.paused or http_response.status_code >= 300 or model.service_model.service_name in SPARED_SERVICES:
             return
         with self._lock:
             due = [f for f in self.faults if f.code is None and f.matches(model) and f.due()]
