@@ -170,3 +170,67 @@ def test_scale_in_during_the_swap_keeps_capacity(aws: EmbeddedAws, make_group) -
     assert cause(described) == f"on-demand {on_demand} is gone in ASG busy; not attaching"
     assert [s["State"]["Name"] for s in launched_by(aws, described["name"])] == ["terminated"]
     assert sorted(members(aws, "busy")) == sorted(i["InstanceId"] for i in raw["Instances"][1:])
+
+
+def test_status_checks_fail(aws: EmbeddedAws, check: InvariantChecker) -> None:
+    on_demand = on_demand_of(aws)
+    aws.client("autoscaling").create_or_update_tags(Tags=[{
+        "ResourceId": "web", "ResourceType": "auto-scaling-group", "Key": "AsgOptimiser:AllowedTypes",
+        "Value": "m5.large", "PropagateAtLaunch": False}])
+    aws.ec2_model.impaired_types.add("m5.large")
+    described = aws.wait(aws.start_swap("web", on_demand, timing=FAST))
+    assert described["error"] == "SpotNotReady"
+    assert [s["State"]["Name"] for s in launched_by(aws, described["name"])] == ["terminated"]
+    assert members(aws, "web")[on_demand] == "InService"
+
+
+def test_on_demand_terminated_by_someone_else_mid_flight(aws: EmbeddedAws, check: InvariantChecker) -> None:
+    aws.ec2_model.boot_delay_seconds = 3
+    on_demand = on_demand_of(aws)
+    arn = aws.start_swap("web", on_demand, timing=FAST)
+    wait_for_state(aws, arn, "CheckSpot")
+    check.external(on_demand)
+    aws.client("autoscaling").terminate_instance_in_auto_scaling_group(
+        InstanceId=on_demand, ShouldDecrementDesiredCapacity=False
+    )
+    described = aws.wait(arn)
+    assert described["error"] == "OnDemandGone"
+    assert [s["State"]["Name"] for s in launched_by(aws, described["name"])] == ["terminated"]
+
+
+def test_same_instance_triggered_twice_at_once(aws: EmbeddedAws, check: InvariantChecker) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from tasks.core.naming import execution_name
+
+    on_demand, now = on_demand_of(aws), datetime.now(UTC)
+    arns = [aws.start_swap("web", on_demand, timing=FAST, name=execution_name("web", on_demand, now + timedelta(s)))
+            for s in (0, 1)]
+    results = [aws.wait(arn) for arn in arns]
+    assert sorted(r["status"] for r in results) == ["FAILED", "SUCCEEDED"]
+    loser = next(r for r in results if r["status"] == "FAILED")
+    assert loser["error"] in ("SwapInFlight", "InstanceNotEligible") and launched_by(aws, loser["name"]) == []
+
+
+def test_malformed_policy_tag_changes_nothing(aws: EmbeddedAws, check: InvariantChecker) -> None:
+    aws.client("autoscaling").create_or_update_tags(Tags=[{
+        "ResourceId": "web", "ResourceType": "auto-scaling-group", "Key": "AsgOptimiser:MaxParallel",
+        "Value": "zero", "PropagateAtLaunch": False}])
+    before = settings(aws, "web")
+    response = aws.client("lambda").invoke(FunctionName="asg-optimizer-scanner", Payload=b"{}")
+    result = json.loads(response["Payload"].read())
+    assert result["started"] == []
+    assert result["skipped_groups"] == [{"asg_name": "web", "why": (
+        "ASG web: tag AsgOptimiser:MaxParallel='zero' is malformed: expected a whole number 1 or more")}]
+    assert settings(aws, "web") == before
+
+
+@pytest.mark.parametrize(("asg", "instance", "error"), [("nope", None, "GroupNotFound"),
+                                                        ("web", "i-0123456789abcdef0", "InstanceNotEligible")])
+def test_manual_replace_of_a_bad_group_or_instance(aws: EmbeddedAws, check: InvariantChecker, asg: str,
+                                                   instance: str | None, error: str) -> None:
+    before = settings(aws, "web")
+    described = aws.wait(aws.start_swap(asg, instance or on_demand_of(aws), reason="manual", timing=FAST))
+    assert described["error"] == error
+    assert launched_by(aws, described["name"]) == []
+    assert settings(aws, "web") == before
