@@ -38,12 +38,18 @@ def start_swap(state_machine_arn: str, asg_name: str, instance_id: str, *, reaso
     so Step Functions returns the first execution for an identical repeat."""
     name = execution_name(asg_name, instance_id, at)
     payload = {"asg_name": asg_name, "instance_id": instance_id, "reason": reason, "timing": timing.flat()}
+    return name, start_named(state_machine_arn, name, payload)
+
+
+def start_named(state_machine_arn: str, name: str, payload: dict[str, object]) -> bool:
+    """Start an execution under a deterministic name; False when one of that name already exists (a redelivered
+    event, a retried scan): already running, not an error."""
     try:
         client("stepfunctions").start_execution(
             stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload, sort_keys=True)
         )
     except ClientError as error:
         if error_code(error) == "ExecutionAlreadyExists":
-            return name, False
+            return False
         raise
-    return name, True
+    return True

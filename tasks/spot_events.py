@@ -16,9 +16,8 @@ import os
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from botocore.exceptions import ClientError
 
-from tasks.aws import aws_handler, client, error_code
+from tasks.aws import aws_handler, client
 from tasks.cooldown import claim_instance, cool_pools
 from tasks.core.interruption import NOTICE_SECONDS, SpotEvent, parse_spot_event
 from tasks.core.model import Group, Member
@@ -27,7 +26,7 @@ from tasks.core.prices import Pool
 from tasks.core.tags import is_opted_in
 from tasks.core.timing import parse_timing
 from tasks.describe import describe_group
-from tasks.dispatch import interruption_state_machine_arn, replace_state_machine_arn, start_swap
+from tasks.dispatch import interruption_state_machine_arn, replace_state_machine_arn, start_named, start_swap
 
 logger = Logger()
 NOTICE_ENV = "SPOT_NOTICE_SECONDS"  # EC2 gives 120 s; the embedded AWS may model a shorter notice
@@ -52,15 +51,7 @@ def start_interruption(warning: SpotEvent, group: Group) -> tuple[str, bool]:
     name = execution_name(group.name, warning.instance_id, warning.time)
     payload = {"asg_name": group.name, "instance_id": warning.instance_id, "reason": "interruption",
                "warned_at": warning.time.isoformat(), "notice_seconds": int(os.environ.get(NOTICE_ENV, NOTICE_SECONDS))}
-    try:
-        client("stepfunctions").start_execution(
-            stateMachineArn=arn, name=name, input=json.dumps(payload, sort_keys=True)
-        )
-    except ClientError as error:
-        if error_code(error) == "ExecutionAlreadyExists":
-            return name, False
-        raise
-    return name, True
+    return name, start_named(arn, name, payload)
 
 
 @aws_handler
