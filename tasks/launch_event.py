@@ -15,7 +15,7 @@ from aws_lambda_powertools import Logger
 
 from tasks.aws import aws_handler
 from tasks.core.errors import GroupNotFound, InvalidInput
-from tasks.core.requests import parse_now
+from tasks.core.requests import parse_now, required_text
 from tasks.core.selection import REPLACE, SKIP, decide_launched
 from tasks.core.timing import parse_timing
 from tasks.describe import describe_group
@@ -26,17 +26,12 @@ from tasks.inventory import instances_by_id
 logger = Logger()
 
 
-def _field(detail: dict[str, Any], key: str) -> str:
-    value = detail.get(key)
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"event detail.{key} must be a non-empty string, got {value!r}")
-    return value
-
-
 @aws_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     detail = event.get("detail") or {}
-    asg_name, instance_id = _field(detail, "AutoScalingGroupName"), _field(detail, "EC2InstanceId")
+    asg_name, instance_id = (
+        required_text(detail, k, f"event detail.{k}") for k in ("AutoScalingGroupName", "EC2InstanceId")
+    )
     event_time, arn = parse_now(event.get("time")) or datetime.now(UTC), replace_state_machine_arn()
     result = {"asg_name": asg_name, "instance_id": instance_id, "action": SKIP, "why": "ASG not found",
               "execution": "", "start_delay_seconds": 0}

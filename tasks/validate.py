@@ -9,7 +9,7 @@ from aws_lambda_powertools import Logger
 
 from tasks.aws import aws_handler
 from tasks.core.eligibility import check_not_in_flight, check_reason, check_swappable
-from tasks.core.errors import InvalidInput
+from tasks.core.requests import required_text
 from tasks.core.tags import OPT_IN
 from tasks.core.timing import parse_timing
 from tasks.describe import describe_group_raw, describe_instance, group_from_response, propagated_tags
@@ -18,18 +18,11 @@ from tasks.executions import running_swaps
 logger = Logger()
 
 
-def _required(data: dict[str, Any], key: str) -> str:
-    value = data.get(key)
-    if not isinstance(value, str) or not value:
-        raise InvalidInput(f"input field {key!r} must be a non-empty string, got {value!r}")
-    return value
-
-
 @aws_handler
 @logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     data = event.get("input") or {}
-    asg_name, instance_id = _required(data, "asg_name"), _required(data, "instance_id")
+    asg_name, instance_id = (required_text(data, k, f"input field {k!r}") for k in ("asg_name", "instance_id"))
     reason, timing = check_reason(data.get("reason", "manual")), parse_timing(data.get("timing"))
     execution_name, state_machine_arn = event["execution_name"], event["state_machine_arn"]
     logger.append_keys(asg=asg_name, instance_id=instance_id, execution=execution_name)

@@ -31,6 +31,14 @@ class SweepRequest:
     orphan_after_seconds: int = DEFAULT_ORPHAN_AFTER_SECONDS
 
 
+def required_text(data: Mapping[str, Any], key: str, label: str) -> str:
+    """A non-empty string field, or InvalidInput naming `label` and the value found."""
+    value = data.get(key)
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{label} must be a non-empty string, got {value!r}")
+    return value
+
+
 def parse_now(raw: object) -> datetime | None:
     if raw is None:
         return None
