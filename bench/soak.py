@@ -67,7 +67,7 @@ def main() -> int:
                       f"{time.monotonic() - started:.0f} s)", file=sys.stderr, flush=True)
                 for name in names_started:
                     arn = f"{aws.deployment.replace_arn.replace(':stateMachine:', ':execution:')}:{name}"
-                    described = aws.wait(arn, timeout=300)
+                    described = aws.wait(arn, timeout=1800)  # a round of 60 swaps, serialized
                     outcome = described["status"] if described["status"] == "SUCCEEDED" else described.get("error")
                     if outcome == "SUCCEEDED" and json.loads(described.get("output") or "{}").get("outcome") == (
                         "no-capacity"

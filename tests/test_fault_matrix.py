@@ -234,3 +234,29 @@ def test_manual_replace_of_a_bad_group_or_instance(aws: EmbeddedAws, check: Inva
     assert described["error"] == error
     assert launched_by(aws, described["name"]) == []
     assert settings(aws, "web") == before
+
+
+def test_the_checker_itself_catches_each_kind_of_breach(aws: EmbeddedAws, make_group, network) -> None:
+    """The invariants are only proof if the checker can fail: break each one by hand."""
+    from asg_optimizer.local.fleet import IMAGE_ID
+
+    make_group("victim", desired=2, max_size=3)
+    with InvariantChecker(["victim"]) as checker:
+        victim = sorted(members(aws, "victim"))[0]
+        aws.client("autoscaling").update_auto_scaling_group(AutoScalingGroupName="victim", MaxSize=4)
+        aws.client("ec2").terminate_instances(InstanceIds=[victim])  # an on-demand gone with no replacement
+        # moto replaces lost instances at once; a member stuck Pending makes in-service drop below desired
+        from moto.autoscaling.models import autoscaling_backends
+
+        group = autoscaling_backends["123456789012"]["us-east-1"].autoscaling_groups["victim"]
+        group.instance_states[0].lifecycle_state = "Pending"
+        checker.sample("by hand")
+        aws.client("ec2").run_instances(  # a spot of ours outside any group
+            ImageId=IMAGE_ID, MinCount=1, MaxCount=1, SubnetId=network.subnets["a"],
+            TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": "AsgOptimiser:Replaces",
+                                                                      "Value": victim}]}])
+        found = checker.finish()
+    assert f"after by hand: on-demand {victim} terminated without its replacement InService" in found
+    assert any(v.startswith("after by hand: ASG victim has 1 InService, below 2") for v in found)
+    assert any(v.startswith("spot i-") and v.endswith("is running outside any group") for v in found)
+    assert "ASG victim max_size is 4, was 3" in found

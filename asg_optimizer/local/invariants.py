@@ -53,6 +53,7 @@ class InvariantChecker:
     _settings: dict[str, Settings] = field(default_factory=dict)
     _on_demand: dict[str, str] = field(default_factory=dict)  # instance id -> group, at start
     _external: set[str] = field(default_factory=set)
+    _judged: set[str] = field(default_factory=set)  # on-demand instances already seen going, and judged
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _session: Any = None
 
@@ -98,8 +99,15 @@ class InvariantChecker:
         self._check_terminations(step, groups)
 
     def _check_terminations(self, step: str, groups: list[dict[str, Any]]) -> None:
-        gone = self._instances(**{"instance-state-name": ["shutting-down", "terminated"]})
-        watched = [i["InstanceId"] for i in gone if i["InstanceId"] in self._on_demand]
+        """Judge each watched on-demand once, when it is first seen going: by id, so a sample stays cheap however
+        many instances the run has made."""
+        pending = sorted(set(self._on_demand) - self._judged)
+        if not pending:
+            return
+        pages = self._client("ec2").get_paginator("describe_instances").paginate(
+            InstanceIds=pending, Filters=[{"Name": "instance-state-name", "Values": ["shutting-down", "terminated"]}]
+        )
+        watched = [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
         if not watched:
             return
         in_service = {
@@ -108,17 +116,18 @@ class InvariantChecker:
         }
         replacements = {
             t["Value"]: i["InstanceId"]
-            for i in self._instances(**{"tag-key": [REPLACES]}) for t in i.get("Tags", []) if t["Key"] == REPLACES
+            for i in self._instances(**{f"tag:{REPLACES}": watched}) for t in i.get("Tags", []) if t["Key"] == REPLACES
         }
         with self._lock:
             for instance_id in watched:
+                self._judged.add(instance_id)
                 if instance_id in self._external:
                     continue
                 spot = replacements.get(instance_id)
                 if spot is None or in_service.get(spot) != self._on_demand[instance_id]:
-                    message = f"after {step}: on-demand {instance_id} terminated without its replacement InService"
-                    if message not in self.violations:
-                        self.violations.append(message)
+                    self.violations.append(
+                        f"after {step}: on-demand {instance_id} terminated without its replacement InService"
+                    )
 
     def _observe(self, function: str, event: dict[str, Any], result: dict[str, Any], errored: bool) -> None:
         self.sample(function)
