@@ -39,7 +39,3 @@ class GroupNotReady(Exception):
 
 class OnDemandGone(Exception):
     """The on-demand instance left the group (terminated or detached by someone else) mid-swap."""
-
-
-class NoSpotCapacity(Exception):
-    """EC2 had no spot capacity for the pool (InsufficientInstanceCapacity): nothing was launched."""
