@@ -12,8 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
 
-from tasks.aws import aws_handler
+from tasks.aws import aws_handler, error_code
 from tasks.cooldown import active_pools
 from tasks.core.requests import parse_scan_request
 from tasks.core.selection import GroupSkip, Plan, select
@@ -48,11 +49,18 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger.warning(skip.why, extra={"asg": skip.asg_name})
         else:
             logger.info("group skipped", extra={"asg": skip.asg_name, "why": skip.why})
-    started = []
+    started, not_started = [], []
     if not request.dry_run:
         for pick in plan.picks:
-            name, new = start_swap(arn, pick.asg_name, pick.instance_id, reason="scheduled", timing=request.timing,
-                                   at=now)
+            try:
+                name, new = start_swap(arn, pick.asg_name, pick.instance_id, reason="scheduled",
+                                       timing=request.timing, at=now)
+            except ClientError as error:  # one refused start (throttled after boto's retries) must not end the scan
+                logger.warning("swap not started", extra={"asg": pick.asg_name, "instance_id": pick.instance_id,
+                                                          "error": error_code(error)})
+                not_started.append({"asg_name": pick.asg_name, "instance_id": pick.instance_id,
+                                    "why": f"StartExecution failed: {error_code(error)}"})
+                continue
             logger.info("swap started" if new else "swap already started",
                         extra={"asg": pick.asg_name, "instance_id": pick.instance_id, "execution": name})
             if new:
@@ -61,6 +69,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "dry_run": request.dry_run,
         "groups_scanned": len(groups),
         "started": started,
+        "not_started": not_started,
         "plan": [{"asg_name": v.asg_name, "instance_id": v.instance_id, "action": v.action, "why": v.why}
                  for v in plan.verdicts],
         "skipped_groups": [{"asg_name": s.asg_name, "why": s.why} for s in plan.skipped_groups],

@@ -261,3 +261,16 @@ def test_explicit_ids_come_back_in_one_response_as_in_aws(aws: EmbeddedAws, netw
                              SubnetId=network.subnets["a"])["Instances"][0]["InstanceId"] for _ in range(120)]
     response = ec2.describe_instances(InstanceIds=ids)  # 120 reservations: moto alone would page at 100
     assert len(response["Reservations"]) == 120 and "NextToken" not in response
+
+
+def test_one_refused_start_does_not_end_the_scan(aws: EmbeddedAws, make_group) -> None:
+    from asg_optimizer.local.faults import FaultInjector
+
+    make_group("web", desired=3, max_size=4, extra_tags={**NO_GRACE, "AsgOptimiser:MaxParallel": "3"})
+    with FaultInjector() as faults:
+        faults.fail("stepfunctions", "StartExecution", "Throttling")
+        result, errored = invoke(aws, "scanner", {"timing": FAST})
+    assert not errored, result
+    assert len(result["started"]) == 2
+    assert [(n["asg_name"], n["why"]) for n in result["not_started"]] == [("web", "StartExecution failed: Throttling")]
+    assert {e["name"] for e in executions(aws)} == set(result["started"])
