@@ -7,7 +7,6 @@ per pool). An instance neither source prices is listed as unpriced rather than c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -19,12 +18,12 @@ from asg_optimizer.aws_session import Target
 from tasks.core.prices import (
     OperatingSystem,
     Pool,
-    SpotPoint,
     UnsupportedPlatform,
     latest_spot_prices,
-    on_demand_from_product,
+    on_demand_from_price_list,
     operating_system,
     snapshot_price,
+    spot_points,
 )
 from tasks.pricing import pricing_filters, snapshot
 
@@ -74,11 +73,7 @@ def _pricing_api_price(target: Target, instance_type: str, os: OperatingSystem) 
                                         Filters=pricing_filters(target.region_name, instance_type, os))
     except (ClientError, BotoCoreError):  # not reachable, not allowed, or an emulator without the API
         return None
-    for item in response.get("PriceList", []):
-        price = on_demand_from_product(json.loads(item) if isinstance(item, str) else item)
-        if price is not None:
-            return price
-    return None
+    return on_demand_from_price_list(response.get("PriceList", []))
 
 
 def _spot_prices(target: Target, pools: set[Pool], os: OperatingSystem) -> dict[Pool, float]:
@@ -86,14 +81,10 @@ def _spot_prices(target: Target, pools: set[Pool], os: OperatingSystem) -> dict[
         return {}
     pages = target.client("ec2").get_paginator("describe_spot_price_history").paginate(
         InstanceTypes=sorted({p.instance_type for p in pools}),
-        ProductDescriptions=[os.spot_description, f"{os.spot_description} (Amazon VPC)"],
+        ProductDescriptions=os.spot_product_descriptions,
         StartTime=datetime.now(UTC),  # from now: the one price in force per pool, not the history
     )
-    points = [
-        SpotPoint(Pool(row["InstanceType"], row["AvailabilityZone"]), row["ProductDescription"],
-                  float(row["SpotPrice"]), row["Timestamp"])
-        for page in pages for row in page["SpotPriceHistory"]
-    ]
+    points = spot_points(row for page in pages for row in page["SpotPriceHistory"])
     return {pool: price for pool, price in latest_spot_prices(points, os).items() if pool in pools}
 
 

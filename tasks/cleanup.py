@@ -12,10 +12,9 @@ from tasks.core.cleanup import plan_cleanup
 from tasks.core.errors import GroupNotFound
 from tasks.core.model import Group
 from tasks.core.tags import EXECUTION
-from tasks.describe import describe_group, describe_instances
+from tasks.describe import LIVE_STATES, describe_group, describe_instances
 
 logger = Logger()
-LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
 
 @aws_handler

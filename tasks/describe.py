@@ -70,6 +70,10 @@ def instance_from_response(raw: dict[str, Any]) -> Instance:
     )
 
 
+# Instance states in which a spot of ours still costs money or may still come up.
+LIVE_STATES = ["pending", "running", "stopping", "stopped"]
+
+
 def describe_instances(filters: list[dict[str, Any]] | None = None, ids: list[str] | None = None) -> list[Instance]:
     """All matching instances, 1,000 a page."""
     kwargs: dict[str, Any] = {"Filters": filters or []}

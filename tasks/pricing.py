@@ -20,11 +20,10 @@ from tasks.aws import client
 from tasks.core.errors import InvalidInput
 from tasks.core.prices import (
     OperatingSystem,
-    Pool,
-    SpotPoint,
     latest_spot_prices,
-    on_demand_from_product,
+    on_demand_from_price_list,
     snapshot_price,
+    spot_points,
 )
 
 logger = Logger()
@@ -85,10 +84,9 @@ class PriceBook:
             response = client("pricing").get_products(
                 ServiceCode="AmazonEC2", Filters=pricing_filters(self.region, instance_type, self.os), MaxResults=10
             )
-            for item in response.get("PriceList", []):
-                price = on_demand_from_product(json.loads(item) if isinstance(item, str) else item)
-                if price is not None:
-                    return OnDemandPrice(price, PRICING_API)
+            price = on_demand_from_price_list(response.get("PriceList", []))
+            if price is not None:
+                return OnDemandPrice(price, PRICING_API)
             problem = "no matching product"
         except (ClientError, BotoCoreError) as error:  # no route, no permission, throttled: the snapshot serves
             problem = str(error)
@@ -109,15 +107,11 @@ class PriceBook:
             return {}
         pages = client("ec2").get_paginator("describe_spot_price_history").paginate(
             InstanceTypes=wanted,
-            ProductDescriptions=[self.os.spot_description, f"{self.os.spot_description} (Amazon VPC)"],
+            ProductDescriptions=self.os.spot_product_descriptions,
             Filters=[{"Name": "availability-zone", "Values": [availability_zone]}],
             StartTime=datetime.now(UTC),  # from now: the one price in force per pool, not the history
         )
-        points = [
-            SpotPoint(Pool(row["InstanceType"], row["AvailabilityZone"]), row["ProductDescription"],
-                      float(row["SpotPrice"]), row["Timestamp"])
-            for page in pages for row in page["SpotPriceHistory"]
-        ]
+        points = spot_points(row for page in pages for row in page["SpotPriceHistory"])
         return {pool.instance_type: price for pool, price in latest_spot_prices(points, self.os).items()
                 if pool.availability_zone == availability_zone}
 

@@ -20,14 +20,13 @@ from tasks.core.holds import plan_restore
 from tasks.core.requests import parse_sweep_request
 from tasks.core.sweep import orphaned_spots, stale_holds, still_stale
 from tasks.core.tags import ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
-from tasks.describe import describe_group, describe_instances, group_from_response
+from tasks.describe import LIVE_STATES, describe_group, describe_instances, group_from_response
 from tasks.dispatch import interruption_state_machine_arn, replace_state_machine_arn
 from tasks.executions import running_swaps
 from tasks.inventory import group_members, groups_with_tag_keys
 from tasks.restore_group import restore
 
 logger = Logger()
-LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
 
 @aws_handler

@@ -3,6 +3,7 @@ snapshot, operating systems as each API names them, and the hourly saving of a s
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,6 +30,11 @@ class OperatingSystem:
     spot_description: str
     pricing_name: str
     snapshot_key: str
+
+    @property
+    def spot_product_descriptions(self) -> list[str]:
+        """DescribeSpotPriceHistory's ProductDescriptions for this OS, EC2-Classic and VPC spellings."""
+        return [self.spot_description, f"{self.spot_description} (Amazon VPC)"]
 
 
 OPERATING_SYSTEMS = {
@@ -89,6 +95,21 @@ def on_demand_from_product(product: Mapping[str, Any]) -> float | None:
             if dimension.get("unit") == "Hrs" and usd is not None and float(usd) > 0:
                 return float(usd)
     return None
+
+
+def on_demand_from_price_list(price_list: Iterable[str | Mapping[str, Any]]) -> float | None:
+    """The first hourly USD price in a GetProducts `PriceList` (entries come as JSON strings)."""
+    for item in price_list:
+        price = on_demand_from_product(json.loads(item) if isinstance(item, str) else item)
+        if price is not None:
+            return price
+    return None
+
+
+def spot_points(rows: Iterable[Mapping[str, Any]]) -> list[SpotPoint]:
+    """DescribeSpotPriceHistory rows as SpotPoints."""
+    return [SpotPoint(Pool(row["InstanceType"], row["AvailabilityZone"]), row["ProductDescription"],
+                      float(row["SpotPrice"]), row["Timestamp"]) for row in rows]
 
 
 def snapshot_price(snapshot: Mapping[str, Any], region: str, instance_type: str, os: OperatingSystem) -> float | None:
