@@ -19,8 +19,14 @@ def cooling(aws: EmbeddedAws) -> dict[str, str]:
     return {i["cooldown_key"]["S"]: i["reason"]["S"] for i in items}
 
 
-def swap(aws: EmbeddedAws, asg: str, instance_id: str) -> tuple[str, dict]:
-    arn = aws.start_swap(asg, instance_id, timing=FAST)
+def swap(aws: EmbeddedAws, asg: str, instance_id: str, later: int = 0) -> tuple[str, dict]:
+    """`later` seconds on the name's stamp: a second swap of one instance within a second needs its own name."""
+    from datetime import UTC, datetime, timedelta
+
+    from tasks.core.naming import execution_name
+
+    name = execution_name(asg, instance_id, datetime.now(UTC) + timedelta(seconds=later))
+    arn = aws.start_swap(asg, instance_id, timing=FAST, name=name)
     return arn, aws.wait(arn)
 
 
@@ -72,7 +78,7 @@ def test_no_capacity_ends_succeeded_launches_nothing_and_cools_the_pools(aws: Em
     # Capacity is back, but the pools cool for 30 minutes: the type choice avoids them, so nothing is launched.
     for instance_type in ("m5.large", "m6i.large", "m7i.large"):
         aws.ec2_model.market.set_capacity(instance_type, zone, None)
-    _, again = swap(aws, "web", on_demand["InstanceId"])
+    _, again = swap(aws, "web", on_demand["InstanceId"], later=1)
     assert json.loads(again["output"])["why"].startswith("no candidate type: ")
     assert "3 cooling down" in json.loads(again["output"])["why"]
     assert launched_by(aws, again["name"]) == []
