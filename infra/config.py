@@ -82,7 +82,7 @@ class Settings:
         return self.memory_size if self.memory_size is not None else default
 
 
-# key -> one-line description; the example file and README list exactly these (a test keeps them in step).
+# key -> one-line description; the example file and docs/operations.md list exactly these (a test keeps them in step).
 KEYS: dict[str, str] = {
     "prefix": "name prefix of every resource",
     "architecture": "Lambda architecture: arm64 or x86_64",

@@ -13,7 +13,7 @@ ORIGINAL_MAX_SIZE = "AsgOptimiser:Original:MaxSize"
 ORIGINAL_SUSPENDED = "AsgOptimiser:Original:Suspended"
 ORIGINAL_PREFIX = "AsgOptimiser:Original:"
 
-# Per-ASG policy tags (parsed by tasks.core.policy; defaults and formats in README.md, Policy tags).
+# Per-ASG policy tags (parsed by tasks.core.policy; defaults and formats in docs/policy-tags.md).
 POLICY_PREFIX = "AsgOptimiser:"
 MIN_ON_DEMAND = "AsgOptimiser:MinOnDemand"
 MIN_ON_DEMAND_PERCENT = "AsgOptimiser:MinOnDemandPercent"
