@@ -10,7 +10,6 @@ import importlib
 import inspect
 import json
 import os
-import threading
 import traceback
 import uuid
 from collections.abc import Callable
@@ -19,11 +18,10 @@ from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
+from asg_optimizer.local import interleaving
+
 SEAM_PARAMETERS = ["self", "event"]
 _original = LambdaFunction._invoke_lambda
-# moto's backends are not thread-safe, and every execution runs in a thread of its own: one handler at a time
-# keeps concurrent swaps from corrupting the emulated AWS (handlers never wait on each other, so no deadlock).
-_one_at_a_time = threading.RLock()
 
 # Observers see every invocation: (function name, event, result or error payload, errored).
 Observer = Callable[[str, dict[str, Any], dict[str, Any], bool], None]
@@ -78,7 +76,9 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
         aws_request_id=str(uuid.uuid4()),
         log_group_name=self.logs_group_name,
     )
-    with _one_at_a_time:  # the observers sample AWS right after this handler, before any other runs
+    # Handlers run concurrently, as Lambdas do: each AWS call they make is atomic, the handler is not
+    # (asg_optimizer.local.interleaving).
+    with interleaving.invocation(self.function_name):
         # The functions share one process environment; each sets the variables it was deployed with.
         os.environ.update({k: str(v) for k, v in (self.environment_vars or {}).items()})
         try:
@@ -99,8 +99,10 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
 
 def install() -> None:
     check_seam()
+    interleaving.install()
     LambdaFunction._invoke_lambda = _invoke_in_process  # type: ignore[method-assign]
 
 
 def uninstall() -> None:
     LambdaFunction._invoke_lambda = _original  # type: ignore[method-assign]
+    interleaving.uninstall()

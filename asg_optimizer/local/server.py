@@ -25,7 +25,7 @@ from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
-from asg_optimizer.local import seam
+from asg_optimizer.local import interleaving, seam
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.embedded import MOTO_CONFIG, REGION, Deployment, deploy, local_environment
@@ -66,7 +66,9 @@ class _MotoServer(ThreadedMotoServer):
         self._pricing = pricing
 
     def _server_entry(self) -> None:
-        app = with_pricing_api(DomainDispatcherApplication(create_backend_app), self._pricing)
+        # Each request is one atomic call, as in-process; handlers interleave between their calls.
+        app = interleaving.atomic_requests(
+            with_pricing_api(DomainDispatcherApplication(create_backend_app), self._pricing))
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()

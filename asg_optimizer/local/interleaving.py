@@ -1,0 +1,180 @@
+"""How the embedded AWS interleaves handlers: like AWS, one emulated API call is atomic, a handler is not.
+
+Lambdas of different executions run at the same time in AWS, and their AWS calls interleave: a handler that reads
+a group and then writes it can lose an update to another that read in between. moto's backends are not
+thread-safe, so every emulated call holds `CALL_LOCK` for its duration (in-process: around moto's request
+dispatch; served: around each HTTP request). The Lambda seam lets go of the lock while a handler runs, so handlers
+of different executions interleave between their calls and never inside one.
+
+Races must be reproduced every run, not by luck: `hold_after_first_call("raise-capacity", 10)` holds each of the
+first ten invocations of that function right after its first AWS call (its read, in a read-modify-write) until
+all ten have made it, which is the worst interleaving for a lost update.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.core.botocore_stubber import BotocoreStubber
+
+CALL_LOCK = threading.RLock()
+_local = threading.local()
+_saved: dict[str, Any] = {}
+_ACTION = re.compile(r"(?:^|&)Action=([A-Za-z0-9]+)")
+
+
+@dataclass
+class Invocation:
+    """The handler running on this thread: its function name and the AWS calls it has made so far."""
+
+    function_name: str
+    calls: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Hold:
+    """Holds the first `parties` invocations of `function` after their first AWS call (or their first call of
+    `after`, an operation name) until all of them got there. `tripped` tells a test the interleaving happened;
+    `timed_out` that some invocation never arrived (the handlers went on after `timeout` seconds, so a wrong
+    count fails the test instead of hanging it)."""
+
+    function: str
+    parties: int
+    after: str | None = None
+    timeout: float = 60.0
+    arrived: list[str] = field(default_factory=list)  # the operations the held invocations had just made
+    tripped: bool = False
+    timed_out: bool = False
+    _barrier: threading.Barrier = field(init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __post_init__(self) -> None:
+        self._barrier = threading.Barrier(self.parties, timeout=self.timeout)
+
+    def applies(self, invocation: Invocation, operation: str) -> bool:
+        name = invocation.function_name
+        if name != self.function and not name.endswith(f"-{self.function}"):
+            return False
+        if self.after is None:
+            return len(invocation.calls) == 1
+        return invocation.calls.count(operation) == 1 and operation == self.after
+
+    def after_call(self, invocation: Invocation, operation: str) -> None:
+        if not self.applies(invocation, operation):
+            return
+        with self._lock:
+            if len(self.arrived) >= self.parties:
+                return  # the held round is over: later invocations (retries, stragglers) pass
+            self.arrived.append(operation)
+        try:
+            self._barrier.wait()
+            self.tripped = True
+        except threading.BrokenBarrierError:
+            self.timed_out = True
+
+
+holds: list[Hold] = []
+
+
+@contextmanager
+def hold_after_first_call(function: str, parties: int, *, after: str | None = None,
+                          timeout: float = 60.0) -> Iterator[Hold]:
+    """Force the worst interleaving of `parties` concurrent invocations of `function` (its stack key, e.g.
+    "raise-capacity"): none goes past its first AWS call (or first `after` call) before all have made it."""
+    hold = Hold(function, parties, after, timeout)
+    holds.append(hold)
+    try:
+        yield hold
+    finally:
+        holds.remove(hold)
+        hold._barrier.abort()  # release anyone still waiting: the test is over
+
+
+@contextmanager
+def invocation(function_name: str) -> Iterator[Invocation]:
+    """The seam runs each handler inside this: the call lock is let go (handlers interleave between calls) and
+    the thread knows which function it serves (for holds)."""
+    held = _release_all()
+    current = Invocation(function_name)
+    previous, _local.invocation = getattr(_local, "invocation", None), current
+    try:
+        yield current
+    finally:
+        _local.invocation = previous
+        for _ in range(held):
+            CALL_LOCK.acquire()
+
+
+def _release_all() -> int:
+    """Let go of every level of CALL_LOCK this thread holds (a Lambda Invoke call holds it around the seam)."""
+    count = 0
+    while True:
+        try:
+            CALL_LOCK.release()
+        except RuntimeError:  # not held (any more) by this thread
+            return count
+        count += 1
+
+
+def operation_of(headers: Any, body: Any, path: str = "") -> str:
+    """The API operation of a request: X-Amz-Target for JSON protocols, Action= for query protocols."""
+    target = headers.get("X-Amz-Target") if headers is not None else None
+    if target:
+        return str(target).rpartition(".")[2]
+    text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
+    match = _ACTION.search(text)
+    if match:
+        return match.group(1)
+    return path.rstrip("/").rpartition("/")[2] or "?"
+
+
+def _after_call(operation: str) -> None:
+    current: Invocation | None = getattr(_local, "invocation", None)
+    if current is None:
+        return
+    current.calls.append(operation)
+    for hold in list(holds):
+        hold.after_call(current, operation)
+
+
+def atomic_call(call: Callable[[], Any], operation: str) -> Any:
+    """Run one emulated AWS call under the lock, then let holds see it (outside the lock)."""
+    with CALL_LOCK:
+        result = call()
+    _after_call(operation)
+    return result
+
+
+def install() -> None:
+    """In-process: every request moto answers is one atomic call."""
+    if _saved:
+        return
+    original = _saved["process_request"] = BotocoreStubber.process_request
+
+    def process_request(stubber: BotocoreStubber, request: Any) -> Any:
+        path = getattr(request, "url", "") or ""
+        return atomic_call(lambda: original(stubber, request), operation_of(request.headers, request.body, path))
+
+    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    if _saved:
+        BotocoreStubber.process_request = _saved.pop("process_request")  # type: ignore[method-assign]
+
+
+def atomic_requests(app: Any) -> Any:
+    """Served (`local serve`): WSGI middleware making each HTTP request one atomic call, as in-process."""
+
+    def serve(environ: dict[str, Any], start_response: Any) -> Any:
+        # The body is read by the app; the whole response is produced inside the lock (moto answers in one piece).
+        with CALL_LOCK:
+            return list(app(environ, start_response))
+
+    return serve
+
