@@ -4,6 +4,8 @@ PY      := $(VENV)/bin/python
 PYSTAMP := $(VENV)/.installed
 NPMSTAMP := node_modules/.installed
 PYTHON  ?= python3
+# The suite runs in parallel, one worker per core up to two (CI has two cores; each worker has its own moto).
+JOBS    ?= $(shell $(PYTHON) -c "import os; print(max(1, min(2, len(os.sched_getaffinity(0)))))")
 
 .PHONY: setup demo test lint bench bench-scan soak clean
 
@@ -26,7 +28,7 @@ lint: $(PYSTAMP)
 	$(VENV)/bin/ruff check .
 
 test: setup lint
-	$(VENV)/bin/pytest -q
+	$(VENV)/bin/pytest -q -n $(JOBS)
 
 bench: $(PYSTAMP)
 	$(PY) bench/swap_cost.py

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
-import boto3
 from botocore.config import Config
 from botocore.exceptions import ClientError, ProfileNotFound
 
+from asg_optimizer import sessions
 from asg_optimizer.stack import DEFAULT_PREFIX, REPLACE, STACK
 from asg_optimizer.timeline import console_url
 
@@ -80,7 +80,7 @@ class Target:
     def session(self) -> Any:
         if self._session is None:
             try:
-                probe = boto3.session.Session(profile_name=self.profile, region_name=self.region)
+                probe = sessions.session(profile_name=self.profile, region_name=self.region)
             except ProfileNotFound:
                 raise CliError(f"AWS profile {self.profile!r} not found in ~/.aws/config or ~/.aws/credentials") \
                     from None
@@ -90,10 +90,10 @@ class Target:
             if region is None:
                 raise CliError("no AWS region: pass --region or set AWS_REGION (or a region in your profile)")
             if probe.get_credentials() is None:  # a local emulator checks no signature: any key signs for it
-                self._session = boto3.session.Session(aws_access_key_id="local", aws_secret_access_key="local",
+                self._session = sessions.session(aws_access_key_id="local", aws_secret_access_key="local",
                                                       region_name=region)
             else:
-                self._session = boto3.session.Session(profile_name=self.profile, region_name=region)
+                self._session = sessions.session(profile_name=self.profile, region_name=region)
         return self._session
 
     @property

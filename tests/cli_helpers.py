@@ -7,10 +7,10 @@ import json
 import os
 from typing import Any
 
-import boto3
 from click.testing import Result
 from typer.testing import CliRunner
 
+from asg_optimizer import sessions
 from asg_optimizer.cli import app
 from asg_optimizer.local.embedded import EmbeddedAws
 
@@ -44,7 +44,7 @@ def cli_json(*args: str) -> Any:
 @functools.cache
 def _client(service: str) -> Any:
     """One client per service for the whole run (making one costs ~0.2 s; moto intercepts them all the same)."""
-    return boto3.session.Session(region_name="us-east-1").client(service)
+    return sessions.session(region_name="us-east-1").client(service)
 
 
 def snapshot(aws: EmbeddedAws) -> dict[str, Any]:

@@ -19,13 +19,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import boto3
 from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.models.instances import Instance, InstanceBackend
 from moto.ec2.responses.fleets import Fleets
 from moto.ec2.responses.spot_instances import SpotInstances
 
+from asg_optimizer import sessions
 from asg_optimizer.local.spot_market import Offer, SpotMarket, max_price
 from tasks.core.prices import Pool
 
@@ -158,7 +158,7 @@ class Ec2Model:
         """EC2 takes the spot back `after_seconds` from now (the end of its interruption notice)."""
 
         def take_back() -> None:
-            ec2 = boto3.session.Session(region_name=self.market.region).client("ec2")
+            ec2 = sessions.session(region_name=self.market.region).client("ec2")
             ec2.terminate_instances(InstanceIds=[instance_id])
             self.reclaimed[instance_id] = time.monotonic()
 

@@ -13,6 +13,7 @@ import io
 import json
 import logging
 import os
+import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
@@ -22,7 +23,8 @@ from typing import Any
 import boto3
 from moto import mock_aws
 
-from asg_optimizer.local import seam, zone_balance
+from asg_optimizer import sessions
+from asg_optimizer.local import interpreter_clients, seam, zone_balance
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.pricing_api import PricingApiModel
@@ -145,10 +147,17 @@ class EmbeddedAws:
         self.autoscaling_model = AutoScalingModel()
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
         self.deployment = Deployment()
+        self._session: Any = None
+        self._clients: dict[str, Any] = {}
+        self._clients_lock = threading.Lock()
 
     def __enter__(self) -> EmbeddedAws:
         local_environment(self.region)
         self._mock.start()
+        # moto blanks boto3's default session (the handlers'): a new one on the shared loader, not a cold one.
+        boto3.DEFAULT_SESSION = sessions.session()
+        self._session = sessions.session(region_name=self.region)
+        interpreter_clients.install()
         seam.install()
         self.ec2_model.install()
         self.autoscaling_model.install()
@@ -164,12 +173,18 @@ class EmbeddedAws:
         zone_balance.uninstall()
         self.pricing_api.uninstall()
         seam.uninstall()
+        interpreter_clients.uninstall()
         self._mock.stop()
         reset_clients()
+        self._clients.clear()
 
     def client(self, service: str) -> Any:
-        """A client on a session of its own: calls counted on the default session are the task functions'."""
-        return boto3.session.Session(region_name=self.region).client(service)
+        """The harness's client, made once per service on a session of its own: calls counted (or faults
+        injected) on the default session are the task functions'."""
+        with self._clients_lock:
+            if service not in self._clients:
+                self._clients[service] = self._session.client(service)
+            return self._clients[service]
 
     def start_swap(self, asg_name: str, instance_id: str, *, reason: str = "manual",
                    timing: dict[str, int] | None = None, name: str | None = None) -> str:

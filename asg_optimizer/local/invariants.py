@@ -17,8 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
+from asg_optimizer import sessions
 from asg_optimizer.local import seam
 from tasks.core.tags import HOLD_PREFIX, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
 
@@ -59,7 +58,7 @@ class InvariantChecker:
 
     def _client(self, service: str) -> Any:
         if self._session is None:
-            self._session = boto3.session.Session()
+            self._session = sessions.session()
         return self._session.client(service)
 
     def _groups(self) -> list[dict[str, Any]]:

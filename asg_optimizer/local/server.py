@@ -20,11 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
 from werkzeug.serving import make_server
 
+from asg_optimizer import sessions
 from asg_optimizer.local import interleaving, seam
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.ec2_model import Ec2Model
@@ -135,7 +135,7 @@ class LocalServer:
         scanner = STACK.function("scanner").name(DEFAULT_PREFIX)
 
         def loop() -> None:
-            client = boto3.session.Session(region_name=self.region).client("lambda", endpoint_url=self.endpoint)
+            client = sessions.session(region_name=self.region).client("lambda", endpoint_url=self.endpoint)
             while not self._stop.wait(seconds):
                 response = client.invoke(FunctionName=scanner, Payload=b"{}")
                 body = json.loads(response["Payload"].read() or b"{}")
