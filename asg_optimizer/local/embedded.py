@@ -24,7 +24,7 @@ import boto3
 from moto import mock_aws
 
 from asg_optimizer import sessions
-from asg_optimizer.local import interpreter_clients, seam, zone_balance
+from asg_optimizer.local import asl_interpreter, seam, zone_balance
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.pricing_api import PricingApiModel
@@ -157,7 +157,7 @@ class EmbeddedAws:
         # moto blanks boto3's default session (the handlers'): a new one on the shared loader, not a cold one.
         boto3.DEFAULT_SESSION = sessions.session()
         self._session = sessions.session(region_name=self.region)
-        interpreter_clients.install()
+        asl_interpreter.install()
         seam.install()
         self.ec2_model.install()
         self.autoscaling_model.install()
@@ -173,7 +173,7 @@ class EmbeddedAws:
         zone_balance.uninstall()
         self.pricing_api.uninstall()
         seam.uninstall()
-        interpreter_clients.uninstall()
+        asl_interpreter.uninstall()
         self._mock.stop()
         reset_clients()
         self._clients.clear()

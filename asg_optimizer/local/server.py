@@ -25,7 +25,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from asg_optimizer import sessions
-from asg_optimizer.local import interleaving, seam
+from asg_optimizer.local import asl_interpreter, interleaving, seam
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.embedded import MOTO_CONFIG, REGION, Deployment, deploy, local_environment
@@ -120,6 +120,7 @@ class LocalServer:
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
         seam.install()
+        asl_interpreter.install()
         self.ec2_model.install()
         self.autoscaling_model.install()
         reset_clients()
@@ -158,3 +159,4 @@ class LocalServer:
         self.ec2_model.uninstall()
         self.autoscaling_model.uninstall()
         seam.uninstall()
+        asl_interpreter.uninstall()

@@ -1,0 +1,102 @@
+"""What the embedded AWS changes in moto's ASL interpreter, for speed and for one race moto loses.
+
+- Lambda clients: the interpreter makes a new boto3 Lambda client for every Task state (`boto_client_for`), which
+  costs more than the handler it invokes; one per region is kept while the embedded AWS runs. Only Lambda's: the
+  fault injector spares Lambda, so a kept client misses no fault hook. Other services get moto's fresh client.
+- Parsed definitions: moto parses a definition (ANTLR, ~0.1 s) at CreateStateMachine and again at every
+  StartExecution. The parse is a pure function of the text and the tree it returns is never changed (every
+  execution's state lives in its own `Environment`), so each text is parsed once per process and the tree is
+  shared by concurrent executions.
+- StopExecution right after StartExecution: moto builds the execution's environment in the worker thread, and a
+  stop that comes first fails (`'NoneType' object has no attribute 'set_stop'`, a 500), or, a moment later, is
+  ignored (the program is not running yet). AWS aborts the execution. The environment is built in StartExecution
+  itself, and a stop waits (bounded) until the program runs, then aborts it.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import time
+from typing import Any
+
+from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: F401
+from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
+from moto.stepfunctions.parser.asl.utils import boto_client
+from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+_original_client_for = boto_client.boto_client_for
+_original_parse = AmazonStateLanguageParser.parse
+_original_environment = ExecutionWorker._get_evaluation_environment
+_original_start = ExecutionWorker.start
+_original_stop = ExecutionWorker.stop
+STOP_WAIT_SECONDS = 10.0  # the longest a stop waits for the worker thread to reach the first state
+_kept: dict[tuple[str, bool], Any] = {}
+_lock = threading.Lock()
+_patched: list[Any] = []  # modules whose `boto_client_for` we replaced
+
+
+def _client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+    if service != "lambda":  # moto ignores state_credentials too
+        return _original_client_for(region=region, service=service, state_credentials=state_credentials)
+    key = (region, boto_client.botocore_stubber.enabled)  # in-process, or through `local serve`'s port
+    with _lock:
+        if key not in _kept:
+            _kept[key] = _original_client_for(region=region, service=service)
+        return _kept[key]
+
+
+@functools.lru_cache(maxsize=64)
+def _parse(definition: str) -> Any:
+    return _original_parse(definition)
+
+
+def _environment(worker: ExecutionWorker) -> Any:
+    """The worker's one environment: made by `start` (below), handed to the worker thread when it asks."""
+    made = worker.__dict__.get("_embedded_env")
+    if made is None:
+        made = worker.__dict__["_embedded_env"] = _original_environment(worker)
+    return made
+
+
+def _start(worker: ExecutionWorker) -> None:
+    worker.env = _environment(worker)  # before the thread: StopExecution may come before its first line runs
+    _original_start(worker)
+
+
+def _stop(worker: ExecutionWorker, stop_date: Any, error: str | None, cause: str | None) -> None:
+    env = _environment(worker)
+    deadline = time.monotonic() + STOP_WAIT_SECONDS
+    while env.program_state() is None and time.monotonic() < deadline:  # the worker thread has not started it
+        time.sleep(0.001)
+    _original_stop(worker, stop_date=stop_date, error=error, cause=cause)
+
+
+def install() -> None:
+    """Patch the interpreter (idempotent). Every module that imported `boto_client_for` is repointed (the Lambda
+    task's `lambda_eval_utils` is imported above so that it is among them)."""
+    with _lock:
+        if _patched:
+            return
+        for name, module in list(sys.modules.items()):
+            ours = getattr(module, "boto_client_for", None) is _original_client_for
+            if name.startswith("moto.stepfunctions") and ours:
+                module.boto_client_for = _client_for  # type: ignore[attr-defined]
+                _patched.append(module)
+        AmazonStateLanguageParser.parse = staticmethod(_parse)  # type: ignore[method-assign,assignment]
+        ExecutionWorker._get_evaluation_environment = _environment  # type: ignore[method-assign]
+        ExecutionWorker.start = _start  # type: ignore[method-assign]
+        ExecutionWorker.stop = _stop  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    with _lock:
+        for module in _patched:
+            module.boto_client_for = _original_client_for  # type: ignore[attr-defined]
+        _patched.clear()
+        _kept.clear()
+        AmazonStateLanguageParser.parse = staticmethod(_original_parse)  # type: ignore[method-assign,assignment]
+        ExecutionWorker._get_evaluation_environment = _original_environment  # type: ignore[method-assign]
+        ExecutionWorker.start = _original_start  # type: ignore[method-assign]
+        ExecutionWorker.stop = _original_stop  # type: ignore[method-assign]
