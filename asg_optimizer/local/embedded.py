@@ -26,7 +26,11 @@ from moto import mock_aws
 from asg_optimizer import sessions
 from asg_optimizer.local import asl_interpreter, seam, zone_balance
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
+from asg_optimizer.local.clock import Clock, RealClock
 from asg_optimizer.local.ec2_model import Ec2Model
+from asg_optimizer.local.instance_lifecycle import InstanceLifecycleModel
+from asg_optimizer.local.load_balancers import LoadBalancerModel
+from asg_optimizer.local.mixed_instances import MixedInstancesModel
 from asg_optimizer.local.pricing_api import PricingApiModel
 from asg_optimizer.render import render_state_machine
 from asg_optimizer.stack import DEFAULT_PREFIX, REPLACE, STACK, STATE_MACHINE_ARN_ENVIRONMENT, Function, Stack, Table
@@ -137,14 +141,19 @@ class EmbeddedAws:
     """moto in-process with our models and the stack deployed; a context manager."""
 
     def __init__(self, *, boot_delay_seconds: float = 2.0, region: str = REGION,
-                 environment: dict[str, str] | None = None) -> None:
-        """`environment`: extra variables for every function (e.g. SPOT_NOTICE_SECONDS for a shorter notice)."""
+                 environment: dict[str, str] | None = None, clock: Clock | None = None) -> None:
+        """`environment`: extra variables for every function (e.g. SPOT_NOTICE_SECONDS for a shorter notice).
+        `clock`: what load-balancer health, draining and lifecycle-hook timeouts are timed by (AWS seconds)."""
         self.region = region
         self.environment = dict(environment or {})
         self.pricing_api = PricingApiModel()
         self.ec2_model = Ec2Model(boot_delay_seconds=boot_delay_seconds)
         self.ec2_model.market.region = region
         self.autoscaling_model = AutoScalingModel()
+        self.clock = clock or RealClock()
+        self.load_balancers = LoadBalancerModel(clock=self.clock)
+        self.lifecycle = InstanceLifecycleModel(self.load_balancers, clock=self.clock)
+        self.mixed_instances = MixedInstancesModel()
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
         self.deployment = Deployment()
         self._session: Any = None
@@ -162,6 +171,9 @@ class EmbeddedAws:
         self.ec2_model.install()
         self.autoscaling_model.install()
         zone_balance.install()
+        self.mixed_instances.install()  # after zone_balance: each override's launch is spread over zones
+        self.load_balancers.install()
+        self.lifecycle.install()  # outermost launch patch: it sees every instance the group launched
         self.pricing_api.install()
         reset_clients()
         self.deployment = deploy(environment=self.environment)
@@ -170,6 +182,9 @@ class EmbeddedAws:
     def __exit__(self, *exc: object) -> None:
         self.ec2_model.uninstall()
         self.autoscaling_model.uninstall()
+        self.lifecycle.uninstall()
+        self.load_balancers.uninstall()
+        self.mixed_instances.uninstall()
         zone_balance.uninstall()
         self.pricing_api.uninstall()
         seam.uninstall()

@@ -22,6 +22,9 @@ class GroupSpec:
     opted_in: bool = True
     extra_tags: dict[str, str] = field(default_factory=dict)
     zones: tuple[str, ...] = ("a", "b")
+    target_group_arns: tuple[str, ...] = ()
+    load_balancer_names: tuple[str, ...] = ()
+    capacity_rebalance: bool = False
 
 
 @dataclass
@@ -58,6 +61,37 @@ def create_group(network: Network, spec: GroupSpec) -> dict[str, Any]:
         MinSize=spec.min_size, MaxSize=spec.max_size, DesiredCapacity=spec.desired,
         VPCZoneIdentifier=",".join(network.subnets[z] for z in spec.zones),
         HealthCheckGracePeriod=0,
+        TargetGroupARNs=list(spec.target_group_arns), LoadBalancerNames=list(spec.load_balancer_names),
+        CapacityRebalance=spec.capacity_rebalance,
         Tags=[{"ResourceId": spec.name, "ResourceType": "auto-scaling-group", **t} for t in tags],
     )
     return autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=[spec.name])["AutoScalingGroups"][0]
+
+
+def create_target_group(network: Network, name: str, *, interval: int = 5, healthy_threshold: int = 2,
+                        deregistration_delay: int = 30) -> str:
+    """An HTTP target group (instance targets) in the network's VPC; returns its ARN."""
+    elbv2 = boto3.client("elbv2")
+    arn = elbv2.create_target_group(
+        Name=name, Protocol="HTTP", Port=80, VpcId=network.vpc_id, TargetType="instance",
+        HealthCheckIntervalSeconds=interval, HealthyThresholdCount=healthy_threshold,
+    )["TargetGroups"][0]["TargetGroupArn"]
+    elbv2.modify_target_group_attributes(TargetGroupArn=arn, Attributes=[
+        {"Key": "deregistration_delay.timeout_seconds", "Value": str(deregistration_delay)}])
+    return str(arn)
+
+
+def create_classic_load_balancer(network: Network, name: str, *, interval: int = 5, healthy_threshold: int = 2,
+                                 draining_seconds: int = 30) -> str:
+    """A classic ELB over the network's subnets, with a health check and connection draining on."""
+    elb = boto3.client("elb")
+    elb.create_load_balancer(
+        LoadBalancerName=name, Subnets=list(network.subnets.values()),
+        Listeners=[{"Protocol": "HTTP", "LoadBalancerPort": 80, "InstanceProtocol": "HTTP", "InstancePort": 80}],
+    )
+    elb.configure_health_check(LoadBalancerName=name, HealthCheck={
+        "Target": "HTTP:80/", "Interval": interval, "Timeout": 2, "HealthyThreshold": healthy_threshold,
+        "UnhealthyThreshold": 2})
+    elb.modify_load_balancer_attributes(LoadBalancerName=name, LoadBalancerAttributes={
+        "ConnectionDraining": {"Enabled": True, "Timeout": draining_seconds}})
+    return name

@@ -1,0 +1,101 @@
+"""Mixed-instances groups as AWS runs them (moto launches every instance from the default template and reports
+that template for every member).
+
+- Each instance the group launches takes one override: the type, and the override's own
+  LaunchTemplateSpecification when it has one (an arm64 override carries its arm64 AMI), else the group's
+  default template. The override chosen is the one with the fewest members so far, in override order (a
+  deterministic stand-in for the allocation strategies).
+- DescribeAutoScalingGroups reports each member's own `LaunchTemplate` and, when the override is weighted, its
+  `WeightedCapacity` (AttachInstances: the weight of the attached instance's type among the overrides, 1 when
+  the type is not one of them).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, InstanceState
+
+
+def overrides_of(group: FakeAutoScalingGroup) -> list[dict[str, Any]]:
+    policy = group.mixed_instances_policy or {}
+    return list(policy.get("LaunchTemplate", {}).get("Overrides") or [])
+
+
+@dataclass
+class MixedInstancesModel:
+    _saved: dict[str, Any] = field(default_factory=dict)
+
+    @staticmethod
+    def _choose(group: FakeAutoScalingGroup, overrides: list[dict[str, Any]]) -> dict[str, Any]:
+        counts = [sum(1 for s in group.instance_states if s.instance.instance_type == o.get("InstanceType"))
+                  for o in overrides]
+        return overrides[counts.index(min(counts))]
+
+    def _launch_one(self, group: FakeAutoScalingGroup, override: dict[str, Any], tags: dict[str, str]) -> None:
+        spec = override.get("LaunchTemplateSpecification") or {}
+        default_template, default_version = group.ec2_launch_template, group.launch_template_version
+        ec2 = group.autoscaling_backend.ec2_backend
+        before = {id(s) for s in group.instance_states}
+        try:
+            if spec.get("LaunchTemplateId"):
+                group.ec2_launch_template = ec2.get_launch_template(spec["LaunchTemplateId"])
+            elif spec.get("LaunchTemplateName"):
+                group.ec2_launch_template = ec2.get_launch_template_by_name(spec["LaunchTemplateName"])
+            if spec:
+                group.launch_template_version = spec.get("Version") or "$Default"
+            template, version = group.ec2_launch_template, group.launch_template_version
+            self._saved["replace"](group, 1, dict(tags))
+        finally:
+            group.ec2_launch_template, group.launch_template_version = default_template, default_version
+        for state in group.instance_states:
+            if id(state) in before:
+                continue
+            state.instance.instance_type = state.instance_type = override.get("InstanceType", state.instance_type)
+            state.own_template = {"LaunchTemplateId": template.id, "LaunchTemplateName": template.name,
+                                  "Version": str(version)}
+            if override.get("WeightedCapacity"):
+                state.weighted_capacity = str(override["WeightedCapacity"])
+
+    def install(self) -> None:
+        if self._saved:
+            return
+        model = self
+        self._saved = {"replace": FakeAutoScalingGroup.replace_autoscaling_group_instances,
+                       "template": InstanceState.launch_template,
+                       "attach": AutoScalingBackend.attach_instances}
+        saved = self._saved
+
+        def replace(group: FakeAutoScalingGroup, count: int, tags: dict[str, str]) -> None:
+            overrides = overrides_of(group)
+            if not overrides:
+                return saved["replace"](group, count, tags)  # type: ignore[no-any-return]
+            for _ in range(count):
+                model._launch_one(group, model._choose(group, overrides), tags)
+            return None
+
+        def launch_template(state: InstanceState) -> dict[str, Any] | None:
+            own = state.__dict__.get("own_template")
+            return own if own is not None else saved["template"].fget(state)  # type: ignore[no-any-return]
+
+        def attach(backend: AutoScalingBackend, group_name: str, instance_ids: list[str]) -> None:
+            saved["attach"](backend, group_name, instance_ids)
+            group = backend.autoscaling_groups[group_name]
+            weights = {o.get("InstanceType"): o.get("WeightedCapacity") for o in overrides_of(group)}
+            if any(weights.values()):
+                for state in group.instance_states:
+                    if state.instance.id in instance_ids:
+                        state.weighted_capacity = str(weights.get(state.instance.instance_type) or 1)
+
+        FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[method-assign]
+        InstanceState.launch_template = property(launch_template)  # type: ignore[method-assign,assignment]
+        AutoScalingBackend.attach_instances = attach  # type: ignore[method-assign]
+
+    def uninstall(self) -> None:
+        if not self._saved:
+            return
+        FakeAutoScalingGroup.replace_autoscaling_group_instances = self._saved["replace"]  # type: ignore[method-assign]
+        InstanceState.launch_template = self._saved["template"]  # type: ignore[method-assign]
+        AutoScalingBackend.attach_instances = self._saved["attach"]  # type: ignore[method-assign]
+        self._saved = {}
