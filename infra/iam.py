@@ -23,6 +23,7 @@ from typing import Any
 from asg_optimizer.stack import COOLDOWN_TABLE, INTERRUPTION, REPLACE, Function, Stack, StateMachine
 from infra.names import Scope, function_log_group
 from tasks.aws import PRICING_REGION
+from tasks.core.swap_events import SOURCE as SWAP_EVENT_SOURCE
 from tasks.core.tags import EXECUTION, OPT_IN, OPT_IN_VALUE, REPLACES
 
 Statement = dict[str, Any]
@@ -33,6 +34,15 @@ NO_RESOURCE_LEVEL: dict[str, str] = {
     "autoscaling:DescribeAutoScalingGroups": "Auto Scaling Describe* calls have no resource-level permissions",
     "autoscaling:DescribeInstanceRefreshes": "Auto Scaling Describe* calls have no resource-level permissions",
     "autoscaling:DescribeAutoScalingInstances": "Auto Scaling Describe* calls have no resource-level permissions",
+    "autoscaling:DescribeLifecycleHooks": "Auto Scaling Describe* calls have no resource-level permissions",
+    "elasticloadbalancing:DescribeTargetHealth": "Elastic Load Balancing Describe* calls have no resource-level "
+                                                 "permissions",
+    "elasticloadbalancing:DescribeInstanceHealth": "Elastic Load Balancing Describe* calls have no resource-level "
+                                                   "permissions",
+    "elasticloadbalancing:DescribeTargetGroupAttributes": "Elastic Load Balancing Describe* calls have no "
+                                                          "resource-level permissions",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes": "Elastic Load Balancing Describe* calls have no "
+                                                           "resource-level permissions",
     "ec2:DescribeInstances": "EC2 Describe* calls have no resource-level permissions",
     "ec2:DescribeInstanceStatus": "EC2 Describe* calls have no resource-level permissions",
     "ec2:DescribeInstanceTypes": "EC2 Describe* calls have no resource-level permissions",
@@ -169,6 +179,12 @@ def terminate_own_spots(ctx: Context) -> Statement:
                  {"Null": {f"ec2:ResourceTag/{EXECUTION}": "false"}})
 
 
+def publish_events(ctx: Context) -> Statement:
+    """PutEvents on the account's default bus only (tasks.core.swap_events), only with our source."""
+    return allow("PublishSwapEvents", ["events:PutEvents"], ctx.scope.arn("events", "event-bus/default"),
+                 {"StringEquals": {"events:source": SWAP_EVENT_SOURCE}})
+
+
 def list_executions(ctx: Context, *machines: str) -> Statement:
     arns = [ctx.machine_arn(m) for m in machines]
     return allow("ListSwaps", ["states:ListExecutions"], arns[0] if len(arns) == 1 else arns)
@@ -184,9 +200,10 @@ def cooldown_items(ctx: Context, *actions: str) -> Statement:
 
 # The policy of each function, by function key: what its handler (and the tasks/ modules it imports) calls.
 POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
-    # tasks/validate.py: describe_group_raw, describe_instance, running_swaps
+    # tasks/validate.py: describe_group_raw, describe_instance, lifecycle_hooks, running_swaps
     "validate": lambda ctx: [
-        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"),
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLifecycleHooks",
+                 "ec2:DescribeInstances"),
         list_executions(ctx, REPLACE),
     ],
     # tasks/launch_spot.py: group, instance types, template, prices, cooldowns; CreateFleet from the template
@@ -205,11 +222,14 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         own_group_tags(ctx, "WriteHoldTags", "autoscaling:CreateOrUpdateTags"),
         opted_in_groups(ctx, "HoldAndAttach", "autoscaling:UpdateAutoScalingGroup", "autoscaling:SuspendProcesses",
                         "autoscaling:AttachInstances"),
+        publish_events(ctx),
     ],
     # tasks/retire_on_demand.py: terminate the on-demand through the group
     "retire-on-demand": lambda ctx: [
-        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "elasticloadbalancing:DescribeTargetHealth",
+                 "elasticloadbalancing:DescribeInstanceHealth"),
         opted_in_groups(ctx, "RetireThroughGroup", "autoscaling:TerminateInstanceInAutoScalingGroup"),
+        publish_events(ctx),
     ],
     # tasks/restore_group.py: MaxSize/desired back, resume processes, drop hold tags
     "restore-group": lambda ctx: [
@@ -222,19 +242,24 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"),
         opted_in_groups(ctx, "RemoveSpotThroughGroup", "autoscaling:TerminateInstanceInAutoScalingGroup"),
         terminate_own_spots(ctx),
+        publish_events(ctx),
     ],
     # tasks/raise_capacity.py (interruption): hold tags, room for one more, suspend, cool the pool
     "raise-capacity": lambda ctx: [
-        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups",
+                 "elasticloadbalancing:DescribeTargetGroupAttributes",
+                 "elasticloadbalancing:DescribeLoadBalancerAttributes"),
         own_group_tags(ctx, "WriteHoldTags", "autoscaling:CreateOrUpdateTags"),
         opted_in_groups(ctx, "Hold", "autoscaling:UpdateAutoScalingGroup", "autoscaling:SuspendProcesses"),
         cooldown_items(ctx, "dynamodb:BatchWriteItem"),
     ],
     # tasks/release_spot.py (interruption): take the interrupted spot out through its group
     "release-spot": lambda ctx: [
-        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "elasticloadbalancing:DescribeTargetHealth",
+                 "elasticloadbalancing:DescribeInstanceHealth"),
         opted_in_groups(ctx, "Release", "autoscaling:SetDesiredCapacity",
                         "autoscaling:TerminateInstanceInAutoScalingGroup"),
+        publish_events(ctx),
     ],
     # tasks/spot_events.py on_interruption: which group the spot is in, start the interruption workflow
     "spot-interruption": lambda ctx: [
@@ -250,7 +275,7 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
     # tasks/scan.py: opted-in groups, their instances, running swaps, refreshes of groups it picks, start swaps
     "scanner": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeInstanceRefreshes",
-                 "ec2:DescribeInstances"),
+                 "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances"),
         list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
         cooldown_items(ctx, "dynamodb:Scan"),  # tasks/cooldown.py active_pools: cooling pools wait

@@ -16,7 +16,9 @@ from aws_lambda_powertools import Logger
 from tasks.aws import aws_handler, client
 from tasks.core.errors import OnDemandGone
 from tasks.core.holds import hold_key, plan_prepare
+from tasks.core.swap_events import SPOT_ATTACHED, swap_detail
 from tasks.describe import describe_group
+from tasks.swap_events import publish
 
 logger = Logger()
 
@@ -50,5 +52,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     autoscaling.attach_instances(AutoScalingGroupName=asg_name, InstanceIds=[spot_id])
     logger.info("spot attached", extra={"asg": asg_name, "spot_instance_id": spot_id,
                                         "new_max_size": plan.new_max_size, "suspended": plan.suspend})
+    publish(SPOT_ATTACHED, swap_detail(event, launch_hooks_skipped=True))
     return {"attached": spot_id, "held": bool(plan.tags), "raised_max_to": plan.new_max_size or 0,
             "suspended": ",".join(plan.suspend)}

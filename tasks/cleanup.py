@@ -11,8 +11,10 @@ from tasks.aws import aws_handler, client
 from tasks.core.cleanup import plan_cleanup
 from tasks.core.errors import GroupNotFound
 from tasks.core.model import Group
+from tasks.core.swap_events import SWAP_FAILED, swap_detail
 from tasks.core.tags import EXECUTION
 from tasks.describe import LIVE_STATES, describe_group, describe_instances
+from tasks.swap_events import publish
 
 logger = Logger()
 
@@ -50,4 +52,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if plan.keep_spot:
             kept.append(spot.instance_id)
     logger.info("cleaned up", extra={"asg": asg_name, "terminated": terminated, "kept": kept})
+    error = event.get("error") or {}
+    publish(SWAP_FAILED, swap_detail(event, error=error.get("Error"), why=error.get("Cause"),
+                                     terminated_spots=terminated, kept_spots=kept))
     return {"terminated_spots": ",".join(terminated), "kept_spots": ",".join(kept)}

@@ -6,7 +6,13 @@ from typing import Any
 
 from tasks.aws import client
 from tasks.core.errors import GroupNotFound
-from tasks.core.model import Group, Instance, Member
+from tasks.core.model import Group, Instance, Member, Override, TemplateRef
+
+
+def template_ref(raw: dict[str, Any] | None) -> TemplateRef | None:
+    if not raw or not (raw.get("LaunchTemplateId") or raw.get("LaunchTemplateName")):
+        return None
+    return TemplateRef(raw.get("LaunchTemplateId"), raw.get("LaunchTemplateName"), raw.get("Version") or "$Default")
 
 
 def group_from_response(raw: dict[str, Any]) -> Group:
@@ -27,6 +33,8 @@ def group_from_response(raw: dict[str, Any]) -> Group:
                 protected=bool(i.get("ProtectedFromScaleIn", False)),
                 availability_zone=i.get("AvailabilityZone", ""),
                 instance_type=i.get("InstanceType", ""),
+                launch_template=template_ref(i.get("LaunchTemplate")),
+                weighted_capacity=i.get("WeightedCapacity"),
             )
             for i in raw.get("Instances", [])
         ),
@@ -37,6 +45,15 @@ def group_from_response(raw: dict[str, Any]) -> Group:
         health_check_grace_period=raw.get("HealthCheckGracePeriod", 0),
         status=raw.get("Status"),
         zones=tuple(raw.get("AvailabilityZones", [])),
+        target_group_arns=tuple(raw.get("TargetGroupARNs") or ()),
+        load_balancer_names=tuple(raw.get("LoadBalancerNames") or ()),
+        capacity_rebalance=bool(raw.get("CapacityRebalance", False)),
+        overrides=tuple(
+            Override(o.get("InstanceType", ""), template_ref(o.get("LaunchTemplateSpecification")),
+                     o.get("WeightedCapacity"))
+            for o in raw.get("MixedInstancesPolicy", {}).get("LaunchTemplate", {}).get("Overrides") or ()
+        ),
+        desired_capacity_type=raw.get("DesiredCapacityType") or "units",
     )
 
 
@@ -96,3 +113,9 @@ def describe_instance(instance_id: str) -> Instance | None:
             return None
         raise
     return found[0] if found else None
+
+
+def lifecycle_hooks(name: str) -> list[tuple[str, str]]:
+    """(LifecycleHookName, LifecycleTransition) of the group's hooks; DescribeLifecycleHooks is not paginated."""
+    hooks = client("autoscaling").describe_lifecycle_hooks(AutoScalingGroupName=name)["LifecycleHooks"]
+    return [(h["LifecycleHookName"], h["LifecycleTransition"]) for h in hooks]

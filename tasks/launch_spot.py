@@ -74,11 +74,13 @@ def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: fl
     catalog = InstanceCatalog()
     original = catalog.get(event["instance_type"])
     needs_storage = original.instance_storage_gb > 0 and template_maps_instance_store(template_of(event))
-    compatible = [name for name, info in catalog.all().items()
+    allowed = event.get("override_types")  # a mixed-instances group: its overrides from the same template
+    types = {name: info for name, info in catalog.all().items() if allowed is None or name in allowed}
+    compatible = [name for name, info in types.items()
                   if incompatibility(original, info, policy, needs_instance_storage=needs_storage) is None]
     zone = event["availability_zone"]
     return choose_candidates(
-        original, catalog.all(), policy, needs_instance_storage=needs_storage,
+        original, types, policy, needs_instance_storage=needs_storage,
         spot_prices=prices.spot_prices(compatible, zone), on_demand_price=on_demand_price,
         cooling=types_cooling_in(active_pools(), zone),
     )

@@ -16,6 +16,7 @@ from tasks.cooldown import cool_pools
 from tasks.core.interruption import NOTICE_SECONDS, plan_raise, poll_seconds, release_deadline
 from tasks.core.prices import Pool
 from tasks.describe import describe_group
+from tasks.load_balancers import longest_drain_seconds
 
 logger = Logger()
 
@@ -28,9 +29,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     notice = int(data.get("notice_seconds", NOTICE_SECONDS))
     warned_at = datetime.fromisoformat(data["warned_at"].replace("Z", "+00:00")).timestamp()
     logger.append_keys(asg=asg_name, spot_instance_id=spot_id, execution=execution)
-    out = {"asg_name": asg_name, "instance_id": spot_id, "execution_name": execution,
-           "deadline": release_deadline(warned_at, notice), "poll_seconds": poll_seconds(notice)}
-    plan = plan_raise(describe_group(asg_name), spot_id, execution)
+    group = describe_group(asg_name)
+    drain = longest_drain_seconds(group) if group.behind_load_balancer else 0
+    out = {"asg_name": asg_name, "instance_id": spot_id, "execution_name": execution, "drain_seconds": drain,
+           "deadline": release_deadline(warned_at, notice, drain_seconds=drain), "poll_seconds": poll_seconds(notice)}
+    plan = plan_raise(group, spot_id, execution)
     if isinstance(plan, str):
         logger.info("nothing to replace", extra={"why": plan})
         return {**out, "raised": False, "raised_to": 0, "why": plan}

@@ -1,6 +1,7 @@
 """ReleaseSpot (spot interruption, polled): once the replacement is InService, or at the deadline, the doomed spot
 leaves through the group with decrement, so draining and termination hooks run and desired is back where the
-user had it. If EC2 already took the spot (the group then keeps desired), desired comes back down by one."""
+user had it. Behind load balancers the replacement counts once healthy in every one of them.
+If EC2 already took the spot (the group then keeps desired), desired comes back down by one."""
 
 from __future__ import annotations
 
@@ -11,7 +12,10 @@ from aws_lambda_powertools import Logger
 
 from tasks.aws import aws_handler, client
 from tasks.core.interruption import release_decision
+from tasks.core.swap_events import INTERRUPTION_HANDLED
 from tasks.describe import describe_group
+from tasks.load_balancers import group_health
+from tasks.swap_events import publish
 
 logger = Logger()
 
@@ -21,8 +25,11 @@ logger = Logger()
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     asg_name, spot_id = event["asg_name"], event["instance_id"]
     polls = int(event.get("release", {}).get("polls", 0)) + 1
-    decision = release_decision(describe_group(asg_name), spot_id=spot_id, raised_to=int(event["raised_to"]),
-                                now=time.time(), deadline=float(event["deadline"]))
+    group = describe_group(asg_name)
+    spot = group.member(spot_id)
+    health = group_health(group) if group.behind_load_balancer else None
+    decision = release_decision(group, spot_id=spot_id, raised_to=int(event["raised_to"]), now=time.time(),
+                                deadline=float(event["deadline"]), health=health)
     autoscaling = client("autoscaling")
     if decision.terminate_spot:
         autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=spot_id, ShouldDecrementDesiredCapacity=True)
@@ -31,4 +38,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if decision.done:
         logger.info("doomed spot released", extra={"asg": asg_name, "spot_instance_id": spot_id,
                                                    "why": decision.why, "polls": polls})
+        publish(INTERRUPTION_HANDLED, {"asg_name": asg_name, "execution_name": event.get("execution_name"),
+                                       "reason": "interruption", "interrupted_instance_id": spot_id,
+                                       "availability_zone": spot.availability_zone if spot else None,
+                                       "why": decision.why, "released_at": time.time(), "deadline": float(event["deadline"])})
     return {"done": decision.done, "polls": polls, "why": decision.why}

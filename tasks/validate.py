@@ -9,10 +9,14 @@ from aws_lambda_powertools import Logger
 
 from tasks.aws import aws_handler
 from tasks.core.eligibility import check_not_in_flight, check_reason, check_swappable
+from tasks.core.errors import LaunchHookInTheWay, WeightedGroup
+from tasks.core.lifecycle_hooks import launch_hook_refusal
+from tasks.core.mixed_instances import override_types, template_for, weighted_refusal
+from tasks.core.policy import PolicyError, parse_policy
 from tasks.core.requests import required_text
 from tasks.core.tags import OPT_IN
 from tasks.core.timing import parse_timing
-from tasks.describe import describe_group_raw, describe_instance, group_from_response, propagated_tags
+from tasks.describe import describe_group_raw, describe_instance, group_from_response, lifecycle_hooks, propagated_tags
 from tasks.executions import running_swaps
 
 logger = Logger()
@@ -37,6 +41,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     own_start = next((start for name, start in running if name == execution_name), float("inf"))
     check_not_in_flight(instance_id, execution_name, own_start, running)
     assert instance is not None  # check_swappable refused a missing instance
+    weighted = weighted_refusal(group)
+    if weighted:
+        raise WeightedGroup(weighted)
+    try:
+        bypass = parse_policy(asg_name, group.tags, default_grace_period=0).bypass_launch_hooks
+    except PolicyError:
+        bypass = False  # LaunchSpot refuses the malformed tag by name
+    hook = launch_hook_refusal(asg_name, lifecycle_hooks(asg_name), bypass=bypass)
+    if hook:
+        raise LaunchHookInTheWay(hook)
+    template = template_for(group, group.member(instance_id))
     logger.info("swap validated", extra={"reason": reason, "forced": forced})
     return {
         "asg_name": asg_name,
@@ -46,9 +61,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "instance_type": instance.instance_type,
         "subnet_id": instance.subnet_id,
         "availability_zone": instance.availability_zone,
-        "launch_template_id": group.launch_template_id,
-        "launch_template_name": group.launch_template_name,
-        "launch_template_version": group.launch_template_version,
+        "launch_template_id": template.template_id,
+        "launch_template_name": template.name,
+        "launch_template_version": template.version,
+        "override_types": override_types(group, template),  # None: any compatible type
+        "behind_load_balancer": group.behind_load_balancer,
         "desired_at_start": group.desired,
         "instance_tags": propagated_tags(raw),
         "group_tags": {k: v for k, v in group.tags.items() if k.startswith(OPT_IN)},  # the policy, for LaunchSpot

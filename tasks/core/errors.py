@@ -33,6 +33,18 @@ class SpotNotReady(Exception):
     """The spot instance failed its status checks, stopped, or did not get ready in the allowed polls."""
 
 
+class SpotNotHealthy(Exception):
+    """The spot did not become healthy in every load balancer of its group within lb_max_polls."""
+
+
+class LaunchHookInTheWay(SwapRefused):
+    pass
+
+
+class WeightedGroup(SwapRefused):
+    pass
+
+
 class GroupNotReady(Exception):
     """The spot never became InService in the group, or the group could not spare the on-demand instance."""
 

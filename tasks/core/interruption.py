@@ -1,8 +1,10 @@
 """The spot interruption fallback, decided from plain facts.
 
 On the two-minute warning the group gets one more instance at once (desired + 1, launched on-demand from its own
-template), and the doomed spot leaves through the group with decrement as soon as that replacement is InService,
-or at the deadline (the two-minute mark less a margin for deregistration), whichever comes first. Until then the
+template), and the doomed spot leaves through the group with decrement as soon as that replacement is InService
+(behind load balancers: healthy in every one), or at the deadline, whichever comes first. The deadline is the
+two-minute mark less a margin, or behind load balancers less the longest deregistration delay (capped: see
+tasks.core.load_balancing.release_by), so the spot drains before EC2 takes it. Until then the
 doomed spot still serves, so in-service never drops below the user's desired capacity because of us.
 """
 
@@ -15,6 +17,7 @@ from typing import Any
 
 from tasks.core.errors import InvalidInput
 from tasks.core.holds import hold_key, plan_prepare
+from tasks.core.load_balancing import Health, release_by, serving_ids
 from tasks.core.model import Group, Member
 from tasks.core.progress import LEAVING
 from tasks.core.tags import is_opted_in
@@ -52,9 +55,10 @@ def parse_spot_event(event: dict[str, Any]) -> SpotEvent:
 
 
 def release_deadline(warned_at: float, notice_seconds: int = NOTICE_SECONDS,
-                     margin_seconds: int = RELEASE_MARGIN_SECONDS) -> float:
-    """Epoch seconds by which the doomed spot leaves the group, whether or not the replacement is in service."""
-    return warned_at + max(notice_seconds - margin_seconds, notice_seconds // 2)
+                     margin_seconds: int = RELEASE_MARGIN_SECONDS, drain_seconds: int = 0) -> float:
+    """Epoch seconds by which the doomed spot leaves the group, whether or not the replacement is in service;
+    behind load balancers, early enough to drain (tasks.core.load_balancing.release_by)."""
+    return release_by(warned_at, notice_seconds, drain_seconds, margin_seconds)
 
 
 def poll_seconds(notice_seconds: int) -> int:
@@ -98,15 +102,20 @@ class Release:
     why: str
 
 
-def release_decision(group: Group, *, spot_id: str, raised_to: int, now: float, deadline: float) -> Release:
+def release_decision(group: Group, *, spot_id: str, raised_to: int, now: float, deadline: float,
+                     health: Health | None = None) -> Release:
+    """Behind load balancers (`health` given) the replacement counts once it is healthy in every one of them."""
     spot = group.member(spot_id)
     if spot is None:
         lower = raised_to - 1 if group.desired == raised_to else None
         return Release(False, lower, True, f"spot {spot_id} already left ASG {group.name}")
     if spot.lifecycle_state.startswith(LEAVING):
         return Release(False, None, True, f"spot {spot_id} is {spot.lifecycle_state}")
-    if group.in_service_count >= group.desired:
-        return Release(True, None, True, f"replacement in service ({group.in_service_count}/{group.desired})")
+    health = health if group.behind_load_balancer else None
+    serving = len(serving_ids(group, health)) if health is not None else group.in_service_count
+    what = "healthy behind the load balancers" if health is not None else "in service"
+    if serving >= group.desired:
+        return Release(True, None, True, f"replacement {what} ({serving}/{group.desired})")
     if now >= deadline:
-        return Release(True, None, True, f"deadline: {group.in_service_count} in service for desired {group.desired}")
-    return Release(False, None, False, f"{group.in_service_count} in service for desired {group.desired}")
+        return Release(True, None, True, f"deadline: {serving} {what} for desired {group.desired}")
+    return Release(False, None, False, f"{serving} {what} for desired {group.desired}")

@@ -6,6 +6,28 @@ from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
+class TemplateRef:
+    """A launch template as the group names it: by id or by name, and a version."""
+
+    template_id: str | None
+    name: str | None
+    version: str = "$Default"
+
+    def same_template(self, other: TemplateRef) -> bool:
+        return bool((self.template_id and self.template_id == other.template_id)
+                    or (self.name and self.name == other.name))
+
+
+@dataclass(frozen=True)
+class Override:
+    """One MixedInstancesPolicy override: a type, its own template if it has one, its weight if weighted."""
+
+    instance_type: str
+    launch_template: TemplateRef | None = None
+    weighted_capacity: str | None = None
+
+
+@dataclass(frozen=True)
 class Member:
     """One instance as the Auto Scaling group lists it."""
 
@@ -15,6 +37,8 @@ class Member:
     protected: bool = False
     availability_zone: str = ""
     instance_type: str = ""
+    launch_template: TemplateRef | None = None  # the member's own template (mixed-instances groups: its override's)
+    weighted_capacity: str | None = None
 
     @property
     def in_service(self) -> bool:
@@ -38,6 +62,19 @@ class Group:
     health_check_grace_period: int = 300
     status: str | None = None
     zones: tuple[str, ...] = ()  # the group's configured Availability Zones
+    target_group_arns: tuple[str, ...] = ()
+    load_balancer_names: tuple[str, ...] = ()  # classic ELBs
+    capacity_rebalance: bool = False
+    overrides: tuple[Override, ...] = ()  # MixedInstancesPolicy overrides; empty for a plain group
+    desired_capacity_type: str = "units"
+
+    @property
+    def behind_load_balancer(self) -> bool:
+        return bool(self.target_group_arns or self.load_balancer_names)
+
+    @property
+    def default_template(self) -> TemplateRef:
+        return TemplateRef(self.launch_template_id, self.launch_template_name, self.launch_template_version)
 
     def member(self, instance_id: str) -> Member | None:
         return next((m for m in self.members if m.instance_id == instance_id), None)

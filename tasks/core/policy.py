@@ -17,6 +17,8 @@ from tasks.core.tags import (
     ALLOWED_TYPES,
     DENIED_TYPES,
     GRACE_PERIOD,
+    LAUNCH_HOOKS,
+    LAUNCH_HOOKS_BYPASS,
     MAX_PARALLEL,
     MIN_ON_DEMAND,
     MIN_ON_DEMAND_PERCENT,
@@ -65,6 +67,7 @@ class Policy:
     allowed_types: tuple[str, ...] = ()
     denied_types: tuple[str, ...] = ()
     window: Window | None = None
+    bypass_launch_hooks: bool = False
 
     def on_demand_floor(self, desired: int) -> int:
         """On-demand instances that must stay: the larger of the count and the percent of desired, rounded up."""
@@ -131,4 +134,8 @@ def parse_policy(asg_name: str, tags: Mapping[str, str], *, default_grace_period
         values["denied_types"] = _globs(asg_name, DENIED_TYPES, tags[DENIED_TYPES])
     if WINDOW in tags:
         values["window"] = _window(asg_name, tags[WINDOW])
+    if LAUNCH_HOOKS in tags:
+        if tags[LAUNCH_HOOKS].strip() != LAUNCH_HOOKS_BYPASS:
+            raise PolicyError(asg_name, LAUNCH_HOOKS, tags[LAUNCH_HOOKS], f"the only value is {LAUNCH_HOOKS_BYPASS!r}")
+        values["bypass_launch_hooks"] = True
     return Policy(**values)  # type: ignore[arg-type]

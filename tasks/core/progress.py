@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tasks.core.errors import GroupNotReady, OnDemandGone, SpotNotReady
+from tasks.core.errors import GroupNotReady, OnDemandGone, SpotNotHealthy, SpotNotReady
+from tasks.core.load_balancing import Health, not_serving, serving_ids
 from tasks.core.model import Group
 
 READY, WAITING = "ready", "waiting"
@@ -36,16 +37,19 @@ class RetireDecision:
     retire: bool  # call TerminateInstanceInAutoScalingGroup (decrementing desired) now
     done: bool  # the on-demand is leaving or gone and the spot serves: the swap is complete
     why_waiting: str = ""
+    waiting_on_load_balancer: bool = False  # the wait counts against lb_max_polls, not group_max_polls
 
 
 LEAVING = ("Terminating", "Detaching", "Detached")
 
 
-def retire_decision(group: Group, *, on_demand_id: str, spot_id: str, polls: int, max_polls: int) -> RetireDecision:
-    """Retire the on-demand only while the spot is InService and the group keeps desired in service without it.
+def retire_decision(group: Group, *, on_demand_id: str, spot_id: str, polls: int, max_polls: int,
+                    health: Health | None = None, lb_polls: int = 0, lb_max_polls: int = 1) -> RetireDecision:
+    """Retire the on-demand only while the spot serves and the group keeps desired serving without it.
 
-    A retry after a crash that followed our terminate call finds the on-demand already leaving: done, no
-    second call.
+    Serving = InService in the group and, for a group behind load balancers (`health` given), healthy in every
+    target group and InService in every classic ELB; the group's count is then of serving members too. A retry
+    after a crash that followed our terminate call finds the on-demand already leaving: done, no second call.
     """
     spot = group.member(spot_id)
     if spot is None:
@@ -58,10 +62,18 @@ def retire_decision(group: Group, *, on_demand_id: str, spot_id: str, polls: int
         raise OnDemandGone(f"on-demand {on_demand_id} is {state} in ASG {group.name} before the spot serves")
     if not on_demand.in_service:
         raise OnDemandGone(f"on-demand {on_demand_id} is {on_demand.lifecycle_state} in ASG {group.name}")
+    health = health if group.behind_load_balancer else None
+    unhealthy = not_serving(health, spot_id) if health is not None else None
+    serving = len(serving_ids(group, health)) if health is not None else group.in_service_count
     if not spot.in_service:
         why = f"spot {spot_id} is {spot.lifecycle_state}, not yet InService"
-    elif group.in_service_count - 1 < group.desired - 1:
-        why = f"ASG {group.name} has {group.in_service_count} InService for desired {group.desired}"
+    elif unhealthy:
+        if lb_polls >= lb_max_polls:
+            raise SpotNotHealthy(f"spot never healthy behind the load balancers after {lb_polls} polls: {unhealthy}")
+        return RetireDecision(retire=False, done=False, why_waiting=f"spot {unhealthy}", waiting_on_load_balancer=True)
+    elif serving - 1 < group.desired - 1:
+        what = "serving behind its load balancers" if health is not None else "InService"
+        why = f"ASG {group.name} has {serving} {what} for desired {group.desired}"
     else:
         return RetireDecision(retire=True, done=True)
     if polls >= max_polls:

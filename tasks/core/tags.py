@@ -22,9 +22,12 @@ GRACE_PERIOD = "AsgOptimiser:GracePeriod"
 ALLOWED_TYPES = "AsgOptimiser:AllowedTypes"
 DENIED_TYPES = "AsgOptimiser:DeniedTypes"
 WINDOW = "AsgOptimiser:Window"
+LAUNCH_HOOKS = "AsgOptimiser:LaunchHooks"  # `bypass`: swap although attached spots skip the group's launch hooks
+LAUNCH_HOOKS_BYPASS = "bypass"
 # Every `AsgOptimiser:*` key an ASG may carry: anything else under the prefix is a typo and refused, so a
 # misspelt policy never silently means "default". Add new group tag keys here.
-POLICY_TAGS = (MIN_ON_DEMAND, MIN_ON_DEMAND_PERCENT, MAX_PARALLEL, GRACE_PERIOD, ALLOWED_TYPES, DENIED_TYPES, WINDOW)
+POLICY_TAGS = (MIN_ON_DEMAND, MIN_ON_DEMAND_PERCENT, MAX_PARALLEL, GRACE_PERIOD, ALLOWED_TYPES, DENIED_TYPES, WINDOW,
+               LAUNCH_HOOKS)
 STATE_TAG_PREFIXES = (HOLD_PREFIX, ORIGINAL_PREFIX)
 
 

@@ -18,6 +18,10 @@ class Timing:
     boot_max_polls: int = 40
     group_poll_seconds: int = 10
     group_max_polls: int = 30
+    # Behind load balancers the spot must pass their health checks (interval x healthy threshold: 5-3000 s;
+    # the default 30 s x 5 = 150 s) before the on-demand leaves.
+    lb_poll_seconds: int = 15
+    lb_max_polls: int = 40
 
     def flat(self) -> dict[str, int]:
         return asdict(self)
@@ -29,6 +33,8 @@ _LIMITS = {
     "boot_max_polls": (1, 200),
     "group_poll_seconds": (0, 600),
     "group_max_polls": (1, 200),
+    "lb_poll_seconds": (0, 600),
+    "lb_max_polls": (1, 400),
 }
 
 
@@ -54,4 +60,5 @@ def cleanup_bound_seconds(timing: Timing) -> int:
         timing.start_delay_seconds
         + timing.boot_poll_seconds * timing.boot_max_polls
         + timing.group_poll_seconds * timing.group_max_polls
+        + timing.lb_poll_seconds * timing.lb_max_polls
     )
