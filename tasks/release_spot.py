@@ -38,8 +38,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if decision.done:
         logger.info("doomed spot released", extra={"asg": asg_name, "spot_instance_id": spot_id,
                                                    "why": decision.why, "polls": polls})
-        publish(INTERRUPTION_HANDLED, {"asg_name": asg_name, "execution_name": event.get("execution_name"),
-                                       "reason": "interruption", "interrupted_instance_id": spot_id,
-                                       "availability_zone": spot.availability_zone if spot else None,
-                                       "why": decision.why, "released_at": time.time(), "deadline": float(event["deadline"])})
+        publish(INTERRUPTION_HANDLED, {
+            "asg_name": asg_name, "execution_name": event.get("execution_name"), "reason": "interruption",
+            "interrupted_instance_id": spot_id, "availability_zone": spot.availability_zone if spot else None,
+            "why": decision.why, "released_at": time.time(), "deadline": float(event["deadline"]),
+        })
     return {"done": decision.done, "polls": polls, "why": decision.why}
