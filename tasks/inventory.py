@@ -10,9 +10,11 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from tasks.aws import client, error_code
-from tasks.core.model import Instance
+from tasks.core.lifecycle_hooks import launch_hook_refusal
+from tasks.core.model import Group, Instance
+from tasks.core.policy import PolicyError, parse_policy
 from tasks.core.tags import OPT_IN, OPT_IN_VALUE
-from tasks.describe import instance_from_response
+from tasks.describe import instance_from_response, lifecycle_hooks
 
 GROUP_PAGE = 100  # DescribeAutoScalingGroups MaxRecords limit
 INSTANCE_BATCH = 1000
@@ -96,3 +98,18 @@ def active_refreshes(asg_names: Iterable[str]) -> dict[str, str]:
                 busy[name] = f"instance refresh {refresh['InstanceRefreshId']} is {refresh['Status']}"
                 break
     return busy
+
+
+def launch_hook_blocks(groups: Iterable[Group]) -> dict[str, str]:
+    """Groups whose launch lifecycle hooks attached spots would skip -> why (unless the group's policy bypasses
+    them). One DescribeLifecycleHooks per group asked about: the scanner asks only about groups it picks in."""
+    blocked: dict[str, str] = {}
+    for group in groups:
+        try:
+            bypass = parse_policy(group.name, group.tags, default_grace_period=0).bypass_launch_hooks
+        except PolicyError:
+            continue  # the selection already skipped it by name
+        why = launch_hook_refusal(group.name, lifecycle_hooks(group.name), bypass=bypass)
+        if why:
+            blocked[group.name] = why
+    return blocked

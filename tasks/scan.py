@@ -2,8 +2,9 @@
 per pick. A dry run returns the same plan and starts nothing.
 
 Reads in a fixed order and a fixed number of calls whatever the number of groups: the groups (100 a page),
-their instances (1,000 a call), the RUNNING executions (one listing). Only a real run asks, for each group it is
-about to start swaps in, whether an instance refresh is under way (AWS has no fleet-wide listing of those).
+their instances (1,000 a call), the RUNNING executions (one listing). For each group it picks instances in, it
+asks for the group's lifecycle hooks (a launch hook, which attached spots skip, skips the group unless bypassed);
+only a real run asks whether an instance refresh is under way (AWS has no fleet-wide listing of either).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from tasks.core.selection import GroupSkip, Plan, select
 from tasks.describe import group_from_response
 from tasks.dispatch import replace_state_machine_arn, start_swap
 from tasks.executions import running_swaps
-from tasks.inventory import active_refreshes, instances_by_id, named_groups, opted_in_groups
+from tasks.inventory import active_refreshes, instances_by_id, launch_hook_blocks, named_groups, opted_in_groups
 
 logger = Logger()
 
@@ -37,8 +38,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
     cooling = active_pools(now.timestamp())
     plan = select(groups, instances, running, now, cooling_pools=cooling)
-    if not request.dry_run and plan.picks:
-        busy = active_refreshes(v.asg_name for v in plan.picks)
+    if plan.picks:  # launch hooks block a group in a dry run too; refreshes are asked about only for real
+        picked = {v.asg_name for v in plan.picks}
+        busy = launch_hook_blocks(g for g in groups if g.name in picked)
+        if not request.dry_run:
+            busy |= active_refreshes(picked - set(busy))
         if busy:
             plan = select(groups, instances, running, now, busy=busy, cooling_pools=cooling)
     found = {g.name for g in groups}

@@ -2,7 +2,9 @@
 
 - Interruption warning: start the spot-interruption execution (on-demand capacity in before the spot goes).
 - Rebalance recommendation: replace the spot proactively with a spot from another pool, through the ordinary
-  replacement workflow (reason `rebalance`). Its pool cools down first, so the type choice avoids it; when every
+  replacement workflow (reason `rebalance`) — unless the group has Capacity Rebalancing on: then Auto Scaling
+  itself launches a replacement and terminates the old spot, and we leave it to it (one recommendation, one
+  replacement). Its pool cools down first, so the type choice avoids it; when every
   pool is cooling the swap ends `no-capacity` and the interruption fallback covers the instance. An instance is
   churned at most once per cooldown (an atomic claim in the cooldown table).
 
@@ -75,6 +77,10 @@ def on_rebalance(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if isinstance(found, str):
         return {"ignored": found}
     group, member = found
+    if group.capacity_rebalance:  # Auto Scaling launches the replacement itself: a second one would be ours
+        why = f"ASG {group.name} has Capacity Rebalancing on: Auto Scaling replaces {warning.instance_id} itself"
+        logger.info("rebalance ignored", extra={"why": why})
+        return {"ignored": why}
     if not claim_instance(warning.instance_id, reason="rebalance"):
         why = f"instance {warning.instance_id} was already churned within the cooldown"
         logger.info("rebalance ignored", extra={"why": why})

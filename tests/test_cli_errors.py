@@ -155,7 +155,7 @@ def test_bad_options_name_the_value(aws: EmbeddedAws, fleet) -> None:
         "error: timing.boot_max_polls must be an integer from 1 to 200, got 0")
     assert refused(aws, "replace", "--asg", "web", "--timing", "boot_polls=3") == (
         "error: unknown timing key 'boot_polls'; known keys: boot_max_polls, boot_poll_seconds, group_max_polls, "
-        "group_poll_seconds, start_delay_seconds")
+        "group_poll_seconds, lb_max_polls, lb_poll_seconds, start_delay_seconds")
     assert refused(aws, "replace", "--asg", "web", "--timing", "fast") == (
         "error: --timing 'fast' is not KEY=WHOLE_NUMBER, e.g. boot_poll_seconds=5")
     assert refused(aws, "executions", "--since", "yesterday") == (

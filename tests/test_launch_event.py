@@ -73,7 +73,8 @@ def test_a_launch_starts_a_swap_that_waits_out_the_grace_period(aws: EmbeddedAws
     assert json.loads(described["input"]) == {
         "asg_name": "web", "instance_id": instance_id, "reason": "event",
         "timing": {"start_delay_seconds": result["start_delay_seconds"], "boot_poll_seconds": 15,
-                   "boot_max_polls": 40, "group_poll_seconds": 10, "group_max_polls": 30}}
+                   "boot_max_polls": 40, "group_poll_seconds": 10, "group_max_polls": 30,
+                   "lb_poll_seconds": 15, "lb_max_polls": 40}}
     wait_for_state(aws, execution["executionArn"], "StartDelay")
     assert "Validate" not in states_entered(aws, execution["executionArn"])
 

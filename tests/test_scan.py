@@ -209,8 +209,9 @@ def test_api_calls_are_per_page_not_per_group(aws: EmbeddedAws, make_group) -> N
         result = run_scan(aws, dry_run=True)
     assert result["groups_scanned"] == 101
     assert Counter(p["asg_name"] for p in result["plan"]) == {"g000": 3, "g100": 3}
+    # one DescribeLifecycleHooks per group with picks (2 of 101): a launch hook blocks a dry run's plan too
     assert dict(calls) == {"auto-scaling.DescribeAutoScalingGroups": 2, "ec2.DescribeInstances": 1,
-                           "sfn.ListExecutions": 1, "dynamodb.Scan": 1}
+                           "sfn.ListExecutions": 1, "dynamodb.Scan": 1, "auto-scaling.DescribeLifecycleHooks": 2}
 
 
 BAD_INPUT = [
@@ -218,7 +219,8 @@ BAD_INPUT = [
     ({"asg_names": "web"}, "asg_names must be a list of ASG names, got 'web'"),
     ({"now": "yesterday"}, "now must be an ISO 8601 timestamp such as '2026-01-31T22:30:00Z', got 'yesterday'"),
     ({"timing": {"boot_polls": 3}}, "unknown timing key 'boot_polls'; known keys: boot_max_polls, "
-                                    "boot_poll_seconds, group_max_polls, group_poll_seconds, start_delay_seconds"),
+                                    "boot_poll_seconds, group_max_polls, group_poll_seconds, lb_max_polls, "
+                                    "lb_poll_seconds, start_delay_seconds"),
     ({"timing": "fast"}, "timing must be an object of timing keys, got 'fast'"),
 ]
 
