@@ -154,6 +154,7 @@ class EmbeddedAws:
         self.load_balancers = LoadBalancerModel(clock=self.clock)
         self.lifecycle = InstanceLifecycleModel(self.load_balancers, clock=self.clock)
         self.mixed_instances = MixedInstancesModel()
+        self.rebalanced: dict[str, str | None] = {}  # spot -> the replacement Capacity Rebalancing launched
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
         self.deployment = Deployment()
         self._session: Any = None

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from asg_optimizer.local.capacity_rebalance import recommend
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.stack import STACK, EventRule, Stack
 from tasks.core.interruption import INTERRUPTION_WARNING, NOTICE_SECONDS, REBALANCE_RECOMMENDATION
@@ -84,6 +85,8 @@ def interrupt(aws: EmbeddedAws, instance_id: str, *, rebalance: bool = False, re
     instance when the notice runs out, unless `reclaim=False`."""
     reservations = aws.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
     zone = reservations[0]["Instances"][0]["Placement"]["AvailabilityZone"]
+    if rebalance:  # Auto Scaling's own Capacity Rebalancing acts on the same recommendation
+        aws.rebalanced[instance_id] = recommend(aws.lifecycle, ACCOUNT, aws.region, instance_id)
     delivery = emit(aws, spot_event(instance_id, zone, rebalance=rebalance))
     if reclaim and not rebalance:
         aws.ec2_model.reclaim(instance_id, notice_seconds(aws) - (time.monotonic() - delivery.emitted_at))

@@ -1,7 +1,8 @@
 """The safety invariants, checked on the embedded AWS after every task invocation of every execution.
 
 - in-service instances of each group >= the desired capacity the swap started with (or the current desired, if the
-  group was scaled in meanwhile), at every sample;
+  group was scaled in meanwhile), at every sample; for a group behind load balancers, the instances that serve:
+  InService in the group AND healthy in every target group and InService in every classic ELB;
 - no on-demand instance terminated unless a spot that replaces it (tag `AsgOptimiser:Replaces`) is InService in the
   same group — terminations the test itself made are declared with `external()`;
 - at the end: no spot we launched running outside a group; every group setting we change (MaxSize, suspended
@@ -30,6 +31,7 @@ class Sample:
     step: str
     in_service: int
     desired: int
+    serving: int | None = None  # behind load balancers: members healthy in every one of them
 
 
 @dataclass(frozen=True)
@@ -85,16 +87,34 @@ class InvariantChecker:
         """The test itself terminated this instance (someone else did, from the optimizer's view)."""
         self._external.add(instance_id)
 
+    def _serving(self, group: dict[str, Any]) -> int | None:
+        """Members healthy in every load balancer of the group; None for a group without load balancers."""
+        if not (group.get("TargetGroupARNs") or group.get("LoadBalancerNames")):
+            return None
+        serving = {i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] == "InService"}
+        for arn in group.get("TargetGroupARNs") or []:
+            found = self._client("elbv2").describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+            serving &= {d["Target"]["Id"] for d in found if d["TargetHealth"]["State"] == "healthy"}
+        for name in group.get("LoadBalancerNames") or []:
+            found = self._client("elb").describe_instance_health(LoadBalancerName=name)["InstanceStates"]
+            serving &= {s["InstanceId"] for s in found if s["State"] == "InService"}
+        return len(serving)
+
     def sample(self, step: str = "manual") -> None:
         groups = self._groups()
+        serving = {g["AutoScalingGroupName"]: self._serving(g) for g in groups}
         with self._lock:
             for group in groups:
                 name = group["AutoScalingGroupName"]
                 in_service = sum(1 for i in group["Instances"] if i["LifecycleState"] == "InService")
-                self.samples.append(Sample(name, step, in_service, group["DesiredCapacity"]))
+                healthy = serving[name]
+                self.samples.append(Sample(name, step, in_service, group["DesiredCapacity"], healthy))
                 floor = min(self._baseline.get(name, 0), group["DesiredCapacity"])
                 if in_service < floor:
                     self.violations.append(f"after {step}: ASG {name} has {in_service} InService, below {floor}")
+                if healthy is not None and healthy < floor:
+                    self.violations.append(
+                        f"after {step}: ASG {name} has {healthy} healthy behind its load balancers, below {floor}")
         self._check_terminations(step, groups)
 
     def _check_terminations(self, step: str, groups: list[dict[str, Any]]) -> None:
@@ -180,3 +200,8 @@ class InvariantChecker:
 
     def lowest_in_service(self, asg_name: str) -> int:
         return min(s.in_service for s in self.for_group(asg_name))
+
+    def lowest_serving(self, asg_name: str) -> int | None:
+        """The fewest members healthy behind the group's load balancers at any sample; None without any."""
+        counts = [s.serving for s in self.for_group(asg_name) if s.serving is not None]
+        return min(counts) if counts else None

@@ -1,0 +1,277 @@
+"""Web fleets end to end on the embedded AWS: swaps behind load balancers, launch and termination hooks,
+mixed-instances groups, Capacity Rebalancing, and the events every swap publishes.
+
+The load balancers' clock is a ManualClock that moves STEP AWS seconds after every task invocation, so "healthy
+after interval x threshold" takes the same number of steps on any machine.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from asg_optimizer.local import seam
+from asg_optimizer.local.clock import ManualClock
+from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_network, create_target_group
+from asg_optimizer.local.invariants import InvariantChecker
+from tasks.core.swap_events import ON_DEMAND_RETIRED, SOURCE, SPOT_ATTACHED, SWAP_FAILED
+from tests.conftest import FAST
+from tests.workflow_helpers import cause, members, states_entered
+
+STEP = 2.0  # AWS seconds per task invocation
+WEB = {"lb_poll_seconds": 0, "lb_max_polls": 30, "group_poll_seconds": 0}
+PINNED = {"AsgOptimiser:AllowedTypes": "m5a.large"}  # one candidate type, so a test can make it never healthy
+LAUNCHING, TERMINATING = "autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING"
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def web(clock: ManualClock) -> Iterator[EmbeddedAws]:
+    def tick(*_: Any) -> None:
+        clock.advance(STEP)
+
+    with EmbeddedAws(boot_delay_seconds=0, clock=clock) as embedded:
+        seam.observers.append(tick)
+        try:
+            yield embedded
+        finally:
+            seam.observers.remove(tick)
+
+
+@pytest.fixture
+def network(web: EmbeddedAws) -> Network:
+    return create_network()
+
+
+def web_group(web: EmbeddedAws, network: Network, clock: ManualClock, *, name: str = "web", desired: int = 2,
+              interval: int = 5, healthy_threshold: int = 3, delay: int = 30, **tags: str) -> tuple[dict, str]:
+    """A group behind one target group, its members already healthy."""
+    arn = create_target_group(network, f"{name}-tg", interval=interval, healthy_threshold=healthy_threshold,
+                              deregistration_delay=delay)
+    raw = create_group(network, GroupSpec(name, desired=desired, max_size=desired + 2, extra_tags=tags,
+                                          target_group_arns=(arn,)))
+    clock.advance(interval * healthy_threshold)
+    return raw, arn
+
+
+def target_states(web: EmbeddedAws, arn: str) -> dict[str, str]:
+    found = web.client("elbv2").describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    return {d["Target"]["Id"]: d["TargetHealth"]["State"] for d in found}
+
+
+def event_queue(web: EmbeddedAws) -> str:
+    """An SQS queue that receives every event with our source on the default bus."""
+    sqs, events = web.client("sqs"), web.client("events")
+    url = sqs.create_queue(QueueName="swap-events")["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    events.put_rule(Name="swap-events", EventPattern=json.dumps({"source": [SOURCE]}))
+    events.put_targets(Rule="swap-events", Targets=[{"Id": "queue", "Arn": arn}])
+    return str(url)
+
+
+def received(web: EmbeddedAws, url: str) -> list[dict[str, Any]]:
+    sqs, found = web.client("sqs"), []
+    while True:
+        batch = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+        if not batch:
+            return found
+        found += [json.loads(m["Body"]) for m in batch]
+
+
+class HealthLog:
+    """Target health of the swap's two instances after every task invocation."""
+
+    def __init__(self, web: EmbeddedAws, arn: str, on_demand: str) -> None:
+        self.web, self.arn, self.on_demand = web, arn, on_demand
+        self.rows: list[tuple[str, str | None, str]] = []  # (function, spot state, on-demand state)
+
+    def __call__(self, function: str, event: dict[str, Any], result: dict[str, Any], errored: bool) -> None:
+        states = target_states(self.web, self.arn)
+        spots = [i for i in states if i not in self.original]
+        self.rows.append((function, states[spots[0]] if spots else None, states.get(self.on_demand, "gone")))
+
+    def __enter__(self) -> HealthLog:
+        self.original = set(target_states(self.web, self.arn))
+        seam.observers.append(self)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        seam.observers.remove(self)
+
+
+def test_swap_behind_a_target_group_retires_the_on_demand_only_once_the_spot_is_healthy(
+        web: EmbeddedAws, network: Network, clock: ManualClock) -> None:
+    raw, arn = web_group(web, network, clock, interval=5, healthy_threshold=3)  # 15 s of checks: 8 steps
+    on_demand = raw["Instances"][0]["InstanceId"]
+    queue = event_queue(web)
+    with InvariantChecker(["web"]) as check, HealthLog(web, arn, on_demand) as log:
+        execution = web.start_swap("web", on_demand, timing={**FAST, **WEB})
+        described = web.wait(execution)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert check.finish() == []
+    path = states_entered(web, execution)
+    assert path.count("RetireOnDemand") >= 3, "RetireOnDemand must wait out the health checks"
+    first_draining = next(i for i, (_, _, od) in enumerate(log.rows) if od == "draining")
+    assert log.rows[first_draining - 1][1] == "healthy", "the on-demand left before the spot was healthy"
+    assert all(od == "healthy" for _, _, od in log.rows[:first_draining]), "on-demand disturbed before retiring"
+    assert check.lowest_serving("web") == 2
+    spot = json.loads(described["output"])["spot"]["spot_instance_id"]
+    clock.advance(30)  # the deregistration delay: the on-demand finishes draining and leaves
+    assert members(web, "web") == {raw["Instances"][1]["InstanceId"]: "InService", spot: "InService"}
+    kinds = [(e["detail-type"], e["detail"]["spot_instance_id"]) for e in received(web, queue)]
+    assert kinds == [(SPOT_ATTACHED, spot), (ON_DEMAND_RETIRED, spot)]
+
+
+def test_spot_never_healthy_is_cleaned_up_and_the_on_demand_keeps_serving(
+        web: EmbeddedAws, network: Network, clock: ManualClock) -> None:
+    web.load_balancers.never_healthy.add("m5a.large")
+    raw, arn = web_group(web, network, clock, **PINNED)
+    on_demand = raw["Instances"][0]["InstanceId"]
+    queue = event_queue(web)
+    with InvariantChecker(["web"]) as check:
+        execution = web.start_swap("web", on_demand, timing={**FAST, **WEB, "lb_max_polls": 6})
+        described = web.wait(execution)
+    assert described["status"] == "FAILED"
+    assert described["error"] == "SpotNotHealthy"
+    assert "spot never healthy behind the load balancers after 6 polls" in cause(described)
+    assert "is unhealthy in target group web-tg" in cause(described)
+    assert states_entered(web, execution)[-3:] == ["Cleanup", "RestoreAfterFailure", "SwapFailed"]
+    assert check.finish() == []
+    assert target_states(web, arn)[on_demand] == "healthy"
+    spot = next(i for i, s in members(web, "web").items() if i not in {m["InstanceId"] for m in raw["Instances"]})
+    assert members(web, "web")[spot] == "Terminating"  # out through the group: deregistered, draining
+    assert target_states(web, arn)[spot] == "draining"
+    assert web.client("autoscaling").describe_auto_scaling_groups(
+        AutoScalingGroupNames=["web"])["AutoScalingGroups"][0]["DesiredCapacity"] == 2
+    failed = [e for e in received(web, queue) if e["detail-type"] == SWAP_FAILED]
+    assert [e["detail"]["error"] for e in failed] == ["SpotNotHealthy"]
+
+
+def test_launch_hook_refuses_the_swap_naming_the_hook(web: EmbeddedAws, network: Network,
+                                                      clock: ManualClock) -> None:
+    raw, _ = web_group(web, network, clock)
+    web.client("autoscaling").put_lifecycle_hook(LifecycleHookName="bootstrap", AutoScalingGroupName="web",
+                                                 LifecycleTransition=LAUNCHING, HeartbeatTimeout=300)
+    execution = web.start_swap("web", raw["Instances"][0]["InstanceId"], timing={**FAST, **WEB})
+    described = web.wait(execution)
+    assert described["status"] == "FAILED" and described["error"] == "LaunchHookInTheWay"
+    assert cause(described) == ("ASG web has launch lifecycle hook 'bootstrap', which attached spots skip; "
+                                "tag AsgOptimiser:LaunchHooks=bypass to swap anyway")
+    assert "LaunchSpot" not in states_entered(web, execution)
+
+
+def test_launch_hook_bypass_swaps_and_publishes_the_events(web: EmbeddedAws, network: Network,
+                                                           clock: ManualClock) -> None:
+    raw, _ = web_group(web, network, clock, **{"AsgOptimiser:LaunchHooks": "bypass"})
+    web.client("autoscaling").put_lifecycle_hook(LifecycleHookName="bootstrap", AutoScalingGroupName="web",
+                                                 LifecycleTransition=LAUNCHING, HeartbeatTimeout=300)
+    queue = event_queue(web)
+    on_demand = raw["Instances"][0]["InstanceId"]
+    execution = web.start_swap("web", on_demand, timing={**FAST, **WEB})
+    described = web.wait(execution)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    spot = json.loads(described["output"])["spot"]["spot_instance_id"]
+    assert members(web, "web")[spot] == "InService"  # attached: the launch hook did not hold it
+    events = received(web, queue)
+    assert [e["detail-type"] for e in events] == [SPOT_ATTACHED, ON_DEMAND_RETIRED]
+    attached = events[0]["detail"]
+    assert attached["asg_name"] == "web" and attached["on_demand_instance_id"] == on_demand
+    assert attached["spot_instance_id"] == spot and attached["execution_name"] == described["name"]
+    assert attached["launch_template"]["name"] == "web-lt" and attached["launch_hooks_skipped"] is True
+    assert attached["availability_zone"] == raw["Instances"][0]["AvailabilityZone"]
+
+
+def test_scanner_skips_a_launch_hook_group_with_the_reason(web: EmbeddedAws, network: Network,
+                                                           clock: ManualClock) -> None:
+    web_group(web, network, clock)
+    web.client("autoscaling").put_lifecycle_hook(LifecycleHookName="bootstrap", AutoScalingGroupName="web",
+                                                 LifecycleTransition=LAUNCHING, HeartbeatTimeout=300)
+    answer = web.client("lambda").invoke(FunctionName=web.deployment.function_arns["scanner"],
+                                         Payload=json.dumps({"dry_run": True}))
+    result = json.loads(answer["Payload"].read())
+    assert result["plan"] == []
+    assert result["skipped_groups"] == [{"asg_name": "web", "why": (
+        "ASG web has launch lifecycle hook 'bootstrap', which attached spots skip; "
+        "tag AsgOptimiser:LaunchHooks=bypass to swap anyway")}]
+
+
+def test_termination_hook_holds_the_on_demand_and_the_swap_still_ends_swapped(web: EmbeddedAws,
+                                                                              network: Network,
+                                                                              clock: ManualClock) -> None:
+    raw, arn = web_group(web, network, clock, delay=4)
+    autoscaling = web.client("autoscaling")
+    autoscaling.put_lifecycle_hook(LifecycleHookName="ship-logs", AutoScalingGroupName="web",
+                                   LifecycleTransition=TERMINATING, HeartbeatTimeout=3600)
+    on_demand = raw["Instances"][0]["InstanceId"]
+    with InvariantChecker(["web"]) as check:
+        execution = web.start_swap("web", on_demand, timing={**FAST, **WEB})
+        described = web.wait(execution)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert check.finish() == []
+    clock.advance(4)  # drained
+    assert members(web, "web")[on_demand] == "Terminating:Wait"
+    autoscaling.complete_lifecycle_action(AutoScalingGroupName="web", LifecycleHookName="ship-logs",
+                                          LifecycleActionResult="CONTINUE", InstanceId=on_demand)
+    assert on_demand not in members(web, "web")
+    state = web.client("ec2").describe_instances(InstanceIds=[on_demand])["Reservations"][0]["Instances"][0]["State"]
+    assert state["Name"] == "terminated"
+
+
+def mixed_group(web: EmbeddedAws, network: Network, *, weights: tuple[str, str] | None = None) -> dict[str, Any]:
+    """`api`: an x86 default template and an arm64 override with a template of its own."""
+    ec2, autoscaling = web.client("ec2"), web.client("autoscaling")
+    x86 = ec2.create_launch_template(LaunchTemplateName="api-x86", LaunchTemplateData={
+        "ImageId": "ami-0a1b2c3d4e5f60718", "InstanceType": "m5.large"})["LaunchTemplate"]
+    arm_image = ec2.register_image(Name="api-arm64", Architecture="arm64", RootDeviceName="/dev/xvda")["ImageId"]
+    arm = ec2.create_launch_template(LaunchTemplateName="api-arm64", LaunchTemplateData={
+        "ImageId": arm_image, "InstanceType": "m6g.large"})["LaunchTemplate"]
+    overrides: list[dict[str, Any]] = [
+        {"InstanceType": "m5.large"},
+        {"InstanceType": "m6g.large", "LaunchTemplateSpecification": {"LaunchTemplateId": arm["LaunchTemplateId"],
+                                                                      "Version": "1"}}]
+    if weights:
+        for override, weight in zip(overrides, weights, strict=True):
+            override["WeightedCapacity"] = weight
+    autoscaling.create_auto_scaling_group(
+        AutoScalingGroupName="api", MinSize=0, MaxSize=4, DesiredCapacity=2, VPCZoneIdentifier=network.subnets["a"],
+        HealthCheckGracePeriod=0,
+        MixedInstancesPolicy={"LaunchTemplate": {"LaunchTemplateSpecification": {
+            "LaunchTemplateId": x86["LaunchTemplateId"], "Version": "$Latest"}, "Overrides": overrides}},
+        Tags=[{"ResourceId": "api", "ResourceType": "auto-scaling-group", "Key": "AsgOptimiser", "Value": "true",
+               "PropagateAtLaunch": False}],
+    )
+    found = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["api"])["AutoScalingGroups"][0]
+    return {"group": found, "arm_image": arm_image, "arm_template": arm["LaunchTemplateId"]}
+
+
+def test_mixed_instances_arm64_override_is_replaced_by_an_arm64_spot_from_its_own_template(
+        web: EmbeddedAws, network: Network) -> None:
+    made = mixed_group(web, network)
+    arm = next(i for i in made["group"]["Instances"] if i["InstanceType"] == "m6g.large")
+    execution = web.start_swap("api", arm["InstanceId"], timing={**FAST, **WEB})
+    described = web.wait(execution)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    output = json.loads(described["output"])
+    assert output["launch_template_id"] == made["arm_template"]
+    assert output["override_types"] == ["m6g.large"]
+    spot = web.client("ec2").describe_instances(InstanceIds=[output["spot"]["spot_instance_id"]])
+    launched = spot["Reservations"][0]["Instances"][0]
+    assert launched["ImageId"] == made["arm_image"] and launched["InstanceType"] == "m6g.large"
+    assert launched["InstanceLifecycle"] == "spot"
+
+
+def test_weighted_mixed_instances_group_is_refused_with_the_reason(web: EmbeddedAws, network: Network) -> None:
+    made = mixed_group(web, network, weights=("2", "4"))
+    execution = web.start_swap("api", made["group"]["Instances"][0]["InstanceId"], timing={**FAST, **WEB})
+    described = web.wait(execution)
+    assert described["status"] == "FAILED" and described["error"] == "WeightedGroup"
+    assert cause(described) == ("ASG api has weighted overrides (m5.large=2, m6g.large=4): weighted groups are not "
+                                "swapped, since a spot of another weight would change its capacity")
