@@ -206,7 +206,7 @@ def test_scanner_skips_a_launch_hook_group_with_the_reason(web: EmbeddedAws, net
 def test_termination_hook_holds_the_on_demand_and_the_swap_still_ends_swapped(web: EmbeddedAws,
                                                                               network: Network,
                                                                               clock: ManualClock) -> None:
-    raw, arn = web_group(web, network, clock, delay=4)
+    raw, _ = web_group(web, network, clock, delay=4)
     autoscaling = web.client("autoscaling")
     autoscaling.put_lifecycle_hook(LifecycleHookName="ship-logs", AutoScalingGroupName="web",
                                    LifecycleTransition=TERMINATING, HeartbeatTimeout=3600)
