@@ -275,3 +275,108 @@ def test_weighted_mixed_instances_group_is_refused_with_the_reason(web: Embedded
     assert described["status"] == "FAILED" and described["error"] == "WeightedGroup"
     assert cause(described) == ("ASG api has weighted overrides (m5.large=2, m6g.large=4): weighted groups are not "
                                 "swapped, since a spot of another weight would change its capacity")
+
+
+def spot_in(web: EmbeddedAws, network: Network, raw: dict[str, Any], name: str = "web") -> str:
+    """A spot launched from the group's template and attached, as a finished swap leaves it."""
+    fleet = web.client("ec2").create_fleet(
+        Type="instant", TargetCapacitySpecification={"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
+        SpotOptions={"AllocationStrategy": "price-capacity-optimized"},
+        LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {
+            "LaunchTemplateId": raw["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
+            "Overrides": [{"InstanceType": "m5.large", "SubnetId": network.subnets["a"]}]}],
+    )
+    spot = str(fleet["Instances"][0]["InstanceIds"][0])
+    web.client("autoscaling").attach_instances(AutoScalingGroupName=name, InstanceIds=[spot])
+    return spot
+
+
+@pytest.fixture
+def interruption_web(request: pytest.FixtureRequest) -> Iterator[tuple[EmbeddedAws, ManualClock, Network]]:
+    """A 24 s notice (polls every 2 s) and 10 AWS seconds per task invocation: a replacement's health checks
+    (5 s x 2) pass within two ReleaseSpot polls, well inside the notice."""
+    clock = ManualClock()
+
+    def tick(*_: Any) -> None:
+        clock.advance(10)
+
+    env = {"SPOT_NOTICE_SECONDS": "24", "SWAP_TIMING": json.dumps(FAST)}
+    with EmbeddedAws(boot_delay_seconds=0, clock=clock, environment=env) as embedded:
+        seam.observers.append(tick)
+        try:
+            yield embedded, clock, create_network()
+        finally:
+            seam.observers.remove(tick)
+
+
+def interruption_of(web: EmbeddedAws, spot: str) -> tuple[dict[str, Any], dict[str, Any], float]:
+    from asg_optimizer.local.events import interrupt
+    from asg_optimizer.stack import INTERRUPTION
+
+    delivery = interrupt(web, spot)
+    name = delivery.results["spot-interruption"]["execution_name"]
+    arn = web.deployment.state_machine_arns[INTERRUPTION].replace(":stateMachine:", ":execution:") + f":{name}"
+    described = web.wait(arn, timeout=60)
+    history = web.client("stepfunctions").get_execution_history(executionArn=arn)["events"]
+    raised = next(json.loads(e["stateExitedEventDetails"]["output"]) for e in history
+                  if e["type"] == "TaskStateExited" and e["stateExitedEventDetails"]["name"] == "RaiseCapacity")
+    return described, raised, delivery.emitted_epoch
+
+
+def test_interruption_in_a_web_group_with_a_30_s_delay_waits_for_a_healthy_replacement(
+        interruption_web: tuple[EmbeddedAws, ManualClock, Network]) -> None:
+    web, clock, network = interruption_web
+    raw, arn = web_group(web, network, clock, desired=1, interval=5, healthy_threshold=2, delay=30)
+    spot = spot_in(web, network, raw)
+    clock.advance(10)
+    queue = event_queue(web)
+    with InvariantChecker(["web"]) as check:
+        described, raised, _ = interruption_of(web, spot)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert check.finish() == []
+    assert raised["drain_seconds"] == 30
+    handled = [e["detail"] for e in received(web, queue) if e["detail-type"] == "Interruption Handled"]
+    assert len(handled) == 1 and handled[0]["interrupted_instance_id"] == spot
+    assert handled[0]["why"] == "replacement healthy behind the load balancers (3/3)"
+    assert handled[0]["released_at"] < handled[0]["deadline"]
+    assert target_states(web, arn)[spot] == "draining"  # deregistered early enough to drain
+    assert check.lowest_serving("web") == 2
+
+
+def test_interruption_in_a_web_group_with_a_300_s_delay_releases_at_the_capped_deadline(
+        interruption_web: tuple[EmbeddedAws, ManualClock, Network]) -> None:
+    web, clock, network = interruption_web
+    raw, arn = web_group(web, network, clock, desired=1, interval=5, healthy_threshold=2, delay=300)
+    spot = spot_in(web, network, raw)
+    clock.advance(10)
+    # The team's launch hook holds the replacement in Pending:Wait: it cannot be healthy before the reclaim.
+    web.client("autoscaling").put_lifecycle_hook(LifecycleHookName="bootstrap", AutoScalingGroupName="web",
+                                                 LifecycleTransition=LAUNCHING, HeartbeatTimeout=3600)
+    queue = event_queue(web)
+    described, raised, emitted = interruption_of(web, spot)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert raised["drain_seconds"] == 300
+    warned_at = float(raised["deadline"]) - 6  # 300 s > the 24 s notice: capped at a quarter of the notice
+    assert abs(warned_at - emitted) < 2
+    handled = [e["detail"] for e in received(web, queue) if e["detail-type"] == "Interruption Handled"]
+    assert handled[0]["why"] == "deadline: 2 healthy behind the load balancers for desired 3"
+    assert raised["deadline"] <= handled[0]["released_at"] < warned_at + 24  # before EC2 takes it
+    assert target_states(web, arn)[spot] == "draining"
+    assert spot not in web.ec2_model.reclaimed  # released before the reclaim
+
+
+def test_capacity_rebalancing_group_gets_one_replacement_for_one_recommendation(
+        web: EmbeddedAws, network: Network) -> None:
+    from asg_optimizer.local.events import interrupt
+
+    raw = create_group(network, GroupSpec("batch", desired=1, max_size=3, capacity_rebalance=True, zones=("a",)))
+    spot = spot_in(web, network, raw, name="batch")
+    before = set(members(web, "batch"))
+    delivery = interrupt(web, spot, rebalance=True)
+    assert delivery.results["spot-rebalance"] == {"ignored": (
+        f"ASG batch has Capacity Rebalancing on: Auto Scaling replaces {spot} itself")}
+    replacement = web.rebalanced[spot]
+    assert replacement is not None and replacement not in before
+    assert members(web, "batch") == {raw["Instances"][0]["InstanceId"]: "InService", replacement: "InService"}
+    swaps = web.client("stepfunctions").list_executions(stateMachineArn=web.deployment.replace_arn)["executions"]
+    assert swaps == []

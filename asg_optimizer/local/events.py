@@ -85,9 +85,9 @@ def interrupt(aws: EmbeddedAws, instance_id: str, *, rebalance: bool = False, re
     instance when the notice runs out, unless `reclaim=False`."""
     reservations = aws.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
     zone = reservations[0]["Instances"][0]["Placement"]["AvailabilityZone"]
-    if rebalance:  # Auto Scaling's own Capacity Rebalancing acts on the same recommendation
-        aws.rebalanced[instance_id] = recommend(aws.lifecycle, ACCOUNT, aws.region, instance_id)
     delivery = emit(aws, spot_event(instance_id, zone, rebalance=rebalance))
+    if rebalance:  # Auto Scaling's own Capacity Rebalancing acts on the same recommendation (launching takes longer)
+        aws.rebalanced[instance_id] = recommend(aws.lifecycle, ACCOUNT, aws.region, instance_id)
     if reclaim and not rebalance:
         aws.ec2_model.reclaim(instance_id, notice_seconds(aws) - (time.monotonic() - delivery.emitted_at))
     return delivery
