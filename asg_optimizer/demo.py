@@ -5,15 +5,16 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from asg_optimizer.local.clock import RealClock
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import InterruptionRun, run_interruption
-from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.fleet import GroupSpec, create_group, create_network, create_target_group
 from asg_optimizer.local.invariants import InvariantChecker
 from asg_optimizer.local.scheduler import Scheduler
 from asg_optimizer.progress import current_state
@@ -25,9 +26,13 @@ DEMO_FLEET = (
               extra_tags={"AsgOptimiser:MaxParallel": "2"}),
     GroupSpec("legacy-db", desired=2, max_size=3, instance_type="r5.large", opted_in=False),
 )
-DEMO_TIMING = {"boot_poll_seconds": 1, "boot_max_polls": 20, "group_poll_seconds": 1, "group_max_polls": 10}
+DEMO_TIMING = {"boot_poll_seconds": 1, "boot_max_polls": 20, "group_poll_seconds": 1, "group_max_polls": 10,
+               "lb_poll_seconds": 1, "lb_max_polls": 30}
 MAX_SCANS = 5
 INTERRUPTED_GROUP = "web"
+WEB_GROUP = "web"  # behind a target group: health checks of 5 s x 2, a 30 s deregistration delay
+# Load-balancer time runs 10x: a target's 10 s of health checks take 1 s, its 30 s of draining 3 s.
+DEMO_CLOCK_SCALE = 10.0
 
 
 @dataclass
@@ -42,6 +47,7 @@ class GroupReport:
     succeeded: int = 0
     failed: int = 0
     lowest_in_service: int = 0
+    lowest_healthy: int | None = None  # behind a load balancer: the fewest healthy targets at any sample
     desired_after: int = 0
     max_size_restored: bool = True
 
@@ -68,6 +74,8 @@ class DemoReport:
             return False
         for g in self.groups:
             if g.lowest_in_service < g.desired or not g.max_size_restored or g.desired_after != g.desired:
+                return False
+            if g.lowest_healthy is not None and g.lowest_healthy < g.desired:
                 return False
             if g.opted_in and (g.on_demand_after != 0 or g.failed):
                 return False
@@ -115,13 +123,14 @@ def _follow(aws: EmbeddedAws, arns: list[str], console: Console, live: bool) -> 
 def result_table(report: DemoReport) -> Table:
     table = Table(title=f"asg-optimizer demo ({report.seconds:.1f} s)")
     for column in ("ASG", "opted in", "on-demand", "spot", "swaps ok/failed", "min in-service / desired",
-                   "restored"):
+                   "min healthy targets / desired", "restored"):
         table.add_column(column, no_wrap=True)
     for g in report.groups:
+        healthy = "-" if g.lowest_healthy is None else f"{g.lowest_healthy} / {g.desired}"
         table.add_row(
             g.asg_name, "yes" if g.opted_in else "no",
             f"{g.on_demand_before} → {g.on_demand_after}", f"{g.spot_before} → {g.spot_after}",
-            f"{g.succeeded}/{g.failed}", f"{g.lowest_in_service} / {g.desired}",
+            f"{g.succeeded}/{g.failed}", f"{g.lowest_in_service} / {g.desired}", healthy,
             "yes" if g.max_size_restored and g.desired_after == g.desired else "NO",
         )
     return table
@@ -132,12 +141,15 @@ def run_demo(console: Console, *, as_json: bool = False) -> DemoReport:
     started = time.monotonic()
     report = DemoReport()
     names = [spec.name for spec in DEMO_FLEET]
-    with EmbeddedAws(boot_delay_seconds=2.0) as aws:
+    with EmbeddedAws(boot_delay_seconds=2.0, clock=RealClock(DEMO_CLOCK_SCALE)) as aws:
         network = create_network()
+        target_group = create_target_group(network, f"{WEB_GROUP}-tg", interval=5, healthy_threshold=2,
+                                           deregistration_delay=30)
         for spec in DEMO_FLEET:
-            create_group(network, spec)
+            create_group(network, replace(spec, target_group_arns=(target_group,)) if spec.name == WEB_GROUP else spec)
             on_demand, spot = _market_counts(aws, spec.name)
             report.groups.append(GroupReport(spec.name, spec.opted_in, spec.desired, on_demand, spot))
+        _wait_healthy(aws, target_group, next(s.desired for s in DEMO_FLEET if s.name == WEB_GROUP))
         before = fleet_hourly_cost(names)
         report.hourly_cost_before = before.total
         scheduler = Scheduler(aws, inputs={"scan": {"timing": DEMO_TIMING}})
@@ -163,11 +175,23 @@ def run_demo(console: Console, *, as_json: bool = False) -> DemoReport:
     return report
 
 
+def _wait_healthy(aws: EmbeddedAws, target_group: str, count: int, timeout: float = 30.0) -> None:
+    """The web group's instances pass their first health checks before anything is swapped."""
+    elbv2, deadline = aws.client("elbv2"), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = elbv2.describe_target_health(TargetGroupArn=target_group)["TargetHealthDescriptions"]
+        if sum(1 for d in found if d["TargetHealth"]["State"] == "healthy") >= count:
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"the web group's targets were not healthy after {timeout} s")
+
+
 def _fill_after(aws: EmbeddedAws, g: GroupReport, states: dict[str, str], watch: InvariantChecker) -> None:
     g.on_demand_after, g.spot_after = _market_counts(aws, g.asg_name)
     ours = [s for n, s in states.items() if n.startswith(f"{g.asg_name}-i-")]
     g.succeeded, g.failed = ours.count("SUCCEEDED"), len(ours) - ours.count("SUCCEEDED")
     g.lowest_in_service = watch.lowest_in_service(g.asg_name)
+    g.lowest_healthy = watch.lowest_serving(g.asg_name)
     after = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[g.asg_name])[
         "AutoScalingGroups"
     ][0]

@@ -22,6 +22,7 @@ from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.timeline import console_url, outcome_of
 from tasks.core.prices import LINUX, snapshot_price
 from tasks.core.tags import HOLD_PREFIX, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED
+from tasks.core.timing import parse_timing
 from tasks.pricing import snapshot
 from tests.cli_helpers import FAST_TIMING, cli, cli_json, flat, table_row
 from tests.cli_helpers import snapshot as aws_state
@@ -125,7 +126,7 @@ def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
     assert (shown["status"], shown["outcome"], shown["error"], shown["failed_in"]) == ("SUCCEEDED", "swapped", None,
                                                                                       None)
     assert shown["input"] == {"asg_name": "web", "instance_id": oldest, "reason": "manual",
-                              "timing": {**FAST, "start_delay_seconds": 0}}
+                              "timing": parse_timing(FAST).flat()}
     assert [s["state"] for s in shown["steps"]] == states_entered(aws, arn)
     assert [s["visit"] for s in shown["steps"] if s["state"] == "CheckSpot"][:2] == [1, 2]
     assert all(s["seconds"] >= 0 and not s["running"] for s in shown["steps"])
