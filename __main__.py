@@ -1,4 +1,4 @@
-"""The Pulumi program (`pulumi up`). Kept thin: what to deploy is the stack description (asg_optimizer.stack),
+"""The Pulumi program (`pulumi up`). Kept thin: what to deploy is the stack description (stack.description),
 how to deploy it is infra.component.SpotOptimizer, and the settings come from `pulumi config` (infra.config)."""
 
 import pulumi

@@ -2,7 +2,7 @@
 
 Every command reads AWS through `Target`: one session (--profile, --region), one endpoint (--endpoint-url, else
 the standard AWS_ENDPOINT_URL that boto3 reads itself), and the state machine and functions named as
-asg_optimizer.stack names them (`<prefix>-replace-instance`, `<prefix>-scanner`, ...), so an operator never has
+stack.description names them (`<prefix>-replace-instance`, `<prefix>-scanner`, ...), so an operator never has
 to paste an ARN. Problems the operator can fix become `CliError`: one line, exit code 2, nothing changed.
 """
 
@@ -18,8 +18,8 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ProfileNotFound
 
 from asg_optimizer import sessions
-from asg_optimizer.stack import DEFAULT_PREFIX, REPLACE, STACK
 from asg_optimizer.timeline import console_url
+from stack.description import DEFAULT_PREFIX, REPLACE, STACK
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 LOCAL_REGION = "us-east-1"

@@ -10,7 +10,7 @@ import typer
 from asg_optimizer.aws_session import Target
 from asg_optimizer.commands import executions, local, plan, replace, status, sweep
 from asg_optimizer.commands.output import Output, Settings, console
-from asg_optimizer.stack import DEFAULT_PREFIX
+from stack.description import DEFAULT_PREFIX
 
 __all__ = ["app", "console"]
 
@@ -51,7 +51,7 @@ app.add_typer(local.app, name="local")
 @app.command()
 def demo(json_output: bool = typer.Option(False, "--json", help="Print the result as one JSON object.")) -> None:
     """Build a demo fleet in the embedded AWS and swap every eligible on-demand instance to spot."""
-    from asg_optimizer.demo import run_demo
+    from asg_optimizer.demo.run import run_demo
 
     report = run_demo(console(), as_json=json_output)
     raise typer.Exit(0 if report.ok else 1)

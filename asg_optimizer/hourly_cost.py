@@ -15,6 +15,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from asg_optimizer.aws_session import Target
+from tasks.aws.prices import pricing_filters, snapshot
 from tasks.core.prices import (
     OperatingSystem,
     Pool,
@@ -25,7 +26,6 @@ from tasks.core.prices import (
     snapshot_price,
     spot_points,
 )
-from tasks.pricing import pricing_filters, snapshot
 
 # The Pricing API answers only in these regions; us-east-1 serves every region's prices.
 PRICING_REGION = "us-east-1"

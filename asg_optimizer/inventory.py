@@ -1,4 +1,4 @@
-"""What the CLI reads from AWS, through the operator's session (tasks/inventory.py is the Lambda side's own,
+"""What the CLI reads from AWS, through the operator's session (tasks/aws/ is the Lambda side's own,
 on the functions' clients): groups, their instances, and the replacement executions, newest first."""
 
 from __future__ import annotations

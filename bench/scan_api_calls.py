@@ -20,8 +20,8 @@ import boto3
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import IMAGE_ID
-from asg_optimizer.stack import STACK
-from tasks.aws import reset_clients
+from stack.description import STACK
+from tasks.aws.clients import reset_clients
 from tasks.core.tags import GRACE_PERIOD, OPT_IN
 
 SIZES = (10, 100, 1000)

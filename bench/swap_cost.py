@@ -52,7 +52,7 @@ def measure(shape: str, swaps: int) -> dict[str, float]:
         # Task functions create their clients on the default session, lazily, after this registration.
         boto3.setup_default_session()
         boto3.DEFAULT_SESSION.events.register("before-call.*.*", count)  # type: ignore[union-attr]
-        from tasks.aws import reset_clients
+        from tasks.aws.clients import reset_clients
 
         reset_clients()
         started = time.monotonic()

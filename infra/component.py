@@ -1,5 +1,5 @@
 """`SpotOptimizer`: the whole deployment as one Pulumi ComponentResource, built by iterating the ONE stack
-description (asg_optimizer.stack.STACK) that the embedded AWS deploys too, so the two cannot drift.
+description (stack.description.STACK) that the embedded AWS deploys too, so the two cannot drift.
 
 Every function, state machine, schedule and rule comes from the stack description; nothing here lists them.
 The policies, environments and dashboard are planned (and validated) first by infra.plan; this module only
@@ -15,8 +15,6 @@ from typing import Any
 import pulumi
 import pulumi_aws as aws
 
-from asg_optimizer.render import render_state_machine
-from asg_optimizer.stack import REPLACE, ROOT, STACK, Function, Stack, StateMachine, Table
 from infra import iam
 from infra.config import Settings
 from infra.dashboard import failed_executions_queries
@@ -30,6 +28,8 @@ from infra.names import (
     state_machine_role_name,
 )
 from infra.plan import plan_stack
+from stack.description import REPLACE, ROOT, STACK, Function, Stack, StateMachine, Table
+from stack.render import render_state_machine
 
 TASKS = ROOT / "tasks"
 SCANNER = "scanner"

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from asg_optimizer.stack import DEFAULT_PREFIX, STACK, Stack
 from infra.names import physical_names
+from stack.description import DEFAULT_PREFIX, STACK, Stack
 
 NAMESPACE = "asg-optimizer"
 

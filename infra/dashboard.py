@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from asg_optimizer.stack import REPLACE, Stack
 from infra.environment import METRICS_NAMESPACE
 from infra.names import Scope, dead_letter_queue_name
+from stack.description import REPLACE, Stack
 
 PERIOD = 300
 # Custom metrics (Powertools Metrics, namespace METRICS_NAMESPACE). A widget over a metric nobody emits yet stays

@@ -3,9 +3,9 @@ stack description) into deployed values. A name nobody maps here fails the deplo
 
 from __future__ import annotations
 
-from asg_optimizer.stack import STATE_MACHINE_ARN_ENVIRONMENT, Function
 from infra.config import Settings
 from infra.iam import Context
+from stack.description import STATE_MACHINE_ARN_ENVIRONMENT, Function
 
 
 def values(ctx: Context) -> dict[str, str]:

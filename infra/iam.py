@@ -20,9 +20,9 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from asg_optimizer.stack import COOLDOWN_TABLE, INTERRUPTION, REPLACE, Function, Stack, StateMachine
 from infra.names import Scope, function_log_group
-from tasks.aws import PRICING_REGION
+from stack.description import COOLDOWN_TABLE, INTERRUPTION, REPLACE, Function, Stack, StateMachine
+from tasks.aws.clients import PRICING_REGION
 from tasks.core.swap_events import SOURCE as SWAP_EVENT_SOURCE
 from tasks.core.tags import EXECUTION, OPT_IN, OPT_IN_VALUE, REPLACES
 
@@ -125,7 +125,7 @@ def unscoped(ctx: Context, sid: str, *actions: str, region: str | None = None) -
 
 
 def prices(ctx: Context) -> Statement:
-    """The Price List API answers in us-east-1 only (tasks.aws.PRICING_REGION), whatever the stack's region."""
+    """The Price List API answers in us-east-1 only (tasks.aws.clients.PRICING_REGION), whatever the stack's region."""
     return unscoped(ctx, "OnDemandPrices", "pricing:GetProducts", region=PRICING_REGION)
 
 
@@ -278,7 +278,7 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
                  "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances"),
         list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
-        cooldown_items(ctx, "dynamodb:Scan"),  # tasks/cooldown.py active_pools: cooling pools wait
+        cooldown_items(ctx, "dynamodb:Scan"),  # tasks/aws/coordination.py active_pools: cooling pools wait
     ],
     # tasks/sweep.py: our spots by tag, their membership, held groups, running swaps; terminate orphans, repair
     "sweep": lambda ctx: [

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from asg_optimizer.stack import Stack
+from stack.description import Stack
 
 LAMBDA_NAME_MAX = 64
 ROLE_NAME_MAX = 64

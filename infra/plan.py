@@ -11,13 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from asg_optimizer.render import render_state_machine
-from asg_optimizer.stack import Stack
 from infra import iam
 from infra.config import Settings
 from infra.dashboard import dashboard_body
 from infra.environment import function_environment
 from infra.names import Scope, duplicate_names
+from stack.description import Stack
+from stack.render import render_state_machine
 
 
 class StackError(ValueError):

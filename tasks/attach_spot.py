@@ -13,12 +13,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws import aws_handler, client
+from tasks.aws.clients import aws_handler, client
+from tasks.aws.groups import describe_group
+from tasks.aws.swap_events import publish
 from tasks.core.errors import OnDemandGone
 from tasks.core.holds import hold_key, plan_prepare
 from tasks.core.swap_events import SPOT_ATTACHED, swap_detail
-from tasks.describe import describe_group
-from tasks.swap_events import publish
 
 logger = Logger()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.aws import aws_handler, client
+from tasks.aws.clients import aws_handler, client
 from tasks.core.progress import READY, spot_readiness
 
 

@@ -7,14 +7,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws import aws_handler, client
+from tasks.aws.clients import aws_handler, client
+from tasks.aws.groups import describe_group
+from tasks.aws.instances import LIVE_STATES, describe_instances
+from tasks.aws.swap_events import publish
 from tasks.core.cleanup import plan_cleanup
 from tasks.core.errors import GroupNotFound
 from tasks.core.model import Group
 from tasks.core.swap_events import SWAP_FAILED, swap_detail
 from tasks.core.tags import EXECUTION
-from tasks.describe import LIVE_STATES, describe_group, describe_instances
-from tasks.swap_events import publish
 
 logger = Logger()
 

@@ -13,15 +13,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws import aws_handler
+from tasks.aws.clients import aws_handler
+from tasks.aws.executions import replace_state_machine_arn, running_swaps, start_swap
+from tasks.aws.groups import describe_group
+from tasks.aws.instances import instances_by_id
 from tasks.core.errors import GroupNotFound, InvalidInput
 from tasks.core.requests import parse_now, required_text
 from tasks.core.selection import REPLACE, SKIP, decide_launched
 from tasks.core.timing import parse_timing
-from tasks.describe import describe_group
-from tasks.dispatch import replace_state_machine_arn, start_swap
-from tasks.executions import running_swaps
-from tasks.inventory import instances_by_id
 
 logger = Logger()
 

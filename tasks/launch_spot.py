@@ -15,8 +15,10 @@ from typing import Any
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from tasks.aws import aws_handler, client
-from tasks.cooldown import active_pools, cool_pools
+from tasks.aws.clients import aws_handler, client
+from tasks.aws.coordination import active_pools, cool_pools
+from tasks.aws.instance_types import InstanceCatalog, template_maps_instance_store
+from tasks.aws.prices import PriceBook
 from tasks.core.cooldowns import types_cooling_in
 from tasks.core.fleet_result import read_fleet
 from tasks.core.instance_types import Candidate, CandidateChoice, choose_candidates, incompatibility
@@ -24,8 +26,6 @@ from tasks.core.naming import client_token
 from tasks.core.policy import parse_policy
 from tasks.core.prices import Pool, hourly_saving, operating_system
 from tasks.core.tags import EXECUTION, REPLACES
-from tasks.instance_catalog import InstanceCatalog, template_maps_instance_store
-from tasks.pricing import PriceBook
 
 logger = Logger()
 metrics = Metrics()

@@ -11,12 +11,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws import aws_handler, client
-from tasks.cooldown import cool_pools
+from tasks.aws.clients import aws_handler, client
+from tasks.aws.coordination import cool_pools
+from tasks.aws.groups import describe_group
+from tasks.aws.load_balancers import longest_drain_seconds
 from tasks.core.interruption import NOTICE_SECONDS, plan_raise, poll_seconds, release_deadline
 from tasks.core.prices import Pool
-from tasks.describe import describe_group
-from tasks.load_balancers import longest_drain_seconds
 
 logger = Logger()
 

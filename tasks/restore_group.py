@@ -9,11 +9,11 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws import aws_handler, client
+from tasks.aws.clients import aws_handler, client
+from tasks.aws.groups import describe_group
 from tasks.core.errors import GroupNotFound
 from tasks.core.holds import plan_restore
 from tasks.core.model import Group
-from tasks.describe import describe_group
 
 logger = Logger()
 

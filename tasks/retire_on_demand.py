@@ -11,12 +11,12 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws import aws_handler, client
+from tasks.aws.clients import aws_handler, client
+from tasks.aws.groups import describe_group
+from tasks.aws.load_balancers import group_health
+from tasks.aws.swap_events import publish
 from tasks.core.progress import retire_decision
 from tasks.core.swap_events import ON_DEMAND_RETIRED, swap_detail
-from tasks.describe import describe_group
-from tasks.load_balancers import group_health
-from tasks.swap_events import publish
 
 logger = Logger()
 

@@ -15,14 +15,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from tasks.aws import aws_handler, error_code
-from tasks.cooldown import active_pools
+from tasks.aws.clients import aws_handler, error_code
+from tasks.aws.coordination import active_pools
+from tasks.aws.executions import replace_state_machine_arn, running_swaps, start_swap
+from tasks.aws.groups import active_refreshes, group_from_response, launch_hook_blocks, named_groups, opted_in_groups
+from tasks.aws.instances import instances_by_id
 from tasks.core.requests import parse_scan_request
 from tasks.core.selection import GroupSkip, Plan, select
-from tasks.describe import group_from_response
-from tasks.dispatch import replace_state_machine_arn, start_swap
-from tasks.executions import running_swaps
-from tasks.inventory import active_refreshes, instances_by_id, launch_hook_blocks, named_groups, opted_in_groups
 
 logger = Logger()
 

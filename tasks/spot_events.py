@@ -19,16 +19,16 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws import aws_handler, client
-from tasks.cooldown import claim_instance, cool_pools
+from tasks.aws.clients import aws_handler, client
+from tasks.aws.coordination import claim_instance, cool_pools
+from tasks.aws.executions import interruption_state_machine_arn, replace_state_machine_arn, start_named, start_swap
+from tasks.aws.groups import describe_group
 from tasks.core.interruption import NOTICE_SECONDS, SpotEvent, parse_spot_event
 from tasks.core.model import Group, Member
 from tasks.core.naming import execution_name
 from tasks.core.prices import Pool
 from tasks.core.tags import is_opted_in
 from tasks.core.timing import parse_timing
-from tasks.describe import describe_group
-from tasks.dispatch import interruption_state_machine_arn, replace_state_machine_arn, start_named, start_swap
 
 logger = Logger()
 NOTICE_ENV = "SPOT_NOTICE_SECONDS"  # EC2 gives 120 s; the embedded AWS may model a shorter notice

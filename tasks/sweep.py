@@ -14,16 +14,15 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws import aws_handler, client
+from tasks.aws.clients import aws_handler, client
+from tasks.aws.executions import interruption_state_machine_arn, replace_state_machine_arn, running_swaps
+from tasks.aws.groups import describe_group, group_from_response, group_members, groups_with_tag_keys
+from tasks.aws.instances import LIVE_STATES, describe_instances
 from tasks.core.errors import GroupNotFound
 from tasks.core.holds import plan_restore
 from tasks.core.requests import parse_sweep_request
 from tasks.core.sweep import orphaned_spots, stale_holds, still_stale
 from tasks.core.tags import ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
-from tasks.describe import LIVE_STATES, describe_group, describe_instances, group_from_response
-from tasks.dispatch import interruption_state_machine_arn, replace_state_machine_arn
-from tasks.executions import running_swaps
-from tasks.inventory import group_members, groups_with_tag_keys
 from tasks.restore_group import restore
 
 logger = Logger()

@@ -7,7 +7,10 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws import aws_handler
+from tasks.aws.clients import aws_handler
+from tasks.aws.executions import running_swaps
+from tasks.aws.groups import describe_group_raw, group_from_response, lifecycle_hooks, propagated_tags
+from tasks.aws.instances import describe_instance
 from tasks.core.eligibility import check_not_in_flight, check_reason, check_swappable
 from tasks.core.errors import LaunchHookInTheWay, WeightedGroup
 from tasks.core.lifecycle_hooks import launch_hook_refusal
@@ -16,8 +19,6 @@ from tasks.core.policy import PolicyError, parse_policy
 from tasks.core.requests import required_text
 from tasks.core.tags import OPT_IN
 from tasks.core.timing import parse_timing
-from tasks.describe import describe_group_raw, describe_instance, group_from_response, lifecycle_hooks, propagated_tags
-from tasks.executions import running_swaps
 
 logger = Logger()
 

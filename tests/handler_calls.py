@@ -1,7 +1,7 @@
 """Which AWS API calls a Lambda handler can make, read from the source (AST), for the IAM drift tests.
 
 Starting at the handler function, follow every function it references in tasks/ (local or imported with
-`from tasks.x import y`) and collect the boto3 calls made through `tasks.aws.client("service")`:
+`from tasks.x import y`) and collect the boto3 calls made through `tasks.aws.clients.client("service")`:
 `client("ec2").run_instances(...)`, `asg = client("autoscaling"); asg.attach_instances(...)`,
 `client("ec2").get_paginator("describe_instances")`, `...get_waiter("instance_running")`. Each becomes an IAM
 action (`ec2:RunInstances`) through botocore's own service model. A `client(...)` used any other way, a
@@ -18,7 +18,7 @@ from pathlib import Path
 import boto3
 
 ROOT = Path(__file__).resolve().parent.parent
-FACTORY_MODULE = "tasks.aws"  # defines client(); its own boto3 use is the one allowed
+FACTORY_MODULE = "tasks.aws.clients"  # defines client(); its own boto3 use is the one allowed
 FACTORY = "client"
 
 
@@ -126,7 +126,7 @@ def _scan_function(node: ast.AST, where: str, calls: Calls, imports: dict[str, t
 
     for sub in ast.walk(node):
         if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) and sub.value.id == "boto3":
-            calls.problems.append(f"{where}: boto3.{sub.attr} used directly; use tasks.aws.client()")
+            calls.problems.append(f"{where}: boto3.{sub.attr} used directly; use tasks.aws.clients.client()")
 
 
 def handler_calls(handler: str, root: Path = ROOT) -> Calls:

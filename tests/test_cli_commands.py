@@ -20,10 +20,10 @@ from moto.ec2.models import ec2_backends
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.timeline import console_url, outcome_of
+from tasks.aws.prices import snapshot
 from tasks.core.prices import LINUX, snapshot_price
 from tasks.core.tags import HOLD_PREFIX, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED
 from tasks.core.timing import parse_timing
-from tasks.pricing import snapshot
 from tests.cli_helpers import FAST_TIMING, cli, cli_json, flat, table_row
 from tests.cli_helpers import snapshot as aws_state
 from tests.conftest import FAST

@@ -13,7 +13,7 @@ import pytest
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.faults import FaultInjector
 from asg_optimizer.local.invariants import InvariantChecker
-from tasks.instance_catalog import forget_catalog
+from tasks.aws.instance_types import forget_catalog
 from tests.conftest import FAST
 from tests.workflow_helpers import cause, launched_by, members, settings, state_of, states_entered, wait_for_state
 

@@ -14,7 +14,7 @@ import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.scheduler import Scheduler
-from asg_optimizer.stack import STACK
+from stack.description import STACK
 from tasks import launch_event
 from tasks.core.naming import execution_name
 from tasks.core.requests import parse_now

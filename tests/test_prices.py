@@ -10,7 +10,16 @@ from botocore.stub import Stubber
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.pricing_api import product_entry
-from tasks.aws import client, reset_clients
+from tasks.aws.clients import client, reset_clients
+from tasks.aws.prices import (
+    PRICING_API,
+    SNAPSHOT,
+    NoOnDemandPrice,
+    PriceBook,
+    forget_prices,
+    pricing_filters,
+    snapshot,
+)
 from tasks.core.cooldowns import cooling_pools, instance_key, pool_key, pool_of, types_cooling_in
 from tasks.core.prices import (
     LINUX,
@@ -24,15 +33,6 @@ from tasks.core.prices import (
     operating_system,
     saving_percent,
     snapshot_price,
-)
-from tasks.pricing import (
-    PRICING_API,
-    SNAPSHOT,
-    NoOnDemandPrice,
-    PriceBook,
-    forget_prices,
-    pricing_filters,
-    snapshot,
 )
 
 T0 = datetime(2026, 11, 26, 12, tzinfo=UTC)

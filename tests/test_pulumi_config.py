@@ -10,8 +10,8 @@ import pytest
 import yaml
 from pulumi.runtime import config as runtime_config
 
-from asg_optimizer.stack import STACK, Schedule
 from infra.config import KEYS, NAMESPACE, ConfigError, Settings, load_settings, parse_settings, schedule_problem
+from stack.description import STACK, Schedule
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "Pulumi.example.yaml"

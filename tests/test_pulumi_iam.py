@@ -11,10 +11,10 @@ import pytest
 from parliament import analyze_policy_string
 from parliament.statement import get_privilege_info
 
-from asg_optimizer.stack import REPLACE, STACK, STATE_MACHINE_ARN_ENVIRONMENT, Function
 from infra import iam
 from infra.names import Scope
-from tasks.aws import PRICING_REGION
+from stack.description import REPLACE, STACK, STATE_MACHINE_ARN_ENVIRONMENT, Function
+from tasks.aws.clients import PRICING_REGION
 from tests.handler_calls import handler_calls, iam_action
 
 SCOPE = Scope(partition="aws", region="eu-west-1", account="123456789012", prefix="asg-optimizer")
@@ -94,11 +94,11 @@ def test_call_finder_follows_imports_and_variables(tmp_path: Path) -> None:
     package.mkdir()
     (package / "__init__.py").write_text("")
     (package / "helper.py").write_text(
-        "from tasks.aws import client\n\n"
+        "from tasks.aws.clients import client\n\n"
         "def unused():\n    client('ec2').terminate_instances(InstanceIds=[])\n\n"
         "def pages():\n    return client('autoscaling').get_paginator('describe_auto_scaling_groups')\n")
     (package / "handler.py").write_text(
-        "from tasks.aws import client\nfrom tasks.helper import pages\n\n"
+        "from tasks.aws.clients import client\nfrom tasks.helper import pages\n\n"
         "def handler(event, context):\n"
         "    sfn = client('stepfunctions')\n    sfn.start_execution(stateMachineArn='x')\n"
         "    client('ec2').get_waiter('instance_running')\n    return pages()\n")
@@ -112,14 +112,14 @@ def test_call_finder_reports_calls_it_cannot_read(tmp_path: Path) -> None:
     package = tmp_path / "tasks"
     package.mkdir()
     (package / "handler.py").write_text(
-        "import boto3\nfrom tasks.aws import client\n\n"
+        "import boto3\nfrom tasks.aws.clients import client\n\n"
         "def handler(event, context):\n"
         "    service = event['service']\n    client(service).describe_instances()\n"
         "    keep = [client('ec2')]\n    boto3.client('ec2').terminate_instances(InstanceIds=[])\n"
         "    client('ec2').launch_rockets()\n")
     problems = handler_calls("tasks.handler.handler", root=tmp_path).problems
     assert sorted(problems) == [
-        "tasks/handler.py:handler: boto3.client used directly; use tasks.aws.client()",
+        "tasks/handler.py:handler: boto3.client used directly; use tasks.aws.clients.client()",
         "tasks/handler.py:handler: client('ec2') used other than by calling a method on it",
         "tasks/handler.py:handler: client() with a non-literal service",
         "tasks/handler.py:handler: ec2.launch_rockets is not a ec2 API operation",

@@ -15,7 +15,13 @@ import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.seam import resolve_handler
-from asg_optimizer.stack import (
+from infra import iam
+from infra.config import ConfigError, Settings, parse_settings
+from infra.dashboard import CUSTOM_METRICS
+from infra.environment import UnknownEnvironment
+from infra.names import Scope
+from infra.plan import StackError
+from stack.description import (
     DEFAULT_PREFIX,
     REPLACE,
     STACK,
@@ -25,12 +31,6 @@ from asg_optimizer.stack import (
     Schedule,
     Stack,
 )
-from infra import iam
-from infra.config import ConfigError, Settings, parse_settings
-from infra.dashboard import CUSTOM_METRICS
-from infra.environment import UnknownEnvironment
-from infra.names import Scope
-from infra.plan import StackError
 from tasks.core.naming import instance_of
 from tests.pulumi_harness import ACCOUNT, REGION, Deployment, Registered, deploy_with_mocks
 

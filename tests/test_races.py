@@ -16,7 +16,7 @@ from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import emit, notice_seconds, spot_event
 from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
-from asg_optimizer.stack import INTERRUPTION
+from stack.description import INTERRUPTION
 from tests.conftest import FAST
 from tests.workflow_helpers import group, settings
 

@@ -12,8 +12,8 @@ from moto.awslambda.models import LambdaFunction
 
 from asg_optimizer.local import seam
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.render import RenderError, placeholders, render, render_state_machine
-from asg_optimizer.stack import STACK, STATEMACHINES
+from stack.description import STACK, STATEMACHINES
+from stack.render import RenderError, placeholders, render, render_state_machine
 
 ROOT = Path(__file__).resolve().parent.parent
 ASL_FILES = sorted(STATEMACHINES.glob("*.asl.json"))

@@ -14,11 +14,11 @@ import boto3
 import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.stack import REPLACE_STATE_MACHINE_ARN, STACK
+from stack.description import REPLACE_STATE_MACHINE_ARN, STACK
 from tasks import scan
-from tasks.aws import reset_clients
+from tasks.aws.clients import reset_clients
+from tasks.aws.executions import STATE_MACHINE_ENV
 from tasks.core.errors import InvalidInput
-from tasks.dispatch import STATE_MACHINE_ENV
 from tests.conftest import FAST
 from tests.workflow_helpers import instances
 
@@ -247,7 +247,7 @@ def test_a_scheduled_event_body_is_accepted_as_a_real_scan(aws: EmbeddedAws, mak
 
 
 def test_instances_are_read_1000_ids_a_call_and_a_vanished_id_is_dropped(aws: EmbeddedAws, make_group) -> None:
-    from tasks.inventory import instances_by_id
+    from tasks.aws.instances import instances_by_id
 
     group = make_group("web", desired=3, max_size=3)
     ids = [i["InstanceId"] for i in group["Instances"]]

@@ -8,7 +8,7 @@ import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.scheduler import Scheduler, matches, rate_seconds
-from asg_optimizer.stack import STACK
+from stack.description import STACK
 from tests.conftest import FAST
 
 

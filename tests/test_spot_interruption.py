@@ -16,7 +16,7 @@ from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import interrupt, spot_event
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
-from asg_optimizer.stack import INTERRUPTION
+from stack.description import INTERRUPTION
 from tasks.core.errors import InvalidInput
 from tasks.core.interruption import parse_spot_event, plan_raise, release_deadline, release_decision
 from tasks.core.model import Group, Member
@@ -192,8 +192,8 @@ def test_release_waits_for_the_replacement_or_the_deadline() -> None:
 
 
 def test_demo_calls_fleet_cost_and_one_interruption(market_aws: EmbeddedAws) -> None:
+    from asg_optimizer.demo.fleet_cost import fleet_hourly_cost
     from asg_optimizer.local.events import run_interruption
-    from asg_optimizer.savings import fleet_hourly_cost
 
     aws = market_aws
     _, spot = group_with_spot(aws)

@@ -11,13 +11,13 @@ import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import IMAGE_ID, Network
-from asg_optimizer.stack import STACK
+from stack.description import STACK
 from tasks import sweep
+from tasks.aws.groups import describe_group
 from tasks.core.errors import InvalidInput
 from tasks.core.holds import plan_prepare
 from tasks.core.naming import execution_name
 from tasks.core.tags import EXECUTION, HOLD_PREFIX, REPLACES
-from tasks.describe import describe_group
 from tests.workflow_helpers import settings, state_of
 
 LATER = timedelta(minutes=16)  # past the default 15-minute bound
@@ -181,7 +181,7 @@ def test_a_running_interruption_fallback_keeps_its_hold(aws: EmbeddedAws, make_g
     """The sweep lists both workflows' RUNNING executions: a fallback mid-flight is not a crashed swap."""
     from asg_optimizer.local import seam
     from asg_optimizer.local.events import interrupt
-    from asg_optimizer.stack import INTERRUPTION
+    from stack.description import INTERRUPTION
     from tests.conftest import FAST
 
     raw = make_group("web", desired=2, max_size=2)  # full: the fallback raises MaxSize, so it holds the group

@@ -311,7 +311,7 @@ def interruption_web(request: pytest.FixtureRequest) -> Iterator[tuple[EmbeddedA
 
 def interruption_of(web: EmbeddedAws, spot: str) -> tuple[dict[str, Any], dict[str, Any], float]:
     from asg_optimizer.local.events import interrupt
-    from asg_optimizer.stack import INTERRUPTION
+    from stack.description import INTERRUPTION
 
     delivery = interrupt(web, spot)
     name = delivery.results["spot-interruption"]["execution_name"]

@@ -14,7 +14,7 @@ import typer
 from asg_optimizer.aws_session import CliError
 from asg_optimizer.commands.output import fail, operator_command, print_json, settings
 from asg_optimizer.inventory import instances
-from asg_optimizer.stack import DEFAULT_PREFIX
+from stack.description import DEFAULT_PREFIX
 
 app = typer.Typer(no_args_is_help=True, help="The embedded AWS on this machine (no account needed).")
 
@@ -37,7 +37,7 @@ def serve(
                                     help="The interruption notice EC2 gives a spot here (EC2's own: 120)."),
 ) -> None:
     """Serve the embedded AWS with the stack deployed at http://HOST:PORT until Ctrl-C."""
-    from asg_optimizer.demo import DEMO_FLEET
+    from asg_optimizer.demo.run import DEMO_FLEET
     from asg_optimizer.local.server import LocalServer, PortInUse
     from tasks.spot_events import NOTICE_ENV
 

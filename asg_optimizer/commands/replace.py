@@ -22,12 +22,13 @@ from asg_optimizer.commands.execution_view import header, outcome_lines, print_l
 from asg_optimizer.commands.output import console, now, operator_command, print_json, settings
 from asg_optimizer.inventory import describe_group, executions, instances
 from asg_optimizer.timeline import SWAPPED, Timeline
+from tasks.aws.groups import group_from_response
+from tasks.aws.instances import instance_from_response
 from tasks.core.eligibility import check_swappable
 from tasks.core.errors import SwapRefused
 from tasks.core.naming import execution_name, instance_of
 from tasks.core.tags import OPT_IN, is_opted_in
 from tasks.core.timing import Timing, parse_timing
-from tasks.describe import group_from_response, instance_from_response
 
 POLL_SECONDS = 0.5
 

@@ -32,9 +32,9 @@ from asg_optimizer.local.instance_lifecycle import InstanceLifecycleModel
 from asg_optimizer.local.load_balancers import LoadBalancerModel
 from asg_optimizer.local.mixed_instances import MixedInstancesModel
 from asg_optimizer.local.pricing_api import PricingApiModel
-from asg_optimizer.render import render_state_machine
-from asg_optimizer.stack import DEFAULT_PREFIX, REPLACE, STACK, STATE_MACHINE_ARN_ENVIRONMENT, Function, Stack, Table
-from tasks.aws import reset_clients
+from stack.description import DEFAULT_PREFIX, REPLACE, STACK, STATE_MACHINE_ARN_ENVIRONMENT, Function, Stack, Table
+from stack.render import render_state_machine
+from tasks.aws.clients import reset_clients
 from tasks.core.naming import execution_name
 
 REGION = "us-east-1"

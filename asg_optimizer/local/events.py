@@ -20,7 +20,7 @@ from typing import Any
 
 from asg_optimizer.local.capacity_rebalance import recommend
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.stack import STACK, EventRule, Stack
+from stack.description import STACK, EventRule, Stack
 from tasks.core.interruption import INTERRUPTION_WARNING, NOTICE_SECONDS, REBALANCE_RECOMMENDATION
 from tasks.spot_events import NOTICE_ENV
 
@@ -108,7 +108,7 @@ class InterruptionRun:
 def run_interruption(aws: EmbeddedAws, asg_name: str, timeout: float = 60.0) -> InterruptionRun:
     """Interrupt one spot of the group and follow the fallback to its end, sampling the group after every step."""
     from asg_optimizer.local.invariants import InvariantChecker
-    from asg_optimizer.stack import INTERRUPTION
+    from stack.description import INTERRUPTION
 
     raw = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[asg_name])
     group = raw["AutoScalingGroups"][0]

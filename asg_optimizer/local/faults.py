@@ -14,7 +14,7 @@ from typing import Any
 
 import boto3
 
-from tasks.aws import reset_clients
+from tasks.aws.clients import reset_clients
 
 # The interpreter's own Lambda invocations share the default session; the task functions never call Lambda.
 SPARED_SERVICES = frozenset({"lambda"})

@@ -14,8 +14,8 @@ from typing import Any
 
 from moto.core.botocore_stubber import BotocoreStubber
 
+from tasks.aws.prices import snapshot
 from tasks.core.prices import OPERATING_SYSTEMS, snapshot_price
-from tasks.pricing import snapshot
 
 _OS_BY_PRICING_NAME = {os.pricing_name: os for os in OPERATING_SYSTEMS.values()}
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.stack import DEFAULT_PREFIX, STACK, Schedule, Stack
+from stack.description import DEFAULT_PREFIX, STACK, Schedule, Stack
 
 _RATE = re.compile(r"rate\((\d+) (minute|minutes|hour|hours|day|days)\)")
 _UNIT_SECONDS = {"minute": 60, "hour": 3600, "day": 86400}

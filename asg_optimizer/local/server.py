@@ -31,8 +31,8 @@ from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.embedded import MOTO_CONFIG, REGION, Deployment, deploy, local_environment
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
 from asg_optimizer.local.pricing_api import PricingApiModel
-from asg_optimizer.stack import DEFAULT_PREFIX, STACK
-from tasks.aws import reset_clients
+from stack.description import DEFAULT_PREFIX, STACK
+from tasks.aws.clients import reset_clients
 
 
 class PortInUse(RuntimeError):

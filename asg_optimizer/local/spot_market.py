@@ -22,8 +22,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from tasks.aws.prices import snapshot
 from tasks.core.prices import LINUX, Pool, snapshot_price
-from tasks.pricing import snapshot
 
 DEEP = 10
 ZONE_SUFFIXES = "abcdef"

@@ -12,7 +12,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from tasks.aws import client, error_code
+from tasks.aws.clients import client, error_code
 from tasks.core.swap_events import entry
 
 logger = Logger()

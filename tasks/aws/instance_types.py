@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from tasks.aws import client
+from tasks.aws.clients import client
 from tasks.core.errors import InvalidInput
 from tasks.core.instance_types import InstanceTypeInfo, maps_instance_store, type_info
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from botocore.exceptions import ClientError
 
-from tasks.aws import client, error_code
+from tasks.aws.clients import client, error_code
 from tasks.core.cooldowns import COOLDOWN_SECONDS, cooling_pools, expiry, instance_key, pool_key
 from tasks.core.prices import Pool
 

@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Mapping
 
-from asg_optimizer.stack import StateMachine
+from stack.description import StateMachine
 
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}")
 

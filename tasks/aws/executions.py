@@ -1,4 +1,5 @@
-"""Start replacement executions: named deterministically, so a repeated start is recognised, not duplicated."""
+"""Replacement executions: which are running (one paginated ListExecutions, matched to instances by execution
+name), and starting them, named deterministically so a repeated start is recognised, not duplicated."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from datetime import datetime
 
 from botocore.exceptions import ClientError
 
-from tasks.aws import client, error_code
-from tasks.core.naming import execution_name
+from tasks.aws.clients import client, error_code
+from tasks.core.naming import execution_name, instance_of
 from tasks.core.timing import Timing
 
 STATE_MACHINE_ENV = "REPLACE_STATE_MACHINE_ARN"
@@ -29,6 +30,20 @@ def replace_state_machine_arn() -> str:
 
 def interruption_state_machine_arn() -> str:
     return _arn_from(INTERRUPTION_STATE_MACHINE_ENV)
+
+
+def running_swaps(state_machine_arn: str) -> dict[str, list[tuple[str, float]]]:
+    """RUNNING executions of the replacement state machine, as instance id -> [(name, start epoch)]."""
+    found: dict[str, list[tuple[str, float]]] = {}
+    pages = client("stepfunctions").get_paginator("list_executions").paginate(
+        stateMachineArn=state_machine_arn, statusFilter="RUNNING", PaginationConfig={"PageSize": 1000}
+    )  # 1,000 a page (the API's maximum; its default is 100), so one call covers a large fleet's swaps
+    for page in pages:
+        for execution in page["executions"]:
+            instance_id = instance_of(execution["name"])
+            if instance_id:
+                found.setdefault(instance_id, []).append((execution["name"], execution["startDate"].timestamp()))
+    return found
 
 
 def start_swap(state_machine_arn: str, asg_name: str, instance_id: str, *, reason: str, timing: Timing,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tasks.aws import client
+from tasks.aws.clients import client
 from tasks.core.load_balancing import Health
 from tasks.core.model import Group
 

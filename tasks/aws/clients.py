@@ -7,7 +7,7 @@ AWS starts would talk past it. `reset_clients()` drops the cache (tests call it 
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
@@ -52,6 +52,12 @@ def client(service: str) -> Any:
 
 def reset_clients() -> None:
     client.cache_clear()
+
+
+def batches(items: Sequence[str], size: int) -> Iterator[list[str]]:
+    """`items` in requests of at most `size` (an API's limit on ids or names per call)."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
 
 
 def error_code(error: ClientError) -> str:

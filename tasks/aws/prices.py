@@ -16,7 +16,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from tasks.aws import client
+from tasks.aws.clients import client
 from tasks.core.errors import InvalidInput
 from tasks.core.prices import (
     OperatingSystem,

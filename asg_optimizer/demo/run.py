@@ -11,14 +11,14 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
+from asg_optimizer.demo.execution_state import current_state
+from asg_optimizer.demo.fleet_cost import fleet_hourly_cost
 from asg_optimizer.local.clock import RealClock
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import InterruptionRun, run_interruption
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network, create_target_group
 from asg_optimizer.local.invariants import InvariantChecker
 from asg_optimizer.local.scheduler import Scheduler
-from asg_optimizer.progress import current_state
-from asg_optimizer.savings import fleet_hourly_cost
 
 DEMO_FLEET = (
     GroupSpec("web", desired=3, max_size=6, instance_type="m5.large", extra_tags={"AsgOptimiser:MaxParallel": "3"}),
