@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from typing import Any
 
 from moto.stepfunctions.parser.asl.utils import boto_client
@@ -43,7 +44,13 @@ def test_stop_execution_right_after_start_execution_aborts_it(aws: EmbeddedAws, 
     sfn.stop_execution(executionArn=arn)
     described = aws.wait(arn, timeout=10)
     assert described["status"] == "ABORTED"
-    events = [e["type"] for e in sfn.get_execution_history(executionArn=arn)["events"]]
+    # The status turns ABORTED before the worker thread writes its last event: wait for that event (bounded).
+    deadline = time.monotonic() + 10
+    while True:
+        events = [e["type"] for e in sfn.get_execution_history(executionArn=arn)["events"]]
+        if events[-1] == "ExecutionAborted" or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert events[0] == "ExecutionStarted" and events[-1] == "ExecutionAborted"
 
 
