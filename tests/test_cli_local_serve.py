@@ -84,7 +84,7 @@ def serve(*options: str) -> Iterator[Served]:
     finally:
         process.send_signal(signal.SIGTERM)
         try:
-            assert process.wait(timeout=20) == 0  # SIGTERM stops it cleanly
+            assert process.wait(timeout=60) == 0  # SIGTERM stops it cleanly
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
