@@ -14,7 +14,7 @@ import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import interrupt, spot_event
-from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import INTERRUPTION
 from tasks.core.errors import InvalidInput
@@ -38,15 +38,7 @@ def group_with_spot(aws: EmbeddedAws, name: str = "web", **tags: str) -> tuple[s
     """A full group (desired 2 = max 2) whose second member is a spot; returns (on-demand id, spot id)."""
     network = create_network()
     raw = create_group(network, GroupSpec(name, desired=1, max_size=2, extra_tags=tags, zones=("a",)))
-    fleet = aws.client("ec2").create_fleet(
-        Type="instant", TargetCapacitySpecification={"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
-        SpotOptions={"AllocationStrategy": "price-capacity-optimized"},
-        LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {
-            "LaunchTemplateId": raw["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
-            "Overrides": [{"InstanceType": "m5.large", "SubnetId": network.subnets["a"]}]}],
-    )
-    spot = fleet["Instances"][0]["InstanceIds"][0]
-    aws.client("autoscaling").attach_instances(AutoScalingGroupName=name, InstanceIds=[spot])
+    spot = attach_spot(network, raw)
     return raw["Instances"][0]["InstanceId"], spot
 
 

@@ -258,3 +258,23 @@ def test_mixed_instances_members_report_their_own_override_template_and_weight(a
     assert members["m5.large"]["LaunchTemplate"]["LaunchTemplateName"] == "api-x86"
     arm_instance = ec2.describe_instances(InstanceIds=[members["m6g.large"]["InstanceId"]])
     assert arm_instance["Reservations"][0]["Instances"][0]["ImageId"] == arm_image
+
+
+def test_attach_instances_raises_desired_by_the_number_attached_while_a_member_drains(
+        aws: EmbeddedAws, network: Network) -> None:
+    arn = create_target_group(network, "web-tg", deregistration_delay=30)
+    created = create_group(network, GroupSpec("web", desired=2, max_size=3, target_group_arns=(arn,)))
+    autoscaling, ec2 = aws.client("autoscaling"), aws.client("ec2")
+    leaving = created["Instances"][0]["InstanceId"]
+    autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=leaving, ShouldDecrementDesiredCapacity=True)
+    subnet = created["VPCZoneIdentifier"].split(",")[0]
+    extra = ec2.run_instances(ImageId=IMAGE_ID, InstanceType="m5.large", MinCount=1, MaxCount=1,
+                              SubnetId=subnet)["Instances"][0]["InstanceId"]
+    autoscaling.attach_instances(AutoScalingGroupName="web", InstanceIds=[extra])  # 1 + 1 = 2, not 3 + 1
+    assert group(aws, "web")["DesiredCapacity"] == 2
+    assert lifecycle(aws, "web")[leaving] == "Terminating"
+    more = ec2.run_instances(ImageId=IMAGE_ID, InstanceType="m5.large", MinCount=2, MaxCount=2,
+                             SubnetId=subnet)["Instances"]
+    with pytest.raises(ClientError) as refused:  # 2 + 2 > MaxSize 3
+        autoscaling.attach_instances(AutoScalingGroupName="web", InstanceIds=[i["InstanceId"] for i in more])
+    assert refused.value.response["Error"]["Code"] == "ResourceContention"

@@ -16,7 +16,7 @@ import pytest
 from asg_optimizer.local import seam
 from asg_optimizer.local.clock import ManualClock
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_network, create_target_group
+from asg_optimizer.local.fleet import GroupSpec, Network, attach_spot, create_group, create_network, create_target_group
 from asg_optimizer.local.invariants import InvariantChecker
 from tasks.core.swap_events import ON_DEMAND_RETIRED, SOURCE, SPOT_ATTACHED, SWAP_FAILED
 from tests.conftest import FAST
@@ -277,20 +277,6 @@ def test_weighted_mixed_instances_group_is_refused_with_the_reason(web: Embedded
                                 "swapped, since a spot of another weight would change its capacity")
 
 
-def spot_in(web: EmbeddedAws, network: Network, raw: dict[str, Any], name: str = "web") -> str:
-    """A spot launched from the group's template and attached, as a finished swap leaves it."""
-    fleet = web.client("ec2").create_fleet(
-        Type="instant", TargetCapacitySpecification={"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
-        SpotOptions={"AllocationStrategy": "price-capacity-optimized"},
-        LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {
-            "LaunchTemplateId": raw["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
-            "Overrides": [{"InstanceType": "m5.large", "SubnetId": network.subnets["a"]}]}],
-    )
-    spot = str(fleet["Instances"][0]["InstanceIds"][0])
-    web.client("autoscaling").attach_instances(AutoScalingGroupName=name, InstanceIds=[spot])
-    return spot
-
-
 @pytest.fixture
 def interruption_web(request: pytest.FixtureRequest) -> Iterator[tuple[EmbeddedAws, ManualClock, Network]]:
     """A 24 s notice (polls every 2 s) and 10 AWS seconds per task invocation: a replacement's health checks
@@ -327,7 +313,7 @@ def test_interruption_in_a_web_group_with_a_30_s_delay_waits_for_a_healthy_repla
         interruption_web: tuple[EmbeddedAws, ManualClock, Network]) -> None:
     web, clock, network = interruption_web
     raw, arn = web_group(web, network, clock, desired=1, interval=5, healthy_threshold=2, delay=30)
-    spot = spot_in(web, network, raw)
+    spot = attach_spot(network, raw)
     clock.advance(10)
     queue = event_queue(web)
     with InvariantChecker(["web"]) as check:
@@ -347,7 +333,7 @@ def test_interruption_in_a_web_group_with_a_300_s_delay_releases_at_the_capped_d
         interruption_web: tuple[EmbeddedAws, ManualClock, Network]) -> None:
     web, clock, network = interruption_web
     raw, arn = web_group(web, network, clock, desired=1, interval=5, healthy_threshold=2, delay=300)
-    spot = spot_in(web, network, raw)
+    spot = attach_spot(network, raw)
     clock.advance(10)
     # The team's launch hook holds the replacement in Pending:Wait: it cannot be healthy before the reclaim.
     web.client("autoscaling").put_lifecycle_hook(LifecycleHookName="bootstrap", AutoScalingGroupName="web",
@@ -370,7 +356,7 @@ def test_capacity_rebalancing_group_gets_one_replacement_for_one_recommendation(
     from asg_optimizer.local.events import interrupt
 
     raw = create_group(network, GroupSpec("batch", desired=1, max_size=3, capacity_rebalance=True, zones=("a",)))
-    spot = spot_in(web, network, raw, name="batch")
+    spot = attach_spot(network, raw)
     before = set(members(web, "batch"))
     delivery = interrupt(web, spot, rebalance=True)
     assert delivery.results["spot-rebalance"] == {"ignored": (

@@ -123,7 +123,7 @@ def _follow(aws: EmbeddedAws, arns: list[str], console: Console, live: bool) -> 
 def result_table(report: DemoReport) -> Table:
     table = Table(title=f"asg-optimizer demo ({report.seconds:.1f} s)")
     for column in ("ASG", "opted in", "on-demand", "spot", "swaps ok/failed", "min in-service / desired",
-                   "min healthy targets / desired", "restored"):
+                   "min healthy / desired", "restored"):
         table.add_column(column, no_wrap=True)
     for g in report.groups:
         healthy = "-" if g.lowest_healthy is None else f"{g.lowest_healthy} / {g.desired}"

@@ -95,3 +95,18 @@ def create_classic_load_balancer(network: Network, name: str, *, interval: int =
     elb.modify_load_balancer_attributes(LoadBalancerName=name, LoadBalancerAttributes={
         "ConnectionDraining": {"Enabled": True, "Timeout": draining_seconds}})
     return name
+
+
+def attach_spot(network: Network, group: dict[str, Any], zone: str = "a", instance_type: str = "m5.large") -> str:
+    """A spot from the group's own template, attached to it, as a finished swap leaves one; returns its id."""
+    fleet = boto3.client("ec2").create_fleet(
+        Type="instant", TargetCapacitySpecification={"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
+        SpotOptions={"AllocationStrategy": "price-capacity-optimized"},
+        LaunchTemplateConfigs=[{"LaunchTemplateSpecification": {
+            "LaunchTemplateId": group["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
+            "Overrides": [{"InstanceType": instance_type, "SubnetId": network.subnets[zone]}]}],
+    )
+    spot = str(fleet["Instances"][0]["InstanceIds"][0])
+    boto3.client("autoscaling").attach_instances(AutoScalingGroupName=group["AutoScalingGroupName"],
+                                                 InstanceIds=[spot])
+    return spot

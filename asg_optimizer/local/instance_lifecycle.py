@@ -12,6 +12,8 @@ load-balancer draining before a member is terminated (moto detaches and terminat
   termination hook (until CompleteLifecycleAction, either result, or the timeout), then the instance is
   terminated and leaves the group. Desired drops at the call when ShouldDecrementDesiredCapacity is set;
   otherwise the group launches a replacement at once.
+- AttachInstances raises desired by the number attached and refuses to pass MaxSize, judged on desired capacity
+  (moto counts every member, so a member still draining would raise desired by two).
 - CompleteLifecycleAction / RecordLifecycleActionHeartbeat (moto has neither) by instance id or token; with no
   instance waiting on that hook: ValidationError "No active Lifecycle Action found with instance ID ...".
   PutLifecycleHook refuses a HeartbeatTimeout outside 30-7200 s and a DefaultResult other than
@@ -28,7 +30,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from moto.autoscaling.exceptions import ValidationError
+from moto.autoscaling.exceptions import ResourceContentionError, ValidationError
 from moto.autoscaling.models import (
     ASG_NAME_TAG,
     AutoScalingBackend,
@@ -209,6 +211,7 @@ class InstanceLifecycleModel:
             "replace": FakeAutoScalingGroup.replace_autoscaling_group_instances,
             "active": FakeAutoScalingGroup.active_instances,
             "terminate": AutoScalingBackend.terminate_instance,
+            "attach": AutoScalingBackend.attach_instances,
             "put_hook": AutoScalingResponse.put_lifecycle_hook,
             # (class, its own call_action or None when it inherits BaseResponse's)
             "calls": {cls: vars(cls).get("call_action") for cls in (AutoScalingResponse, ELBV2Response, ELBResponse)},
@@ -227,6 +230,19 @@ class InstanceLifecycleModel:
 
         def terminate(backend: AutoScalingBackend, instance_id: str, should_decrement: bool) -> Any:
             return model.terminate(backend, instance_id, should_decrement)
+
+        def attach(backend: AutoScalingBackend, group_name: str, instance_ids: list[str]) -> None:
+            group = backend.autoscaling_groups[group_name]
+            desired = int(group.desired_capacity or 0) + len(instance_ids)
+            if desired > int(group.max_size or 0):
+                raise ResourceContentionError
+            leaving = [s for s in group.instance_states if s.lifecycle_state in LEAVING_STATES]
+            group.instance_states = [s for s in group.instance_states if s not in leaving]
+            try:
+                saved["attach"](backend, group_name, instance_ids)
+            finally:
+                group.instance_states[:0] = leaving
+            group.desired_capacity = desired
 
         def put_lifecycle_hook(response: AutoScalingResponse) -> ActionResult:
             timeout = response._get_int_param("HeartbeatTimeout")
@@ -263,6 +279,7 @@ class InstanceLifecycleModel:
         FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[method-assign]
         FakeAutoScalingGroup.active_instances = active  # type: ignore[method-assign]
         AutoScalingBackend.terminate_instance = terminate  # type: ignore[method-assign]
+        AutoScalingBackend.attach_instances = attach  # type: ignore[method-assign]
         AutoScalingResponse.put_lifecycle_hook = put_lifecycle_hook  # type: ignore[method-assign]
         AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action  # type: ignore[attr-defined]
         AutoScalingResponse.record_lifecycle_action_heartbeat = record_heartbeat  # type: ignore[attr-defined]
@@ -276,6 +293,7 @@ class InstanceLifecycleModel:
         FakeAutoScalingGroup.replace_autoscaling_group_instances = saved["replace"]  # type: ignore[method-assign]
         FakeAutoScalingGroup.active_instances = saved["active"]  # type: ignore[method-assign]
         AutoScalingBackend.terminate_instance = saved["terminate"]  # type: ignore[method-assign]
+        AutoScalingBackend.attach_instances = saved["attach"]  # type: ignore[method-assign]
         AutoScalingResponse.put_lifecycle_hook = saved["put_hook"]  # type: ignore[method-assign]
         for name in ("complete_lifecycle_action", "record_lifecycle_action_heartbeat"):
             delattr(AutoScalingResponse, name)
