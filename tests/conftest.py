@@ -17,6 +17,11 @@ FAST = {"boot_poll_seconds": 1, "boot_max_polls": 10, "group_poll_seconds": 1, "
 @pytest.fixture
 def aws() -> Iterator[EmbeddedAws]:
     with EmbeddedAws(boot_delay_seconds=1.5) as embedded:
+        # A fresh container: no metric left unflushed by an earlier test in this worker. (Imported here, once the
+        # embedded AWS has set the metrics namespace that Powertools reads when the module makes its Metrics.)
+        from tasks.launch_spot import metrics
+
+        metrics.clear_metrics()
         yield embedded
 
 

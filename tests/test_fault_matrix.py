@@ -130,9 +130,9 @@ def test_capacity_error_at_launch_changes_nothing(aws: EmbeddedAws, check: Invar
 
 
 def test_spot_interrupted_while_booting_is_cleaned_up(aws: EmbeddedAws, check: InvariantChecker) -> None:
-    aws.ec2_model.boot_delay_seconds = 3
+    aws.ec2_model.boot_delay_seconds = float("inf")  # it boots for as long as the test needs: no race with the poll
     on_demand = on_demand_of(aws)
-    arn = aws.start_swap("web", on_demand, timing=FAST)
+    arn = aws.start_swap("web", on_demand, timing={**FAST, "boot_max_polls": 60})
     wait_for_state(aws, arn, "CheckSpot")
     spot = launched_by(aws, arn.rsplit(":", 1)[-1])[0]["InstanceId"]
     aws.client("ec2").terminate_instances(InstanceIds=[spot])  # EC2 reclaimed it
