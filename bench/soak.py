@@ -37,7 +37,7 @@ def main() -> int:
     parser.add_argument("--crash-rate", type=float, default=0.01, help="chance a Lambda dies after an AWS call")
     args = parser.parse_args()
 
-    started = time.monotonic()
+    started, cpu_started = time.monotonic(), time.process_time()
     outcomes: Counter[str] = Counter()
     causes: dict[str, list[str]] = defaultdict(list)
     with EmbeddedAws(boot_delay_seconds=0.2) as aws:
@@ -87,7 +87,8 @@ def main() -> int:
             sweep = invoke(aws, "sweep", {"orphan_after_seconds": 0})
             violations = check.finish()
         del sfn
-    seconds = time.monotonic() - started
+    seconds, cpu = time.monotonic() - started, time.process_time() - cpu_started
+    samples = len(check.samples) // max(1, args.groups)
     orphans = [v for v in violations if "outside any group" in v]
     print(f"seed {args.seed}: {total} swaps across {args.groups} ASGs in {rounds} scans, {injected} faults injected")
     print(f"succeeded  {outcomes.pop('SUCCEEDED', 0)}")
@@ -96,7 +97,10 @@ def main() -> int:
     print(f"sweep      terminated {len(sweep.get('terminated', []))}, repaired {len(sweep.get('repaired', []))}")
     print(f"violations {len(violations) - len(orphans)}")
     print(f"orphans    {len(orphans)}")
-    print(f"wall time  {seconds:.1f} s")
+    print(f"wall time  {seconds:.1f} s (one process)")
+    print(f"cpu        {cpu:.1f} s, {1000 * cpu / max(1, total):.0f} ms a swap (fleet build included)")
+    print(f"checker    {samples} samples of {args.groups} groups, "
+          f"{1000 * check.sample_seconds / max(1, samples):.2f} ms a sample")
     for error, texts in sorted(causes.items()):
         print(f"  {error}: {texts[0]}")
     for violation in violations:

@@ -1,5 +1,5 @@
-"""The embedded AWS's changes to moto's ASL interpreter: a stop right after a start aborts the execution (as in
-AWS), a definition is parsed once, and Task states share one Lambda client."""
+"""The embedded AWS's changes to moto's ASL interpreter (a stop right after a start aborts the execution, as in
+AWS; a definition is parsed once; Task states share one Lambda client) and its kept instance-type answers."""
 
 from __future__ import annotations
 
@@ -8,10 +8,12 @@ import threading
 import time
 from typing import Any
 
+import pytest
+from botocore.exceptions import ClientError
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
-from asg_optimizer.local import asl_interpreter
+from asg_optimizer.local import asl_interpreter, instance_type_catalog
 from asg_optimizer.local.embedded import EmbeddedAws
 
 PASS_MACHINE = json.dumps({"StartAt": "Done", "States": {"Done": {"Type": "Pass", "End": True}}})
@@ -76,3 +78,15 @@ def test_task_states_share_one_lambda_client(aws: EmbeddedAws) -> None:
     assert first is kept
     assert lambda_eval_utils.boto_client_for(region="us-east-1", service="sqs") is not \
         lambda_eval_utils.boto_client_for(region="us-east-1", service="sqs")
+
+
+def test_instance_types_are_answered_once_per_request_and_errors_are_not_kept(aws: EmbeddedAws) -> None:
+    ec2 = aws.client("ec2")
+    instance_type_catalog._kept.clear()
+    first = ec2.describe_instance_types(InstanceTypes=["m5.large", "c5.large"])["InstanceTypes"]
+    again = ec2.describe_instance_types(InstanceTypes=["m5.large", "c5.large"])["InstanceTypes"]
+    assert sorted(t["InstanceType"] for t in first) == ["c5.large", "m5.large"] and again == first
+    assert len(instance_type_catalog._kept) == 1
+    with pytest.raises(ClientError, match="InvalidInstanceType"):
+        ec2.describe_instance_types(InstanceTypes=["nope.large"])
+    assert len(instance_type_catalog._kept) == 1

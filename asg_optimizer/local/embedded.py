@@ -24,7 +24,7 @@ import boto3
 from moto import mock_aws
 
 from asg_optimizer import sessions
-from asg_optimizer.local import asl_interpreter, seam, zone_balance
+from asg_optimizer.local import asl_interpreter, instance_type_catalog, seam, zone_balance
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.clock import Clock, RealClock
 from asg_optimizer.local.ec2_model import Ec2Model
@@ -175,6 +175,7 @@ class EmbeddedAws:
         self.mixed_instances.install()  # after zone_balance: each override's launch is spread over zones
         self.load_balancers.install()
         self.lifecycle.install()  # outermost launch patch: it sees every instance the group launched
+        instance_type_catalog.install()
         self.pricing_api.install()
         reset_clients()
         self.deployment = deploy(environment=self.environment)
@@ -187,6 +188,7 @@ class EmbeddedAws:
         self.load_balancers.uninstall()
         self.mixed_instances.uninstall()
         zone_balance.uninstall()
+        instance_type_catalog.uninstall()
         self.pricing_api.uninstall()
         seam.uninstall()
         asl_interpreter.uninstall()

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -99,6 +100,7 @@ class InvariantChecker:
     _on_demand: dict[str, str] = field(default_factory=dict)  # instance id -> group, at start
     _external: set[str] = field(default_factory=set)
     _judged: set[str] = field(default_factory=set)  # on-demand instances already seen going, and judged
+    sample_seconds: float = 0.0  # wall time spent sampling (benchmarks print it per sample)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- reading the emulator (always under its call lock: between two AWS calls, never inside one) ---
@@ -141,6 +143,7 @@ class InvariantChecker:
         self._external.add(instance_id)
 
     def sample(self, step: str = "manual") -> None:
+        began = time.perf_counter()
         groups = self._groups(self.asg_names)
         with self._lock:
             for group in groups:
@@ -150,6 +153,8 @@ class InvariantChecker:
                 if in_service < floor:
                     self.violations.append(f"after {step}: ASG {group.name} has {in_service} InService, below {floor}")
         self._check_terminations(step, groups)
+        with self._lock:
+            self.sample_seconds += time.perf_counter() - began
 
     def _check_terminations(self, step: str, groups: list[GroupView]) -> None:
         """Judge each watched on-demand once, when it is first seen going."""

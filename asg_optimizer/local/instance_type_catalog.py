@@ -1,0 +1,43 @@
+"""DescribeInstanceTypes, answered once per distinct request and kept for the process.
+
+moto's catalog (~1,400 types) never changes while the embedded AWS runs, yet moto rebuilds and re-serializes the
+whole list on every call (seconds each: the largest single cost of a cold swap). The first answer to each request
+(region, types asked for, filters) is kept as serialized text and given back as it was. Errors are never kept.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from moto.ec2.responses.instances import InstanceResponse
+
+_saved: dict[str, Any] = {}
+_kept: dict[tuple[Any, ...], str] = {}
+_lock = threading.Lock()
+
+
+def _describe_instance_types(response: InstanceResponse) -> Any:
+    key = (response.region, tuple(sorted((k, tuple(v)) for k, v in response.querystring.items())))
+    with _lock:
+        body = _kept.get(key)
+    if body is None:
+        status, _, body = response.serialized(_saved["describe"](response))
+        if status != 200:
+            return _saved["describe"](response)
+        with _lock:
+            _kept[key] = body
+    return body
+
+
+def install() -> None:
+    with _lock:
+        if not _saved:
+            _saved["describe"] = InstanceResponse.describe_instance_types
+            InstanceResponse.describe_instance_types = _describe_instance_types  # type: ignore[method-assign]
+
+
+def uninstall() -> None:
+    with _lock:
+        if _saved:
+            InstanceResponse.describe_instance_types = _saved.pop("describe")  # type: ignore[method-assign]
