@@ -1,7 +1,8 @@
 """The safety invariants, checked on the embedded AWS after every task invocation of every execution.
 
 - in-service instances of each group >= the desired capacity the swap started with (or the current desired, if the
-  group was scaled in meanwhile), at every sample;
+  group was scaled in meanwhile), at every sample; for a group behind load balancers, the instances that serve:
+  InService in the group AND healthy in every target group and InService in every classic ELB;
 - no on-demand instance terminated unless a spot that replaces it (tag `AsgOptimiser:Replaces`) is InService in the
   same group — terminations the test itself made are declared with `external()`;
 - at the end: no spot we launched running outside a group; every group setting we change (MaxSize, suspended
@@ -12,7 +13,9 @@ Auto Scaling and EC2 backends), not the API: the same facts DescribeAutoScalingG
 report, for every watched group however many there are, in well under a millisecond at soak scale (through
 boto3 a sample cost ~0.3 s and grew with the fleet). It reads under the emulator's call lock, so a sample sees
 the state between two AWS calls, never inside one, while other handlers run; and it makes no API call, so
-benchmarks that count calls and the fault injector never see it.
+benchmarks that count calls and the fault injector never see it. Target health of groups behind load balancers is
+read through the API (the embedded AWS models health in its load-balancer model, over moto's), with a session of
+its own, so only such groups pay for it.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from moto.autoscaling.models import autoscaling_backends
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.ec2.models import ec2_backends
 
+from asg_optimizer import sessions
 from asg_optimizer.local import interleaving, seam
 from tasks.core.tags import HOLD_PREFIX, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
 
@@ -53,6 +57,8 @@ class GroupView:
     suspended: frozenset[str]
     tags: frozenset[tuple[str, str]]
     members: tuple[Member, ...]
+    target_groups: tuple[str, ...] = ()
+    load_balancers: tuple[str, ...] = ()
 
     @property
     def in_service(self) -> dict[str, str]:
@@ -75,6 +81,7 @@ class Sample:
     step: str
     in_service: int
     desired: int
+    serving: int | None = None  # behind load balancers: members healthy in every one of them
 
 
 @dataclass(frozen=True)
@@ -100,6 +107,7 @@ class InvariantChecker:
     _on_demand: dict[str, str] = field(default_factory=dict)  # instance id -> group, at start
     _external: set[str] = field(default_factory=set)
     _judged: set[str] = field(default_factory=set)  # on-demand instances already seen going, and judged
+    _session: Any = None
     sample_seconds: float = 0.0  # wall time spent sampling (benchmarks print it per sample)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -138,6 +146,24 @@ class InvariantChecker:
             tags=group.tags,
         )
 
+    def _client(self, service: str) -> Any:
+        if self._session is None:
+            self._session = sessions.session()
+        return self._session.client(service)
+
+    def _serving(self, group: GroupView) -> int | None:
+        """Members healthy in every load balancer of the group; None for a group without load balancers."""
+        if not (group.target_groups or group.load_balancers):
+            return None
+        serving = set(group.in_service)
+        for arn in group.target_groups:
+            found = self._client("elbv2").describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+            serving &= {d["Target"]["Id"] for d in found if d["TargetHealth"]["State"] == "healthy"}
+        for name in group.load_balancers:
+            found = self._client("elb").describe_instance_health(LoadBalancerName=name)["InstanceStates"]
+            serving &= {s["InstanceId"] for s in found if s["State"] == "InService"}
+        return len(serving)
+
     def external(self, instance_id: str) -> None:
         """The test itself terminated this instance (someone else did, from the optimizer's view)."""
         self._external.add(instance_id)
@@ -145,13 +171,17 @@ class InvariantChecker:
     def sample(self, step: str = "manual") -> None:
         began = time.perf_counter()
         groups = self._groups(self.asg_names)
+        serving = {group.name: self._serving(group) for group in groups}
         with self._lock:
             for group in groups:
-                in_service = len(group.in_service)
-                self.samples.append(Sample(group.name, step, in_service, group.desired))
+                in_service, healthy = len(group.in_service), serving[group.name]
+                self.samples.append(Sample(group.name, step, in_service, group.desired, healthy))
                 floor = min(self._baseline.get(group.name, 0), group.desired)
                 if in_service < floor:
                     self.violations.append(f"after {step}: ASG {group.name} has {in_service} InService, below {floor}")
+                if healthy is not None and healthy < floor:
+                    self.violations.append(f"after {step}: ASG {group.name} has {healthy} healthy behind its load "
+                                           f"balancers, below {floor}")
         self._check_terminations(step, groups)
         with self._lock:
             self.sample_seconds += time.perf_counter() - began
@@ -235,6 +265,11 @@ class InvariantChecker:
     def lowest_in_service(self, asg_name: str) -> int:
         return min(s.in_service for s in self.for_group(asg_name))
 
+    def lowest_serving(self, asg_name: str) -> int | None:
+        """The fewest members healthy behind the group's load balancers at any sample; None without any."""
+        counts = [s.serving for s in self.for_group(asg_name) if s.serving is not None]
+        return min(counts) if counts else None
+
 
 def _view_of_group(group: Any) -> GroupView:
     return GroupView(
@@ -246,4 +281,6 @@ def _view_of_group(group: Any) -> GroupView:
         tags=frozenset((t["Key"], t.get("Value", "")) for t in group.tags),
         members=tuple(Member(s.instance.id, s.lifecycle_state, bool(s.protected_from_scale_in))
                       for s in group.instance_states),
+        target_groups=tuple(group.target_group_arns or ()),
+        load_balancers=tuple(group.load_balancer_names or ()),
     )
