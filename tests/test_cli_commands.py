@@ -27,7 +27,16 @@ from tasks.core.timing import parse_timing
 from tests.cli_helpers import FAST_TIMING, cli, cli_json, flat, table_row
 from tests.cli_helpers import snapshot as aws_state
 from tests.conftest import FAST
-from tests.workflow_helpers import group, instances, launched_by, members, settings, state_of, states_entered
+from tests.workflow_helpers import (
+    group,
+    instances,
+    launched_by,
+    members,
+    settings,
+    state_of,
+    states_entered,
+    wait_for_state,
+)
 
 # AllowedTypes pins the spot to m5.large, so "no capacity for m5.large" means no capacity at all.
 POLICY_TAGS = {"AsgOptimiser:MinOnDemand": "1", "AsgOptimiser:MaxParallel": "2",
@@ -269,11 +278,14 @@ def test_show_a_failed_execution(aws: EmbeddedAws, fleet) -> None:
 
 
 def test_show_a_running_execution(aws: EmbeddedAws, fleet) -> None:
-    arn = aws.start_swap("web", STRANGER, timing={"start_delay_seconds": 3})
+    # Held in StartDelay for as long as the test needs (no race between the delay and a slow machine), then stopped.
+    arn = aws.start_swap("web", STRANGER, timing={"start_delay_seconds": 3600})
     try:
+        wait_for_state(aws, arn, "StartDelay")
         data = cli_json("show", arn)
         out = cli("show", arn).stdout
     finally:
+        aws.client("stepfunctions").stop_execution(executionArn=arn)
         aws.wait(arn)
     assert (data["status"], data["outcome"], data["stopped"]) == ("RUNNING", "RUNNING", None)
     assert (data["steps"][-1]["state"], data["steps"][-1]["running"]) == ("StartDelay", True)
