@@ -3,11 +3,29 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
+from asg_optimizer.local.clock import ManualClock
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import GroupSpec, Network, create_group
+from asg_optimizer.local.fleet import IMAGE_ID, GroupSpec, Network, create_group, create_target_group
 from asg_optimizer.local.invariants import InvariantChecker
+from tasks.core.tags import REPLACES
 
 MANY = 55  # more than one page of DescribeAutoScalingGroups (50)
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def aws(clock: ManualClock) -> Iterator[EmbeddedAws]:
+    """The embedded AWS on a manual clock: target health and draining move only when a test advances it."""
+    with EmbeddedAws(boot_delay_seconds=0, clock=clock) as embedded:
+        yield embedded
 
 
 def _api_view(aws: EmbeddedAws) -> dict[str, tuple]:
@@ -54,3 +72,52 @@ def test_the_checker_reads_what_the_api_reports_and_judges_every_group(aws: Embe
         found = checker.finish()
     assert {s.asg_name for s in checker.samples} == set(names)
     assert f"after by hand: on-demand {victim} terminated without its replacement InService" in found
+
+
+# --- web groups: a retirement is judged when it starts (the group deregisters the on-demand and drains it) ---
+
+def _web_group_with_a_spot(aws: EmbeddedAws, network: Network, clock: ManualClock) -> tuple[str, str, str]:
+    """A one-instance group behind a target group (healthy after 10 s, drains 30 s) plus an attached spot that
+    replaces its on-demand; returns (group, on-demand, spot). The spot is still in its initial health checks."""
+    arn = create_target_group(network, "web-tg", interval=5, healthy_threshold=2, deregistration_delay=30)
+    created = create_group(network, GroupSpec("web", desired=1, max_size=2, target_group_arns=(arn,)))
+    on_demand = created["Instances"][0]["InstanceId"]
+    clock.advance(10)
+    spot = aws.client("ec2").run_instances(
+        ImageId=IMAGE_ID, InstanceType="m5.large", MinCount=1, MaxCount=1,
+        InstanceMarketOptions={"MarketType": "spot"},
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": REPLACES, "Value": on_demand}]}],
+    )["Instances"][0]["InstanceId"]
+    aws.client("autoscaling").attach_instances(AutoScalingGroupName="web", InstanceIds=[spot])
+    return "web", on_demand, spot
+
+
+def _retire(aws: EmbeddedAws, instance_id: str) -> None:
+    aws.client("autoscaling").terminate_instance_in_auto_scaling_group(
+        InstanceId=instance_id, ShouldDecrementDesiredCapacity=True)
+
+
+def test_checker_blames_an_on_demand_retired_before_its_spot_is_healthy_behind_the_load_balancer(
+        aws: EmbeddedAws, network: Network, clock: ManualClock) -> None:
+    name, on_demand, spot = _web_group_with_a_spot(aws, network, clock)
+    with InvariantChecker([name]) as checker:
+        _retire(aws, on_demand)  # the spot is InService but still in its initial health checks
+        checker.sample("by hand")
+    assert (f"after by hand: on-demand {on_demand} retired before its replacement {spot} was healthy behind the "
+            "load balancers") in checker.violations
+
+
+def test_checker_does_not_blame_a_draining_on_demand_for_its_spot_reclaimed_meanwhile(
+        aws: EmbeddedAws, network: Network, clock: ManualClock) -> None:
+    name, on_demand, spot = _web_group_with_a_spot(aws, network, clock)
+    clock.advance(10)  # the spot passed its health checks
+    with InvariantChecker([name]) as checker:
+        _retire(aws, on_demand)
+        checker.sample("retired")
+        aws.client("ec2").terminate_instances(InstanceIds=[spot])  # reclaimed while the on-demand drains
+        clock.advance(31)
+        checker.sample("drained")
+        states = {i["InstanceId"]: i["State"]["Name"] for r in aws.client("ec2").describe_instances(
+            InstanceIds=[on_demand])["Reservations"] for i in r["Instances"]}
+    assert states[on_demand] in ("shutting-down", "terminated")
+    assert not [v for v in checker.violations if on_demand in v]

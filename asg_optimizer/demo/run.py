@@ -122,15 +122,15 @@ def _follow(aws: EmbeddedAws, arns: list[str], console: Console, live: bool) -> 
 
 def result_table(report: DemoReport) -> Table:
     table = Table(title=f"asg-optimizer demo ({report.seconds:.1f} s)")
-    for column in ("ASG", "opted in", "on-demand", "spot", "swaps ok/failed", "min in-service / desired",
-                   "min healthy / desired", "restored"):
+    for column in ("ASG", "opted in", "on-demand", "spot", "swaps ok/failed", "lowest in-service",
+                   "lowest healthy", "restored"):
         table.add_column(column, no_wrap=True)
     for g in report.groups:
-        healthy = "-" if g.lowest_healthy is None else f"{g.lowest_healthy} / {g.desired}"
+        healthy = "-" if g.lowest_healthy is None else f"{g.lowest_healthy} of {g.desired}"
         table.add_row(
             g.asg_name, "yes" if g.opted_in else "no",
             f"{g.on_demand_before} → {g.on_demand_after}", f"{g.spot_before} → {g.spot_after}",
-            f"{g.succeeded}/{g.failed}", f"{g.lowest_in_service} / {g.desired}", healthy,
+            f"{g.succeeded}/{g.failed}", f"{g.lowest_in_service} of {g.desired}", healthy,
             "yes" if g.max_size_restored and g.desired_after == g.desired else "NO",
         )
     return table
@@ -162,6 +162,7 @@ def run_demo(console: Console, *, as_json: bool = False) -> DemoReport:
                     break
                 arns += fresh
                 states = _follow(aws, arns, console, live=not as_json)
+            _wait_drained(aws, names)
             report.violations = watch.finish()
         report.executions = [{"name": name, "status": status} for name, status in sorted(states.items())]
         for g in report.groups:
@@ -184,6 +185,18 @@ def _wait_healthy(aws: EmbeddedAws, target_group: str, count: int, timeout: floa
             return
         time.sleep(0.2)
     raise TimeoutError(f"the web group's targets were not healthy after {timeout} s")
+
+
+def _wait_drained(aws: EmbeddedAws, names: list[str], timeout: float = 60.0) -> None:
+    """Retired web members drain (Terminating for the deregistration delay) after their execution has ended; the
+    fleet is counted and priced once they are gone, as an operator would see it a minute later."""
+    autoscaling, deadline = aws.client("autoscaling"), time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=names)["AutoScalingGroups"]
+        if not any(i["LifecycleState"].startswith("Terminating") for g in groups for i in g["Instances"]):
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"retired instances were still draining after {timeout} s")
 
 
 def _fill_after(aws: EmbeddedAws, g: GroupReport, states: dict[str, str], watch: InvariantChecker) -> None:

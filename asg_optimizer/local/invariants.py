@@ -151,7 +151,7 @@ class InvariantChecker:
             self._session = sessions.session()
         return self._session.client(service)
 
-    def _serving(self, group: GroupView) -> int | None:
+    def _serving(self, group: GroupView) -> set[str] | None:
         """Members healthy in every load balancer of the group; None for a group without load balancers."""
         if not (group.target_groups or group.load_balancers):
             return None
@@ -162,54 +162,65 @@ class InvariantChecker:
         for name in group.load_balancers:
             found = self._client("elb").describe_instance_health(LoadBalancerName=name)["InstanceStates"]
             serving &= {s["InstanceId"] for s in found if s["State"] == "InService"}
-        return len(serving)
+        return serving
 
     def external(self, instance_id: str) -> None:
         """The test itself terminated this instance (someone else did, from the optimizer's view)."""
         self._external.add(instance_id)
 
     def sample(self, step: str = "manual") -> None:
+        """One consistent view of every watched group: the whole sample holds the emulator's call lock (re-entrant,
+        so its own health reads go through), so no other handler's call lands between reading the groups and
+        reading who replaced whom, and concurrent observers judge one at a time."""
         began = time.perf_counter()
-        groups = self._groups(self.asg_names)
-        serving = {group.name: self._serving(group) for group in groups}
-        with self._lock:
+        with interleaving.CALL_LOCK, self._lock:
+            groups = self._groups(self.asg_names)
+            serving = {group.name: self._serving(group) for group in groups}
             for group in groups:
                 in_service, healthy = len(group.in_service), serving[group.name]
-                self.samples.append(Sample(group.name, step, in_service, group.desired, healthy))
+                self.samples.append(Sample(group.name, step, in_service, group.desired,
+                                           None if healthy is None else len(healthy)))
                 floor = min(self._baseline.get(group.name, 0), group.desired)
                 if in_service < floor:
                     self.violations.append(f"after {step}: ASG {group.name} has {in_service} InService, below {floor}")
-                if healthy is not None and healthy < floor:
-                    self.violations.append(f"after {step}: ASG {group.name} has {healthy} healthy behind its load "
-                                           f"balancers, below {floor}")
-        self._check_terminations(step, groups)
-        with self._lock:
+                if healthy is not None and len(healthy) < floor:
+                    self.violations.append(f"after {step}: ASG {group.name} has {len(healthy)} healthy behind its "
+                                           f"load balancers, below {floor}")
+            self._check_retirements(step, groups, serving)
             self.sample_seconds += time.perf_counter() - began
 
-    def _check_terminations(self, step: str, groups: list[GroupView]) -> None:
-        """Judge each watched on-demand once, when it is first seen going."""
+    def _check_retirements(self, step: str, groups: list[GroupView], serving: dict[str, set[str] | None]) -> None:
+        """Judge each watched on-demand once, when its retirement starts: when its group starts terminating it (it
+        leaves its load balancers then, and drains) or its EC2 state goes, whichever is seen first. Its replacement
+        must serve at that moment: InService in the same group and, behind load balancers, healthy in them. (Judged
+        when the EC2 instance finally went, a web on-demand that drained for minutes would be blamed for its spot
+        being reclaimed meanwhile.)"""
         pending = set(self._on_demand) - self._judged
         if not pending:
             return
-        with interleaving.CALL_LOCK:  # one consistent view: who went, and who replaced them
-            watched = sorted(i for i, seen in self._instances(pending).items() if seen.state in GOING)
-            if not watched:
-                return
-            replacements = {
-                seen.replaces: seen.instance_id
-                for seen in self._instances().values() if seen.replaces in watched
-            }
+        leaving = {m.instance_id for g in groups for m in g.members if m.lifecycle_state.startswith("Terminating")}
+        watched = sorted(i for i, seen in self._instances(pending).items() if seen.state in GOING or i in leaving)
+        if not watched:
+            return
+        replacements = {
+            seen.replaces: seen.instance_id for seen in self._instances().values() if seen.replaces in watched
+        }
         in_service = {i: name for group in groups for i, name in group.in_service.items()}
-        with self._lock:
-            for instance_id in watched:
-                self._judged.add(instance_id)
-                if instance_id in self._external:
-                    continue
-                spot = replacements.get(instance_id)
-                if spot is None or in_service.get(spot) != self._on_demand[instance_id]:
-                    self.violations.append(
-                        f"after {step}: on-demand {instance_id} terminated without its replacement InService"
-                    )
+        for instance_id in watched:
+            self._judged.add(instance_id)
+            if instance_id in self._external:
+                continue
+            group, spot = self._on_demand[instance_id], replacements.get(instance_id)
+            healthy = serving.get(group)
+            if spot is None or in_service.get(spot) != group:
+                self.violations.append(
+                    f"after {step}: on-demand {instance_id} terminated without its replacement InService"
+                )
+            elif healthy is not None and spot not in healthy:
+                self.violations.append(
+                    f"after {step}: on-demand {instance_id} retired before its replacement {spot} was healthy "
+                    "behind the load balancers"
+                )
 
     def _observe(self, function: str, event: dict[str, Any], result: dict[str, Any], errored: bool) -> None:
         self.sample(function)
