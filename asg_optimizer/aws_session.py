@@ -8,8 +8,10 @@ to paste an ARN. Problems the operator can fix become `CliError`: one line, exit
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
+import socket
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -52,6 +54,13 @@ def no_state_machine(name: str, region: str) -> str:
     )
 
 
+def known_regions() -> set[str]:
+    """Every region botocore knows, in every partition (commercial, China, GovCloud, ...)."""
+    probe = sessions.session(region_name=LOCAL_REGION)
+    return {r for partition in probe.get_available_partitions()
+            for r in probe.get_available_regions("ec2", partition_name=partition)}
+
+
 @dataclass
 class Target:
     """Where the CLI talks to; built from the global options, sessions and clients made on first use."""
@@ -76,15 +85,51 @@ class Target:
         endpoint = self.endpoint
         return bool(endpoint) and urlparse(endpoint).hostname in LOCAL_HOSTS
 
+    def check_endpoint(self) -> None:
+        """An endpoint must be a URL with a scheme and a host (`127.0.0.1:4566` alone is not one)."""
+        endpoint = self.endpoint
+        if endpoint is None:
+            return
+        parsed = urlparse(endpoint)
+        source = "--endpoint-url" if self.endpoint_url else "AWS_ENDPOINT_URL"
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise CliError(f"{source} {endpoint!r} is not a URL: give the scheme and host, e.g. "
+                           f"http://{endpoint if '://' not in endpoint else '127.0.0.1:4566'}")
+
+    def check_reachable(self) -> None:
+        """Before blaming credentials, make sure the endpoint answers at all."""
+        endpoint = self.endpoint
+        if endpoint is None:
+            return
+        parsed = urlparse(endpoint)
+        port = parsed.port or (443 if parsed.scheme == "https" else 80)
+        try:
+            socket.create_connection((parsed.hostname, port), timeout=3).close()
+        except OSError as error:
+            source = "--endpoint-url" if self.endpoint_url else "AWS_ENDPOINT_URL"
+            hint = " (is `asg-optimizer local serve` running?)" if self.local else ""
+            raise CliError(f"cannot reach {source} {endpoint}: {error.strerror or error}{hint}") from None
+
+    def check_region(self, region: str) -> None:
+        known = known_regions()
+        if region not in known:
+            close = difflib.get_close_matches(region, sorted(known), n=1)
+            raise CliError(f"--region {region!r} is not an AWS region" +
+                           (f": did you mean {close[0]}?" if close else ", e.g. us-east-1"))
+
     @property
     def session(self) -> Any:
         if self._session is None:
+            self.check_endpoint()
+            if self.region is not None:
+                self.check_region(self.region)
             try:
                 probe = sessions.session(profile_name=self.profile, region_name=self.region)
             except ProfileNotFound:
                 raise CliError(f"AWS profile {self.profile!r} not found in ~/.aws/config or ~/.aws/credentials") \
                     from None
             if probe.get_credentials() is None and not self.local:
+                self.check_reachable()
                 raise CliError(NO_CREDENTIALS)
             region = probe.region_name or (LOCAL_REGION if self.local else None)
             if region is None:
@@ -144,8 +189,9 @@ class Target:
         machine = self.state_machine_arn()
         return machine.replace(":stateMachine:", ":execution:", 1) + ":" + name_or_arn
 
-    def console_url(self, execution_arn: str) -> str:
-        return console_url(self.region_name, execution_arn)
+    def console_url(self, execution_arn: str) -> str | None:
+        """The execution in the Step Functions console; None against `local serve` (no console there)."""
+        return None if self.local else console_url(self.region_name, execution_arn)
 
     def invoke(self, key: str, payload: dict[str, Any]) -> dict[str, Any]:
         """Run one of the stack's functions now (the scanner's dry run, the sweep) and return its result."""

@@ -4,10 +4,14 @@ asg_optimizer.commands, one module per command group."""
 from __future__ import annotations
 
 import os
+import sys
 import warnings
-from typing import Annotated
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
+from typer._click import exceptions as click_errors  # typer's own click: its usage errors
+from typer.core import TyperGroup
 
 from asg_optimizer.aws_session import Target
 from asg_optimizer.commands import executions, local, plan, replace, status, sweep
@@ -16,8 +20,50 @@ from stack.description import DEFAULT_PREFIX
 
 __all__ = ["app", "console"]
 
+
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, bad value, missing argument) as one line naming the bad value, exit 2, like
+    every other refusal, instead of typer's multi-line box."""
+
+    def main(self, args: Sequence[str] | None = None, *rest: Any, standalone_mode: bool = True,
+             **kwargs: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, *rest, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(args, *rest, standalone_mode=False, **kwargs)
+        except click_errors.NoArgsIsHelpError as error:
+            typer.echo(error.ctx.get_help() if error.ctx else error.format_message())
+            sys.exit(2)
+        except click_errors.ClickException as error:
+            message = " ".join(error.format_message().split())
+            if isinstance(error, click_errors.BadParameter):
+                given = _given(list(sys.argv[1:] if args is None else args), error)
+                message += f" (got {given!r})" if given is not None and repr(given) not in message else ""
+            where = ""
+            if isinstance(error, click_errors.UsageError) and error.ctx:
+                where = " (" + " ".join(["asg-optimizer", *error.ctx.command_path.split()[1:]]) + ")"
+            typer.echo(f"error: {message}{where}", err=True)
+            sys.exit(error.exit_code)
+        except typer.Abort:
+            typer.echo("Aborted.", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+def _given(args: list[str], error: Any) -> str | None:
+    """The value the operator typed for the option a BadParameter names (`--limit zero`, `--limit=zero`)."""
+    for name in getattr(error.param, "opts", []) or []:
+        for i, arg in enumerate(args):
+            if arg == name and i + 1 < len(args):
+                return args[i + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
 app = typer.Typer(no_args_is_help=True, help="Keep opted-in Auto Scaling Groups on spot, safely.",
-                  pretty_exceptions_enable=False)
+                  pretty_exceptions_enable=False, cls=OneLineErrors)
 
 
 @app.callback()
@@ -51,13 +97,19 @@ app.add_typer(local.app, name="local")
 
 
 @app.command()
-def demo(json_output: bool = typer.Option(False, "--json", help="Print the result as one JSON object.")) -> None:
+def demo(ctx: typer.Context,
+         json_output: bool = typer.Option(False, "--json", help="Print the result as one JSON object (as -o json).")
+         ) -> None:
     """Build a demo fleet in the embedded AWS and swap every eligible on-demand instance to spot."""
+    from asg_optimizer.commands.output import settings
     from asg_optimizer.demo.run import run_demo
 
     # The handlers' metrics are CloudWatch EMF lines on stdout in Lambda; in the demo they would bury the table.
     # Disabled metrics are never flushed, so Powertools warns when the next invocation sets its dimension again.
     os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
     warnings.filterwarnings("ignore", message="Dimension .* has already been added")
-    report = run_demo(console(), as_json=json_output)
+    if any(k.startswith("AWS_ENDPOINT_URL") for k in os.environ):
+        typer.echo("note: AWS_ENDPOINT_URL is ignored: the demo runs on an embedded AWS of its own", err=True)
+
+    report = run_demo(console(), as_json=json_output or settings(ctx).json)
     raise typer.Exit(0 if report.ok else 1)

@@ -43,6 +43,17 @@ def outcome_of(status: str, output: Mapping[str, Any] | None) -> str:
     return reported if isinstance(reported, str) and reported != "launched" else SWAPPED
 
 
+def not_swapped_why(outcome: str, output: Mapping[str, Any] | None) -> str | None:
+    """Why a successful execution did not swap (`OnDemandFloor: ASG api keeps 1 on-demand ...` for a refusal),
+    or None when it swapped or did not succeed."""
+    if outcome in (SWAPPED, "RUNNING", "FAILED", "TIMED_OUT", "ABORTED"):
+        return None
+    why, reason = (output or {}).get("why"), (output or {}).get("reason")
+    if not isinstance(why, str):
+        return None
+    return f"{reason}: {why}" if isinstance(reason, str) else why
+
+
 def console_url(region: str, execution_arn: str) -> str:
     """The execution's page in the Step Functions console (graph, events, input and output of every step)."""
     return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"

@@ -20,7 +20,7 @@ from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 
 ZERO_WAITS = {"boot_poll_seconds": 0, "boot_max_polls": 20, "group_poll_seconds": 0, "group_max_polls": 20}
-SKIPPED = {"no-capacity", "SwapInFlight", "InstanceNotEligible", "NotOptedIn", "OnDemandGone"}
+SKIPPED = {"no-capacity", "refused", "OnDemandGone"}
 
 
 def invoke(aws: EmbeddedAws, function: str, payload: dict[str, Any]) -> dict[str, Any]:
@@ -69,10 +69,9 @@ def main() -> int:
                     arn = f"{aws.deployment.replace_arn.replace(':stateMachine:', ':execution:')}:{name}"
                     described = aws.wait(arn, timeout=1800)  # a round of 60 swaps, serialized
                     outcome = described["status"] if described["status"] == "SUCCEEDED" else described.get("error")
-                    if outcome == "SUCCEEDED" and json.loads(described.get("output") or "{}").get("outcome") == (
-                        "no-capacity"
-                    ):
-                        outcome = "no-capacity"
+                    reported = json.loads(described.get("output") or "{}").get("outcome")
+                    if outcome == "SUCCEEDED" and reported in ("no-capacity", "refused"):
+                        outcome = reported
                     outcomes["skipped" if outcome in SKIPPED else outcome] += 1
                     if outcome not in SKIPPED and outcome != "SUCCEEDED":
                         causes[outcome].append(str(described.get("cause", ""))[:300])

@@ -21,7 +21,7 @@ from tasks.aws.instances import LIVE_STATES, describe_instances
 from tasks.core.errors import GroupNotFound
 from tasks.core.holds import plan_restore
 from tasks.core.requests import parse_sweep_request
-from tasks.core.sweep import orphaned_spots, stale_holds, still_stale
+from tasks.core.sweep import orphaned_spots, stale_holds, still_stale, young_unowned_spots
 from tasks.core.tags import ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
 from tasks.restore_group import restore
 
@@ -45,6 +45,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         client("ec2").terminate_instances(InstanceIds=[instance_id for instance_id, _ in orphans[start:start + 1000]])
     for instance_id, why in orphans:
         actions.append(f"terminated {instance_id}: {why}")
+    left = young_unowned_spots(spots, members, running, now, request.orphan_after_seconds)
     repaired = []
     for listed in held:
         stale = stale_holds(listed, running)
@@ -68,4 +69,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         )
     for line in actions:
         logger.warning(line)
-    return {"terminated": [i for i, _ in orphans], "repaired": repaired, "actions": actions}
+    return {"terminated": [i for i, _ in orphans], "repaired": repaired, "actions": actions,
+            "left": [f"left {instance_id}: {why}" for instance_id, why in left]}

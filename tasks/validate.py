@@ -1,8 +1,11 @@
 """Validate: refuse the swap unless the instance is an on-demand, InService, unprotected member of an
-opted-in ASG that no other execution is replacing. Changes nothing; returns the facts later steps need."""
+opted-in ASG with a well-formed policy, that no other execution is replacing, within the group's window and
+above its on-demand floor (an operator's `replace --force` waives only the window and the floor). Changes
+nothing; returns the facts later steps need. A refusal ends the execution as outcome `refused`, not FAILED."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -10,12 +13,18 @@ from aws_lambda_powertools import Logger
 from tasks.aws.clients import aws_handler
 from tasks.aws.executions import running_swaps
 from tasks.aws.groups import describe_group_raw, group_from_response, lifecycle_hooks, propagated_tags
-from tasks.aws.instances import describe_instance
-from tasks.core.eligibility import check_not_in_flight, check_reason, check_swappable
+from tasks.aws.instances import instances_by_id
+from tasks.core.eligibility import (
+    FLOOR_AND_WINDOW_REASONS,
+    check_floor_and_window,
+    check_not_in_flight,
+    check_reason,
+    check_swappable,
+    policy_of,
+)
 from tasks.core.errors import LaunchHookInTheWay, WeightedGroup
 from tasks.core.lifecycle_hooks import launch_hook_refusal
 from tasks.core.mixed_instances import override_types, template_for, weighted_refusal
-from tasks.core.policy import PolicyError, parse_policy
 from tasks.core.requests import required_text
 from tasks.core.tags import OPT_IN
 from tasks.core.timing import parse_timing
@@ -34,22 +43,28 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
 
     raw = describe_group_raw(asg_name)
     group = group_from_response(raw)
-    instance = describe_instance(instance_id)
-    # `asg-optimizer replace --force`: an operator's explicit manual swap in a group that is not opted in.
+    found = instances_by_id({instance_id, *(m.instance_id for m in group.members)})  # one call: the floor needs all
+    instance = found.get(instance_id)
+    # `asg-optimizer replace --force`: an operator's explicit manual swap outside the window or below the floor.
     forced = reason == "manual" and data.get("force") is True
-    check_swappable(group, instance, instance_id, require_opt_in=not forced, allow_spot=reason == "rebalance")
-    running = running_swaps(state_machine_arn).get(instance_id, [])
+    check_swappable(group, instance, instance_id, allow_spot=reason == "rebalance")
+    policy = policy_of(group)
+    swaps = running_swaps(state_machine_arn)
+    running = swaps.get(instance_id, [])
     own_start = next((start for name, start in running if name == execution_name), float("inf"))
     check_not_in_flight(instance_id, execution_name, own_start, running)
+    if reason in FLOOR_AND_WINDOW_REASONS and not forced:
+        # Only swaps that started before ours count as taking an on-demand away: of two started together, the
+        # first proceeds (as check_not_in_flight decides), so neither refuses because of the other.
+        earlier = {i for i, runs in swaps.items() if i != instance_id
+                   and any((start, name) < (own_start, execution_name) for name, start in runs)}
+        spot_ids = {i for i, found_instance in found.items() if not found_instance.on_demand}
+        check_floor_and_window(group, policy, instance_id, spot_ids, earlier, datetime.now(UTC))
     assert instance is not None  # check_swappable refused a missing instance
     weighted = weighted_refusal(group)
     if weighted:
         raise WeightedGroup(weighted)
-    try:
-        bypass = parse_policy(asg_name, group.tags, default_grace_period=0).bypass_launch_hooks
-    except PolicyError:
-        bypass = False  # LaunchSpot refuses the malformed tag by name
-    hook = launch_hook_refusal(asg_name, lifecycle_hooks(asg_name), bypass=bypass)
+    hook = launch_hook_refusal(asg_name, lifecycle_hooks(asg_name), bypass=policy.bypass_launch_hooks)
     if hook:
         raise LaunchHookInTheWay(hook)
     template = template_for(group, group.member(instance_id))

@@ -32,6 +32,7 @@ from tests.workflow_helpers import (
     instances,
     launched_by,
     members,
+    refusal,
     settings,
     state_of,
     states_entered,
@@ -69,7 +70,7 @@ def swapped(aws: EmbeddedAws, asg: str, instance_id: str) -> dict[str, Any]:
 
 def refused(aws: EmbeddedAws, asg: str = "web") -> dict[str, Any]:
     described = aws.wait(aws.start_swap(asg, STRANGER, timing=FAST))
-    assert described["error"] == "InstanceNotEligible"
+    assert refusal(described)[0] == "InstanceNotEligible"
     return described
 
 
@@ -102,7 +103,7 @@ def test_plan_is_the_scanners_dry_run_and_changes_nothing(aws: EmbeddedAws, flee
     assert table_row(table.stdout, "web")[1:3] == [fleet["web"][1], "replace"]  # the pick is listed first
     assert re.search(rf"│ web\s+│ {fleet['web'][0]} │ skip\s+│ on-demand floor", table.stdout)
     assert table_row(table.stdout, "legacy") == ["legacy", "not opted in: tag AsgOptimiser is missing, expected 'true'"]
-    assert "2 groups scanned: 1 instances would be replaced, 1 left alone, 1 groups left alone. Nothing was changed." \
+    assert "2 groups scanned: 1 instance would be replaced, 1 left alone, 1 group left alone. Nothing was changed." \
         in flat(table.stdout)
     assert aws_state(aws) == before
 
@@ -127,6 +128,8 @@ def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
     assert "Swapped in " in result.stdout and f"{oldest} replaced by spot {spot}" in flat(result.stdout)
     assert re.search(r"\(WaitForBoot → CheckSpot → SpotReady\) x\d → AttachSpot", flat(result.stdout))
     assert table_row(result.stdout, "1")[1] == "HasStartDelay"
+    progress = [line.split()[1] for line in result.stdout.splitlines() if re.match(r"  \+[\d.ms]+ \w+", line)]
+    assert progress == states_entered(aws, arn)  # not a terminal: one line per state entered, none missed
     assert state_of(aws, oldest) == "terminated"
     assert members(aws, "web") == {fleet["web"][0]: "InService", spot: "InService"}
     assert settings(aws, "web") == before
@@ -151,7 +154,7 @@ def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
     assert cells[5] == "1"  # the swap waiting in its start delay
     assert re.fullmatch(r"SUCCEEDED \d+s ago", cells[6])
     assert re.fullmatch(r"\$0\.\d{4}", cells[7]) and re.fullmatch(r"\$0\.\d{4}", cells[8])
-    assert table_row(table.stdout, "1 groups")[1:6] == ["2", "1", "1", "", "1"]
+    assert table_row(table.stdout, "1 group")[1:6] == ["2", "1", "1", "", "1"]
     assert "│ legacy" not in table.stdout  # not opted in: not listed
     assert "on-demand prices from the bundled snapshot of" in flat(table.stdout)
 
@@ -190,18 +193,18 @@ def test_no_spot_capacity_exits_1_and_reads_as_not_swapped(aws: EmbeddedAws, fle
     rows = cli_json("executions")["executions"]
     assert [r["name"] for r in rows] == [nothing, failed]
     assert (rows[0]["status"], rows[0]["outcome"], rows[0]["error"]) == ("SUCCEEDED", "no-capacity", None)
-    assert (rows[1]["status"], rows[1]["outcome"], rows[1]["error"]) == ("FAILED", "FAILED", "InstanceNotEligible")
-    assert rows[1]["cause"] == f"instance {STRANGER} is not a member of ASG api"
+    assert (rows[1]["status"], rows[1]["outcome"], rows[1]["error"]) == ("SUCCEEDED", "refused", None)
+    assert rows[1]["why"] == f"InstanceNotEligible: instance {STRANGER} is not a member of ASG api"
     assert rows[1]["console_url"] == console_url("us-east-1", rows[1]["arn"])
     assert datetime.fromisoformat(rows[1]["started"]) < datetime.fromisoformat(rows[0]["started"])
     assert [r["name"] for r in cli_json("executions", "--asg", "api")["executions"]] == [failed]
-    assert [r["name"] for r in cli_json("executions", "--status", "failed")["executions"]] == [failed]
+    assert cli_json("executions", "--status", "failed")["executions"] == []  # a refusal is not a failure
     assert [r["name"] for r in cli_json("executions", "--since", "1h", "--limit", "1")["executions"]] == [nothing]
 
     table = cli("executions").stdout
     assert table_row(table, nothing)[1] == "SUCCEEDED (no-capacity)"
     failed_row = table_row(table, failed)
-    assert failed_row[1] == "FAILED" and re.fullmatch(r"\d+s ago", failed_row[2])
+    assert failed_row[1] == "SUCCEEDED (refused)" and re.fullmatch(r"\d+s ago", failed_row[2])
     assert failed_row[4] == f"InstanceNotEligible: instance {STRANGER} is not a member of ASG api"
     assert table.index(nothing) < table.index(failed)
     assert "No executions match." in cli("executions", "--status", "RUNNING").stdout
@@ -209,10 +212,11 @@ def test_no_spot_capacity_exits_1_and_reads_as_not_swapped(aws: EmbeddedAws, fle
     status = {g["asg_name"]: g for g in cli_json("status")["groups"]}
     assert (status["web"]["last_swap"]["status"], status["web"]["last_swap"]["outcome"]) == ("SUCCEEDED",
                                                                                           "no-capacity")
-    assert status["api"]["last_swap"]["error"] == "InstanceNotEligible"
+    assert (status["api"]["last_swap"]["outcome"], status["api"]["last_swap"]["reason"]) == ("refused",
+                                                                                             "InstanceNotEligible")
     status_table = cli("status").stdout
     assert table_row(status_table, "web")[6].startswith("SUCCEEDED (no-capacity) ")
-    assert table_row(status_table, "api")[6].startswith("FAILED InstanceNotEligible ")
+    assert table_row(status_table, "api")[6].startswith("SUCCEEDED (refused) InstanceNotEligible ")
 
 
 def test_status_names_a_malformed_policy_instead_of_guessing(aws: EmbeddedAws, make_group) -> None:
@@ -236,23 +240,58 @@ def test_replace_without_wait_starts_one_named_execution(aws: EmbeddedAws, fleet
     aws.client("autoscaling").set_instance_protection(AutoScalingGroupName="web", InstanceIds=[target],
                                                       ProtectedFromScaleIn=True)
     described = aws.wait(started["execution_arn"])
-    assert described["error"] == "InstanceNotEligible"
+    assert refusal(described)[0] == "InstanceNotEligible"
     assert json.loads(described["input"])["timing"]["start_delay_seconds"] == 1
 
 
-def test_replace_force_swaps_in_a_group_that_is_not_opted_in(aws: EmbeddedAws, fleet) -> None:
-    result = cli("-o", "json", "replace", "--asg", "legacy", "--force", "--wait", *FAST_TIMING)
+def refused_line(aws: EmbeddedAws, *args: str) -> str:
+    """A command that must be refused: one line on stderr, exit 2, AWS unchanged."""
+    before = aws_state(aws)
+    result = cli(*args)
+    assert (result.exit_code, result.stdout, len(result.stderr.splitlines())) == (2, "", 1), result.output
+    assert aws_state(aws) == before
+    return result.stderr.strip()
+
+
+def test_replace_respects_the_on_demand_floor_unless_forced_and_status_marks_the_group(aws: EmbeddedAws,
+                                                                                       fleet) -> None:
+    first, second = fleet["web"]
+    swapped(aws, "web", first)  # MinOnDemand=1 of desired 2: one swap is allowed, the second would break the floor
+    assert refused_line(aws, "replace", "--asg", "web") == (
+        "error: ASG web keeps 1 on-demand (AsgOptimiser:MinOnDemand=1, AsgOptimiser:MinOnDemandPercent=0 of desired "
+        f"2) and has 1 not being replaced: replacing {second} would leave 0; pass --force to replace it anyway "
+        "(recorded in the execution input)")
+    # the workflow refuses it too, as an outcome: a manual start that skipped the CLI's check changes nothing
+    assert refusal(aws.wait(aws.start_swap("web", second, timing=FAST)))[0] == "OnDemandFloor"
+    assert cli_json("status")["groups"][0]["below_floor"] is False
+
+    result = cli("-o", "json", "replace", "--asg", "web", "--force", "--wait", *FAST_TIMING)
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     assert (data["status"], data["outcome"], data["input"]["force"]) == ("SUCCEEDED", "swapped", True)
-    assert data["steps"][-1]["state"] == "Swapped" and data["console_url"] == console_url("us-east-1", data["arn"])
-    assert state_of(aws, fleet["legacy"][0]) == "terminated"
-    assert not any(t["Key"] == "AsgOptimiser" for t in group(aws, "legacy")["Tags"])  # still not opted in
+    assert state_of(aws, second) == "terminated"
+
+    web = cli_json("status")["groups"][0]
+    assert (web["on_demand"], web["policy"]["on_demand_floor"], web["below_floor"]) == (0, 1, True)
+    assert table_row(cli("status").stdout, "web")[4].startswith("BELOW FLOOR: 0 on-demand of 1; keep 1 on-demand")
+
+
+def test_replace_respects_the_window_unless_forced(aws: EmbeddedAws, make_group) -> None:
+    hour = datetime.now(UTC).hour
+    window = f"{(hour + 2) % 24:02d}-{(hour + 3) % 24:02d}"  # two hours ahead: cannot open while the test runs
+    raw = make_group("night", desired=1, max_size=2, extra_tags={"AsgOptimiser:Window": window})
+    line = refused_line(aws, "replace", "--asg", "night")
+    assert re.fullmatch(rf"error: ASG night is outside its window: AsgOptimiser:Window='{window}' allows {window} UTC, "
+                        r"now \d\d:\d\d UTC; pass --force to replace it anyway \(recorded in the execution input\)",
+                        line), line
+    only = raw["Instances"][0]["InstanceId"]
+    reason, why = refusal(aws.wait(aws.start_swap("night", only, timing=FAST)))
+    assert reason == "OutsideWindow" and why.startswith("ASG night is outside its window: AsgOptimiser:Window=")
 
 
 # --- executions and show ----------------------------------------------------------------------------------------
 
-def test_show_a_failed_execution(aws: EmbeddedAws, fleet) -> None:
+def test_show_a_refused_execution(aws: EmbeddedAws, fleet) -> None:
     described = refused(aws)
     name, arn = described["name"], described["executionArn"]
 
@@ -260,21 +299,22 @@ def test_show_a_failed_execution(aws: EmbeddedAws, fleet) -> None:
     assert by_name.exit_code == 0, by_name.output
     out = by_name.stdout
     assert f"ASG web, instance {STRANGER}, reason manual; started" in out
-    assert f"{name}: FAILED" in out
+    assert f"{name}: SUCCEEDED (refused)" in out
     assert table_row(out, "2")[1] == "Validate" and table_row(out, "2")[4] == "InstanceNotEligible"
-    assert "Path: HasStartDelay → Validate → Refused" in out
-    assert re.search(rf"FAILED in Validate after [\d.]+s: InstanceNotEligible: instance {STRANGER} is not a member "
-                     "of ASG web", flat(out))
+    assert "Path: HasStartDelay → Validate → ReadRefusal → Refused" in out
+    assert re.search(rf"Not swapped \(refused\) after [\d.]+s: InstanceNotEligible: instance {STRANGER} is not a "
+                     "member of ASG web", flat(out))
     assert "stackTrace" not in out  # the Lambda error JSON is read, not dumped
     assert f"Console: {console_url('us-east-1', arn)}" in out
     assert cli("show", arn).stdout.splitlines()[1:] == out.splitlines()[1:]  # by ARN: the same (but "ago")
 
     data = cli_json("show", arn)
-    assert (data["status"], data["error"], data["failed_in"]) == ("FAILED", "InstanceNotEligible", "Validate")
-    assert data["cause"] == f"instance {STRANGER} is not a member of ASG web"
-    assert data["path"] == "HasStartDelay → Validate → Refused"
+    assert (data["status"], data["outcome"], data["error"], data["failed_in"]) == ("SUCCEEDED", "refused", None, None)
+    assert data["output"] == {"outcome": "refused", "reason": "InstanceNotEligible",
+                              "why": f"instance {STRANGER} is not a member of ASG web"}
+    assert data["path"] == "HasStartDelay → Validate → ReadRefusal → Refused"
     assert [(s["state"], s["error"]) for s in data["steps"]] == [
-        ("HasStartDelay", None), ("Validate", "InstanceNotEligible"), ("Refused", None)]
+        ("HasStartDelay", None), ("Validate", "InstanceNotEligible"), ("ReadRefusal", None), ("Refused", None)]
 
 
 def test_show_a_running_execution(aws: EmbeddedAws, fleet) -> None:
@@ -308,10 +348,10 @@ def test_sweep_repairs_a_group_a_crashed_swap_left_held(aws: EmbeddedAws, fleet)
     result = cli("sweep")
     assert result.exit_code == 0, result.output
     assert f"- repaired web: released holds of {crashed}; MaxSize back to 4; resumed AZRebalance" in result.stdout
-    assert "0 orphaned spot instances terminated, 1 groups repaired." in result.stdout
+    assert "0 orphaned spot instances terminated, 1 group repaired." in result.stdout
     g = group(aws, "web")
     assert g["MaxSize"] == 4 and g["SuspendedProcesses"] == []
     assert not any(t["Key"].startswith(("AsgOptimiser:Hold", "AsgOptimiser:Original")) for t in g["Tags"])
 
-    assert cli_json("sweep") == {"terminated": [], "repaired": [], "actions": []}
+    assert cli_json("sweep") == {"terminated": [], "repaired": [], "actions": [], "left": []}
     assert "Nothing to do" in cli("sweep").stdout

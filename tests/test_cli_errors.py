@@ -17,7 +17,7 @@ from asg_optimizer.aws_session import NO_CREDENTIALS
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import IMAGE_ID, GroupSpec, create_group, create_network
 from tests.cli_helpers import cli, snapshot
-from tests.workflow_helpers import group
+from tests.workflow_helpers import group, refusal
 
 NO_MACHINE = ("error: no deployed state machine {name} in us-east-1: deploy the stack (`pulumi up`, see README), "
               "pass --region or --prefix to find yours, or point at one with --state-machine-arn")
@@ -57,8 +57,10 @@ def test_unknown_asg(aws: EmbeddedAws, fleet) -> None:
 
 def test_group_not_opted_in_is_refused_without_force(aws: EmbeddedAws, fleet) -> None:
     assert refused(aws, "replace", "--asg", "legacy", "--wait") == (
-        "error: ASG legacy is not opted in: tag AsgOptimiser is missing, expected 'true' (tag it, or pass --force to "
-        "replace one instance anyway)")
+        "error: ASG legacy is not opted in: tag AsgOptimiser is missing, expected 'true'")
+    # --force waives only the window and the floor: the deployed IAM changes opted-in groups only
+    assert refused(aws, "replace", "--asg", "legacy", "--force") == (
+        "error: ASG legacy is not opted in: tag AsgOptimiser is missing, expected 'true'")
 
 
 def test_instance_not_in_that_group(aws: EmbeddedAws, fleet) -> None:
@@ -82,14 +84,15 @@ def test_instance_not_on_demand(aws: EmbeddedAws, make_group) -> None:
 
 def test_instance_already_being_replaced(aws: EmbeddedAws, make_group) -> None:
     target = make_group("busy", desired=1, max_size=2)["Instances"][0]["InstanceId"]
-    arn = aws.start_swap("busy", target, timing={"start_delay_seconds": 2})  # running, nothing touched yet
+    # running, nothing touched yet; the delay outlasts the CLI's check even on a loaded machine
+    arn = aws.start_swap("busy", target, timing={"start_delay_seconds": 15})
     try:
         assert refused(aws, "replace", "--asg", "busy", "--instance", target) == (
             f"error: instance {target} is already being replaced by execution {arn.rsplit(':', 1)[-1]}")
     finally:  # protected now, so Validate refuses it when its delay ends: the test swaps nothing
         aws.client("autoscaling").set_instance_protection(AutoScalingGroupName="busy", InstanceIds=[target],
                                                           ProtectedFromScaleIn=True)
-        assert aws.wait(arn)["error"] == "InstanceNotEligible"
+        assert refusal(aws.wait(arn))[0] == "InstanceNotEligible"
 
 
 def test_group_with_nothing_left_to_replace(aws: EmbeddedAws, make_group) -> None:

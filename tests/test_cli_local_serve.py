@@ -187,3 +187,51 @@ def test_scan_every_runs_the_deployed_scanner() -> None:
         started = server.wait_for("scan started ", timeout=60)
     assert re.fullmatch(r"scan started (web|workers)-i-[0-9a-f]+-\d{8}T\d{6}", started)
     assert "  scanner        every 1s" in server.seen
+
+
+def test_the_port_opens_only_once_the_stack_is_deployed() -> None:
+    """A client that connects the moment the port accepts finds the state machine (item 12)."""
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    process = subprocess.Popen(
+        [sys.executable, "-c", "from asg_optimizer.cli import app; app()", "local", "serve", "--port", str(port)],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            assert time.monotonic() < deadline and process.poll() is None, "the port never opened"
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.02)
+        served = Served.__new__(Served)
+        served.endpoint = f"http://127.0.0.1:{port}"
+        names = [m["name"] for m in served.client("stepfunctions").list_state_machines()["stateMachines"]]
+        assert "asg-optimizer-replace-instance" in names
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=20)
+
+
+def test_served_groups_spread_their_instances_over_zones(served: Served) -> None:
+    group = served.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["web"])[
+        "AutoScalingGroups"][0]
+    zones = [i["AvailabilityZone"] for i in group["Instances"]]
+    assert len(zones) == 3 and len(set(zones)) >= 2, zones  # 3 instances over the group's zones, not all in one
+
+
+def test_errors_against_local_serve_point_the_right_way(served: Served, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    misspelt = cli("--endpoint-url", served.endpoint, "--region", "eu-wset-1", "status")
+    assert (misspelt.exit_code, misspelt.stderr) == (
+        2, "error: --region 'eu-wset-1' is not an AWS region: did you mean eu-west-1?\n")
+    port = served.endpoint.rsplit(":", 1)[1]
+    schemeless = cli("--endpoint-url", f"127.0.0.1:{port}", "status")
+    assert (schemeless.exit_code, schemeless.stderr) == (
+        2, f"error: --endpoint-url '127.0.0.1:{port}' is not a URL: give the scheme and host, e.g. "
+           f"http://127.0.0.1:{port}\n")
+    listed = cli("--endpoint-url", served.endpoint, "executions", "--limit", "1")
+    assert listed.exit_code == 0, listed.output
+    data = cli("--endpoint-url", served.endpoint, "-o", "json", "executions", "--limit", "1")
+    assert all(r["console_url"] is None for r in json.loads(data.stdout)["executions"])  # no console locally

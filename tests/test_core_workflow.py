@@ -293,3 +293,24 @@ def test_cleanup_plans() -> None:
     assert serving.keep_spot and not serving.terminate_spot and not serving.remove_spot
     nothing = plan_cleanup(spot_running=False, spot_member_state=None, on_demand_member=True)
     assert not (nothing.terminate_spot or nothing.remove_spot or nothing.keep_spot)
+
+
+def test_validate_refusals_end_succeeded_as_refused_and_other_errors_fail() -> None:
+    """A refusal must not page anyone (the failed-executions alarm counts ExecutionsFailed): the refusal errors
+    route to a Pass that ends the execution with outcome `refused`; anything else Validate raises still fails."""
+    import json
+    from pathlib import Path
+
+    from tasks.core import errors
+    from tasks.core.errors import REFUSALS, SwapRefused
+
+    states = json.loads(Path("statemachines/replace_instance.asl.json").read_text())["States"]
+    refusals, others = states["Validate"]["Catch"]
+    assert (refusals["ErrorEquals"], refusals["Next"]) == (list(REFUSALS), "ReadRefusal")
+    assert (others["ErrorEquals"], states[others["Next"]]["Type"]) == (["States.ALL"], "Fail")
+    assert states["ReadRefusal"]["Next"] == "Refused"
+    assert states["Refused"]["Type"] == "Pass" and states["Refused"]["End"] is True
+    assert states["Refused"]["Parameters"]["outcome"] == "refused"
+    declared = {name for name, value in vars(errors).items()
+                if isinstance(value, type) and issubclass(value, SwapRefused) and value is not SwapRefused}
+    assert declared == set(REFUSALS)  # every refusal Validate can raise is routed as one

@@ -15,7 +15,16 @@ from asg_optimizer.local.faults import FaultInjector
 from asg_optimizer.local.invariants import InvariantChecker
 from tasks.aws.instance_types import forget_catalog
 from tests.conftest import FAST
-from tests.workflow_helpers import cause, launched_by, members, settings, state_of, states_entered, wait_for_state
+from tests.workflow_helpers import (
+    cause,
+    launched_by,
+    members,
+    refusal,
+    settings,
+    state_of,
+    states_entered,
+    wait_for_state,
+)
 
 SWAP_OPERATIONS = [
     ("autoscaling", "DescribeAutoScalingGroups"),
@@ -207,9 +216,9 @@ def test_same_instance_triggered_twice_at_once(aws: EmbeddedAws, check: Invarian
     arns = [aws.start_swap("web", on_demand, timing=FAST, name=execution_name("web", on_demand, now + timedelta(s)))
             for s in (0, 1)]
     results = [aws.wait(arn) for arn in arns]
-    assert sorted(r["status"] for r in results) == ["FAILED", "SUCCEEDED"]
-    loser = next(r for r in results if r["status"] == "FAILED")
-    assert loser["error"] in ("SwapInFlight", "InstanceNotEligible") and launched_by(aws, loser["name"]) == []
+    assert sorted(json.loads(r["output"]).get("outcome", "swapped") for r in results) == ["refused", "swapped"]
+    loser = next(r for r in results if json.loads(r["output"]).get("outcome") == "refused")
+    assert refusal(loser)[0] in ("SwapInFlight", "InstanceNotEligible") and launched_by(aws, loser["name"]) == []
 
 
 def test_malformed_policy_tag_changes_nothing(aws: EmbeddedAws, check: InvariantChecker) -> None:
@@ -231,7 +240,7 @@ def test_manual_replace_of_a_bad_group_or_instance(aws: EmbeddedAws, check: Inva
                                                    instance: str | None, error: str) -> None:
     before = settings(aws, "web")
     described = aws.wait(aws.start_swap(asg, instance or on_demand_of(aws), reason="manual", timing=FAST))
-    assert described["error"] == error
+    assert refusal(described)[0] == error
     assert launched_by(aws, described["name"]) == []
     assert settings(aws, "web") == before
 

@@ -182,3 +182,32 @@ def test_any_value_parses_or_fails_with_one_clear_message(tag: str, value: str) 
     except PolicyError as error:
         assert str(error).startswith(f"ASG web: tag {tag}={value!r} is malformed: ")
         assert "\n" not in str(error).replace(repr(value), "")
+
+
+@pytest.mark.parametrize(("tags", "problem"), [
+    ({DENIED_TYPES: "*"}, "it denies every instance type, so no spot could ever be launched"),
+    ({DENIED_TYPES: "*.*"}, "it denies every instance type, so no spot could ever be launched"),
+    ({DENIED_TYPES: "m5.*,c5.large", ALLOWED_TYPES: "m5.large,c5.large"},
+     "it denies every instance type allowed by AsgOptimiser:AllowedTypes='m5.large,c5.large', so no spot could "
+     "ever be launched"),
+])
+def test_a_policy_denying_every_type_is_malformed_naming_tag_and_value(tags: dict[str, str], problem: str) -> None:
+    with pytest.raises(PolicyError) as caught:
+        parse(tags)
+    assert str(caught.value) == f"ASG web: tag {DENIED_TYPES}={tags[DENIED_TYPES]!r} is malformed: {problem}"
+
+
+SAMPLE_TYPES = ("m5.large", "m5.xlarge", "c5.large", "c6g.medium", "t3.micro", "t4g.nano", "r6i.2xlarge",
+                "x2iedn.32xlarge", "u-6tb1.112xlarge", "mac2-m2pro.metal", "p5.48xlarge", "i4i.metal")
+GLOB = st.text(alphabet="mct56.*?lar[]gex-", min_size=1, max_size=8)
+
+
+@given(allowed=st.lists(GLOB, max_size=2), denied=st.lists(GLOB, min_size=1, max_size=2))
+def test_a_policy_flagged_as_denying_everything_allows_no_type(allowed: list[str], denied: list[str]) -> None:
+    tags = {DENIED_TYPES: ",".join(denied), **({ALLOWED_TYPES: ",".join(allowed)} if allowed else {})}
+    try:
+        parse(tags)
+    except PolicyError as error:
+        if "denies every instance type" in str(error):
+            policy = Policy(allowed_types=tuple(allowed), denied_types=tuple(denied))
+            assert not any(policy.allows_type(t) for t in SAMPLE_TYPES)

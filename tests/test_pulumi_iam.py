@@ -288,3 +288,14 @@ def test_parliament_filter_is_not_a_blanket_pass() -> None:
     broken["Statement"] = [s for s in broken["Statement"] if s["Sid"] != "LaunchTaggedInstances"]
     findings = analyze_policy_string(iam.dumps(broken)).findings
     assert any(f.issue == "RESOURCE_MISMATCH" and not _accepted(f, broken) for f in findings)
+
+
+def test_the_embedded_aws_denies_exactly_the_group_changes_the_deployed_iam_scopes_to_opted_in_groups() -> None:
+    """asg_optimizer.local.iam_model refuses a function's change to a group that is not opted in, as this policy
+    does in an account: the two lists must not drift (a swap that works locally must work in AWS)."""
+    from asg_optimizer.local.iam_model import GROUP_CHANGING_ACTIONS
+
+    scoped = {action for _, policy in _all_policies() for s in policy["Statement"] for action in _actions(s)
+              if action.startswith("autoscaling:") and "autoscaling:ResourceTag/AsgOptimiser"
+              in json.dumps(s.get("Condition", {}))}
+    assert scoped == {f"autoscaling:{operation}" for operation in GROUP_CHANGING_ACTIONS}

@@ -299,3 +299,17 @@ def test_selection_never_breaks_the_policy(case: tuple[Group, dict[str, Instance
         for v in plan.verdicts:
             if v.action == SKIP and v.why.startswith(("MaxParallel", "on-demand floor")):
                 assert (instances[v.instance_id].launch_time or "") >= newest_pick
+
+
+@given(on_demand=st.integers(0, 6), spot=st.integers(0, 6), floor=st.integers(0, 8), parallel=st.integers(1, 8))
+def test_the_scanner_never_takes_a_group_below_its_floor_nor_further_below(on_demand: int, spot: int, floor: int,
+                                                                           parallel: int) -> None:
+    """A group below its floor (a forced manual swap, instances removed by someone else) gets no pick at all."""
+    members = tuple(member(n) for n in range(on_demand + spot))
+    instances = {iid(n): instance(n, age=10_000 - n, lifecycle="spot" if n >= on_demand else None)
+                 for n in range(on_demand + spot)}
+    g = group(members=members, **{"AsgOptimiser:MinOnDemand": str(floor), "AsgOptimiser:MaxParallel": str(parallel)})
+    picks = len(select([g], instances, set(), NOW).picks)
+    assert on_demand - picks >= min(on_demand, floor)
+    if on_demand <= floor:
+        assert picks == 0

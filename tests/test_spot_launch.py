@@ -6,10 +6,11 @@ from __future__ import annotations
 import json
 
 from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.metrics_sink import metric_values
 from asg_optimizer.local.spot_market import Offer, SpotMarket
 from tasks.core.prices import Pool
 from tests.conftest import FAST
-from tests.workflow_helpers import launched_by, settings, state_of, states_entered
+from tests.workflow_helpers import launched_by, refusal, settings, state_of, states_entered
 
 ALLOWED = {"AsgOptimiser:AllowedTypes": "m5.large,m6i.large,m7i.large,c5.large"}
 
@@ -52,8 +53,8 @@ def test_launch_offers_only_candidates_and_records_prices_and_saving(aws: Embedd
     assert [(i["InstanceType"], i["InstanceLifecycle"], i["Placement"]["AvailabilityZone"]) for i in launched] == [
         ("m6i.large", "spot", zone)]
     assert launched[0]["SubnetId"] == on_demand.get("SubnetId", launched[0]["SubnetId"])
-    metric = next(json.loads(line) for line in capsys.readouterr().out.splitlines() if "HourlySavingUSD" in line)
-    assert metric["HourlySavingUSD"] == [0.0659] and metric["AutoScalingGroup"] == "web"
+    assert metric_values("HourlySavingUSD") == [({"AutoScalingGroup": "web", "service": "asg-optimizer"}, [0.0659])]
+    assert '"_aws"' not in capsys.readouterr().out  # metrics go to the embedded AWS's sink, not stdout
 
 
 def test_no_capacity_ends_succeeded_launches_nothing_and_cools_the_pools(aws: EmbeddedAws, make_group) -> None:
@@ -115,3 +116,19 @@ def test_create_fleet_client_token_returns_the_first_fleet(aws: EmbeddedAws, net
     assert len({a["Instances"][0]["InstanceIds"][0] for a in answers}) == 1
     reservations = aws.client("ec2").describe_instances()["Reservations"]
     assert sum(1 for r in reservations for i in r["Instances"] if i.get("InstanceLifecycle") == "spot") == 1
+
+
+def test_a_policy_denying_every_type_is_refused_as_a_policy_and_cools_nothing(aws: EmbeddedAws, make_group) -> None:
+    raw = make_group("web", desired=2, max_size=4, extra_tags={"AsgOptimiser:DeniedTypes": "*"})
+    before = settings(aws, "web")
+    problem = ("ASG web: tag AsgOptimiser:DeniedTypes='*' is malformed: it denies every instance type, so no spot "
+               "could ever be launched")
+    response = aws.client("lambda").invoke(FunctionName="asg-optimizer-scanner", Payload=b"{}")
+    scan = json.loads(response["Payload"].read())
+    assert scan["started"] == [] and scan["skipped_groups"] == [{"asg_name": "web", "why": problem}]
+
+    arn, described = swap(aws, "web", raw["Instances"][0]["InstanceId"])
+    assert refusal(described) == ("MalformedPolicy", problem)
+    assert "LaunchSpot" not in states_entered(aws, arn)
+    assert cooling(aws) == {}  # a configuration is not a capacity problem: no pool cools down
+    assert settings(aws, "web") == before

@@ -60,7 +60,9 @@ def test_orphans_go_and_everything_a_swap_may_still_need_stays(aws: EmbeddedAws,
     now = datetime.now(UTC)
 
     young = run_sweep(aws, now=(now + timedelta(minutes=14)).isoformat())
-    assert young == {"terminated": [], "repaired": [], "actions": []}
+    assert {k: v for k, v in young.items() if k != "left"} == {"terminated": [], "repaired": [], "actions": []}
+    (left,) = young["left"]  # the young orphan is told of, not silently kept
+    assert left.startswith(f"left {orphan}: spot for ") and "terminated once older than 900s" in left
 
     result = run_sweep(aws, now=(now + LATER).isoformat())
     assert result["terminated"] == [orphan]
@@ -202,5 +204,5 @@ def test_a_running_interruption_fallback_keeps_its_hold(aws: EmbeddedAws, make_g
     finally:
         seam.observers.remove(sweep_after_raise)
     assert mid_flight[0]["held"] == [HOLD_PREFIX + name]
-    assert mid_flight[0]["sweep"] == {"terminated": [], "repaired": [], "actions": []}
+    assert mid_flight[0]["sweep"] == {"terminated": [], "repaired": [], "actions": [], "left": []}
     assert settings(aws, "web")["max"] == 2

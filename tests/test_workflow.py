@@ -16,6 +16,7 @@ from tests.workflow_helpers import (
     instances,
     launched_by,
     members,
+    refusal,
     settings,
     state_of,
     states_entered,
@@ -156,10 +157,8 @@ def test_group_that_lost_its_opt_in_tag_is_refused(aws: EmbeddedAws, make_group)
     before = settings(aws, "web")
     arn, described = swap(aws, "web", raw["Instances"][0]["InstanceId"])
 
-    assert described["status"] == "FAILED"
-    assert described["error"] == "NotOptedIn"
-    assert cause(described) == "ASG web is not opted in: tag AsgOptimiser is missing, expected 'true'"
-    assert states_entered(aws, arn) == ["HasStartDelay", "Validate", "Refused"]
+    assert refusal(described) == ("NotOptedIn", "ASG web is not opted in: tag AsgOptimiser is missing, expected 'true'")
+    assert states_entered(aws, arn) == ["HasStartDelay", "Validate", "ReadRefusal", "Refused"]
     assert launched_by(aws, described["name"]) == []
     assert settings(aws, "web") == before
 
@@ -167,9 +166,9 @@ def test_group_that_lost_its_opt_in_tag_is_refused(aws: EmbeddedAws, make_group)
 def test_unknown_group_and_instance_are_refused(aws: EmbeddedAws, make_group) -> None:
     make_group("web", desired=1, max_size=2)
     _, described = swap(aws, "nope", "i-0123456789abcdef0")
-    assert (described["error"], cause(described)) == ("GroupNotFound", "ASG nope does not exist")
+    assert refusal(described) == ("GroupNotFound", "ASG nope does not exist")
     _, described = swap(aws, "web", "i-0123456789abcdef0")
-    assert (described["error"], cause(described)) == (
+    assert refusal(described) == (
         "InstanceNotEligible",
         "instance i-0123456789abcdef0 is not a member of ASG web",
     )
@@ -179,8 +178,7 @@ def test_bad_timing_input_is_refused_naming_the_key(aws: EmbeddedAws, make_group
     raw = make_group("web", desired=1, max_size=2)
     arn = aws.start_swap("web", raw["Instances"][0]["InstanceId"], timing={"boot_max_polls": 0})
     described = aws.wait(arn)
-    assert described["error"] == "InvalidInput"
-    assert cause(described) == "timing.boot_max_polls must be an integer from 1 to 200, got 0"
+    assert refusal(described) == ("InvalidInput", "timing.boot_max_polls must be an integer from 1 to 200, got 0")
 
 
 def test_two_executions_for_one_instance_swap_it_once(aws: EmbeddedAws, make_group) -> None:
@@ -193,11 +191,30 @@ def test_two_executions_for_one_instance_swap_it_once(aws: EmbeddedAws, make_gro
     )
     results = [aws.wait(first), aws.wait(second)]
 
-    assert sorted(r["status"] for r in results) == ["FAILED", "SUCCEEDED"]
-    loser = next(r for r in results if r["status"] == "FAILED")
-    assert loser["error"] in ("SwapInFlight", "InstanceNotEligible")
+    assert sorted(json.loads(r["output"]).get("outcome", "swapped") for r in results) == ["refused", "swapped"]
+    loser = next(r for r in results if json.loads(r["output"]).get("outcome") == "refused")
+    assert refusal(loser)[0] in ("SwapInFlight", "InstanceNotEligible")
     assert launched_by(aws, loser["name"]) == []
     spots = [i for i in instances(aws) if i.get("InstanceLifecycle") == "spot"]
     assert len(spots) == 1
     assert group(aws, "web")["DesiredCapacity"] == 2
     assert state_of(aws, on_demand) == "terminated"
+
+
+def test_a_group_that_loses_its_opt_in_mid_swap_is_denied_by_iam_as_in_aws(aws: EmbeddedAws, make_group) -> None:
+    """The deployed IAM lets the functions change opted-in groups only; the embedded AWS denies the same calls, so
+    the attach fails here as it would in an account, and the swap cleans up its spot."""
+    raw = make_group("web", desired=2, max_size=4)
+    on_demand = raw["Instances"][0]["InstanceId"]
+    aws.ec2_model.boot_delay_seconds = 3
+    arn = aws.start_swap("web", on_demand, timing=FAST)
+    wait_for_state(aws, arn, "CheckSpot")
+    aws.client("autoscaling").delete_tags(  # a person, not a function: allowed
+        Tags=[{"ResourceId": "web", "ResourceType": "auto-scaling-group", "Key": "AsgOptimiser"}])
+    described = aws.wait(arn)
+
+    assert described["status"] == "FAILED"
+    assert states_entered(aws, arn)[-4:] == ["AttachSpot", *FAILED_TAIL]
+    assert "AccessDenied" in cause(described) and "autoscaling:" in cause(described)
+    assert [s["State"]["Name"] for s in launched_by(aws, described["name"])] in (["terminated"], ["shutting-down"])
+    assert members(aws, "web")[on_demand] == "InService"

@@ -74,3 +74,11 @@ def cause(described: dict[str, Any]) -> str:
         return str(json.loads(raw).get("errorMessage", raw))
     except (ValueError, AttributeError):
         return raw
+
+
+def refusal(described: dict[str, Any]) -> tuple[str, str]:
+    """(reason, why) of an execution Validate refused: it ends SUCCEEDED with outcome `refused`, not FAILED."""
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    output = json.loads(described["output"])
+    assert output["outcome"] == "refused", output
+    return output["reason"], output["why"]

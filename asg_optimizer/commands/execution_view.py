@@ -13,7 +13,7 @@ from rich.text import Text
 
 from asg_optimizer.aws_session import Target
 from asg_optimizer.commands.output import duration
-from asg_optimizer.timeline import SWAPPED, Timeline, build_timeline
+from asg_optimizer.timeline import SWAPPED, Timeline, build_timeline, not_swapped_why
 
 
 def read_timeline(target: Target, execution_arn: str) -> Timeline:
@@ -61,12 +61,19 @@ def outcome_lines(timeline: Timeline, at: datetime) -> list[Text]:
     took = duration(timeline.seconds(at))
     lines = [Text(f"Path: {timeline.path()}")]
     if timeline.outcome == SWAPPED:
-        spot = timeline.output.get("spot", {}).get("spot_instance_id")
-        old = timeline.input.get("instance_id")
+        launched = timeline.output.get("spot", {})
+        spot, old = launched.get("spot_instance_id"), timeline.input.get("instance_id")
         swapped = f": {old} replaced by spot {spot}" if spot else ""
+        if spot and launched.get("spot_instance_type"):
+            swapped += f" ({launched['spot_instance_type']}"
+            if isinstance(launched.get("spot_price"), int | float):
+                swapped += f" at ${launched['spot_price']:.4f}/h"
+                if isinstance(launched.get("on_demand_price"), int | float):
+                    swapped += f" for ${launched['on_demand_price']:.4f}/h on-demand"
+            swapped += ")"
         lines.append(Text.assemble(("Swapped", "green"), f" in {took}{swapped}"))
     elif timeline.status == "SUCCEEDED":
-        why = timeline.output.get("why")
+        why = not_swapped_why(timeline.outcome, timeline.output)
         lines.append(Text.assemble(("Not swapped", "yellow"),
                                    f" ({timeline.outcome}) after {took}" + (f": {why}" if why else "")))
     elif timeline.ended:
@@ -78,8 +85,13 @@ def outcome_lines(timeline: Timeline, at: datetime) -> list[Text]:
     return lines
 
 
-def print_link(out: Console, link: str) -> None:
-    """On one line whatever the width, so it stays clickable and copyable."""
+def print_link(out: Console, link: str | None) -> None:
+    """On one line whatever the width, so it stays clickable and copyable; none against a local emulator (the
+    real console would show an account's execution of that name, or nothing)."""
+    if link is None:
+        out.print("Console: none for a local endpoint (`asg-optimizer show NAME` reads the same history)",
+                  style="dim", highlight=False)
+        return
     out.print(f"Console: {link}", soft_wrap=True, highlight=False)
 
 

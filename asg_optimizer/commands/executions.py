@@ -23,7 +23,7 @@ from asg_optimizer.commands.execution_view import (
 )
 from asg_optimizer.commands.output import ago, console, duration, now, operator_command, print_json, settings
 from asg_optimizer.inventory import belongs_to, describe_group, executions
-from asg_optimizer.timeline import Timeline, json_object, outcome_of, readable_cause
+from asg_optimizer.timeline import Timeline, json_object, not_swapped_why, outcome_of, readable_cause
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
@@ -68,19 +68,21 @@ def _with_outcomes(target: Target, chosen: list[dict[str, Any]]) -> list[dict[st
     sfn = target.client("stepfunctions")
     rows = []
     for execution in chosen:
-        error = cause = None
+        error = cause = why = None
         outcome = execution["status"]
         if execution["status"] != "RUNNING":
             described = sfn.describe_execution(executionArn=execution["executionArn"])
             error, cause = described.get("error"), readable_cause(described.get("cause")) or None
-            outcome = outcome_of(described["status"], json_object(described.get("output")))
+            output = json_object(described.get("output"))
+            outcome = outcome_of(described["status"], output)
+            why = not_swapped_why(outcome, output)
         stopped: datetime | None = execution.get("stopDate")
         rows.append({
             "name": execution["name"], "arn": execution["executionArn"], "status": execution["status"],
             "outcome": outcome,
             "started": execution["startDate"], "stopped": stopped,
             "seconds": round(((stopped or now()) - execution["startDate"]).total_seconds(), 3),
-            "error": error, "cause": cause,
+            "error": error, "cause": cause, "why": why,
         })
     return rows
 
@@ -115,9 +117,9 @@ def list_executions(
                   title_justify="left")
     for column in ("execution", "status", "started", "took"):
         table.add_column(column, no_wrap=True)
-    table.add_column("error", overflow="fold")
+    table.add_column("error / why not swapped", overflow="fold")
     for r in rows:
-        error = escape(f"{r['error']}: {r['cause']}") if r["error"] else ""
+        error = escape(f"{r['error']}: {r['cause']}") if r["error"] else escape(r["why"] or "")
         table.add_row(r["name"], status_text(r["status"], r["outcome"]), ago(r["started"], at),
                       duration(r["seconds"]), error)
     out.print(table)
@@ -146,7 +148,7 @@ def show(
     timeline = load(target, execution)
     at = now()
     if options.json:
-        print_json(timeline.as_dict(at, target.region_name))
+        print_json({**timeline.as_dict(at, target.region_name), "console_url": target.console_url(timeline.arn)})
         return
     out = console()
     facts = timeline.input

@@ -72,8 +72,10 @@ def serve(
             server.scan_every(scan_every, say)
             say(f"  scanner        every {scan_every:g}s")
         say(f"Try:  asg-optimizer --endpoint-url {endpoint} status")
-        say(f"      aws --endpoint-url {endpoint} stepfunctions list-state-machines")
-        say(f"      AWS_ENDPOINT_URL={endpoint} python your_script.py")
+        # The AWS CLI and boto3 want a region and some credentials (any value signs for the local server).
+        dummy = f"AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION={region}"
+        say(f"      {dummy} aws --endpoint-url {endpoint} stepfunctions list-state-machines")
+        say(f"      {dummy} AWS_ENDPOINT_URL={endpoint} python your_script.py")
         say("ready; Ctrl-C stops it (everything is in memory)")
         stopped.wait()
     finally:

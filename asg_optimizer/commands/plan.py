@@ -11,6 +11,7 @@ from rich.table import Table
 
 from asg_optimizer.commands.output import console, operator_command, print_json, settings
 from asg_optimizer.inventory import describe_group
+from tasks.core.plural import counted
 
 SCANNER = "scanner"
 
@@ -63,5 +64,6 @@ def plan(
         out.print(plan_table(result))
     if skipped:
         out.print(skipped_table(result))
-    out.print(f"{result.get('groups_scanned', 0)} groups scanned: {len(picks)} instances would be replaced, "
-              f"{len(verdicts) - len(picks)} left alone, {len(skipped)} groups left alone. Nothing was changed.")
+    out.print(f"{counted(result.get('groups_scanned', 0), 'group')} scanned: {counted(len(picks), 'instance')} would "
+              f"be replaced, {len(verdicts) - len(picks)} left alone, {counted(len(skipped), 'group')} left alone. "
+              "Nothing was changed.")

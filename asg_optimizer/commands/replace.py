@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from botocore.exceptions import ClientError
@@ -19,12 +20,12 @@ from rich.live import Live
 
 from asg_optimizer.aws_session import CliError, Target
 from asg_optimizer.commands.execution_view import header, outcome_lines, print_link, read_timeline, steps_table
-from asg_optimizer.commands.output import console, now, operator_command, print_json, settings
+from asg_optimizer.commands.output import console, duration, now, operator_command, print_json, settings
 from asg_optimizer.inventory import describe_group, executions, instances
 from asg_optimizer.timeline import SWAPPED, Timeline
 from tasks.aws.groups import group_from_response
 from tasks.aws.instances import instance_from_response
-from tasks.core.eligibility import check_swappable
+from tasks.core.eligibility import check_floor_and_window, check_swappable, policy_of
 from tasks.core.errors import SwapRefused
 from tasks.core.naming import execution_name, instance_of
 from tasks.core.tags import OPT_IN, is_opted_in
@@ -47,26 +48,36 @@ def parse_timing_options(pairs: list[str]) -> Timing:
         raise CliError(str(error)) from None
 
 
-def choose_instance(target: Target, asg_name: str, instance_id: str | None, force: bool) -> tuple[str, bool]:
-    """(the instance to replace, whether the group is opted in); raises CliError for anything Validate would
-    refuse. Without an id: the oldest on-demand instance Validate would accept."""
+def choose_instance(target: Target, asg_name: str, instance_id: str | None, force: bool, at: datetime) -> str:
+    """The instance to replace; raises CliError for anything Validate would refuse (the window and the on-demand
+    floor only without --force). Without an id: the oldest on-demand instance Validate would accept."""
     raw = describe_group(target, asg_name)
     group = group_from_response(raw)
-    opted_in = is_opted_in(group.tags)
-    if not opted_in and not force:
+    if not is_opted_in(group.tags):
         value = group.tags.get(OPT_IN)
         shown = "missing" if value is None else repr(value)
-        raise CliError(f"ASG {asg_name} is not opted in: tag {OPT_IN} is {shown}, expected 'true' "
-                       "(tag it, or pass --force to replace one instance anyway)")
+        # No --force way round: the deployed IAM lets the functions change opted-in groups only.
+        raise CliError(f"ASG {asg_name} is not opted in: tag {OPT_IN} is {shown}, expected 'true'")
+    policy = refusal_of(lambda: policy_of(group))
     replacing = {instance_of(e["name"]): e["name"] for e in executions(target, "RUNNING")}
     found = {i: instance_from_response(r) for i, r in instances(target, [m.instance_id for m in group.members]).items()}
+    spot_ids = {i for i, instance in found.items() if not instance.on_demand}
     if instance_id is not None:
         if group.member(instance_id) is None:
             raise CliError(f"instance {instance_id} is not a member of ASG {asg_name}")
         check(group, found.get(instance_id), instance_id)
         if instance_id in replacing:
             raise CliError(f"instance {instance_id} is already being replaced by execution {replacing[instance_id]}")
-        return instance_id, opted_in
+        chosen = instance_id
+    else:
+        chosen = oldest_eligible(group, found, replacing)
+    if not force:
+        refusal_of(lambda: check_floor_and_window(group, policy, chosen, spot_ids, set(replacing), at),
+                   hint="; pass --force to replace it anyway (recorded in the execution input)")
+    return chosen
+
+
+def oldest_eligible(group: Any, found: dict[str, Any], replacing: dict[str | None, str]) -> str:
     candidates, reasons = [], []
     for member in group.members:
         instance = found.get(member.instance_id)
@@ -83,16 +94,24 @@ def choose_instance(target: Target, asg_name: str, instance_id: str | None, forc
         candidates.append((instance.launch_time or "", member.instance_id))
     if not candidates:
         detail = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
-        raise CliError(f"ASG {asg_name} has no on-demand instance to replace" + (f": {detail}" if detail else
-                                                                                 ": it has no instances"))
-    return min(candidates)[1], opted_in
+        raise CliError(f"ASG {group.name} has no on-demand instance to replace" + (f": {detail}" if detail else
+                                                                                   ": it has no instances"))
+    return str(min(candidates)[1])
+
+
+T = TypeVar("T")
+
+
+def refusal_of(decide: Callable[[], T], hint: str = "") -> T:
+    """Run one of Validate's own checks; its refusal becomes the operator's one line."""
+    try:
+        return decide()
+    except SwapRefused as error:
+        raise CliError(f"{error}{hint}") from None
 
 
 def check(group: Any, instance: Any, instance_id: str) -> None:
-    try:
-        check_swappable(group, instance, instance_id, require_opt_in=False)
-    except SwapRefused as error:
-        raise CliError(str(error)) from None
+    refusal_of(lambda: check_swappable(group, instance, instance_id))
 
 
 def start(target: Target, asg_name: str, instance_id: str, timing: Timing, force: bool, at: datetime) -> str:
@@ -114,13 +133,21 @@ def start(target: Target, asg_name: str, instance_id: str, timing: Timing, force
 
 
 def follow(target: Target, execution_arn: str, out: Console) -> Timeline:
-    """Poll until the execution ends; a terminal gets a live table, a pipe only the final one."""
+    """Poll until the execution ends; a terminal gets a live table, a pipe (CI logs, files) one line per state
+    entered, from the history so no short state is missed, then the final table."""
     timeline = read_timeline(target, execution_arn)
     if not out.is_terminal:
-        while not timeline.ended:
+        told = 0
+        while True:
+            for step in timeline.steps[told:]:
+                at = duration((step.entered - timeline.started).total_seconds())
+                out.print(f"  +{at} {step.name}" + (f" (visit {step.visit})" if step.visit > 1 else ""),
+                          highlight=False, markup=False)
+            told = len(timeline.steps)
+            if timeline.ended:
+                return timeline
             time.sleep(POLL_SECONDS)
             timeline = read_timeline(target, execution_arn)
-        return timeline
     with Live(Group(header(timeline), steps_table(timeline, now())), console=out, refresh_per_second=4,
               transient=True) as live:
         while not timeline.ended:
@@ -137,7 +164,9 @@ def replace(
     instance: str | None = typer.Option(None, "--instance",
                                         help="The on-demand instance to replace (default: the oldest eligible one)."),
     wait: bool = typer.Option(False, "--wait", help="Follow the execution until it ends; exit 0 only if it swapped."),
-    force: bool = typer.Option(False, "--force", help="Replace even though the group is not opted in."),
+    force: bool = typer.Option(False, "--force",
+                               help="Replace even outside the group's window or below its on-demand floor "
+                                    "(recorded in the execution input as force: true)."),
     timing: Annotated[list[str] | None, typer.Option(
         "--timing", metavar="KEY=SECONDS", help="Workflow timing, e.g. boot_poll_seconds=5 (repeatable).")] = None,
 ) -> None:
@@ -146,9 +175,9 @@ def replace(
     target = options.target
     chosen_timing = parse_timing_options(timing or [])
     target.state_machine_arn()
-    instance_id, opted_in = choose_instance(target, asg, instance, force)
     started_at = now()
-    execution_arn = start(target, asg, instance_id, chosen_timing, force and not opted_in, started_at)
+    instance_id = choose_instance(target, asg, instance, force, started_at)
+    execution_arn = start(target, asg, instance_id, chosen_timing, force, started_at)
     link = target.console_url(execution_arn)
     out = console()
     if not options.json:
@@ -166,7 +195,7 @@ def replace(
         raise typer.Exit(130) from None
     at = now()
     if options.json:
-        print_json(timeline.as_dict(at, target.region_name))
+        print_json({**timeline.as_dict(at, target.region_name), "console_url": link})
     else:
         out.print(header(timeline))
         out.print(steps_table(timeline, at))

@@ -16,7 +16,8 @@ from asg_optimizer.commands.execution_view import status_text
 from asg_optimizer.commands.output import ago, console, now, operator_command, print_json, settings
 from asg_optimizer.hourly_cost import PriceSheet, price_instances
 from asg_optimizer.inventory import belongs_to, executions, instances, is_spot, opted_in_groups
-from asg_optimizer.timeline import json_object, outcome_of, readable_cause
+from asg_optimizer.timeline import json_object, not_swapped_why, outcome_of, readable_cause
+from tasks.core.plural import counted
 from tasks.core.policy import Policy, PolicyError, parse_policy
 
 # How far back `status` looks for each group's last finished swap: ListExecutions has no per-group filter.
@@ -36,6 +37,12 @@ class GroupStatus:
     policy_error: str | None
     in_flight: list[str] = field(default_factory=list)
     last_swap: dict[str, Any] | None = None
+
+    @property
+    def below_floor(self) -> bool:
+        """Fewer on-demand than the policy keeps (a forced manual swap, or instances someone else removed): the
+        scanner and Validate swap none of its on-demand until it is back above."""
+        return self.policy is not None and self.on_demand < self.policy.on_demand_floor(self.desired)
 
 
 def describe_policy(policy: Policy, desired: int) -> str:
@@ -83,10 +90,13 @@ def _last_swaps(target: Target, names: list[str]) -> dict[str, dict[str, Any]]:
     result = {}
     for name, execution in found.items():
         described = sfn.describe_execution(executionArn=execution["executionArn"])
+        output = json_object(described.get("output"))
+        outcome = outcome_of(described["status"], output)
         result[name] = {
             "name": execution["name"], "status": execution["status"], "stopped": execution.get("stopDate"),
-            "outcome": outcome_of(described["status"], json_object(described.get("output"))),
-            "error": described.get("error"), "cause": readable_cause(described.get("cause")) or None,
+            "outcome": outcome, "error": described.get("error"),
+            "cause": readable_cause(described.get("cause")) or None, "why": not_swapped_why(outcome, output),
+            "reason": output.get("reason") if outcome == "refused" else None,
         }
     return result
 
@@ -126,8 +136,8 @@ def _last_swap_text(last: dict[str, Any] | None, at: datetime) -> str:
     if last is None:
         return "-"
     text = status_text(last["status"], last["outcome"])
-    if last["error"]:
-        text += f" {escape(last['error'])}"
+    if last["error"] or last.get("reason"):
+        text += f" {escape(last['error'] or last['reason'])}"
     return f"{text} {ago(last['stopped'], at)}"
 
 
@@ -143,12 +153,15 @@ def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, 
     for s in statuses:
         cost, saving, missing = prices.totals(s.instance_ids)
         policy = escape(describe_policy(s.policy, s.desired)) if s.policy else f"[red]{escape(s.policy_error or '')}[/]"
+        if s.below_floor and s.policy:
+            policy = (f"[bold red]BELOW FLOOR: {s.on_demand} on-demand of "
+                      f"{s.policy.on_demand_floor(s.desired)}[/]; {policy}")
         table.add_row(s.name, f"{s.desired} ({s.min_size}-{s.max_size})", str(s.on_demand), str(s.spot), policy,
                       str(len(s.in_flight)), _last_swap_text(s.last_swap, at), _money(cost, missing),
                       _money(saving, missing))
     cost, saving, missing = prices.totals(i for s in statuses for i in s.instance_ids)
     table.add_section()
-    table.add_row(f"{len(statuses)} groups", str(sum(s.desired for s in statuses)),
+    table.add_row(counted(len(statuses), "group"), str(sum(s.desired for s in statuses)),
                   str(sum(s.on_demand for s in statuses)), str(sum(s.spot for s in statuses)), "",
                   str(sum(len(s.in_flight) for s in statuses)), "", _money(cost, missing), _money(saving, missing))
     return table
@@ -165,6 +178,7 @@ def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str) -> dic
             "asg_name": s.name, "desired": s.desired, "min_size": s.min_size, "max_size": s.max_size,
             "on_demand": s.on_demand, "spot": s.spot,
             "policy": policy_dict(s.policy, s.desired) if s.policy else None, "policy_error": s.policy_error,
+            "below_floor": s.below_floor,
             "in_flight": s.in_flight, "last_swap": last,
             "hourly_cost": cost, "hourly_saving": saving, "unpriced": missing,
         })

@@ -5,6 +5,7 @@ from __future__ import annotations
 import typer
 
 from asg_optimizer.commands.output import console, operator_command, print_json, settings
+from tasks.core.plural import counted
 
 SWEEP = "sweep"
 
@@ -19,11 +20,13 @@ def sweep(ctx: typer.Context) -> None:
         print_json(result)
         return
     out = console()
-    actions = result.get("actions", [])
-    for line in actions:
-        out.print(f"- {line}")
+    actions, left = result.get("actions", []), result.get("left", [])
+    for line in [*actions, *left]:
+        out.print(f"- {line}", markup=False, highlight=False)
     terminated, repaired = result.get("terminated", []), result.get("repaired", [])
     if not actions:
-        out.print("Nothing to do: no orphaned spot instance, no group left held.")
+        out.print("Nothing to do: no orphaned spot instance, no group left held"
+                  + (f" ({counted(len(left), 'young spot')} in no group left for now)." if left else "."))
     else:
-        out.print(f"{len(terminated)} orphaned spot instances terminated, {len(repaired)} groups repaired.")
+        out.print(f"{counted(len(terminated), 'orphaned spot instance')} terminated, "
+                  f"{counted(len(repaired), 'group')} repaired.")

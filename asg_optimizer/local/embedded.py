@@ -24,7 +24,7 @@ import boto3
 from moto import mock_aws
 
 from asg_optimizer import sessions
-from asg_optimizer.local import asl_interpreter, instance_type_catalog, seam, zone_balance
+from asg_optimizer.local import asl_interpreter, iam_model, instance_type_catalog, metrics_sink, seam, zone_balance
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.clock import Clock, RealClock
 from asg_optimizer.local.ec2_model import Ec2Model
@@ -157,11 +157,14 @@ class EmbeddedAws:
         self.rebalanced: dict[str, str | None] = {}  # spot -> the replacement Capacity Rebalancing launched
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
         self.deployment = Deployment()
+        self._endpoints: dict[str, str] = {}
         self._session: Any = None
         self._clients: dict[str, Any] = {}
         self._clients_lock = threading.Lock()
 
     def __enter__(self) -> EmbeddedAws:
+        # An exported AWS_ENDPOINT_URL (say, for `local serve`) would send this embedded AWS's calls elsewhere.
+        self._endpoints = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("AWS_ENDPOINT_URL")}
         local_environment(self.region)
         self._mock.start()
         # moto blanks boto3's default session (the handlers'): a new one on the shared loader, not a cold one.
@@ -176,12 +179,16 @@ class EmbeddedAws:
         self.load_balancers.install()
         self.lifecycle.install()  # outermost launch patch: it sees every instance the group launched
         instance_type_catalog.install()
+        iam_model.install()
+        metrics_sink.install()
         self.pricing_api.install()
         reset_clients()
         self.deployment = deploy(environment=self.environment)
         return self
 
     def __exit__(self, *exc: object) -> None:
+        metrics_sink.uninstall()
+        iam_model.uninstall()  # before the models it wrapped (reverse order of install)
         self.ec2_model.uninstall()
         self.autoscaling_model.uninstall()
         self.lifecycle.uninstall()
@@ -193,6 +200,7 @@ class EmbeddedAws:
         seam.uninstall()
         asl_interpreter.uninstall()
         self._mock.stop()
+        os.environ.update(self._endpoints)
         reset_clients()
         self._clients.clear()
 

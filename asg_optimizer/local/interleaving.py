@@ -110,6 +110,12 @@ def invocation(function_name: str) -> Iterator[Invocation]:
             CALL_LOCK.acquire()
 
 
+def running_function() -> str | None:
+    """The function whose handler runs on this thread (in-process calls), or None for a caller outside Lambda."""
+    current: Invocation | None = getattr(_local, "invocation", None)
+    return current.function_name if current is not None else None
+
+
 def _release_all() -> int:
     """Let go of every level of CALL_LOCK this thread holds (a Lambda Invoke call holds it around the seam)."""
     count = 0

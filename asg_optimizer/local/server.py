@@ -25,7 +25,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from asg_optimizer import sessions
-from asg_optimizer.local import asl_interpreter, interleaving, seam
+from asg_optimizer.local import asl_interpreter, interleaving, metrics_sink, seam, zone_balance
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.embedded import MOTO_CONFIG, REGION, Deployment, deploy, local_environment
@@ -74,6 +74,12 @@ class _MotoServer(ThreadedMotoServer):
         self._server.serve_forever()
 
 
+def free_port(host: str) -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 def port_free(host: str, port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -96,6 +102,7 @@ class LocalServer:
     pricing_api: PricingApiModel = field(default_factory=PricingApiModel)
     deployment: Deployment = field(default_factory=Deployment)
     _server: _MotoServer | None = None
+    _internal: _MotoServer | None = None
     _scanner: threading.Thread | None = None
     _stop: threading.Event = field(default_factory=threading.Event)
 
@@ -107,15 +114,19 @@ class LocalServer:
         return f"http://{self.host}:{self.port}"
 
     def start(self) -> Deployment:
+        """Deploy on an internal port first, then open the public one: a client that connects as soon as the port
+        accepts finds the stack deployed (the functions and the interpreter keep using the internal port)."""
         if not port_free(self.host, self.port):
             raise PortInUse(f"port {self.port} on {self.host} is in use: pick another with --port")
         local_environment(self.region)
         logging.getLogger("werkzeug").setLevel(logging.ERROR)  # one line per request drowns what matters
-        os.environ["MOTO_PORT"] = str(self.port)  # the ASL interpreter reaches Lambda through the server
-        os.environ["AWS_ENDPOINT_URL"] = self.endpoint  # the handlers' own clients, and deploy() below
-        self._server = _MotoServer(self.host, self.port, self.pricing_api)
-        self._server.start()
-        request = urllib.request.Request(f"{self.endpoint}/moto-api/config", data=json.dumps(MOTO_CONFIG).encode(),
+        internal_port = free_port(self.host)
+        internal = f"http://{self.host}:{internal_port}"
+        os.environ["MOTO_PORT"] = str(internal_port)  # the ASL interpreter reaches Lambda through the server
+        os.environ["AWS_ENDPOINT_URL"] = internal  # the handlers' own clients, and deploy() below
+        self._internal = _MotoServer(self.host, internal_port, self.pricing_api)
+        self._internal.start()
+        request = urllib.request.Request(f"{internal}/moto-api/config", data=json.dumps(MOTO_CONFIG).encode(),
                                          headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
@@ -123,8 +134,12 @@ class LocalServer:
         asl_interpreter.install()
         self.ec2_model.install()
         self.autoscaling_model.install()
+        metrics_sink.install()  # the functions' metric lines stay out of the server's output
+        zone_balance.install()  # instances spread over the group's zones, as in-process and in AWS
         reset_clients()
         self.deployment = deploy(environment=self.environment)
+        self._server = _MotoServer(self.host, self.port, self.pricing_api)
+        self._server.start()
         return self.deployment
 
     def create_fleet(self, specs: tuple[GroupSpec, ...]) -> dict[str, dict[str, Any]]:
@@ -153,10 +168,13 @@ class LocalServer:
         self._stop.set()
         if self._scanner is not None:
             self._scanner.join(timeout=5)
-        if self._server is not None:
-            self._server.stop()
-            self._server = None
+        for server in (self._server, self._internal):
+            if server is not None:
+                server.stop()
+        self._server = self._internal = None
         self.ec2_model.uninstall()
+        zone_balance.uninstall()
+        metrics_sink.uninstall()
         self.autoscaling_model.uninstall()
         seam.uninstall()
         asl_interpreter.uninstall()

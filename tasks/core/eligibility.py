@@ -2,9 +2,22 @@
 
 from __future__ import annotations
 
-from tasks.core.errors import InstanceNotEligible, InvalidInput, NotOptedIn, SwapInFlight
+from collections.abc import Collection
+from datetime import UTC, datetime
+
+from tasks.core.errors import (
+    InstanceNotEligible,
+    InvalidInput,
+    MalformedPolicy,
+    NotOptedIn,
+    OnDemandFloor,
+    OutsideWindow,
+    SwapInFlight,
+)
 from tasks.core.model import Group, Instance
-from tasks.core.tags import OPT_IN, is_opted_in
+from tasks.core.policy import Policy, PolicyError, parse_policy
+from tasks.core.selection import ACTIVE_STATES
+from tasks.core.tags import MIN_ON_DEMAND, MIN_ON_DEMAND_PERCENT, OPT_IN, WINDOW, is_opted_in
 
 REASONS = ("scheduled", "event", "manual", "interruption", "rollout", "rebalance")
 
@@ -15,12 +28,17 @@ def check_reason(reason: object) -> str:
     return str(reason)
 
 
-def check_swappable(group: Group, instance: Instance | None, instance_id: str, *, require_opt_in: bool = True,
-                    allow_spot: bool = False) -> None:
+# Reasons whose swap takes an on-demand out of the group now, so the floor and the window apply; a rebalance
+# swaps a spot for a spot (the on-demand count does not change) and answers an AWS signal that will not wait.
+FLOOR_AND_WINDOW_REASONS = ("scheduled", "event", "manual", "rollout")
+
+
+def check_swappable(group: Group, instance: Instance | None, instance_id: str, *, allow_spot: bool = False) -> None:
     """Raise the first reason the swap must not start; the messages name the group and instance.
-    `require_opt_in=False` only for an operator's explicit `replace --force` on a group that is not opted in;
-    `allow_spot=True` only for a rebalance recommendation (a spot replaced by a spot from another pool)."""
-    if require_opt_in and not is_opted_in(group.tags):
+    Opt-in is always required: the deployed IAM lets the functions change only opted-in groups, so no flag could
+    make a swap elsewhere work in an account. `allow_spot=True` only for a rebalance recommendation (a spot
+    replaced by a spot from another pool)."""
+    if not is_opted_in(group.tags):
         value = group.tags.get(OPT_IN)
         shown = "missing" if value is None else repr(value)
         raise NotOptedIn(f"ASG {group.name} is not opted in: tag {OPT_IN} is {shown}, expected 'true'")
@@ -54,3 +72,36 @@ def check_not_in_flight(instance_id: str, own_name: str, own_start: float, runni
     if any((start, name) < (own_start, own_name) for start, name in rivals):
         first = min(rivals)[1]
         raise SwapInFlight(f"instance {instance_id} is already being replaced by execution {first}")
+
+
+def policy_of(group: Group) -> Policy:
+    """The group's policy, or MalformedPolicy naming the tag and value."""
+    try:
+        return parse_policy(group.name, group.tags, default_grace_period=group.health_check_grace_period)
+    except PolicyError as error:
+        raise MalformedPolicy(str(error)) from None
+
+
+def on_demand_kept(group: Group, spot_ids: Collection[str], being_replaced: Collection[str]) -> list[str]:
+    """The group's on-demand instances that stay unless swapped: active members not known to be spot (unknown
+    counts as on-demand: keeps more, never fewer) and not already being swapped out."""
+    return [m.instance_id for m in group.members if m.lifecycle_state in ACTIVE_STATES
+            and m.instance_id not in spot_ids and m.instance_id not in being_replaced]
+
+
+def check_floor_and_window(group: Group, policy: Policy, instance_id: str, spot_ids: Collection[str],
+                           being_replaced: Collection[str], now: datetime) -> None:
+    """Refuse a swap outside the group's window, or one that would leave fewer on-demand instances than its
+    floor (also when the group is below its floor already: a swap never takes it further below)."""
+    if not policy.in_window(now):
+        raise OutsideWindow(f"ASG {group.name} is outside its window: {WINDOW}={group.tags.get(WINDOW)!r} allows "
+                            f"{policy.window}, now {now.astimezone(UTC):%H:%M} UTC")
+    floor = policy.on_demand_floor(group.desired)
+    kept = on_demand_kept(group, spot_ids, being_replaced)
+    left = len(kept) - (1 if instance_id in kept else 0)
+    if left < floor:
+        raise OnDemandFloor(
+            f"ASG {group.name} keeps {floor} on-demand ({MIN_ON_DEMAND}={policy.min_on_demand}, "
+            f"{MIN_ON_DEMAND_PERCENT}={policy.min_on_demand_percent} of desired {group.desired}) and has {len(kept)} "
+            f"not being replaced: replacing {instance_id} would leave {left}"
+        )

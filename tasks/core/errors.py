@@ -51,3 +51,20 @@ class GroupNotReady(Exception):
 
 class OnDemandGone(Exception):
     """The on-demand instance left the group (terminated or detached by someone else) mid-swap."""
+
+
+class MalformedPolicy(SwapRefused):
+    """A policy tag of the group is malformed (or rules out every instance type): the owner must fix it."""
+
+
+class OnDemandFloor(SwapRefused):
+    """The swap would take the group below its on-demand floor (MinOnDemand / MinOnDemandPercent)."""
+
+
+class OutsideWindow(SwapRefused):
+    """The group's `AsgOptimiser:Window` excludes the hour."""
+
+
+# Validate's refusals: the workflow ends SUCCEEDED with outcome `refused` for these, FAILED for anything else.
+REFUSALS = ("GroupNotFound", "NotOptedIn", "InstanceNotEligible", "SwapInFlight", "InvalidInput", "LaunchHookInTheWay",
+            "WeightedGroup", "MalformedPolicy", "OnDemandFloor", "OutsideWindow")

@@ -114,6 +114,26 @@ def _window(asg: str, raw: str) -> Window:
     return Window(start, end)
 
 
+def _covers(denied: str, allowed: str) -> bool:
+    """Whether the denied glob matches every name the allowed one does. Decided only for denied globs whose one
+    wildcard is `*` (then matching the allowed glob's own text is enough); `?` and `[...]` are never assumed to
+    cover, so the check can miss a policy that denies everything but never flags one that allows something."""
+    return not set(denied) & set("?[]") and fnmatch.fnmatchcase(allowed, denied)
+
+
+def _check_some_type_allowed(asg: str, tags: Mapping[str, str], values: Mapping[str, object]) -> None:
+    """A policy whose denied globs cover every allowed type (or every type: `*`, `*.*`) could never launch a spot;
+    swapping would end `no-capacity` and cool pools down, blaming the market for a configuration."""
+    denied = values.get("denied_types", ())
+    allowed = values.get("allowed_types") or ("*.*",)  # every instance type name has a dot
+    assert isinstance(denied, tuple) and isinstance(allowed, tuple)
+    if denied and all(any(_covers(d, a) for d in denied) for a in allowed):
+        raise PolicyError(asg, DENIED_TYPES, tags[DENIED_TYPES],
+                          "it denies every instance type" + (f" allowed by {ALLOWED_TYPES}={tags[ALLOWED_TYPES]!r}"
+                                                             if ALLOWED_TYPES in tags else "")
+                          + ", so no spot could ever be launched")
+
+
 def parse_policy(asg_name: str, tags: Mapping[str, str], *, default_grace_period: int) -> Policy:
     """The group's policy; raises PolicyError for the first malformed or unknown `AsgOptimiser:*` tag."""
     for key in sorted(tags):
@@ -138,4 +158,5 @@ def parse_policy(asg_name: str, tags: Mapping[str, str], *, default_grace_period
         if tags[LAUNCH_HOOKS].strip() != LAUNCH_HOOKS_BYPASS:
             raise PolicyError(asg_name, LAUNCH_HOOKS, tags[LAUNCH_HOOKS], f"the only value is {LAUNCH_HOOKS_BYPASS!r}")
         values["bypass_launch_hooks"] = True
+    _check_some_type_allowed(asg_name, tags, values)
     return Policy(**values)  # type: ignore[arg-type]

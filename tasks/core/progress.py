@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from tasks.core.errors import GroupNotReady, OnDemandGone, SpotNotHealthy, SpotNotReady
 from tasks.core.load_balancing import Health, not_serving, serving_ids
 from tasks.core.model import Group
+from tasks.core.plural import counted
 
 READY, WAITING = "ready", "waiting"
 
@@ -26,7 +27,7 @@ def spot_readiness(
         return READY
     if polls >= max_polls:
         raise SpotNotReady(
-            f"spot {instance_id} not ready after {polls} polls (state {state}, instance {instance_check}, "
+            f"spot {instance_id} not ready after {counted(polls, 'poll')} (state {state}, instance {instance_check}, "
             f"system {system_check})"
         )
     return WAITING
@@ -77,5 +78,5 @@ def retire_decision(group: Group, *, on_demand_id: str, spot_id: str, polls: int
     else:
         return RetireDecision(retire=True, done=True)
     if polls >= max_polls:
-        raise GroupNotReady(f"gave up after {polls} polls: {why}")
+        raise GroupNotReady(f"gave up after {counted(polls, 'poll')}: {why}")
     return RetireDecision(retire=False, done=False, why_waiting=why)

@@ -3,7 +3,7 @@ crashed execution left holding (raised MaxSize, suspended AZRebalance)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 
 from tasks.core.holds import holders
@@ -12,11 +12,10 @@ from tasks.core.selection import launched_at
 from tasks.core.tags import EXECUTION, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
 
 
-def orphaned_spots(spots: Sequence[Instance], members: Mapping[str, str], running: Collection[str],
-                   now: datetime, older_than_seconds: int) -> list[tuple[str, str]]:
-    """(instance id, why) for each spot tagged as ours that is in no ASG, older than the bound, and whose
-    execution is not RUNNING. Anything younger may be a spot whose execution has not attached it yet."""
-    orphans = []
+def _unowned(spots: Sequence[Instance], members: Mapping[str, str], running: Collection[str],
+             now: datetime) -> Iterator[tuple[Instance, str, int | None]]:
+    """(spot, its execution, age in seconds or None) for each live spot of ours in no ASG whose execution is
+    not RUNNING."""
     for spot in spots:
         if spot.instance_id in members or spot.state not in ("pending", "running", "stopping", "stopped"):
             continue
@@ -24,13 +23,29 @@ def orphaned_spots(spots: Sequence[Instance], members: Mapping[str, str], runnin
         if execution in running:
             continue
         launched = launched_at(spot)
-        age = int((now - launched).total_seconds()) if launched else None
-        if age is None or age < older_than_seconds:
-            continue
-        why = (f"spot for {spot.tags.get(REPLACES, '?')} launched {age}s ago by execution {execution or '?'}, "
-               f"in no ASG, execution not running")
-        orphans.append((spot.instance_id, why))
-    return orphans
+        yield spot, execution, int((now - launched).total_seconds()) if launched else None
+
+
+def orphaned_spots(spots: Sequence[Instance], members: Mapping[str, str], running: Collection[str],
+                   now: datetime, older_than_seconds: int) -> list[tuple[str, str]]:
+    """(instance id, why) for each spot tagged as ours that is in no ASG, older than the bound, and whose
+    execution is not RUNNING. Anything younger may be a spot whose execution has not attached it yet."""
+    return [(spot.instance_id, f"spot for {spot.tags.get(REPLACES, '?')} launched {age}s ago by execution "
+                               f"{execution or '?'}, in no ASG, execution not running")
+            for spot, execution, age in _unowned(spots, members, running, now)
+            if age is not None and age >= older_than_seconds]
+
+
+def young_unowned_spots(spots: Sequence[Instance], members: Mapping[str, str], running: Collection[str],
+                        now: datetime, older_than_seconds: int) -> list[tuple[str, str]]:
+    """(instance id, why) for each spot the sweep saw unowned but left: too young to be judged an orphan yet
+    (or of unknown age), so an operator is not left wondering why a spot in no group survived a sweep."""
+    return [(spot.instance_id,
+             f"spot for {spot.tags.get(REPLACES, '?')} by execution {execution or '?'}, in no ASG, "
+             + (f"launched {age}s ago: terminated once older than {older_than_seconds}s if still in no ASG"
+                if age is not None else "launch time unknown: left alone"))
+            for spot, execution, age in _unowned(spots, members, running, now)
+            if age is None or age < older_than_seconds]
 
 
 def stale_holds(group: Group, running: Collection[str]) -> list[str] | None:
