@@ -262,7 +262,9 @@ def test_replace_respects_the_on_demand_floor_unless_forced_and_status_marks_the
         f"2) and has 1 not being replaced: replacing {second} would leave 0; pass --force to replace it anyway "
         "(recorded in the execution input)")
     # the workflow refuses it too, as an outcome: a manual start that skipped the CLI's check changes nothing
-    assert refusal(aws.wait(aws.start_swap("web", second, timing=FAST)))[0] == "OnDemandFloor"
+    # (named apart from the CLI's own start below, which would otherwise share its name within the same second)
+    direct = aws.start_swap("web", second, timing=FAST, name=f"web-{second}-direct")
+    assert refusal(aws.wait(direct))[0] == "OnDemandFloor"
     assert cli_json("status")["groups"][0]["below_floor"] is False
 
     result = cli("-o", "json", "replace", "--asg", "web", "--force", "--wait", *FAST_TIMING)
