@@ -35,12 +35,14 @@ def main() -> int:
     parser.add_argument("--groups", type=int, default=20)
     parser.add_argument("--rate", type=float, default=0.03, help="chance that any one AWS call fails")
     parser.add_argument("--crash-rate", type=float, default=0.01, help="chance a Lambda dies after an AWS call")
+    parser.add_argument("--retry-scale", type=float, default=0.05,
+                        help="retry back-offs sleep this fraction of their interval (1: as in AWS)")
     args = parser.parse_args()
 
     started, cpu_started = time.monotonic(), time.process_time()
     outcomes: Counter[str] = Counter()
     causes: dict[str, list[str]] = defaultdict(list)
-    with EmbeddedAws(boot_delay_seconds=0.2) as aws:
+    with EmbeddedAws(boot_delay_seconds=0.2, retry_scale=args.retry_scale) as aws:
         network = create_network()
         names = [f"soak-{i:02d}" for i in range(args.groups)]
         for i, name in enumerate(names):
@@ -96,7 +98,7 @@ def main() -> int:
     print(f"sweep      terminated {len(sweep.get('terminated', []))}, repaired {len(sweep.get('repaired', []))}")
     print(f"violations {len(violations) - len(orphans)}")
     print(f"orphans    {len(orphans)}")
-    print(f"wall time  {seconds:.1f} s (one process)")
+    print(f"wall time  {seconds:.1f} s (one process; retry back-offs x{args.retry_scale})")
     print(f"cpu        {cpu:.1f} s, {1000 * cpu / max(1, total):.0f} ms a swap (fleet build included)")
     print(f"checker    {samples} samples of {args.groups} groups, "
           f"{1000 * check.sample_seconds / max(1, samples):.2f} ms a sample")

@@ -16,7 +16,7 @@ FAST = {"boot_poll_seconds": 1, "boot_max_polls": 10, "group_poll_seconds": 1, "
 
 @pytest.fixture
 def aws() -> Iterator[EmbeddedAws]:
-    with EmbeddedAws(boot_delay_seconds=1.5) as embedded:
+    with EmbeddedAws(boot_delay_seconds=1.5, retry_scale=0.05) as embedded:
         # A fresh container: no metric left unflushed by an earlier test in this worker. (Imported here, once the
         # embedded AWS has set the metrics namespace that Powertools reads when the module makes its Metrics.)
         from tasks.launch_spot import metrics

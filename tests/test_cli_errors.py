@@ -25,7 +25,7 @@ NO_MACHINE = ("error: no deployed state machine {name} in us-east-1: deploy the 
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[EmbeddedAws]:
-    with EmbeddedAws(boot_delay_seconds=0.2) as embedded:
+    with EmbeddedAws(boot_delay_seconds=0.2, retry_scale=0.05) as embedded:
         yield embedded
 
 

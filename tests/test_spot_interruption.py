@@ -30,7 +30,7 @@ NOTICE = 6
 @pytest.fixture
 def market_aws() -> Iterator[EmbeddedAws]:
     env = {"SPOT_NOTICE_SECONDS": str(NOTICE), "SWAP_TIMING": json.dumps(FAST)}
-    with EmbeddedAws(boot_delay_seconds=0.5, environment=env) as embedded:
+    with EmbeddedAws(boot_delay_seconds=0.5, retry_scale=0.05, environment=env) as embedded:
         yield embedded
 
 

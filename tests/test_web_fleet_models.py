@@ -33,7 +33,7 @@ def clock() -> ManualClock:
 
 @pytest.fixture
 def aws(clock: ManualClock) -> Iterator[EmbeddedAws]:
-    with EmbeddedAws(boot_delay_seconds=0, clock=clock) as embedded:
+    with EmbeddedAws(boot_delay_seconds=0, retry_scale=0.05, clock=clock) as embedded:
         yield embedded
 
 

@@ -38,7 +38,7 @@ def web(clock: ManualClock) -> Iterator[EmbeddedAws]:
     def tick(*_: Any) -> None:
         clock.advance(STEP)
 
-    with EmbeddedAws(boot_delay_seconds=0, clock=clock) as embedded:
+    with EmbeddedAws(boot_delay_seconds=0, retry_scale=0.05, clock=clock) as embedded:
         seam.observers.append(tick)
         try:
             yield embedded
@@ -286,7 +286,7 @@ def interruption_web(request: pytest.FixtureRequest) -> Iterator[tuple[EmbeddedA
         clock.advance(10)
 
     env = {"SPOT_NOTICE_SECONDS": "24", "SWAP_TIMING": json.dumps(FAST)}
-    with EmbeddedAws(boot_delay_seconds=0, clock=clock, environment=env) as embedded:
+    with EmbeddedAws(boot_delay_seconds=0, retry_scale=0.05, clock=clock, environment=env) as embedded:
         seam.observers.append(tick)
         try:
             yield embedded, clock, create_network()

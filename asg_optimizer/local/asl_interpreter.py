@@ -11,6 +11,9 @@
   stop that comes first fails (`'NoneType' object has no attribute 'set_stop'`, a 500), or, a moment later, is
   ignored (the program is not running yet). AWS aborts the execution. The environment is built in StartExecution
   itself, and a stop waits (bounded) until the program runs, then aborts it.
+- Retry back-off: a Retrier sleeps its interval (IntervalSeconds x BackoffRate^n, capped, jittered) in real
+  seconds. The embedded AWS may scale that sleep (`EmbeddedAws(retry_scale=...)`; tests use a small one) so a
+  throttled step does not cost the suite 2 + 4 + 8 s; the ASL, the attempts and their order stay as deployed.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import threading
 import time
 from typing import Any
 
+from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: F401
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client
@@ -35,6 +39,25 @@ STOP_WAIT_SECONDS = 10.0  # the longest a stop waits for the worker thread to re
 _kept: dict[tuple[str, bool], Any] = {}
 _lock = threading.Lock()
 _patched: list[Any] = []  # modules whose `boto_client_for` we replaced
+
+
+class _ScaledSleep:
+    """Stands in for the `time` module in moto's retrier: its back-off sleeps last `scale` times as long."""
+
+    scale = 1.0
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds * self.scale)
+
+
+_retry_time = _ScaledSleep()
+
+
+def set_retry_scale(scale: float) -> None:
+    """How long a Retrier's back-off really sleeps, as a fraction of its interval (1.0: as in AWS)."""
+    if scale <= 0:
+        raise ValueError(f"retry scale must be positive, got {scale}")
+    _retry_time.scale = scale
 
 
 def _client_for(region: str, service: str, state_credentials: Any = None) -> Any:
@@ -88,6 +111,7 @@ def install() -> None:
         ExecutionWorker._get_evaluation_environment = _environment  # type: ignore[method-assign]
         ExecutionWorker.start = _start  # type: ignore[method-assign]
         ExecutionWorker.stop = _stop  # type: ignore[method-assign]
+        retrier_decl.time = _retry_time  # type: ignore[assignment]
 
 
 def uninstall() -> None:
@@ -100,3 +124,5 @@ def uninstall() -> None:
         ExecutionWorker._get_evaluation_environment = _original_environment  # type: ignore[method-assign]
         ExecutionWorker.start = _original_start  # type: ignore[method-assign]
         ExecutionWorker.stop = _original_stop  # type: ignore[method-assign]
+        retrier_decl.time = time
+        _retry_time.scale = 1.0

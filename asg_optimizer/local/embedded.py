@@ -141,10 +141,13 @@ class EmbeddedAws:
     """moto in-process with our models and the stack deployed; a context manager."""
 
     def __init__(self, *, boot_delay_seconds: float = 2.0, region: str = REGION,
-                 environment: dict[str, str] | None = None, clock: Clock | None = None) -> None:
+                 environment: dict[str, str] | None = None, clock: Clock | None = None,
+                 retry_scale: float = 1.0) -> None:
         """`environment`: extra variables for every function (e.g. SPOT_NOTICE_SECONDS for a shorter notice).
-        `clock`: what load-balancer health, draining and lifecycle-hook timeouts are timed by (AWS seconds)."""
+        `clock`: what load-balancer health, draining and lifecycle-hook timeouts are timed by (AWS seconds).
+        `retry_scale`: how long the state machines' retry back-offs really sleep, as a fraction (tests: small)."""
         self.region = region
+        self.retry_scale = retry_scale
         self.environment = dict(environment or {})
         self.pricing_api = PricingApiModel()
         self.ec2_model = Ec2Model(boot_delay_seconds=boot_delay_seconds)
@@ -171,6 +174,7 @@ class EmbeddedAws:
         boto3.DEFAULT_SESSION = sessions.session()
         self._session = sessions.session(region_name=self.region)
         asl_interpreter.install()
+        asl_interpreter.set_retry_scale(self.retry_scale)
         seam.install()
         self.ec2_model.install()
         self.autoscaling_model.install()
