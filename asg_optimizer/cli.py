@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 from typing import Annotated, Any
 
@@ -104,10 +103,6 @@ def demo(ctx: typer.Context,
     from asg_optimizer.commands.output import settings
     from asg_optimizer.demo.run import run_demo
 
-    # The handlers' metrics are CloudWatch EMF lines on stdout in Lambda; in the demo they would bury the table.
-    # Disabled metrics are never flushed, so Powertools warns when the next invocation sets its dimension again.
-    os.environ.setdefault("POWERTOOLS_METRICS_DISABLED", "true")
-    warnings.filterwarnings("ignore", message="Dimension .* has already been added")
     if any(k.startswith("AWS_ENDPOINT_URL") for k in os.environ):
         typer.echo("note: AWS_ENDPOINT_URL is ignored: the demo runs on an embedded AWS of its own", err=True)
 

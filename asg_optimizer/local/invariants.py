@@ -108,7 +108,7 @@ class InvariantChecker:
     _external: set[str] = field(default_factory=set)
     _judged: set[str] = field(default_factory=set)  # on-demand instances already seen going, and judged
     _session: Any = None
-    sample_seconds: float = 0.0  # wall time spent sampling (benchmarks print it per sample)
+    sample_seconds: float = 0.0  # time spent sampling, lock waits excluded (benchmarks print it per sample)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     # --- reading the emulator (always under its call lock: between two AWS calls, never inside one) ---
@@ -172,8 +172,8 @@ class InvariantChecker:
         """One consistent view of every watched group: the whole sample holds the emulator's call lock (re-entrant,
         so its own health reads go through), so no other handler's call lands between reading the groups and
         reading who replaced whom, and concurrent observers judge one at a time."""
-        began = time.perf_counter()
         with interleaving.CALL_LOCK, self._lock:
+            began = time.perf_counter()  # the sample's own cost, not the wait for the lock
             groups = self._groups(self.asg_names)
             serving = {group.name: self._serving(group) for group in groups}
             for group in groups:
