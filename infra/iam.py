@@ -135,15 +135,6 @@ def opted_in_groups(ctx: Context, sid: str, *actions: str) -> Statement:
                  {"StringEquals": {f"autoscaling:ResourceTag/{OPT_IN}": OPT_IN_VALUE}})
 
 
-def own_group_tags(ctx: Context, sid: str, *actions: str) -> Statement:
-    """Write or delete only our `AsgOptimiser:*` tags (holds, originals), only on opted-in groups; the opt-in tag
-    itself has no colon, so it stays out of reach."""
-    return allow(sid, actions, ctx.scope.groups_arn(), {
-        "StringEquals": {f"autoscaling:ResourceTag/{OPT_IN}": OPT_IN_VALUE},
-        "ForAllValues:StringLike": {"aws:TagKeys": [f"{OPT_IN}:*"]},
-    })
-
-
 def launch_spots(ctx: Context) -> list[Statement]:
     """CreateFleet `instant` from the group's launch template (RunInstances is authorized too: the fleet launches
     through it as the caller). The instance only with our tags in the request; the other resources a launch
@@ -198,13 +189,19 @@ def cooldown_items(ctx: Context, *actions: str) -> Statement:
     return allow("Cooldowns", actions, ctx.table_arn(COOLDOWN_TABLE))
 
 
+def group_records(ctx: Context) -> Statement:
+    """The group records (tasks/aws/coordination.py: the lease, holds and instance claims): `group#` items only."""
+    return allow("GroupRecords", ["dynamodb:UpdateItem"], ctx.table_arn(COOLDOWN_TABLE),
+                 {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["group#*"]}})
+
+
 # The policy of each function, by function key: what its handler (and the tasks/ modules it imports) calls.
 POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
-    # tasks/validate.py: describe_group_raw, describe_instance, lifecycle_hooks, running_swaps
+    # tasks/validate.py: describe_group_raw, describe_instance, lifecycle_hooks, claim the instance
     "validate": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLifecycleHooks",
                  "ec2:DescribeInstances"),
-        list_executions(ctx, REPLACE),
+        group_records(ctx),
     ],
     # tasks/launch_spot.py: group, instance types, template, prices, cooldowns; CreateFleet from the template
     "launch-spot": lambda ctx: [
@@ -212,30 +209,34 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
                  "ec2:DescribeSpotPriceHistory"),
         prices(ctx),
         cooldown_items(ctx, "dynamodb:Scan", "dynamodb:BatchWriteItem"),
+        group_records(ctx),  # no capacity: the execution ends, its claim goes
         *launch_spots(ctx),
     ],
     # tasks/check_spot.py: describe_instance_status
     "check-spot": lambda ctx: [unscoped(ctx, "Describe", "ec2:DescribeInstanceStatus")],
-    # tasks/attach_spot.py: hold tags, MaxSize, suspend AZRebalance, attach
+    # tasks/attach_spot.py: under the group's lease, MaxSize, suspend AZRebalance, attach, retire, give back
     "attach-spot": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
-        own_group_tags(ctx, "WriteHoldTags", "autoscaling:CreateOrUpdateTags"),
-        opted_in_groups(ctx, "HoldAndAttach", "autoscaling:UpdateAutoScalingGroup", "autoscaling:SuspendProcesses",
-                        "autoscaling:AttachInstances"),
+        opted_in_groups(ctx, "HoldAttachRetire", "autoscaling:UpdateAutoScalingGroup", "autoscaling:SuspendProcesses",
+                        "autoscaling:AttachInstances", "autoscaling:TerminateInstanceInAutoScalingGroup",
+                        "autoscaling:ResumeProcesses"),
+        group_records(ctx),
         publish_events(ctx),
     ],
-    # tasks/retire_on_demand.py: terminate the on-demand through the group
+    # tasks/retire_on_demand.py: under the group's lease, terminate the on-demand through the group, give back
     "retire-on-demand": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "elasticloadbalancing:DescribeTargetHealth",
                  "elasticloadbalancing:DescribeInstanceHealth"),
-        opted_in_groups(ctx, "RetireThroughGroup", "autoscaling:TerminateInstanceInAutoScalingGroup"),
+        opted_in_groups(ctx, "RetireThroughGroup", "autoscaling:TerminateInstanceInAutoScalingGroup",
+                        "autoscaling:UpdateAutoScalingGroup", "autoscaling:ResumeProcesses"),
+        group_records(ctx),
         publish_events(ctx),
     ],
-    # tasks/restore_group.py: MaxSize/desired back, resume processes, drop hold tags
+    # tasks/restore_group.py: under the group's lease, MaxSize back by our slots, resume what we suspended
     "restore-group": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
         opted_in_groups(ctx, "Restore", "autoscaling:UpdateAutoScalingGroup", "autoscaling:ResumeProcesses"),
-        own_group_tags(ctx, "DropHoldTags", "autoscaling:DeleteTags"),
+        group_records(ctx),
     ],
     # tasks/cleanup.py: find our spots by tag, terminate them (through the group when attached)
     "cleanup": lambda ctx: [
@@ -244,21 +245,23 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         terminate_own_spots(ctx),
         publish_events(ctx),
     ],
-    # tasks/raise_capacity.py (interruption): hold tags, room for one more, suspend, cool the pool
+    # tasks/raise_capacity.py (interruption): under the group's lease, one more instance, suspend; cool the pool
     "raise-capacity": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups",
                  "elasticloadbalancing:DescribeTargetGroupAttributes",
                  "elasticloadbalancing:DescribeLoadBalancerAttributes"),
-        own_group_tags(ctx, "WriteHoldTags", "autoscaling:CreateOrUpdateTags"),
         opted_in_groups(ctx, "Hold", "autoscaling:UpdateAutoScalingGroup", "autoscaling:SuspendProcesses"),
+        group_records(ctx),
         cooldown_items(ctx, "dynamodb:BatchWriteItem"),
     ],
-    # tasks/release_spot.py (interruption): take the interrupted spot out through its group
+    # tasks/release_spot.py (interruption): under the group's lease, the spot out through its group, give back
     "release-spot": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "elasticloadbalancing:DescribeTargetHealth",
                  "elasticloadbalancing:DescribeInstanceHealth"),
         opted_in_groups(ctx, "Release", "autoscaling:SetDesiredCapacity",
-                        "autoscaling:TerminateInstanceInAutoScalingGroup"),
+                        "autoscaling:TerminateInstanceInAutoScalingGroup", "autoscaling:UpdateAutoScalingGroup",
+                        "autoscaling:ResumeProcesses"),
+        group_records(ctx),
         publish_events(ctx),
     ],
     # tasks/spot_events.py on_interruption: which group the spot is in, start the interruption workflow
@@ -280,14 +283,16 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         start_executions(ctx, REPLACE),
         cooldown_items(ctx, "dynamodb:Scan"),  # tasks/aws/coordination.py active_pools: cooling pools wait
     ],
-    # tasks/sweep.py: our spots by tag, their membership, held groups, running swaps; terminate orphans, repair
+    # tasks/sweep.py: our spots by tag, their membership, group records and claims, running swaps; terminate
+    # orphans, give back crashed executions' holds, drop their claims
     "sweep": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
                  "ec2:DescribeInstances"),
         list_executions(ctx, REPLACE, INTERRUPTION),
         terminate_own_spots(ctx),
         opted_in_groups(ctx, "Repair", "autoscaling:UpdateAutoScalingGroup", "autoscaling:ResumeProcesses"),
-        own_group_tags(ctx, "DropHoldTags", "autoscaling:DeleteTags"),
+        cooldown_items(ctx, "dynamodb:Scan"),  # the group records and claims
+        group_records(ctx),
     ],
     # tasks/launch_event.py: the launching group and its instances, running swaps, start one swap
     "launch-event": lambda ctx: [

@@ -104,22 +104,27 @@ COOLDOWN_TABLE = "COOLDOWN_TABLE"
 
 STACK = Stack(
     functions=(
-        Function("validate", "tasks.validate.handler", "Refuse a swap that must not start"),
+        Function("validate", "tasks.validate.handler", "Refuse a swap that must not start; claim the instance",
+                 environment=(COOLDOWN_TABLE,)),
         Function("launch-spot", "tasks.launch_spot.handler", "Launch the spot replacement (CreateFleet, candidates)",
                  environment=(COOLDOWN_TABLE,)),
         Function("check-spot", "tasks.check_spot.handler", "Poll the spot's status checks"),
-        Function("attach-spot", "tasks.attach_spot.handler", "Make room in the ASG and attach the spot"),
-        Function("retire-on-demand", "tasks.retire_on_demand.handler", "Terminate the on-demand through the ASG"),
-        Function("restore-group", "tasks.restore_group.handler", "Put the ASG's settings back"),
+        Function("attach-spot", "tasks.attach_spot.handler", "Make room in the ASG and attach the spot",
+                 environment=(COOLDOWN_TABLE,)),
+        Function("retire-on-demand", "tasks.retire_on_demand.handler", "Terminate the on-demand through the ASG",
+                 environment=(COOLDOWN_TABLE,)),
+        Function("restore-group", "tasks.restore_group.handler", "Give back what the swap took from the ASG",
+                 environment=(COOLDOWN_TABLE,)),
         Function("cleanup", "tasks.cleanup.handler", "Roll back a failed swap"),
         Function("raise-capacity", "tasks.raise_capacity.handler", "Spot interrupted: one more instance in its group",
                  environment=(COOLDOWN_TABLE,)),
-        Function("release-spot", "tasks.release_spot.handler", "Spot interrupted: take it out once replaced"),
+        Function("release-spot", "tasks.release_spot.handler", "Spot interrupted: take it out once replaced",
+                 environment=(COOLDOWN_TABLE,)),
         # These start executions, so they need the state machine's ARN: deploy creates them after it.
         Function("scanner", "tasks.scan.handler", "Find opted-in on-demand instances and start their swaps",
                  timeout=300, memory=512, environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
         Function("sweep", "tasks.sweep.handler", "Terminate orphaned spots; repair groups a crashed swap left held",
-                 timeout=120, environment=(REPLACE_STATE_MACHINE_ARN, INTERRUPTION_STATE_MACHINE_ARN)),
+                 timeout=120, environment=(REPLACE_STATE_MACHINE_ARN, INTERRUPTION_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
         Function("launch-event", "tasks.launch_event.handler", "Swap a newly launched on-demand after its grace",
                  environment=(REPLACE_STATE_MACHINE_ARN,)),
         Function("spot-interruption", "tasks.spot_events.on_interruption",
@@ -179,6 +184,7 @@ STACK = Stack(
     ),
     tables=(
         Table("cooldowns", "cooldown_key", "expires_at", COOLDOWN_TABLE,
-              "Spot pools and instances cooling down (no capacity, interrupted, rebalanced); TTL removes them"),
+              "Coordination: spot pools and instances cooling down (TTL removes them), group records (the lease "
+              "and what we changed, docs/coordination.md) and instance claims"),
     ),
 )

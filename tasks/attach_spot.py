@@ -1,10 +1,11 @@
-"""AttachSpot: prepare the group, then attach the ready spot (desired rises by one; load balancers register it).
+"""AttachSpot: one section under the group's lease (tasks.core.coordination): make room if the group is full
+(MaxSize + 1), suspend AZRebalance if the spot's zone would unbalance the group, attach the ready spot (desired
++ 1), and, when the spot is InService at once, retire the on-demand through the group (desired - 1) and give back
+what the section took, all before any other execution changes the group. Otherwise RetireOnDemand polls.
 
-Preparing = record the hold and the original values as ASG tags first (so a crash at any point is repairable
-by the sweep), raise MaxSize by one when the group is full, suspend AZRebalance when the spot's zone would leave
-the zones unbalanced; a group that needs neither is not held at all. Refuses, changing nothing, if
-the on-demand already left the group. A retry after a crash that followed the attach finds the spot a member
-and does not attach it twice.
+Behind load balancers the on-demand always waits for RetireOnDemand (the spot must be healthy first). Refuses,
+changing nothing, if the on-demand already left the group. A retry after a crash finds its recorded plan
+and the spot a member, and makes no write twice.
 """
 
 from __future__ import annotations
@@ -14,11 +15,14 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from tasks.aws.clients import aws_handler, client
+from tasks.aws.coordination import begin_section
 from tasks.aws.groups import describe_group
 from tasks.aws.swap_events import publish
+from tasks.core.coordination import after_take, plan_give_back, plan_take
 from tasks.core.errors import OnDemandGone
-from tasks.core.holds import hold_key, plan_prepare
-from tasks.core.swap_events import SPOT_ATTACHED, swap_detail
+from tasks.core.progress import retire_now
+from tasks.core.swap_events import ON_DEMAND_RETIRED, SPOT_ATTACHED, swap_detail
+from tasks.group_writes import apply_give_back, apply_take
 
 logger = Logger()
 
@@ -26,32 +30,38 @@ logger = Logger()
 @aws_handler
 @logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    spot_id, asg_name = event["spot"]["spot_instance_id"], event["asg_name"]
+    spot_id, asg_name, on_demand_id, execution = (event["spot"]["spot_instance_id"], event["asg_name"],
+                                                  event["instance_id"], event["execution_name"])
     group = describe_group(asg_name)
-    if group.member(spot_id):  # a re-run after a crash that followed the attach
-        held = hold_key(event["execution_name"]) in group.tags
-        return {"attached": spot_id, "held": held, "raised_max_to": 0, "suspended": ""}
-    member = group.member(event["instance_id"])
+    member = group.member(on_demand_id)
     if member is None or not member.in_service:
+        if group.member(spot_id) is not None:
+            # A retry after a crash that followed this section's terminate: the spot serves and the on-demand
+            # leaves, but the section's give-back and release may not have run. `retired: False` sends the
+            # workflow on to RetireOnDemand (done at once) and RestoreGroup, which gives back under our lease.
+            return {"attached": spot_id, "held": True, "retired": False, "raised_max_to": 0, "suspended": ""}
         state = member.lifecycle_state if member else "gone"
-        raise OnDemandGone(f"on-demand {event['instance_id']} is {state} in ASG {group.name}; not attaching")
-    plan = plan_prepare(group, event["execution_name"], zone=event["availability_zone"])
-    autoscaling = client("autoscaling")
-    if plan.tags:
-        autoscaling.create_or_update_tags(
-            Tags=[
-                {"ResourceId": group.name, "ResourceType": "auto-scaling-group", "Key": k, "Value": v,
-                 "PropagateAtLaunch": False}
-                for k, v in plan.tags.items()
-            ]
-        )
-    if plan.new_max_size is not None:
-        autoscaling.update_auto_scaling_group(AutoScalingGroupName=group.name, MaxSize=plan.new_max_size)
-    if plan.suspend:
-        autoscaling.suspend_processes(AutoScalingGroupName=group.name, ScalingProcesses=list(plan.suspend))
-    autoscaling.attach_instances(AutoScalingGroupName=asg_name, InstanceIds=[spot_id])
-    logger.info("spot attached", extra={"asg": asg_name, "spot_instance_id": spot_id,
-                                        "new_max_size": plan.new_max_size, "suspended": plan.suspend})
-    publish(SPOT_ATTACHED, swap_detail(event, launch_hooks_skipped=True))
-    return {"attached": spot_id, "held": bool(plan.tags), "raised_max_to": plan.new_max_size or 0,
-            "suspended": ",".join(plan.suspend)}
+        raise OnDemandGone(f"on-demand {on_demand_id} is {state} in ASG {group.name}; not attaching")
+    section = begin_section(asg_name, execution, group,
+                            lambda g: plan_take(g, raise_desired=False, zone=event["availability_zone"]))
+    assert section.take is not None
+    apply_take(asg_name, section.take)
+    if section.group.member(spot_id) is None:
+        client("autoscaling").attach_instances(AutoScalingGroupName=asg_name, InstanceIds=[spot_id])
+    attached = section.reread()
+    took = after_take(section.found, execution, section.take, attached, desired_after=attached.desired)
+    retired = retire_now(attached, on_demand_id=on_demand_id, spot_id=spot_id)
+    if retired:
+        client("autoscaling").terminate_instance_in_auto_scaling_group(
+            InstanceId=on_demand_id, ShouldDecrementDesiredCapacity=True)
+        give = plan_give_back(attached, took, [execution], desired_after=attached.desired - 1)
+        apply_give_back(asg_name, give, logger)
+        section.release(give.record, dropped=[execution], claim_of=on_demand_id)
+    else:
+        section.release(took)
+    logger.info("spot attached", extra={"asg": asg_name, "spot_instance_id": spot_id, "retired": retired,
+                                        "new_max_size": section.take.max_size, "suspended": section.take.suspend})
+    also = [(ON_DEMAND_RETIRED, swap_detail(event))] if retired else []
+    publish(SPOT_ATTACHED, swap_detail(event, launch_hooks_skipped=True), *also)
+    return {"attached": spot_id, "held": True, "retired": retired, "raised_max_to": section.take.max_size or 0,
+            "suspended": ",".join(section.take.suspend)}

@@ -16,7 +16,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tasks.aws.clients import aws_handler, client
-from tasks.aws.coordination import active_pools, cool_pools
+from tasks.aws.coordination import active_pools, cool_pools, release_claim
 from tasks.aws.instance_types import InstanceCatalog, template_maps_instance_store
 from tasks.aws.prices import PriceBook
 from tasks.core.cooldowns import types_cooling_in
@@ -87,7 +87,9 @@ def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: fl
 
 
 def no_capacity(event: dict[str, Any], pools: list[Pool], why: str) -> dict[str, Any]:
+    """The execution ends here (outcome no-capacity): the pools cool down and the instance's claim is released."""
     cooled = cool_pools(pools, reason=NO_CAPACITY, source=event["execution_name"])
+    release_claim(event["asg_name"], event["instance_id"], event["execution_name"])
     metrics.add_metric(name="NoSpotCapacity", unit=MetricUnit.Count, value=1)
     logger.warning("no spot capacity", extra={"why": why, "cooled": cooled})
     return {"outcome": NO_CAPACITY, "asg_name": event["asg_name"], "instance_id": event["instance_id"],

@@ -1,7 +1,8 @@
 """RaiseCapacity (spot interruption, first step): one more instance for the group right now, launched by the
-group from its own on-demand template, while the doomed spot still serves. Hold tags first (repairable), then
-MaxSize and desired in one call (the replacement is requested here), then the slower extras: AZRebalance
-suspended, the spot's pool on cooldown."""
+group from its own on-demand template, while the doomed spot still serves. One section under the group's lease
+(tasks.core.coordination): desired + 1 (and MaxSize + 1 only if full) in one call — the replacement is
+requested here — then AZRebalance suspended; the record keeps what we added, so N warnings raise desired by
+exactly N. Then the spot's pool goes on cooldown."""
 
 from __future__ import annotations
 
@@ -11,12 +12,14 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws.clients import aws_handler, client
-from tasks.aws.coordination import cool_pools
+from tasks.aws.clients import aws_handler
+from tasks.aws.coordination import begin_section, cool_pools
 from tasks.aws.groups import describe_group
 from tasks.aws.load_balancers import longest_drain_seconds
-from tasks.core.interruption import NOTICE_SECONDS, plan_raise, poll_seconds, release_deadline
+from tasks.core.coordination import after_take, plan_take
+from tasks.core.interruption import NOTICE_SECONDS, poll_seconds, raise_refusal, release_deadline
 from tasks.core.prices import Pool
+from tasks.group_writes import apply_take
 
 logger = Logger()
 
@@ -33,25 +36,19 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     drain = longest_drain_seconds(group) if group.behind_load_balancer else 0
     out = {"asg_name": asg_name, "instance_id": spot_id, "execution_name": execution, "drain_seconds": drain,
            "deadline": release_deadline(warned_at, notice, drain_seconds=drain), "poll_seconds": poll_seconds(notice)}
-    plan = plan_raise(group, spot_id, execution)
-    if isinstance(plan, str):
-        logger.info("nothing to replace", extra={"why": plan})
-        return {**out, "raised": False, "raised_to": 0, "why": plan}
-    autoscaling = client("autoscaling")
-    if plan.tags:
-        autoscaling.create_or_update_tags(Tags=[
-            {"ResourceId": asg_name, "ResourceType": "auto-scaling-group", "Key": k, "Value": v,
-             "PropagateAtLaunch": False} for k, v in plan.tags.items()
-        ])
-    if plan.desired is not None:
-        sizes: dict[str, Any] = {"AutoScalingGroupName": asg_name, "DesiredCapacity": plan.desired}
-        if plan.new_max_size is not None:
-            sizes["MaxSize"] = plan.new_max_size
-        autoscaling.update_auto_scaling_group(**sizes)
+    refusal = raise_refusal(group, spot_id)
+    if refusal:
+        logger.info("nothing to replace", extra={"why": refusal})
+        return {**out, "raised": False, "raised_to": 0, "why": refusal}
+    section = begin_section(asg_name, execution, group, lambda g: plan_take(g, raise_desired=True))
+    assert section.take is not None
+    apply_take(asg_name, section.take)
     requested_at = time.time()
-    if plan.suspend:
-        autoscaling.suspend_processes(AutoScalingGroupName=asg_name, ScalingProcesses=list(plan.suspend))
-    cool_pools([Pool(plan.spot.instance_type, plan.spot.availability_zone)], reason="interruption", source=execution)
-    logger.info("replacement requested", extra={"desired": plan.raised_to, "after_warning": requested_at - warned_at})
-    return {**out, "raised": True, "raised_to": plan.raised_to, "requested_at": requested_at,
-            "why": f"desired raised to {plan.raised_to}"}
+    raised_to = section.take.hold.planned_desired or section.group.desired
+    section.release(after_take(section.found, execution, section.take, section.group, desired_after=raised_to))
+    spot = section.group.member(spot_id) or group.member(spot_id)
+    assert spot is not None
+    cool_pools([Pool(spot.instance_type, spot.availability_zone)], reason="interruption", source=execution)
+    logger.info("replacement requested", extra={"desired": raised_to, "after_warning": requested_at - warned_at})
+    return {**out, "raised": True, "raised_to": raised_to, "requested_at": requested_at,
+            "why": f"desired raised to {raised_to}"}

@@ -1,7 +1,7 @@
-"""RestoreGroup: release this execution's hold; the last hold out puts MaxSize and processes back.
-
-Runs on success and on failure. Settings change before the tags go, so a crash in between stays repairable.
-"""
+"""RestoreGroup: give back what this execution took from its group, if a section has not already (success and
+failure paths of both workflows), and release its instance claim. One section under the group's lease
+(tasks.core.coordination): MaxSize only by our own slots and only if nobody changed it; desired never lowered;
+processes resumed only if we suspended them and no other hold remains."""
 
 from __future__ import annotations
 
@@ -9,43 +9,42 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from tasks.aws.clients import aws_handler, client
+from tasks.aws.clients import aws_handler
+from tasks.aws.coordination import begin_section, release_claim
 from tasks.aws.groups import describe_group
+from tasks.core.coordination import plan_give_back
 from tasks.core.errors import GroupNotFound
-from tasks.core.holds import plan_restore
 from tasks.core.model import Group
+from tasks.group_writes import apply_give_back
 
 logger = Logger()
+NOTHING = {"restored": False, "max_size": 0, "resumed": ""}
 
 
-def restore(group: Group, leaving: list[str]) -> dict[str, Any]:
-    """Apply the restore plan for `leaving` executions; shared with the sweep's repair."""
-    plan = plan_restore(group, leaving)
-    autoscaling = client("autoscaling")
-    if plan.max_size is not None or plan.desired is not None:
-        sizes: dict[str, Any] = {"AutoScalingGroupName": group.name}
-        if plan.max_size is not None:
-            sizes["MaxSize"] = plan.max_size
-        if plan.desired is not None:
-            sizes["DesiredCapacity"] = plan.desired
-        autoscaling.update_auto_scaling_group(**sizes)
-    if plan.resume:
-        autoscaling.resume_processes(AutoScalingGroupName=group.name, ScalingProcesses=list(plan.resume))
-    if plan.delete_tags:
-        autoscaling.delete_tags(
-            Tags=[{"ResourceId": group.name, "ResourceType": "auto-scaling-group", "Key": k} for k in plan.delete_tags]
-        )
-    logger.info("group restored", extra={"asg": group.name, "max_size": plan.max_size, "resumed": plan.resume})
-    return {"restored": True, "max_size": plan.max_size or 0, "resumed": ",".join(plan.resume)}
+def give_back(group: Group, execution: str, leaving: list[str], claim_of: str | None = None,
+              steal_from: str | None = None) -> dict[str, Any]:
+    """Give back the holds of `leaving` (those the lease's read still finds) under the lease; shared with the
+    sweep's repair, which may take the lease from a crashed holder (`steal_from`)."""
+    section = begin_section(group.name, execution, group, steal_from=steal_from)
+    leaving = [e for e in leaving if e in section.found.holds]
+    give = plan_give_back(section.group, section.found, leaving)
+    apply_give_back(group.name, give, logger)
+    section.release(give.record, dropped=leaving, claim_of=claim_of)
+    logger.info("group restored", extra={"asg": group.name, "max_size": give.max_size, "resumed": give.resume})
+    return {"restored": True, "max_size": give.max_size or 0, "resumed": ",".join(give.resume)}
 
 
 @aws_handler
 @logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    if event.get("attach", {}).get("held") is False:  # the attach changed nothing on the group
-        return {"restored": False, "max_size": 0, "resumed": ""}
+    execution, claimed = event["execution_name"], event.get("instance_id")
+    if any(event.get(step, {}).get("restored") for step in ("retire", "release")) or event.get(
+            "attach", {}).get("retired"):
+        return NOTHING  # the section that retired or released gave the group back (and the claim)
     try:
         group = describe_group(event["asg_name"])
     except GroupNotFound:
-        return {"restored": False, "max_size": 0, "resumed": ""}
-    return restore(group, [event["execution_name"]])
+        if claimed:
+            release_claim(event["asg_name"], claimed, execution)
+        return NOTHING
+    return give_back(group, execution, [execution], claim_of=claimed)

@@ -57,7 +57,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         for pick in plan.picks:
             try:
                 name, new = start_swap(arn, pick.asg_name, pick.instance_id, reason="scheduled",
-                                       timing=request.timing, at=now)
+                                       timing=request.timing, at=request.scheduled_at or now)
             except ClientError as error:  # one refused start (throttled after boto's retries) must not end the scan
                 logger.warning("swap not started", extra={"asg": pick.asg_name, "instance_id": pick.instance_id,
                                                           "error": error_code(error)})

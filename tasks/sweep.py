@@ -1,10 +1,9 @@
-"""Sweep (scheduled): terminate spots we launched that no execution owns and no group serves with, and repair
-groups left held by a crashed execution (settings put back from the tags AttachSpot recorded).
+"""Sweep (scheduled): terminate spots we launched that no execution owns and no group serves with, give back what
+crashed executions left holding on groups (from the coordination record), and drop their instance claims.
 
-Reads before it decides, in this order: our spots, their group membership, the held groups, then the RUNNING
-executions. A spot or hold seen first whose execution is still running is therefore listed as running, so a
-live swap is never undone. A group about to be repaired is read once more, and only holds seen in both reads are
-released (one extra call per repaired group: crashes are rare).
+Reads before it decides, in this order: our spots, their group membership, the coordination record, then the
+RUNNING executions. Anything seen first whose execution is still running is therefore listed as running, so a
+live swap is never undone. A group is repaired under its lease, and only holds seen in both reads are given back.
 """
 
 from __future__ import annotations
@@ -15,17 +14,19 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from tasks.aws.clients import aws_handler, client
+from tasks.aws.coordination import GROUP, KEY, claims_in, group_items, release_claim
 from tasks.aws.executions import interruption_state_machine_arn, replace_state_machine_arn, running_swaps
-from tasks.aws.groups import describe_group, group_from_response, group_members, groups_with_tag_keys
+from tasks.aws.groups import describe_group, group_members
 from tasks.aws.instances import LIVE_STATES, describe_instances
+from tasks.core.coordination import record_from_item
 from tasks.core.errors import GroupNotFound
-from tasks.core.holds import plan_restore
 from tasks.core.requests import parse_sweep_request
-from tasks.core.sweep import orphaned_spots, stale_holds, still_stale, young_unowned_spots
-from tasks.core.tags import ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
-from tasks.restore_group import restore
+from tasks.core.sweep import orphaned_spots, stale_claims, stale_holders, young_unowned_spots
+from tasks.core.tags import REPLACES
+from tasks.restore_group import give_back
 
 logger = Logger()
+SWEEP = "sweep"  # the sweep's name as a lease holder
 
 
 @aws_handler
@@ -37,36 +38,34 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     spots = describe_instances(filters=[{"Name": "tag-key", "Values": [REPLACES]},
                                         {"Name": "instance-state-name", "Values": LIVE_STATES}])
     members = group_members(s.instance_id for s in spots)
-    held = [group_from_response(g) for g in groups_with_tag_keys([ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED])]
+    items = group_items()
+    records = [record_from_item(i[KEY][len(GROUP):], i) for i in items]
+    claims = [(i[KEY][len(GROUP):], claimed) for i in items for claimed in claims_in(i)]
     running = {name for arn in machines for swaps in running_swaps(arn).values() for name, _ in swaps}
     actions: list[str] = []
     orphans = orphaned_spots(spots, members, running, now, request.orphan_after_seconds)
     for start in range(0, len(orphans), 1000):  # TerminateInstances takes up to 1,000 ids
         client("ec2").terminate_instances(InstanceIds=[instance_id for instance_id, _ in orphans[start:start + 1000]])
-    for instance_id, why in orphans:
-        actions.append(f"terminated {instance_id}: {why}")
+    actions += [f"terminated {instance_id}: {why}" for instance_id, why in orphans]
     left = young_unowned_spots(spots, members, running, now, request.orphan_after_seconds)
     repaired = []
-    for listed in held:
-        stale = stale_holds(listed, running)
-        if stale is None:
+    for record in records:
+        stale = stale_holders(record, running)
+        if not stale:
             continue
-        try:  # re-read: the workflow may have restored (or another swap held) the group since the listing
-            group = describe_group(listed.name)
+        try:
+            group = describe_group(record.asg_name)
         except GroupNotFound:
             continue
-        stale = still_stale(group, stale)
-        if stale is None:
-            continue
-        plan = plan_restore(group, stale)
-        restore(group, stale)
+        result = give_back(group, SWEEP, stale, steal_from=record.lease_owner if record.lease_owner in stale else None)
         repaired.append(group.name)
-        actions.append(
-            f"repaired {group.name}: released holds of {', '.join(stale) or 'no execution'}"
-            f"{'; MaxSize back to ' + str(plan.max_size) if plan.max_size is not None else ''}"
-            f"{'; desired back to ' + str(plan.desired) if plan.desired is not None else ''}"
-            f"{'; resumed ' + ', '.join(plan.resume) if plan.resume else ''}"
-        )
+        actions.append(f"repaired {group.name}: gave back the holds of {', '.join(stale)}"
+                       f"{'; MaxSize back to ' + str(result['max_size']) if result['max_size'] else ''}"
+                       f"{'; resumed ' + result['resumed'] if result['resumed'] else ''}")
+    for asg_name, claimed in claims:
+        for instance_id, execution in stale_claims([claimed], running, now.timestamp(), request.orphan_after_seconds):
+            if release_claim(asg_name, instance_id, execution):
+                actions.append(f"released the claim of {execution} on {instance_id}: execution not running")
     for line in actions:
         logger.warning(line)
     return {"terminated": [i for i, _ in orphans], "repaired": repaired, "actions": actions,

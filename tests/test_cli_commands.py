@@ -22,13 +22,14 @@ from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.timeline import console_url, outcome_of
 from tasks.aws.prices import snapshot
 from tasks.core.prices import LINUX, snapshot_price
-from tasks.core.tags import HOLD_PREFIX, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED
 from tasks.core.timing import parse_timing
 from tests.cli_helpers import FAST_TIMING, cli, cli_json, flat, table_row
 from tests.cli_helpers import snapshot as aws_state
 from tests.conftest import FAST
 from tests.workflow_helpers import (
     group,
+    hold,
+    holders,
     instances,
     launched_by,
     members,
@@ -144,9 +145,10 @@ def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
     assert all(s["seconds"] >= 0 and not s["running"] for s in shown["steps"])
     assert shown["output"]["spot"]["spot_instance_id"] == spot
 
-    waiting = aws.start_swap("web", STRANGER, timing={"start_delay_seconds": 3})
+    waiting = aws.start_swap("web", STRANGER, timing={"start_delay_seconds": 600})  # in flight however slow
+    wait_for_state(aws, waiting, "StartDelay")
     table, data = cli("status"), cli_json("status")
-    aws.wait(waiting)
+    aws.client("stepfunctions").stop_execution(executionArn=waiting)
     assert table.exit_code == 0, table.output
     cells = table_row(table.stdout, "web")
     assert cells[:4] == ["web", "2 (0-4)", "1", "1"]
@@ -340,20 +342,19 @@ def test_show_a_running_execution(aws: EmbeddedAws, fleet) -> None:
 
 def test_sweep_repairs_a_group_a_crashed_swap_left_held(aws: EmbeddedAws, fleet) -> None:
     crashed = f"web-{fleet['web'][0]}-20260101T000000"
-    autoscaling = aws.client("autoscaling")
-    autoscaling.create_or_update_tags(Tags=[
-        {"ResourceId": "web", "ResourceType": "auto-scaling-group", "Key": k, "Value": v, "PropagateAtLaunch": False}
-        for k, v in {HOLD_PREFIX + crashed: "held", ORIGINAL_MAX_SIZE: "4", ORIGINAL_SUSPENDED: "-"}.items()])
-    autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MaxSize=5)
-    autoscaling.suspend_processes(AutoScalingGroupName="web", ScalingProcesses=["AZRebalance"])
+    max_size = group(aws, "web")["MaxSize"]
+    aws.client("autoscaling").update_auto_scaling_group(AutoScalingGroupName="web", DesiredCapacity=max_size)
+    hold(aws, "web", crashed)  # full: a MaxSize slot and AZRebalance suspended, recorded in the group's record
+    assert group(aws, "web")["MaxSize"] == max_size + 1
 
     result = cli("sweep")
     assert result.exit_code == 0, result.output
-    assert f"- repaired web: released holds of {crashed}; MaxSize back to 4; resumed AZRebalance" in result.stdout
+    assert (f"- repaired web: gave back the holds of {crashed}; MaxSize back to {max_size}; resumed AZRebalance"
+            in result.stdout)
     assert "0 orphaned spot instances terminated, 1 group repaired." in result.stdout
     g = group(aws, "web")
-    assert g["MaxSize"] == 4 and g["SuspendedProcesses"] == []
-    assert not any(t["Key"].startswith(("AsgOptimiser:Hold", "AsgOptimiser:Original")) for t in g["Tags"])
+    assert g["MaxSize"] == max_size and g["SuspendedProcesses"] == []
+    assert holders(aws, "web") == []
 
     assert cli_json("sweep") == {"terminated": [], "repaired": [], "actions": [], "left": []}
     assert "Nothing to do" in cli("sweep").stdout

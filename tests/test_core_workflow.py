@@ -1,4 +1,5 @@
-"""The workflow's pure decisions, with plain values: names, eligibility, holds, readiness, retire, cleanup."""
+"""The workflow's pure decisions, with plain values: names, eligibility, readiness, retire, cleanup (group holds:
+test_coordination.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tasks.core.cleanup import plan_cleanup
-from tasks.core.eligibility import check_not_in_flight, check_reason, check_swappable
+from tasks.core.eligibility import check_claimed, check_reason, check_swappable
 from tasks.core.errors import (
     GroupNotReady,
     InstanceNotEligible,
@@ -20,11 +21,9 @@ from tasks.core.errors import (
     SpotNotReady,
     SwapInFlight,
 )
-from tasks.core.holds import hold_key, plan_prepare, plan_restore
 from tasks.core.model import Group, Instance, Member
 from tasks.core.naming import MAX_NAME, client_token, execution_name, instance_of
 from tasks.core.progress import READY, WAITING, retire_decision, spot_readiness
-from tasks.core.tags import ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED
 from tasks.core.timing import Timing, parse_timing
 
 AT = datetime(2026, 11, 26, 20, 1, 2, tzinfo=UTC)
@@ -130,110 +129,10 @@ def test_ineligible_cases(grp: Group, inst: Instance | None, error: type[Excepti
         check_swappable(grp, inst, OD)
 
 
-def test_earliest_execution_wins_a_race() -> None:
-    running = [("b", 10.0), ("a", 10.0), ("c", 5.0)]
-    check_not_in_flight(OD, "c", 5.0, running)
+def test_a_claim_held_by_another_execution_refuses_naming_it() -> None:
+    check_claimed(OD, None)
     with pytest.raises(SwapInFlight, match=f"instance {OD} is already being replaced by execution c"):
-        check_not_in_flight(OD, "a", 10.0, running)
-    with pytest.raises(SwapInFlight):
-        check_not_in_flight(OD, "b", 10.0, running)
-
-
-# --- holds -------------------------------------------------------------------------------------------------------
-def test_prepare_records_originals_raises_max_when_full_and_suspends() -> None:
-    plan = plan_prepare(group(desired=4, max_size=4, suspended=frozenset({"Launch"})), "ex1")
-    assert plan.tags == {hold_key("ex1"): "held", ORIGINAL_MAX_SIZE: "4", ORIGINAL_SUSPENDED: "Launch"}
-    assert plan.new_max_size == 5
-    assert plan.suspend == ("AZRebalance",)
-
-
-def test_nothing_to_change_means_no_hold() -> None:
-    plan = plan_prepare(group(suspended=frozenset({"AZRebalance"})), "ex1")  # the user suspended it already
-    assert plan.new_max_size is None and plan.suspend == () and plan.tags == {}
-
-
-def _zoned(desired: int, a: int, b: int, max_size: int = 10) -> Group:
-    members = tuple(Member(f"i-{z}{n:016x}", "InService", availability_zone=f"us-east-1{z}")
-                    for z, count in (("a", a), ("b", b)) for n in range(count))
-    return group(desired=desired, max_size=max_size, members=members, zones=("us-east-1a", "us-east-1b"))
-
-
-def test_balanced_group_with_room_is_not_held() -> None:
-    plan = plan_prepare(_zoned(2, 1, 1), "ex1", zone="us-east-1a")
-    assert plan == plan.__class__(tags={}, new_max_size=None, suspend=())
-
-
-def test_attach_that_unbalances_the_zones_suspends_az_rebalance() -> None:
-    plan = plan_prepare(_zoned(2, 2, 0), "ex1", zone="us-east-1a")
-    assert plan.suspend == ("AZRebalance",) and hold_key("ex1") in plan.tags
-    assert plan_prepare(_zoned(3, 1, 2), "ex1", zone="us-east-1a").suspend == ()  # 2/2 after: balanced
-
-
-def test_full_balanced_group_is_held_for_max_size_only() -> None:
-    plan = plan_prepare(_zoned(2, 1, 1, max_size=2), "ex1", zone="us-east-1b")
-    assert (plan.new_max_size, plan.suspend) == (3, ())
-    assert plan.tags[ORIGINAL_MAX_SIZE] == "2"
-
-
-def test_a_rerun_keeps_its_hold_even_when_nothing_is_left_to_change() -> None:
-    g = _zoned(3, 2, 1, max_size=3)
-    g = Group(**{**g.__dict__, "tags": g.tags | {hold_key("ex1"): "held", ORIGINAL_MAX_SIZE: "2",
-                                                ORIGINAL_SUSPENDED: "-"}})
-    assert plan_prepare(g, "ex1", zone="us-east-1b").tags == {hold_key("ex1"): "held"}
-
-
-def test_a_swap_holds_while_another_swap_holds_even_with_nothing_to_change() -> None:
-    g = _zoned(2, 1, 1, max_size=4)
-    g = Group(**{**g.__dict__, "tags": g.tags | {hold_key("other"): "held", ORIGINAL_MAX_SIZE: "3",
-                                                ORIGINAL_SUSPENDED: "-"}})
-    assert plan_prepare(g, "ex1", zone="us-east-1a").tags == {hold_key("ex1"): "held"}
-
-
-def _held(g: Group, *names: str, original_max: int = 4, original_suspended: str = "-") -> Group:
-    tags = dict(g.tags) | {hold_key(n): "held" for n in names}
-    tags |= {ORIGINAL_MAX_SIZE: str(original_max), ORIGINAL_SUSPENDED: original_suspended}
-    return Group(**{**g.__dict__, "tags": tags})
-
-
-def test_last_hold_out_restores_originals() -> None:
-    g = _held(group(max_size=5, suspended=frozenset({"AZRebalance"})), "ex1")
-    plan = plan_restore(g, ["ex1"])
-    assert plan.max_size == 4 and plan.desired is None and plan.resume == ("AZRebalance",)
-    assert set(plan.delete_tags) == {hold_key("ex1"), ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED}
-
-
-def test_restore_keeps_settings_while_another_swap_holds() -> None:
-    g = _held(group(max_size=6, suspended=frozenset({"AZRebalance"})), "ex1", "ex2")
-    plan = plan_restore(g, ["ex1"])
-    assert plan.delete_tags == (hold_key("ex1"),)
-    assert plan.max_size is None and plan.resume == ()
-
-
-def test_restore_never_resumes_what_the_user_had_suspended() -> None:
-    g = _held(group(suspended=frozenset({"AZRebalance"})), "ex1", original_suspended="AZRebalance")
-    assert plan_restore(g, ["ex1"]).resume == ()
-
-
-def test_restore_brings_desired_back_within_the_users_max() -> None:
-    g = _held(group(desired=5, max_size=5), "ex1")
-    plan = plan_restore(g, ["ex1"])
-    assert (plan.max_size, plan.desired) == (4, 4)
-
-
-@given(st.integers(0, 50), st.integers(0, 50), st.booleans())
-def test_prepare_then_restore_round_trips(desired: int, spare: int, suspended: bool) -> None:
-    max_size = desired + spare
-    before = group(desired=desired, max_size=max_size, suspended=frozenset({"AZRebalance"} if suspended else ()))
-    prep = plan_prepare(before, "ex1")
-    during = Group(**{**before.__dict__,
-                      "max_size": prep.new_max_size or max_size,
-                      "suspended": before.suspended | set(prep.suspend),
-                      "tags": before.tags | prep.tags})
-    assert during.desired + 1 <= during.max_size  # the attach fits
-    plan = plan_restore(during, ["ex1"])
-    assert (during.max_size if plan.max_size is None else plan.max_size) == max_size
-    assert during.suspended - set(plan.resume) == before.suspended
-    assert {k for k in during.tags if k not in plan.delete_tags} == set(before.tags)
+        check_claimed(OD, "c")
 
 
 # --- readiness and retire ----------------------------------------------------------------------------------------

@@ -18,10 +18,10 @@ from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, crea
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import INTERRUPTION
 from tasks.core.errors import InvalidInput
-from tasks.core.interruption import parse_spot_event, plan_raise, release_deadline, release_decision
+from tasks.core.interruption import parse_spot_event, raise_refusal, release_deadline, release_decision
 from tasks.core.model import Group, Member
 from tests.conftest import FAST
-from tests.workflow_helpers import group, members, settings, state_of, states_entered
+from tests.workflow_helpers import cooling, group, members, settings, state_of, states_entered
 
 EVENTS = Path(__file__).parent / "events"
 NOTICE = 6
@@ -46,10 +46,6 @@ def execution_arn(aws: EmbeddedAws, machine: str, name: str) -> str:
     return aws.deployment.state_machine_arns[machine].replace(":stateMachine:", ":execution:") + f":{name}"
 
 
-def cooling(aws: EmbeddedAws) -> dict[str, str]:
-    items = aws.client("dynamodb").scan(TableName=aws.deployment.table_names["cooldowns"])["Items"]
-    return {i["cooldown_key"]["S"]: i["reason"]["S"] for i in items}
-
 
 def test_interruption_gets_on_demand_capacity_in_before_the_spot_goes(market_aws: EmbeddedAws) -> None:
     aws = market_aws
@@ -64,8 +60,7 @@ def test_interruption_gets_on_demand_capacity_in_before_the_spot_goes(market_aws
     violations = check.finish()
 
     assert described["status"] == "SUCCEEDED", described.get("cause")
-    assert states_entered(aws, arn) == ["RaiseCapacity", "Raised", "ReleaseSpot", "Released", "RestoreGroup",
-                                        "Replaced"]
+    assert states_entered(aws, arn) == ["RaiseCapacity", "Raised", "ReleaseSpot", "Released", "Replaced"]
     output = json.loads(described["output"])
     assert output["raised_to"] == 3 and output["release"]["why"] == "replacement in service (3/3)"
     # The spot left through the group (ours), before EC2 reclaimed it at the end of the notice.
@@ -158,27 +153,20 @@ def full_group(desired: int = 2, max_size: int = 2, **tags: str) -> Group:
     return Group("web", desired, 0, max_size, tags={"AsgOptimiser": "true", **tags}, members=members_)
 
 
-def test_plan_raise_records_the_target_and_a_retry_does_not_raise_twice() -> None:
-    plan = plan_raise(full_group(), SPOT, "x")
-    assert not isinstance(plan, str)
-    assert (plan.desired, plan.new_max_size, plan.raised_to) == (3, 3, 3)
-    assert plan.tags["AsgOptimiser:Hold:x"] == "raise-to:3"
-    retried = plan_raise(Group("web", 3, 0, 3, tags={"AsgOptimiser": "true", **plan.tags},
-                               members=full_group().members), SPOT, "x")
-    assert not isinstance(retried, str) and retried.desired is None and retried.tags == {}
-    crashed_before_raise = plan_raise(full_group(**plan.tags), SPOT, "x")
-    assert not isinstance(crashed_before_raise, str) and crashed_before_raise.desired == 3
-    assert plan_raise(full_group(), "i-00000000000000ff", "x") == "spot i-00000000000000ff is not a member in ASG web"
+def test_raise_refuses_a_group_not_opted_in_or_a_spot_already_leaving() -> None:
+    assert raise_refusal(full_group(), SPOT) is None
+    assert raise_refusal(full_group(), "i-00000000000000ff") == "spot i-00000000000000ff is not a member in ASG web"
+    assert raise_refusal(Group("web", 2, 0, 2, members=full_group().members), SPOT) == "ASG web is not opted in"
 
 
 def test_release_waits_for_the_replacement_or_the_deadline() -> None:
     pending = Group("web", 3, 0, 3, members=(*full_group().members, Member("i-0000000000000000c", "Pending")))
-    wait = release_decision(pending, spot_id=SPOT, raised_to=3, now=100, deadline=200)
+    wait = release_decision(pending, spot_id=SPOT, now=100, deadline=200)
     assert (wait.terminate_spot, wait.done) == (False, False)
-    late = release_decision(pending, spot_id=SPOT, raised_to=3, now=200, deadline=200)
+    late = release_decision(pending, spot_id=SPOT, now=200, deadline=200)
     assert (late.terminate_spot, late.done) == (True, True) and late.why.startswith("deadline")
     reclaimed = Group("web", 3, 0, 3, members=(full_group().members[0], Member("i-0000000000000000c", "InService")))
-    gone = release_decision(reclaimed, spot_id=SPOT, raised_to=3, now=100, deadline=200)
+    gone = release_decision(reclaimed, spot_id=SPOT, now=100, deadline=200)
     assert (gone.terminate_spot, gone.lower_desired_to, gone.done) == (False, 2, True)
     assert release_deadline(1000.0) == 1100.0 and release_deadline(1000.0, 6) == 1003.0
 

@@ -10,14 +10,10 @@ from asg_optimizer.local.metrics_sink import metric_values
 from asg_optimizer.local.spot_market import Offer, SpotMarket
 from tasks.core.prices import Pool
 from tests.conftest import FAST
-from tests.workflow_helpers import launched_by, refusal, settings, state_of, states_entered
+from tests.workflow_helpers import cooling, launched_by, refusal, settings, state_of, states_entered
 
 ALLOWED = {"AsgOptimiser:AllowedTypes": "m5.large,m6i.large,m7i.large,c5.large"}
 
-
-def cooling(aws: EmbeddedAws) -> dict[str, str]:
-    items = aws.client("dynamodb").scan(TableName=aws.deployment.table_names["cooldowns"])["Items"]
-    return {i["cooldown_key"]["S"]: i["reason"]["S"] for i in items}
 
 
 def swap(aws: EmbeddedAws, asg: str, instance_id: str, later: int = 0) -> tuple[str, dict]:

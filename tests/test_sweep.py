@@ -13,12 +13,10 @@ from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import IMAGE_ID, Network
 from stack.description import STACK
 from tasks import sweep
-from tasks.aws.groups import describe_group
 from tasks.core.errors import InvalidInput
-from tasks.core.holds import plan_prepare
 from tasks.core.naming import execution_name
-from tasks.core.tags import EXECUTION, HOLD_PREFIX, REPLACES
-from tests.workflow_helpers import settings, state_of
+from tasks.core.tags import EXECUTION, REPLACES
+from tests.workflow_helpers import hold, holders, settings, state_of
 
 LATER = timedelta(minutes=16)  # past the default 15-minute bound
 
@@ -78,20 +76,6 @@ def test_a_shorter_bound_from_the_event(aws: EmbeddedAws, network: Network) -> N
     assert run_sweep(aws, orphan_after_seconds=0)["terminated"] == [orphan]
 
 
-def hold(aws: EmbeddedAws, asg_name: str, execution: str) -> None:
-    """What AttachSpot does before it attaches: record the hold and originals, raise MaxSize, suspend."""
-    group = describe_group(asg_name)
-    plan = plan_prepare(group, execution)
-    autoscaling = aws.client("autoscaling")
-    autoscaling.create_or_update_tags(Tags=[
-        {"ResourceId": asg_name, "ResourceType": "auto-scaling-group", "Key": k, "Value": v,
-         "PropagateAtLaunch": False} for k, v in plan.tags.items()])
-    if plan.new_max_size is not None:
-        autoscaling.update_auto_scaling_group(AutoScalingGroupName=asg_name, MaxSize=plan.new_max_size)
-    if plan.suspend:  # an empty list would suspend every process
-        autoscaling.suspend_processes(AutoScalingGroupName=asg_name, ScalingProcesses=list(plan.suspend))
-
-
 def test_a_group_left_held_by_a_crashed_execution_is_repaired(aws: EmbeddedAws, make_group, caplog) -> None:
     make_group("crashed", desired=2, max_size=2)
     live = make_group("busy", desired=2, max_size=2)
@@ -106,22 +90,23 @@ def test_a_group_left_held_by_a_crashed_execution_is_repaired(aws: EmbeddedAws, 
     result = run_sweep(aws)
     assert result["repaired"] == ["crashed"]
     assert result["actions"] == [
-        f"repaired crashed: released holds of {dead_name('crashed')}; MaxSize back to 2; resumed AZRebalance"]
+        f"repaired crashed: gave back the holds of {dead_name('crashed')}; MaxSize back to 2; resumed AZRebalance"]
     assert settings(aws, "crashed") == original_crashed  # sizes, processes and tags as before the swap
     assert settings(aws, "busy") == held_busy != original_busy  # a live swap's hold is left alone
     assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == result["actions"]
 
 
-def test_a_live_hold_is_released_but_settings_stay_until_the_last_hold_goes(aws: EmbeddedAws, make_group) -> None:
+def test_a_dead_hold_gives_back_its_slot_but_the_suspension_stays_until_the_last_hold_goes(
+        aws: EmbeddedAws, make_group) -> None:
     group = make_group("shared", desired=2, max_size=2)
     running = live_execution(aws, "shared", group["Instances"][0]["InstanceId"])
-    hold(aws, "shared", dead_name("shared"))
-    hold(aws, "shared", running)
+    hold(aws, "shared", dead_name("shared"))  # full: a slot (MaxSize 3) and AZRebalance suspended
+    hold(aws, "shared", running)  # room now: no slot, AZRebalance already suspended
     result = run_sweep(aws)
-    assert result["actions"] == [f"repaired shared: released holds of {dead_name('shared')}"]
+    assert result["actions"] == [f"repaired shared: gave back the holds of {dead_name('shared')}; MaxSize back to 2"]
     after = settings(aws, "shared")
-    assert (after["max"], after["suspended"]) == (3, ["AZRebalance"])
-    assert [k for k, _ in after["tags"] if k.startswith(HOLD_PREFIX)] == [HOLD_PREFIX + running]
+    assert (after["max"], after["suspended"]) == (2, ["AZRebalance"])
+    assert holders(aws, "shared") == [running]
 
 
 def test_sweep_through_the_deployed_function(aws: EmbeddedAws, network: Network, make_group) -> None:
@@ -149,34 +134,14 @@ def test_bad_input_is_refused(aws: EmbeddedAws, event: dict[str, Any], message: 
     assert str(raised.value) == message
 
 
-def _group(*holds: str, originals: bool = True) -> Any:
-    from tasks.core.model import Group
-    from tasks.core.tags import ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED
+def test_only_holds_and_claims_of_executions_no_longer_running_are_stale() -> None:
+    from tasks.core.coordination import GroupRecord, Hold
+    from tasks.core.sweep import stale_claims, stale_holders
 
-    tags = {HOLD_PREFIX + h: "held" for h in holds}
-    if originals:
-        tags |= {ORIGINAL_MAX_SIZE: "2", ORIGINAL_SUSPENDED: "-"}
-    return Group("g", 2, 0, 3, tags)
-
-
-@pytest.mark.parametrize(
-    ("listed", "running", "fresh", "released"),
-    [
-        (_group("dead"), set(), _group("dead"), ["dead"]),
-        (_group("dead"), set(), _group(originals=False), None),  # the workflow restored it meanwhile
-        (_group("dead"), set(), _group("dead", "new"), ["dead"]),  # a swap started since: keep its hold
-        (_group("live"), {"live"}, _group("live"), None),
-        (_group(), set(), _group(), []),  # originals left with no hold: put them back
-        (_group(), set(), _group("new"), None),  # ... unless a swap has held the group since
-        (_group(originals=False), set(), _group(originals=False), None),
-    ],
-)
-def test_only_holds_seen_before_the_listing_and_still_there_are_released(listed: Any, running: set[str], fresh: Any,
-                                                                          released: list[str] | None) -> None:
-    from tasks.core.sweep import stale_holds, still_stale
-
-    stale = stale_holds(listed, running)
-    assert (None if stale is None else still_stale(fresh, stale)) == released
+    record = GroupRecord("g", holds={"dead": Hold(), "live": Hold()}, exists=True)
+    assert stale_holders(record, {"live"}) == ["dead"]
+    claims = [("i-1", "dead", 100.0), ("i-2", "live", 100.0), ("i-3", "not-listed-yet", 990.0)]
+    assert stale_claims(claims, {"live"}, now=1000.0, min_age_seconds=60) == [("i-1", "dead")]
 
 
 def test_a_running_interruption_fallback_keeps_its_hold(aws: EmbeddedAws, make_group) -> None:
@@ -193,8 +158,7 @@ def test_a_running_interruption_fallback_keeps_its_hold(aws: EmbeddedAws, make_g
 
     def sweep_after_raise(function: str, event: dict[str, Any], result: dict[str, Any], errored: bool) -> None:
         if function.endswith("raise-capacity") and not mid_flight:
-            held = [k for k, _ in settings(aws, "web")["tags"] if k.startswith(HOLD_PREFIX)]
-            mid_flight.append({"held": held, "sweep": run_sweep(aws, orphan_after_seconds=0)})
+            mid_flight.append({"held": holders(aws, "web"), "sweep": run_sweep(aws, orphan_after_seconds=0)})
 
     seam.observers.append(sweep_after_raise)
     try:
@@ -203,6 +167,6 @@ def test_a_running_interruption_fallback_keeps_its_hold(aws: EmbeddedAws, make_g
         assert aws.wait(arn)["status"] == "SUCCEEDED"
     finally:
         seam.observers.remove(sweep_after_raise)
-    assert mid_flight[0]["held"] == [HOLD_PREFIX + name]
+    assert mid_flight[0]["held"] == [name]
     assert mid_flight[0]["sweep"] == {"terminated": [], "repaired": [], "actions": [], "left": []}
     assert settings(aws, "web")["max"] == 2

@@ -277,4 +277,4 @@ def test_attach_instances_raises_desired_by_the_number_attached_while_a_member_d
                              SubnetId=subnet)["Instances"]
     with pytest.raises(ClientError) as refused:  # 2 + 2 > MaxSize 3
         autoscaling.attach_instances(AutoScalingGroupName="web", InstanceIds=[i["InstanceId"] for i in more])
-    assert refused.value.response["Error"]["Code"] == "ResourceContention"
+    assert refused.value.response["Error"]["Code"] == "ValidationError"

@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from typing import Any
 
 from asg_optimizer.local.embedded import EmbeddedAws
+from tasks.aws.coordination import begin_section, group_items
+from tasks.aws.groups import describe_group
+from tasks.core.coordination import after_take, plan_take
 from tasks.core.tags import EXECUTION
+from tasks.group_writes import apply_take
 
 
 def states_entered(aws: EmbeddedAws, execution_arn: str) -> list[str]:
@@ -18,6 +23,12 @@ def states_entered(aws: EmbeddedAws, execution_arn: str) -> list[str]:
         for e in page["events"]
         if e["type"].endswith("StateEntered")
     ]
+
+
+def cooling(aws: EmbeddedAws) -> dict[str, str]:
+    """Cooldown key -> reason of every cooldown item (group records share the table and are skipped)."""
+    items = aws.client("dynamodb").scan(TableName=aws.deployment.table_names["cooldowns"])["Items"]
+    return {i["cooldown_key"]["S"]: i["reason"]["S"] for i in items if "reason" in i}
 
 
 def wait_for_state(aws: EmbeddedAws, execution_arn: str, state: str, timeout: float = 30) -> None:
@@ -82,3 +93,22 @@ def refusal(described: dict[str, Any]) -> tuple[str, str]:
     output = json.loads(described["output"])
     assert output["outcome"] == "refused", output
     return output["reason"], output["why"]
+
+
+def hold(aws: EmbeddedAws, asg_name: str, execution: str) -> None:
+    """What RaiseCapacity's section does, without the raise: take the lease with the plan, make the writes
+    (MaxSize if full, AZRebalance suspended), release with the hold recorded."""
+    os.environ["COOLDOWN_TABLE"] = aws.deployment.table_names["cooldowns"]
+    section = begin_section(asg_name, execution, describe_group(asg_name),
+                            lambda g: plan_take(g, raise_desired=False))
+    assert section.take is not None
+    apply_take(asg_name, section.take)
+    section.release(after_take(section.found, execution, section.take, section.group,
+                               desired_after=section.group.desired))
+
+
+def holders(aws: EmbeddedAws, asg_name: str) -> list[str]:
+    """The executions holding the group, from its coordination record."""
+    os.environ["COOLDOWN_TABLE"] = aws.deployment.table_names["cooldowns"]
+    item = next((i for i in group_items() if i["cooldown_key"] == f"group#{asg_name}"), {})
+    return sorted(k[len("hold#"):] for k in item if k.startswith("hold#"))

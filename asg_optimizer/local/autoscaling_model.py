@@ -9,6 +9,8 @@
 - DescribeInstances with explicit InstanceIds: AWS returns every one of them (up to 1,000) in one response and
   refuses MaxResults with ids; moto pages them 100 reservations at a time, which would make the scanner's call
   count (and the bench) depend on how moto groups instances into reservations.
+- Tags: an Auto Scaling group holds at most 50 tags; CreateOrUpdateTags beyond that fails with LimitExceeded.
+  moto has no limit.
 """
 
 from __future__ import annotations
@@ -34,6 +36,13 @@ class InstanceRefreshInProgress(AutoscalingClientError):
 
 class ActiveInstanceRefreshNotFound(AutoscalingClientError):
     code = "ActiveInstanceRefreshNotFound"
+
+
+class LimitExceeded(AutoscalingClientError):
+    code = "LimitExceeded"
+
+
+MAX_GROUP_TAGS = 50
 
 
 @dataclass
@@ -85,7 +94,18 @@ class AutoScalingModel:
             return
         model = self
         self._saved = {"create": AutoScalingBackend.create_auto_scaling_group,
-                       "describe_instances": InstanceResponse.describe_instances}
+                       "describe_instances": InstanceResponse.describe_instances,
+                       "tags": AutoScalingBackend.create_or_update_tags}
+        original_tags = self._saved["tags"]
+
+        def create_or_update_tags(backend: AutoScalingBackend, tags: list[dict[str, str]]) -> None:
+            for name in {t["ResourceId"] for t in tags}:
+                keys = {t["Key"] for t in backend.autoscaling_groups[name].tags}
+                keys |= {t["Key"] for t in tags if t["ResourceId"] == name}
+                if len(keys) > MAX_GROUP_TAGS:
+                    raise LimitExceeded(f"The number of tags for Auto Scaling group {name} would be {len(keys)}; "
+                                        f"the limit is {MAX_GROUP_TAGS}")
+            original_tags(backend, tags)
         original_create, original_describe = self._saved["create"], self._saved["describe_instances"]
 
         def describe_instances(response: InstanceResponse) -> Any:
@@ -120,6 +140,7 @@ class AutoScalingModel:
             return ActionResult({"InstanceRefreshes": found[:limit]})
 
         AutoScalingBackend.create_auto_scaling_group = create_auto_scaling_group  # type: ignore[method-assign]
+        AutoScalingBackend.create_or_update_tags = create_or_update_tags  # type: ignore[method-assign]
         InstanceResponse.describe_instances = describe_instances  # type: ignore[method-assign]
         AutoScalingResponse.start_instance_refresh = start_instance_refresh  # type: ignore[attr-defined]
         AutoScalingResponse.cancel_instance_refresh = cancel_instance_refresh  # type: ignore[attr-defined]
@@ -129,6 +150,7 @@ class AutoScalingModel:
         if not self._saved:
             return
         AutoScalingBackend.create_auto_scaling_group = self._saved["create"]  # type: ignore[method-assign]
+        AutoScalingBackend.create_or_update_tags = self._saved["tags"]  # type: ignore[method-assign]
         InstanceResponse.describe_instances = self._saved["describe_instances"]  # type: ignore[method-assign]
         for name in ("start_instance_refresh", "cancel_instance_refresh", "describe_instance_refreshes"):
             delattr(AutoScalingResponse, name)

@@ -32,6 +32,7 @@ from asg_optimizer.local.instance_lifecycle import InstanceLifecycleModel
 from asg_optimizer.local.load_balancers import LoadBalancerModel
 from asg_optimizer.local.mixed_instances import MixedInstancesModel
 from asg_optimizer.local.pricing_api import PricingApiModel
+from asg_optimizer.local.stepfunctions_model import StepFunctionsModel
 from stack.description import DEFAULT_PREFIX, REPLACE, STACK, STATE_MACHINE_ARN_ENVIRONMENT, Function, Stack, Table
 from stack.render import render_state_machine
 from tasks.aws.clients import reset_clients
@@ -142,10 +143,12 @@ class EmbeddedAws:
 
     def __init__(self, *, boot_delay_seconds: float = 2.0, region: str = REGION,
                  environment: dict[str, str] | None = None, clock: Clock | None = None,
-                 retry_scale: float = 1.0) -> None:
+                 retry_scale: float = 1.0, list_executions_lag_seconds: float = 0.0) -> None:
         """`environment`: extra variables for every function (e.g. SPOT_NOTICE_SECONDS for a shorter notice).
         `clock`: what load-balancer health, draining and lifecycle-hook timeouts are timed by (AWS seconds).
-        `retry_scale`: how long the state machines' retry back-offs really sleep, as a fraction (tests: small)."""
+        `retry_scale`: how long the state machines' retry back-offs really sleep, as a fraction (tests: small).
+        `list_executions_lag_seconds`: how long a new execution stays out of ListExecutions (eventual
+        consistency)."""
         self.region = region
         self.retry_scale = retry_scale
         self.environment = dict(environment or {})
@@ -158,6 +161,7 @@ class EmbeddedAws:
         self.lifecycle = InstanceLifecycleModel(self.load_balancers, clock=self.clock)
         self.mixed_instances = MixedInstancesModel()
         self.rebalanced: dict[str, str | None] = {}  # spot -> the replacement Capacity Rebalancing launched
+        self.stepfunctions_model = StepFunctionsModel(list_executions_lag_seconds)
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
         self.deployment = Deployment()
         self._endpoints: dict[str, str] = {}
@@ -178,6 +182,7 @@ class EmbeddedAws:
         seam.install()
         self.ec2_model.install()
         self.autoscaling_model.install()
+        self.stepfunctions_model.install()
         zone_balance.install()
         self.mixed_instances.install()  # after zone_balance: each override's launch is spread over zones
         self.load_balancers.install()
@@ -198,6 +203,7 @@ class EmbeddedAws:
         self.lifecycle.uninstall()
         self.load_balancers.uninstall()
         self.mixed_instances.uninstall()
+        self.stepfunctions_model.uninstall()
         zone_balance.uninstall()
         instance_type_catalog.uninstall()
         self.pricing_api.uninstall()

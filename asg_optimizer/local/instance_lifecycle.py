@@ -13,7 +13,9 @@ load-balancer draining before a member is terminated (moto detaches and terminat
   terminated and leaves the group. Desired drops at the call when ShouldDecrementDesiredCapacity is set;
   otherwise the group launches a replacement at once.
 - AttachInstances raises desired by the number attached and refuses to pass MaxSize, judged on desired capacity
-  (moto counts every member, so a member still draining would raise desired by two).
+  (moto counts every member, so a member still draining would raise desired by two), with AWS's ValidationError
+  ("... To attach 1 instance, please update the AutoScalingGroup sizes appropriately."; moto answers the
+  retryable ResourceContention, kinder than AWS).
 - CompleteLifecycleAction / RecordLifecycleActionHeartbeat (moto has neither) by instance id or token; with no
   instance waiting on that hook: ValidationError "No active Lifecycle Action found with instance ID ...".
   PutLifecycleHook refuses a HeartbeatTimeout outside 30-7200 s and a DefaultResult other than
@@ -30,7 +32,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from moto.autoscaling.exceptions import ResourceContentionError, ValidationError
+from moto.autoscaling.exceptions import ValidationError
 from moto.autoscaling.models import (
     ASG_NAME_TAG,
     AutoScalingBackend,
@@ -234,8 +236,12 @@ class InstanceLifecycleModel:
         def attach(backend: AutoScalingBackend, group_name: str, instance_ids: list[str]) -> None:
             group = backend.autoscaling_groups[group_name]
             desired = int(group.desired_capacity or 0) + len(instance_ids)
-            if desired > int(group.max_size or 0):
-                raise ResourceContentionError
+            if desired > int(group.max_size or 0):  # AWS's answer, as its users see it (moto: ResourceContention)
+                count = len(instance_ids)
+                raise ValidationError(
+                    f"AutoScalingGroup {group_name} has min-size={group.min_size}, max-size={group.max_size}, and "
+                    f"desired-size={group.desired_capacity}. To attach {count} instance{'s' if count > 1 else ''}, "
+                    "please update the AutoScalingGroup sizes appropriately.")
             leaving = [s for s in group.instance_states if s.lifecycle_state in LEAVING_STATES]
             group.instance_states = [s for s in group.instance_states if s not in leaving]
             try:

@@ -81,6 +81,49 @@ class Hold:
 holds: list[Hold] = []
 
 
+@dataclass
+class Pause:
+    """Stops the first invocation of `function` right after its first `after` call until the test calls
+    `resume()`: the test acts (as a person, Terraform or a scaling policy would) at exactly that point."""
+
+    function: str
+    after: str
+    timeout: float = 60.0
+    reached: threading.Event = field(default_factory=threading.Event)
+    _go: threading.Event = field(default_factory=threading.Event)
+
+    def after_call(self, invocation: Invocation, operation: str) -> None:
+        name = invocation.function_name
+        if operation != self.after or self.reached.is_set():
+            return
+        if name != self.function and not name.endswith(f"-{self.function}"):
+            return
+        self.reached.set()
+        self._go.wait(self.timeout)
+
+    def wait(self) -> None:
+        if not self.reached.wait(self.timeout):
+            raise TimeoutError(f"{self.function} never called {self.after} within {self.timeout}s")
+
+    def resume(self) -> None:
+        self._go.set()
+
+
+pauses: list[Pause] = []
+
+
+@contextmanager
+def pause_after(function: str, after: str, *, timeout: float = 60.0) -> Iterator[Pause]:
+    """`with pause_after("attach-spot", "AttachInstances") as pause: pause.wait(); <act>; pause.resume()`."""
+    pause = Pause(function, after, timeout)
+    pauses.append(pause)
+    try:
+        yield pause
+    finally:
+        pause.resume()
+        pauses.remove(pause)
+
+
 @contextmanager
 def hold_after_first_call(function: str, parties: int, *, after: str | None = None,
                           timeout: float = 60.0) -> Iterator[Hold]:
@@ -146,6 +189,8 @@ def _after_call(operation: str) -> None:
     current.calls.append(operation)
     for hold in list(holds):
         hold.after_call(current, operation)
+    for pause in list(pauses):
+        pause.after_call(current, operation)
 
 
 def atomic_call(call: Callable[[], Any], operation: str) -> Any:

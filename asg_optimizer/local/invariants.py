@@ -6,7 +6,8 @@
 - no on-demand instance terminated unless a spot that replaces it (tag `AsgOptimiser:Replaces`) is InService in the
   same group — terminations the test itself made are declared with `external()`;
 - at the end: no spot we launched running outside a group; every group setting we change (MaxSize, suspended
-  processes, scale-in protection, our tags) back to its value.
+  processes, scale-in protection, our tags) back to its value; no hold, lease or instance claim left in a
+  group's coordination record (tasks.aws.coordination).
 
 Samples are taken through the in-process Lambda seam's observers and read the emulator's own state (moto's
 Auto Scaling and EC2 backends), not the API: the same facts DescribeAutoScalingGroups and DescribeInstances
@@ -267,7 +268,20 @@ class InvariantChecker:
                     )
             if after.protected - before.protected:
                 self.violations.append(f"ASG {name} protects {sorted(after.protected - before.protected)}")
+            left = self._left_in_record(name)
+            if left:
+                self.violations.append(f"ASG {name} coordination record still holds {left}")
         return self.violations
+
+    def _left_in_record(self, asg_name: str) -> list[str]:
+        """Holds, a lease or instance claims left in the group's record, in any table (read at the end only)."""
+        dynamodb = self._client("dynamodb")
+        left: list[str] = []
+        for table in dynamodb.list_tables()["TableNames"]:
+            key = dynamodb.describe_table(TableName=table)["Table"]["KeySchema"][0]["AttributeName"]
+            item = dynamodb.get_item(TableName=table, Key={key: {"S": f"group#{asg_name}"}}).get("Item") or {}
+            left += sorted(k for k in item if k.startswith(("hold#", "claim#", "lease_owner")))
+        return left
 
     def for_group(self, asg_name: str) -> list[Sample]:
         with self._lock:

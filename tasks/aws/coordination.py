@@ -9,13 +9,32 @@ so readers compare `expires_at` with the clock themselves.
 from __future__ import annotations
 
 import os
+import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
 
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from tasks.aws.clients import client, error_code
+from tasks.aws.groups import describe_group
 from tasks.core.cooldowns import COOLDOWN_SECONDS, cooling_pools, expiry, instance_key, pool_key
+from tasks.core.coordination import (
+    HOLD_ATTRIBUTE,
+    LEASE_SECONDS,
+    GroupRecord,
+    Hold,
+    Take,
+    hold_fields,
+    item_fields,
+    read_is_current,
+    record_from_item,
+    retry_take,
+)
+from tasks.core.errors import AwsThrottled
+from tasks.core.model import Group
 from tasks.core.prices import Pool
 
 TABLE_ENV = "COOLDOWN_TABLE"
@@ -83,3 +102,193 @@ def active_pools(now: float | None = None) -> frozenset[Pool]:
     )
     entries = [(item[KEY]["S"], float(item[EXPIRES_AT]["N"])) for page in pages for item in page["Items"]]
     return cooling_pools(entries, at)
+
+
+# --- Group records (tasks.core.coordination) share the table: one item per group (`group#<asg>`) holding its
+# lease, one `hold#<execution>` attribute per holding execution and one `claim#<instance-id>` per claimed instance.
+
+_serializer, _deserializer = TypeSerializer(), TypeDeserializer()
+GROUP, CLAIM = "group#", "claim#"  # item key prefix; claim attribute prefix
+CLAIM_SECONDS = 7200 + 600  # the replacement state machine's TimeoutSeconds, plus the sweep's period
+_BUSY_WAIT = (0.05, 0.25)  # seconds between attempts at a busy lease, jittered
+
+
+def _plain(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _deserializer.deserialize(v) for k, v in item.items()}
+
+
+def _typed(values: dict[str, Any]) -> dict[str, Any]:
+    return {k: _serializer.serialize(v) for k, v in values.items()}
+
+
+def take_lease(asg_name: str, execution: str, hold: Hold | None, *, wait_seconds: float = 20.0,
+               hold_now: Hold | None = None, steal_from: str | None = None) -> GroupRecord:
+    """Take the group's lease (one conditional UpdateItem), recording `hold` as this execution's plan unless an
+    earlier attempt recorded one (`hold_now`: replace it, the lease being ours). Returns the record as the lease
+    found it. Waits while another execution holds the lease; after `wait_seconds` the contention is retryable
+    (AwsThrottled)."""
+    deadline = time.monotonic() + wait_seconds
+    names = {"#o": "lease_owner", "#u": "lease_until"}
+    sets = ["#o = :me", "#u = :until"]
+    values: dict[str, Any] = {":me": execution, ":dead": steal_from or execution}
+    if hold is not None or hold_now is not None:
+        names["#h"] = HOLD_ATTRIBUTE + execution
+        sets.append("#h = :hold" if hold_now is not None else "#h = if_not_exists(#h, :hold)")
+        values[":hold"] = hold_fields(hold_now or hold)  # type: ignore[arg-type]
+    while True:
+        now = time.time()
+        try:
+            response = client("dynamodb").update_item(
+                TableName=table_name(), Key=_typed({KEY: GROUP + asg_name}), UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="attribute_not_exists(#o) OR #o IN (:me, :dead) OR #u <= :now",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_typed({**values, ":until": int(now) + LEASE_SECONDS, ":now": int(now)}),
+                ReturnValues="ALL_OLD",
+            )
+            return record_from_item(asg_name, _plain(response.get("Attributes") or {}) or None)
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+        if time.monotonic() > deadline:
+            raise AwsThrottled(f"ASG {asg_name} is busy: another execution holds its lease")
+        time.sleep(random.uniform(*_BUSY_WAIT))
+
+
+def release_lease(asg_name: str, execution: str, after: GroupRecord, *, dropped: Iterable[str] = (),
+                  claim_of: str | None = None) -> None:
+    """Release the lease, writing the record as the section left it (its holds; `dropped` executions' holds
+    removed), in one UpdateItem; with `claim_of`, the execution's claim on that instance goes in the same write."""
+    fields = item_fields(after)
+    names = {"#o": "lease_owner", "#u": "lease_until"}
+    values: dict[str, Any] = {":me": execution}
+    sets = []
+    for index, (key, value) in enumerate(sorted(fields.items())):
+        names[f"#f{index}"], values[f":f{index}"] = key, value
+        sets.append(f"#f{index} = :f{index}")
+    for index, (name, hold) in enumerate(sorted(after.holds.items())):
+        names[f"#h{index}"], values[f":h{index}"] = HOLD_ATTRIBUTE + name, hold_fields(hold)
+        sets.append(f"#h{index} = :h{index}")
+    removes = ["#o", "#u"]
+    if claim_of is not None:  # the execution ends with this section: its claim goes in the same write
+        names["#c"] = CLAIM + claim_of
+        removes.append("#c")
+    for index, name in enumerate(sorted(set(dropped) - set(after.holds))):
+        names[f"#d{index}"] = HOLD_ATTRIBUTE + name
+        removes.append(f"#d{index}")
+    for unset in ("max_set_to", "left_desired", "left_max"):
+        if unset not in fields:
+            names[f"#{unset}"] = unset
+            removes.append(f"#{unset}")
+    client("dynamodb").update_item(
+        TableName=table_name(), Key=_typed({KEY: GROUP + asg_name}),
+        UpdateExpression=f"SET {', '.join(sets)} REMOVE {', '.join(removes)}",
+        ConditionExpression="#o = :me", ExpressionAttributeNames=names, ExpressionAttributeValues=_typed(values),
+    )
+
+
+@dataclass(frozen=True)
+class Claim:
+    """The answer to a claim: `holder` is the execution whose claim stood against ours (None: the instance is ours
+    now); `others` are the instances other executions hold unexpired claims on in the same group (being
+    replaced), as the group's record stood right after our write, so of two claims made together exactly one
+    sees the other."""
+
+    holder: str | None
+    others: frozenset[str] = frozenset()
+
+
+def claim(asg_name: str, instance_id: str, execution: str, *, now: float | None = None,
+          seconds: int = CLAIM_SECONDS) -> Claim:
+    """Claim the instance for `execution` in its group's record (one conditional UpdateItem, the lease left
+    alone). A claim expires after `seconds` (an execution that died without releasing it; the sweep drops those
+    sooner)."""
+    at = time.time() if now is None else now
+    try:
+        response = client("dynamodb").update_item(
+            TableName=table_name(), Key=_typed({KEY: GROUP + asg_name}), UpdateExpression="SET #c = :claim",
+            ConditionExpression="attribute_not_exists(#c) OR #c.execution = :me OR #c.expires <= :now",
+            ExpressionAttributeNames={"#c": CLAIM + instance_id},
+            ExpressionAttributeValues=_typed({":me": execution, ":now": int(at),
+                                              ":claim": {"execution": execution, "expires": int(at) + seconds}}),
+            ReturnValues="ALL_NEW", ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as error:
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        held = _plain(error.response.get("Item") or {}).get(CLAIM + instance_id) or {}
+        return Claim(str(held.get("execution") or "another execution"))
+    item = _plain(response.get("Attributes") or {})
+    others = {key[len(CLAIM):] for key, value in item.items()
+              if key.startswith(CLAIM) and key != CLAIM + instance_id and isinstance(value, dict)
+              and float(value.get("expires", 0)) > at}
+    return Claim(None, frozenset(others))
+
+
+def release_claim(asg_name: str, instance_id: str, execution: str) -> bool:
+    """Drop this execution's claim on the instance; False when the claim is someone else's (left alone)."""
+    try:
+        client("dynamodb").update_item(
+            TableName=table_name(), Key=_typed({KEY: GROUP + asg_name}), UpdateExpression="REMOVE #c",
+            ConditionExpression="attribute_exists(#c) AND #c.execution = :me",
+            ExpressionAttributeNames={"#c": CLAIM + instance_id}, ExpressionAttributeValues=_typed({":me": execution}),
+        )
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def group_items() -> list[dict[str, Any]]:
+    """Every group record, claims included (one paginated Scan; the sweep's read)."""
+    pages = client("dynamodb").get_paginator("scan").paginate(
+        TableName=table_name(), FilterExpression="begins_with(#k, :p)",
+        ExpressionAttributeNames={"#k": KEY}, ExpressionAttributeValues={":p": {"S": GROUP}},
+    )
+    return [_plain(item) for page in pages for item in page["Items"]]
+
+
+def claims_in(item: dict[str, Any]) -> list[tuple[str, str, float]]:
+    """(instance id, execution, epoch seconds claimed) of each claim in a group record item."""
+    return [(key[len(CLAIM):], str(value.get("execution", "")), float(value.get("expires", 0)) - CLAIM_SECONDS)
+            for key, value in item.items() if key.startswith(CLAIM) and isinstance(value, dict)]
+
+
+@dataclass
+class Section:
+    """One change to a group under its lease: the group as read (again under the lease when the read made before
+    it was stale), the record as the lease found it, and the plan (None: the section adds nothing)."""
+
+    asg_name: str
+    execution: str
+    group: Group
+    found: GroupRecord
+    take: Take | None
+
+    def reread(self) -> Group:
+        self.group = describe_group(self.asg_name)
+        return self.group
+
+    def release(self, after: GroupRecord, *, dropped: Iterable[str] = (), claim_of: str | None = None) -> None:
+        release_lease(self.asg_name, self.execution, after, dropped=dropped, claim_of=claim_of)
+
+
+def begin_section(asg_name: str, execution: str, group: Group,
+                  plan: Callable[[Group], Take] | None = None, *, steal_from: str | None = None) -> Section:
+    """Take the lease with the plan made from `group` (read before the lease, so the common case costs no second
+    read). A retry finishes the plan it recorded; a stale read is made again under the lease and re-planned."""
+    take = plan(group) if plan else None
+    found = take_lease(asg_name, execution, take.hold if take else None, steal_from=steal_from)
+    section = Section(asg_name, execution, group, found, take)
+    recorded = found.holds.get(execution)
+    stale = not read_is_current(group, found)
+    if stale:
+        section.reread()
+    if plan is None:
+        return section
+    if recorded is not None:  # an earlier attempt of this section planned (and maybe made) these writes
+        section.take = retry_take(section.group, recorded)
+    elif stale:
+        section.take = plan(section.group)
+        take_lease(asg_name, execution, None, hold_now=section.take.hold)
+    return section

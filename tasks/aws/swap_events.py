@@ -18,15 +18,19 @@ from tasks.core.swap_events import entry
 logger = Logger()
 
 
-def publish(detail_type: str, detail: Mapping[str, Any]) -> bool:
-    """True when EventBridge accepted the event."""
+def publish(detail_type: str, detail: Mapping[str, Any], *more: tuple[str, Mapping[str, Any]]) -> bool:
+    """True when EventBridge accepted every event. `more` events go in the same PutEvents call (up to 10 entries
+    per call), so a step that did two things publishes both for one call."""
+    events = [(detail_type, detail), *more]
+    types = [t for t, _ in events]
     try:
-        answer = client("events").put_events(Entries=[entry(detail_type, detail)])
+        answer = client("events").put_events(Entries=[entry(t, d) for t, d in events])
     except ClientError as error:
-        logger.warning("event not published", extra={"detail_type": detail_type, "error": error_code(error)})
+        logger.warning("event not published", extra={"detail_type": types, "error": error_code(error)})
         return False
-    if answer.get("FailedEntryCount"):
-        failed = answer["Entries"][0]
-        logger.warning("event not published", extra={"detail_type": detail_type, "error": failed.get("ErrorCode")})
+    failed = [(t, e.get("ErrorCode")) for t, e in zip(types, answer.get("Entries", []), strict=False)
+              if e.get("ErrorCode")]
+    if answer.get("FailedEntryCount") or failed:
+        logger.warning("event not published", extra={"failed": failed})
         return False
     return True

@@ -62,16 +62,10 @@ def check_swappable(group: Group, instance: Instance | None, instance_id: str, *
         )
 
 
-def check_not_in_flight(instance_id: str, own_name: str, own_start: float, running: list[tuple[str, float]]) -> None:
-    """`running` holds (name, start time) of RUNNING executions for this instance, ourselves included.
-
-    Two executions started together each see the other; the earliest (then the smallest name) proceeds,
-    so exactly one of them wins without any lock.
-    """
-    rivals = [(start, name) for name, start in running if name != own_name]
-    if any((start, name) < (own_start, own_name) for start, name in rivals):
-        first = min(rivals)[1]
-        raise SwapInFlight(f"instance {instance_id} is already being replaced by execution {first}")
+def check_claimed(instance_id: str, holder: str | None) -> None:
+    """`holder`: the execution whose claim on the instance stood against ours (None: the claim is ours)."""
+    if holder is not None:
+        raise SwapInFlight(f"instance {instance_id} is already being replaced by execution {holder}")
 
 
 def policy_of(group: Group) -> Policy:

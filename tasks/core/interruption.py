@@ -16,9 +16,8 @@ from datetime import datetime
 from typing import Any
 
 from tasks.core.errors import InvalidInput
-from tasks.core.holds import hold_key, plan_prepare
 from tasks.core.load_balancing import Health, release_by, serving_ids
-from tasks.core.model import Group, Member
+from tasks.core.model import Group
 from tasks.core.progress import LEAVING
 from tasks.core.tags import is_opted_in
 
@@ -28,7 +27,6 @@ NOTICE_SECONDS = 120
 # Terminating through the group deregisters the spot from its load balancers first; start that this long before
 # EC2 reclaims the instance, so connections drain instead of being cut.
 RELEASE_MARGIN_SECONDS = 20
-_RAISE = "raise-to:"
 _INSTANCE_ID = re.compile(r"i-[0-9a-f]{8,17}")
 
 
@@ -66,49 +64,30 @@ def poll_seconds(notice_seconds: int) -> int:
     return max(1, min(5, notice_seconds // 12))
 
 
-@dataclass(frozen=True)
-class RaisePlan:
-    tags: dict[str, str]  # written first: hold, originals, and the desired we raise to
-    new_max_size: int | None
-    desired: int | None  # None: an earlier attempt of this execution already raised it
-    suspend: tuple[str, ...]
-    raised_to: int
-    spot: Member
-
-
-def plan_raise(group: Group, spot_id: str, execution_name: str) -> RaisePlan | str:
-    """One more instance for the group, or why there is nothing to do. A retry finds its own hold tag and raises
-    only if desired is still below the recorded target, so the group never grows by two."""
+def raise_refusal(group: Group, spot_id: str) -> str | None:
+    """Why there is nothing to replace (the group is not opted in, the spot already leaving), or None."""
     if not is_opted_in(group.tags):
         return f"ASG {group.name} is not opted in"
     spot = group.member(spot_id)
     if spot is None or spot.lifecycle_state.startswith(LEAVING):
         return f"spot {spot_id} is {spot.lifecycle_state if spot else 'not a member'} in ASG {group.name}"
-    recorded = group.tags.get(hold_key(execution_name), "")
-    if recorded.startswith(_RAISE) and recorded[len(_RAISE):].isdigit():
-        target = int(recorded[len(_RAISE):])
-        return RaisePlan({}, None, target if group.desired < target else None, (), target, spot)
-    prepare = plan_prepare(group, execution_name)
-    target = group.desired + 1
-    tags = {**prepare.tags, hold_key(execution_name): f"{_RAISE}{target}"}
-    return RaisePlan(tags, prepare.new_max_size, target, prepare.suspend, target, spot)
+    return None
 
 
 @dataclass(frozen=True)
 class Release:
     terminate_spot: bool  # TerminateInstanceInAutoScalingGroup with decrement
-    lower_desired_to: int | None  # the spot left without decrement (EC2 took it): undo our raise
+    lower_desired_to: int | None  # the spot left without decrement (EC2 took it): undo our raise (one less)
     done: bool
     why: str
 
 
-def release_decision(group: Group, *, spot_id: str, raised_to: int, now: float, deadline: float,
+def release_decision(group: Group, *, spot_id: str, now: float, deadline: float,
                      health: Health | None = None) -> Release:
     """Behind load balancers (`health` given) the replacement counts once it is healthy in every one of them."""
     spot = group.member(spot_id)
     if spot is None:
-        lower = raised_to - 1 if group.desired == raised_to else None
-        return Release(False, lower, True, f"spot {spot_id} already left ASG {group.name}")
+        return Release(False, group.desired - 1, True, f"spot {spot_id} already left ASG {group.name}")
     if spot.lifecycle_state.startswith(LEAVING):
         return Release(False, None, True, f"spot {spot_id} is {spot.lifecycle_state}")
     health = health if group.behind_load_balancer else None

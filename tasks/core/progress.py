@@ -80,3 +80,15 @@ def retire_decision(group: Group, *, on_demand_id: str, spot_id: str, polls: int
     if polls >= max_polls:
         raise GroupNotReady(f"gave up after {counted(polls, 'poll')}: {why}")
     return RetireDecision(retire=False, done=False, why_waiting=why)
+
+
+def retire_now(group: Group, *, on_demand_id: str, spot_id: str) -> bool:
+    """Whether the on-demand may leave right after the attach, in the same section (the spot is InService at
+    once and the group keeps desired in service without it); otherwise RetireOnDemand polls. Never behind load
+    balancers: a target just registered is `initial` until its health checks pass (interval x threshold)."""
+    if group.behind_load_balancer:
+        return False
+    try:
+        return retire_decision(group, on_demand_id=on_demand_id, spot_id=spot_id, polls=0, max_polls=1).retire
+    except (GroupNotReady, OnDemandGone):
+        return False

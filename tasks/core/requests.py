@@ -23,6 +23,9 @@ class ScanRequest:
     asg_names: tuple[str, ...] | None = None  # None: every opted-in group
     now: datetime | None = None  # None: the clock
     timing: Timing = field(default_factory=Timing)
+    # The Scheduled Event's `time`: executions are named from it, so a redelivered event (EventBridge may invoke a
+    # target more than once) gets the same names and starts nothing new.
+    scheduled_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -39,7 +42,7 @@ def required_text(data: Mapping[str, Any], key: str, label: str) -> str:
     return value
 
 
-def parse_now(raw: object) -> datetime | None:
+def parse_now(raw: object, label: str = "now") -> datetime | None:
     if raw is None:
         return None
     try:
@@ -47,7 +50,7 @@ def parse_now(raw: object) -> datetime | None:
     except ValueError:
         at = None
     if at is None:
-        raise InvalidInput(f"now must be an ISO 8601 timestamp such as '2026-01-31T22:30:00Z', got {raw!r}")
+        raise InvalidInput(f"{label} must be an ISO 8601 timestamp such as '2026-01-31T22:30:00Z', got {raw!r}")
     return at if at.tzinfo else at.replace(tzinfo=UTC)
 
 
@@ -68,6 +71,7 @@ def parse_scan_request(event: Mapping[str, Any]) -> ScanRequest:
         asg_names=tuple(dict.fromkeys(names)) if names is not None else None,
         now=parse_now(event.get("now")),
         timing=parse_timing(timing),
+        scheduled_at=parse_now(event.get("time"), "time"),
     )
 
 

@@ -1,15 +1,16 @@
-"""What the sweep cleans up, decided from plain facts: spots we launched that nothing owns any more, and groups a
-crashed execution left holding (raised MaxSize, suspended AZRebalance)."""
+"""What the sweep cleans up, decided from plain facts: spots we launched that nothing owns any more, groups a
+crashed execution left holding (raised MaxSize, suspended AZRebalance: its holds in the coordination record), and
+instance claims whose execution has ended."""
 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 
-from tasks.core.holds import holders
-from tasks.core.model import Group, Instance
+from tasks.core.coordination import GroupRecord
+from tasks.core.model import Instance
 from tasks.core.selection import launched_at
-from tasks.core.tags import EXECUTION, ORIGINAL_MAX_SIZE, ORIGINAL_SUSPENDED, REPLACES
+from tasks.core.tags import EXECUTION, REPLACES
 
 
 def _unowned(spots: Sequence[Instance], members: Mapping[str, str], running: Collection[str],
@@ -48,23 +49,16 @@ def young_unowned_spots(spots: Sequence[Instance], members: Mapping[str, str], r
             if age is None or age < older_than_seconds]
 
 
-def stale_holds(group: Group, running: Collection[str]) -> list[str] | None:
-    """Executions whose hold on the group outlived them, or None when the group needs no repair. An empty list
-    means originals recorded with no hold left: put them back all the same."""
-    stale = [h for h in holders(group) if h not in running]
-    if stale:
-        return stale
-    has_originals = ORIGINAL_MAX_SIZE in group.tags or ORIGINAL_SUSPENDED in group.tags
-    return [] if has_originals and not holders(group) else None
+def stale_holders(record: GroupRecord, running: Collection[str]) -> list[str]:
+    """Executions whose holds on the group outlived them (the record was read before the executions were listed,
+    so an execution that started after the listing holds nothing in it)."""
+    return sorted(h for h in record.holds if h not in running)
 
 
-def still_stale(fresh: Group, stale: list[str]) -> list[str] | None:
-    """Re-check `stale` (from a read made before the executions were listed) against a read made just now.
-
-    Only holds that already existed before the listing can be judged by it: a hold that appeared since may
-    belong to a swap that started after the listing. So release just the stale holds still present, and put
-    originals back only if no hold at all has appeared meanwhile."""
-    if stale:
-        present = [h for h in stale if h in holders(fresh)]
-        return present or None
-    return stale_holds(fresh, ()) if not holders(fresh) else None
+def stale_claims(claims: Sequence[tuple[str, str, float]], running: Collection[str], now: float,
+                 min_age_seconds: float) -> list[tuple[str, str]]:
+    """(instance id, execution) for each claim whose execution is no longer running, of those older than
+    `min_age_seconds`: ListExecutions is eventually consistent, so a claim just made may belong to an execution
+    the listing does not show yet."""
+    return [(instance_id, execution) for instance_id, execution, at in claims
+            if execution not in running and at <= now - min_age_seconds]

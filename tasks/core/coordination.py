@@ -1,0 +1,211 @@
+"""Group changes that compose: the per-group coordination record and the decisions made from it.
+
+Concurrent executions change one group (swaps attach and retire, interruption fallbacks raise and release), and
+AWS's group writes are absolute (UpdateAutoScalingGroup, SetDesiredCapacity), so two writers that read the same
+group lose an update. Every change we make to a group therefore runs as a *section* under the group's lease in the
+coordination record, and the record keeps what *we* changed, never snapshots of the user's values:
+
+- `holds`: per execution, the MaxSize slots it added and whether it raised desired;
+- `max_set_to`: the MaxSize we set while slots are out (a different MaxSize means someone else changed it: theirs
+  stands); `suspended`: processes we suspended (a process suspended before us is never resumed by us);
+- `left`: desired and MaxSize as the last section left them, so a read made before the lease can be trusted when
+  it matches, and is made again under the lease when it does not.
+
+A section records its plan when it takes the lease and applies it with idempotent writes, so a crashed section is
+finished by its retry, and a crashed execution's holds are given back by the sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from tasks.core.model import Group
+
+SWAP_SUSPENDS = ("AZRebalance",)
+HOLD_ATTRIBUTE = "hold#"  # one attribute per holding execution: `hold#<execution>`
+LEASE_SECONDS = 60  # longer than a handler's AWS calls plus Step Functions' retry back-off after a crash
+
+
+@dataclass(frozen=True)
+class Hold:
+    """What one execution added to the group: MaxSize slots and desired (interruption fallback)."""
+
+    max_slots: int = 0
+    desired: int = 0
+    planned_max: int | None = None  # the MaxSize the section set (None: left alone)
+    planned_desired: int | None = None  # the desired it set, absolutely (raise only)
+    planned_suspend: tuple[str, ...] = ()  # the processes it suspended (none of them suspended before it)
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    asg_name: str
+    lease_owner: str | None = None
+    lease_until: float = 0.0
+    holds: Mapping[str, Hold] = field(default_factory=dict)
+    max_set_to: int | None = None
+    suspended: frozenset[str] = frozenset()
+    left_desired: int | None = None
+    left_max: int | None = None
+    exists: bool = False
+
+    def lease_free_for(self, execution: str, now: float) -> bool:
+        return self.lease_owner in (None, execution) or self.lease_until <= now
+
+
+@dataclass(frozen=True)
+class Take:
+    """A section's plan to add to the group: the writes (None/empty: leave) and the hold to record."""
+
+    hold: Hold
+    max_size: int | None
+    desired: int | None
+    suspend: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GiveBack:
+    """Give back what `leaving` executions added: the writes, the record after, and warnings to log."""
+
+    max_size: int | None
+    resume: tuple[str, ...]
+    record: GroupRecord
+    warnings: tuple[str, ...] = ()
+
+
+def read_is_current(group: Group, before: GroupRecord) -> bool:
+    """Whether a group read made before taking the lease can be trusted: no section of ours has changed the group
+    since it (the record as the lease found it says how the last section left the group), or none ever did."""
+    if not before.exists or before.left_desired is None:
+        return True
+    return (group.desired, group.max_size) == (before.left_desired, before.left_max)
+
+
+def unbalances(group: Group, zone: str) -> bool:
+    """Whether one more instance in `zone` leaves the zones more than one apart: what AZRebalance would correct
+    (launching elsewhere and terminating here) in the middle of the swap."""
+    counts = group.zone_counts()
+    counts[zone] = counts.get(zone, 0) + 1
+    return max(counts.values()) - min(counts.values()) > 1
+
+
+def plan_take(group: Group, *, raise_desired: bool, zone: str | None = None) -> Take:
+    """One more instance for the group: an attach (`zone`: where the spot is) needs room for it; a raise
+    (interruption) sets desired + 1. MaxSize grows by one only when the group is full; AZRebalance is suspended
+    when the new instance would unbalance the zones (always, for a raise: the group picks the zone)."""
+    max_size = group.max_size + 1 if group.desired + 1 > group.max_size else None
+    desired = group.desired + 1 if raise_desired else None
+    needed = SWAP_SUSPENDS if zone is None or unbalances(group, zone) else ()
+    suspend = tuple(p for p in needed if p not in group.suspended)
+    hold = Hold(max_slots=1 if max_size is not None else 0, desired=1 if raise_desired else 0,
+                planned_max=max_size, planned_desired=desired, planned_suspend=suspend)
+    return Take(hold, max_size, desired, suspend)
+
+
+def retry_take(group: Group, hold: Hold) -> Take:
+    """A retried section (its plan recorded, its writes maybe made): the writes still missing. Absolute writes are
+    idempotent, so re-applying a value already in place is skipped and nothing is applied twice; a planned
+    suspension the crashed attempt did not make yet is made now."""
+    max_size = hold.planned_max if hold.planned_max is not None and group.max_size < hold.planned_max else None
+    desired = hold.planned_desired
+    if desired is not None and group.desired >= desired:
+        desired = None
+    return Take(hold, max_size, desired, tuple(p for p in hold.planned_suspend if p not in group.suspended))
+
+
+def after_take(record: GroupRecord, execution: str, take: Take, group: Group, *, desired_after: int) -> GroupRecord:
+    """The record once the section's writes are made (the lease is released with it)."""
+    holds = {**record.holds, execution: take.hold}
+    planned = take.hold.planned_max if take.hold.max_slots else None
+    return replace(record, lease_owner=None, lease_until=0.0, holds=holds, exists=True,
+                   max_set_to=planned if planned is not None else record.max_set_to,
+                   suspended=record.suspended | frozenset(take.hold.planned_suspend),
+                   left_desired=desired_after, left_max=planned if planned is not None else group.max_size)
+
+
+def plan_give_back(group: Group, record: GroupRecord, leaving: Iterable[str], *, desired_after: int | None = None
+                   ) -> GiveBack:
+    """Give back the slots `leaving` added, only if MaxSize is still what we set (else someone else changed it and
+    theirs stands), and never below desired (someone else may have scaled out into our slot: desired is never
+    lowered by us). The last hold out resumes what we suspended and someone else has not resumed already.
+
+    A section that crashed after its writes but before releasing the lease left only its plan in the record (its
+    hold): what it planned counts as what we set and suspended, and a give-back it already made (MaxSize already
+    at the value we would set) is not made again, nor taken for someone else's change."""
+    desired = group.desired if desired_after is None else desired_after
+    leaving = [e for e in leaving if e in record.holds]
+    holds = {e: h for e, h in record.holds.items() if e not in leaving}
+    slots = sum(record.holds[e].max_slots for e in leaving)
+    unfinished = record.holds.get(record.lease_owner or "")  # its section wrote, then died holding the lease
+    set_to = record.max_set_to
+    if unfinished is not None and unfinished.max_slots and unfinished.planned_max is not None:
+        set_to = max(set_to or 0, unfinished.planned_max)
+    warnings: list[str] = []
+    max_size: int | None = None
+    max_set_to = record.max_set_to
+    if slots and set_to is not None and group.max_size != set_to:
+        if group.max_size != max(set_to - slots, desired):  # not our own earlier give-back: someone else's change
+            warnings.append(f"ASG {group.name}: MaxSize is {group.max_size}, we set {set_to}; someone else "
+                            f"changed it, so it stays (our {slots} slot(s) not taken back)")
+        max_set_to = group.max_size
+    elif slots:
+        wanted = group.max_size - slots
+        max_size = max(wanted, desired)
+        if max_size > wanted:
+            warnings.append(f"ASG {group.name}: MaxSize back to {max_size}, not {wanted}: desired is {desired}")
+        max_set_to = max_size
+    ours = record.suspended | frozenset(p for e in leaving for p in record.holds[e].planned_suspend)
+    resume: tuple[str, ...] = ()
+    suspended = ours
+    if not holds:
+        resume = tuple(sorted(p for p in ours if p in group.suspended))
+        suspended = frozenset()
+        max_set_to = None
+    if max_size == group.max_size:
+        max_size = None
+    new_max = max_size if max_size is not None else group.max_size
+    after = replace(record, lease_owner=None, lease_until=0.0, holds=holds, max_set_to=max_set_to,
+                    suspended=suspended, left_desired=desired, left_max=new_max, exists=True)
+    return GiveBack(max_size, resume, after, tuple(warnings))
+
+
+def record_from_item(asg_name: str, item: Mapping[str, Any] | None) -> GroupRecord:
+    """The record from its DynamoDB item (plain Python values, as boto3's TypeDeserializer gives them)."""
+    if not item:
+        return GroupRecord(asg_name)
+
+    def number(key: str) -> int | None:
+        value = item.get(key)
+        return None if value is None else int(value)
+
+    holds = {
+        key[len(HOLD_ATTRIBUTE):]: Hold(int(h.get("max_slots", 0)), int(h.get("desired", 0)),
+                                        None if h.get("planned_max") is None else int(h["planned_max"]),
+                                        None if h.get("planned_desired") is None else int(h["planned_desired"]),
+                                        tuple(h.get("planned_suspend") or ()))
+        for key, h in item.items() if key.startswith(HOLD_ATTRIBUTE)
+    }
+    return GroupRecord(
+        asg_name, lease_owner=item.get("lease_owner") or None, lease_until=float(item.get("lease_until", 0)),
+        holds=holds, max_set_to=number("max_set_to"), suspended=frozenset(item.get("suspended") or ()),
+        left_desired=number("left_desired"), left_max=number("left_max"), exists=True,
+    )
+
+
+def hold_fields(hold: Hold) -> dict[str, Any]:
+    fields: dict[str, Any] = {k: v for k, v in vars(hold).items() if v is not None and k != "planned_suspend"}
+    if hold.planned_suspend:
+        fields["planned_suspend"] = list(hold.planned_suspend)
+    return fields
+
+
+def item_fields(record: GroupRecord) -> dict[str, Any]:
+    """What a released record writes besides its holds (the lease is removed alongside)."""
+    fields: dict[str, Any] = {"suspended": sorted(record.suspended)}
+    for key in ("max_set_to", "left_desired", "left_max"):
+        value = getattr(record, key)
+        if value is not None:
+            fields[key] = value
+    return fields

@@ -1,0 +1,117 @@
+"""AWS's documented rules the coordination relies on, each encoded in the embedded AWS (a model where moto is
+kinder, moto itself where it already agrees) and proved here by name."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+from botocore.exceptions import ClientError
+
+from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+
+
+def full_group(aws: EmbeddedAws) -> str:
+    """A group at MaxSize (desired 2 = max 2) and a running instance outside it; returns that instance."""
+    network = create_network()
+    create_group(network, GroupSpec("web", desired=2, max_size=2, zones=("a",)))
+    return aws.client("ec2").run_instances(ImageId="ami-0a1b2c3d4e5f60718", InstanceType="m5.large", MinCount=1,
+                                           MaxCount=1, SubnetId=network.subnets["a"])["Instances"][0]["InstanceId"]
+
+
+def sizes(aws: EmbeddedAws) -> tuple[int, int]:
+    g = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["web"])["AutoScalingGroups"][0]
+    return g["DesiredCapacity"], g["MaxSize"]
+
+
+def test_attach_instances_refuses_with_validation_error_when_desired_would_exceed_max_size(aws: EmbeddedAws) -> None:
+    """Not ResourceContention (moto's answer, which callers retry): AWS refuses for good until sizes change."""
+    extra = full_group(aws)
+    with pytest.raises(ClientError) as refused:
+        aws.client("autoscaling").attach_instances(AutoScalingGroupName="web", InstanceIds=[extra])
+    assert refused.value.response["Error"]["Code"] == "ValidationError"
+    assert refused.value.response["Error"]["Message"] == (
+        "AutoScalingGroup web has min-size=0, max-size=2, and desired-size=2. To attach 1 instance, please update "
+        "the AutoScalingGroup sizes appropriately.")
+    assert sizes(aws) == (2, 2)
+    aws.client("autoscaling").update_auto_scaling_group(AutoScalingGroupName="web", MaxSize=3)
+    aws.client("autoscaling").attach_instances(AutoScalingGroupName="web", InstanceIds=[extra])
+    assert sizes(aws) == (3, 3)  # desired raised by the number attached
+
+
+def test_create_or_update_tags_refuses_a_51st_tag(aws: EmbeddedAws) -> None:
+    create_group(create_network(), GroupSpec("web", desired=0, max_size=1,
+                                             extra_tags={f"k{n:02d}": "v" for n in range(47)}))  # 50 with ours
+    tag = {"ResourceId": "web", "ResourceType": "auto-scaling-group", "Value": "v", "PropagateAtLaunch": False}
+    autoscaling = aws.client("autoscaling")
+    autoscaling.create_or_update_tags(Tags=[{**tag, "Key": "k00"}])  # overwriting a tag adds none
+    with pytest.raises(ClientError) as refused:
+        autoscaling.create_or_update_tags(Tags=[{**tag, "Key": "one-more"}])
+    assert refused.value.response["Error"]["Code"] == "LimitExceeded"
+    groups = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])["AutoScalingGroups"]
+    assert len(groups[0]["Tags"]) == 50
+
+
+def test_terminate_instance_in_auto_scaling_group_with_decrement_is_relative(aws: EmbeddedAws) -> None:
+    full_group(aws)
+    autoscaling = aws.client("autoscaling")
+    members = autoscaling.describe_auto_scaling_groups(AutoScalingGroupNames=["web"])["AutoScalingGroups"][0]
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MaxSize=5, DesiredCapacity=4)
+    autoscaling.terminate_instance_in_auto_scaling_group(InstanceId=members["Instances"][0]["InstanceId"],
+                                                         ShouldDecrementDesiredCapacity=True)
+    assert sizes(aws) == (3, 5)  # one off what is there now, not back to a value read earlier
+
+
+def test_update_auto_scaling_group_sets_absolute_values(aws: EmbeddedAws) -> None:
+    full_group(aws)
+    autoscaling = aws.client("autoscaling")
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", MaxSize=4, DesiredCapacity=3)
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", DesiredCapacity=3)  # a second writer
+    assert sizes(aws) == (3, 4)
+
+
+def test_start_execution_with_the_same_name_and_input_is_idempotent_while_it_runs(aws: EmbeddedAws) -> None:
+    sfn, machine = aws.client("stepfunctions"), aws.deployment.replace_arn
+    payload = json.dumps({"asg_name": "ghost", "instance_id": "i-0123456789abcdef0",
+                          "timing": {"start_delay_seconds": 600}})
+    first = sfn.start_execution(stateMachineArn=machine, name="same", input=payload)
+    again = sfn.start_execution(stateMachineArn=machine, name="same", input=payload)
+    assert again["executionArn"] == first["executionArn"]
+    with pytest.raises(ClientError) as refused:
+        sfn.start_execution(stateMachineArn=machine, name="same", input=payload.replace("600", "601"))
+    assert refused.value.response["Error"]["Code"] == "ExecutionAlreadyExists"
+    quick = json.dumps({"asg_name": "ghost", "instance_id": "i-0123456789abcdef0"})  # refused at once: closes
+    aws.wait(sfn.start_execution(stateMachineArn=machine, name="closed", input=quick)["executionArn"])
+    with pytest.raises(ClientError) as closed:
+        sfn.start_execution(stateMachineArn=machine, name="closed", input=quick)
+    assert closed.value.response["Error"]["Code"] == "ExecutionAlreadyExists"
+
+
+def test_dynamodb_conditional_update_fails_with_the_item_when_asked(aws: EmbeddedAws) -> None:
+    dynamodb, table = aws.client("dynamodb"), aws.deployment.table_names["cooldowns"]
+    key = {"cooldown_key": {"S": "group#web"}}
+    write = {"TableName": table, "Key": key, "UpdateExpression": "SET #o = :me",
+             "ConditionExpression": "attribute_not_exists(#o) OR #o = :me", "ExpressionAttributeNames": {"#o": "owner"}}
+    dynamodb.update_item(**write, ExpressionAttributeValues={":me": {"S": "a"}})
+    with pytest.raises(ClientError) as refused:
+        dynamodb.update_item(**write, ExpressionAttributeValues={":me": {"S": "b"}},
+                             ReturnValuesOnConditionCheckFailure="ALL_OLD")
+    assert refused.value.response["Error"]["Code"] == "ConditionalCheckFailedException"
+    assert refused.value.response["Item"]["owner"] == {"S": "a"}
+    with pytest.raises(ClientError) as unused:
+        dynamodb.update_item(**{**write, "ExpressionAttributeNames": {"#o": "owner", "#x": "x"}},
+                             ExpressionAttributeValues={":me": {"S": "a"}})
+    assert unused.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_list_executions_is_eventually_consistent_when_modeled() -> None:
+    with EmbeddedAws(boot_delay_seconds=0, list_executions_lag_seconds=1.0) as aws:
+        sfn, machine = aws.client("stepfunctions"), aws.deployment.replace_arn
+        started = sfn.start_execution(stateMachineArn=machine, name="young", input=json.dumps(
+            {"asg_name": "ghost", "instance_id": "i-0123456789abcdef0", "timing": {"start_delay_seconds": 600}}))
+        assert sfn.list_executions(stateMachineArn=machine)["executions"] == []
+        assert sfn.describe_execution(executionArn=started["executionArn"])["status"] == "RUNNING"
+        time.sleep(1.1)
+        assert [e["name"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]] == ["young"]

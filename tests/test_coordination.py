@@ -1,0 +1,150 @@
+"""The coordination record's decisions, with plain values: what a section takes from a group, what it gives back,
+and that concurrent holds compose (N takes then N give-backs leave the group as it was)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tasks.core.coordination import (
+    GroupRecord,
+    Hold,
+    after_take,
+    item_fields,
+    plan_give_back,
+    plan_take,
+    read_is_current,
+    record_from_item,
+    retry_take,
+)
+from tasks.core.model import Group, Member
+
+
+def zoned(desired: int, a: int, b: int, max_size: int = 10, suspended: frozenset[str] = frozenset()) -> Group:
+    members = tuple(Member(f"i-{z}{n:016x}", "InService", availability_zone=f"us-east-1{z}")
+                    for z, count in (("a", a), ("b", b)) for n in range(count))
+    return Group("web", desired, 0, max_size, members=members, zones=("us-east-1a", "us-east-1b"),
+                 suspended=suspended)
+
+
+def test_a_full_group_gets_one_slot_and_nothing_else() -> None:
+    take = plan_take(zoned(2, 1, 1, max_size=2), raise_desired=False, zone="us-east-1b")
+    assert (take.max_size, take.desired, take.suspend) == (3, None, ())
+    assert take.hold == Hold(max_slots=1, planned_max=3)
+
+
+def test_a_group_with_room_is_left_alone() -> None:
+    take = plan_take(zoned(2, 1, 1), raise_desired=False, zone="us-east-1a")
+    assert (take.max_size, take.desired, take.suspend, take.hold) == (None, None, (), Hold())
+
+
+def test_an_attach_that_unbalances_the_zones_suspends_az_rebalance_unless_the_user_did() -> None:
+    assert plan_take(zoned(2, 2, 0), raise_desired=False, zone="us-east-1a").suspend == ("AZRebalance",)
+    assert plan_take(zoned(3, 1, 2), raise_desired=False, zone="us-east-1a").suspend == ()  # 2/2 after
+    user = zoned(2, 2, 0, suspended=frozenset({"AZRebalance"}))
+    assert plan_take(user, raise_desired=False, zone="us-east-1a").suspend == ()
+
+
+def test_a_raise_sets_desired_plus_one_and_max_only_when_full() -> None:
+    assert plan_take(zoned(2, 1, 1, max_size=4), raise_desired=True).hold == Hold(
+        desired=1, planned_desired=3, planned_suspend=("AZRebalance",))
+    full = plan_take(zoned(2, 1, 1, max_size=2), raise_desired=True)
+    assert (full.max_size, full.desired) == (3, 3)
+
+
+def test_a_retried_section_makes_no_write_twice() -> None:
+    hold = Hold(max_slots=1, desired=1, planned_max=3, planned_desired=3)
+    assert retry_take(zoned(2, 1, 1, max_size=2), hold).max_size == 3  # crashed before its write
+    done = retry_take(zoned(3, 2, 1, max_size=3), hold)
+    assert (done.max_size, done.desired) == (None, None)  # crashed after: nothing left to write
+
+
+def test_a_section_retried_after_a_crash_right_after_its_max_write_still_suspends_and_owns_the_suspension() -> None:
+    first = plan_take(zoned(2, 2, 0, max_size=2), raise_desired=False, zone="us-east-1a")
+    assert first.hold.planned_suspend == ("AZRebalance",)
+    crashed = zoned(2, 2, 0, max_size=3)  # MaxSize written, then the Lambda died before SuspendProcesses
+    retry = retry_take(crashed, first.hold)
+    assert (retry.max_size, retry.suspend) == (None, ("AZRebalance",))
+    after = after_take(GroupRecord("web", exists=True), "x", retry, crashed, desired_after=3)
+    assert after.suspended == {"AZRebalance"}
+    suspended_already = retry_take(zoned(2, 2, 0, max_size=3, suspended=frozenset({"AZRebalance"})), first.hold)
+    assert suspended_already.suspend == ()  # the crash came after SuspendProcesses: not again, still ours
+    assert after_take(GroupRecord("web"), "x", suspended_already, crashed, desired_after=3).suspended == {
+        "AZRebalance"}
+    item = {"cooldown_key": "group#web", "hold#x": {k: v for k, v in vars(first.hold).items() if v is not None}}
+    assert record_from_item("web", item).holds["x"] == first.hold
+
+
+def test_a_read_before_the_lease_is_trusted_only_as_the_last_section_left_the_group() -> None:
+    g = zoned(2, 1, 1, max_size=4)
+    assert read_is_current(g, GroupRecord("web"))  # no section of ours ever changed it
+    assert read_is_current(g, GroupRecord("web", left_desired=2, left_max=4, exists=True))
+    assert not read_is_current(g, GroupRecord("web", left_desired=3, left_max=4, exists=True))
+
+
+def test_give_back_leaves_a_max_size_someone_else_changed_and_says_so() -> None:
+    record = GroupRecord("web", holds={"ex1": Hold(max_slots=1, planned_max=3)}, max_set_to=3, exists=True)
+    give = plan_give_back(zoned(4, 2, 2, max_size=5), record, ["ex1"])
+    assert give.max_size is None and give.record.holds == {}
+    assert give.warnings == ("ASG web: MaxSize is 5, we set 3; someone else changed it, so it stays "
+                             "(our 1 slot(s) not taken back)",)
+
+
+def test_give_back_never_lowers_max_size_below_desired() -> None:
+    record = GroupRecord("web", holds={"ex1": Hold(max_slots=1, planned_max=3)}, max_set_to=3, exists=True)
+    give = plan_give_back(zoned(3, 2, 1, max_size=3), record, ["ex1"])  # a scale-out used our slot
+    assert give.max_size is None and give.warnings == ("ASG web: MaxSize back to 3, not 2: desired is 3",)
+
+
+def test_only_the_last_hold_resumes_and_only_what_we_suspended() -> None:
+    record = GroupRecord("web", holds={"ex1": Hold(), "ex2": Hold()}, suspended=frozenset({"AZRebalance"}),
+                         exists=True)
+    g = zoned(2, 1, 1, suspended=frozenset({"AZRebalance", "Launch"}))
+    first = plan_give_back(g, record, ["ex1"])
+    assert first.resume == () and set(first.record.holds) == {"ex2"}
+    assert plan_give_back(g, first.record, ["ex2"]).resume == ("AZRebalance",)  # never Launch: not ours
+    resumed_by_someone = zoned(2, 1, 1)
+    assert plan_give_back(resumed_by_someone, first.record, ["ex2"]).resume == ()
+
+
+def test_the_record_round_trips_through_its_item() -> None:
+    record = GroupRecord("web", holds={"ex1": Hold(1, 1, 3, 3)}, max_set_to=3, suspended=frozenset({"AZRebalance"}),
+                         left_desired=3, left_max=3, exists=True)
+    item = {**item_fields(record), **{f"hold#{k}": vars(v) for k, v in record.holds.items()}}
+    assert record_from_item("web", item) == record
+
+
+@given(st.integers(0, 20), st.integers(0, 5), st.integers(1, 8), st.booleans())
+def test_n_concurrent_raises_then_n_releases_leave_the_group_exact(desired: int, spare: int, n: int,
+                                                                   user_suspended: bool) -> None:
+    """Sections run one at a time (the lease), each on a fresh read: desired rises by exactly n, MaxSize only as
+    far as needed, and n releases (terminate with decrement, then give back) restore both."""
+    suspended = frozenset({"AZRebalance"} if user_suspended else ())
+    g, record = Group("web", desired, 0, desired + spare, suspended=suspended), GroupRecord("web")
+    for k in range(n):
+        take = plan_take(g, raise_desired=True)
+        record = after_take(record, f"ex{k}", take, g, desired_after=take.desired or g.desired)
+        g = Group("web", take.desired or g.desired, 0, take.max_size or g.max_size,
+                  suspended=g.suspended | set(take.suspend))
+    assert g.desired == desired + n and g.max_size == max(desired + spare, desired + n)
+    for k in range(n):
+        give = plan_give_back(g, record, [f"ex{k}"], desired_after=g.desired - 1)
+        record = give.record
+        g = Group("web", g.desired - 1, 0, g.max_size if give.max_size is None else give.max_size,
+                  suspended=g.suspended - set(give.resume))
+    assert (g.desired, g.max_size, g.suspended) == (desired, desired + spare, suspended)
+    assert record.holds == {} and record.suspended == frozenset()
+
+
+def test_a_give_back_retried_after_a_crash_resumes_what_the_crashed_section_suspended_writing_nothing_twice() -> None:
+    # AttachSpot took (MaxSize 3 -> 4, AZRebalance suspended), attached, retired, gave MaxSize back to 3, and died
+    # before ResumeProcesses and before releasing the lease: the record holds only its plan.
+    hold = Hold(max_slots=1, planned_max=4, planned_suspend=("AZRebalance",))
+    record = GroupRecord("web", lease_owner="x", lease_until=1.0, holds={"x": hold}, exists=True)
+    now = zoned(3, 2, 1, max_size=3, suspended=frozenset({"AZRebalance"}))
+    give = plan_give_back(now, record, ["x"])
+    assert (give.max_size, give.resume, give.warnings) == (None, ("AZRebalance",), ())
+    before_max_back = zoned(3, 2, 1, max_size=4, suspended=frozenset({"AZRebalance"}))
+    assert plan_give_back(before_max_back, record, ["x"]).max_size == 3  # died before the MaxSize write
+    someone = plan_give_back(zoned(3, 2, 1, max_size=6), record, ["x"])
+    assert someone.max_size is None and "someone else changed it" in someone.warnings[0]
