@@ -233,7 +233,7 @@ def test_the_scanner_invoked_twice_for_one_scheduled_event_makes_one_swap(laggin
 
 
 def test_two_manual_replaces_of_one_instance_at_once_make_one_swap(lagging_aws: EmbeddedAws) -> None:
-    from tests.workflow_helpers import cause
+    from tests.workflow_helpers import refusal
 
     aws = lagging_aws
     network = create_network()
@@ -241,9 +241,12 @@ def test_two_manual_replaces_of_one_instance_at_once_make_one_swap(lagging_aws: 
     on_demand = raw["Instances"][0]["InstanceId"]
     with interleaving.hold_after_first_call("validate", 2) as hold:
         arns = [aws.start_swap("web", on_demand, timing=FAST, name=f"web-{on_demand}-manual-{n}") for n in (1, 2)]
-        described = sorted((aws.wait(arn, timeout=60) for arn in arns), key=lambda d: d["status"])
+        described = [aws.wait(arn, timeout=60) for arn in arns]
     assert hold.tripped  # both Validates read the group before either claimed the instance
-    assert [d["status"] for d in described] == ["FAILED", "SUCCEEDED"]
-    winner = described[1]["name"]
-    assert cause(described[0]) == f"instance {on_demand} is already being replaced by execution {winner}"
+    assert [d["status"] for d in described] == ["SUCCEEDED"] * 2, [d.get("cause") for d in described]
+    outcomes = [json.loads(d["output"]).get("outcome", "swapped") for d in described]  # Swapped: no outcome key
+    assert sorted(outcomes) == ["refused", "swapped"], outcomes
+    winner = described[outcomes.index("swapped")]["name"]
+    assert refusal(described[outcomes.index("refused")]) == (
+        "SwapInFlight", f"instance {on_demand} is already being replaced by execution {winner}")
     assert len(spots_launched(aws, on_demand)) == 1

@@ -23,8 +23,6 @@ from tasks.core.tags import OPT_IN, is_opted_in
 # Operation -> the responses method moto answers it with; every action infra/iam.py grants on opted-in groups only.
 GROUP_CHANGING_ACTIONS = {
     "AttachInstances": "attach_instances",
-    "CreateOrUpdateTags": "create_or_update_tags",
-    "DeleteTags": "delete_tags",
     "ResumeProcesses": "resume_processes",
     "SetDesiredCapacity": "set_desired_capacity",
     "SuspendProcesses": "suspend_processes",
