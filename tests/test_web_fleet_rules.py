@@ -85,13 +85,13 @@ def test_retire_counts_serving_members_not_in_service_ones() -> None:
 
 def test_interruption_release_waits_for_the_replacement_to_be_healthy() -> None:
     group = web((OD, "InService"), (SPOT, "InService"), (OTHER, "InService"), desired=3)
-    pending = release_decision(group, spot_id=SPOT, raised_to=3, now=10, deadline=20,
+    pending = release_decision(group, spot_id=SPOT, now=10, deadline=20,
                                health={TG: {OD: "healthy", SPOT: "healthy", OTHER: "initial"}})
     assert not pending.terminate_spot and pending.why == "2 healthy behind the load balancers for desired 3"
-    late = release_decision(group, spot_id=SPOT, raised_to=3, now=20, deadline=20,
+    late = release_decision(group, spot_id=SPOT, now=20, deadline=20,
                             health={TG: {OD: "healthy", SPOT: "healthy", OTHER: "initial"}})
     assert late.terminate_spot and late.why.startswith("deadline")
-    healthy = release_decision(group, spot_id=SPOT, raised_to=3, now=10, deadline=20,
+    healthy = release_decision(group, spot_id=SPOT, now=10, deadline=20,
                                health={TG: {OD: "healthy", SPOT: "healthy", OTHER: "healthy"}})
     assert healthy.terminate_spot and healthy.why == "replacement healthy behind the load balancers (3/3)"
 
