@@ -16,6 +16,8 @@ from typing import Any
 
 from infra.names import physical_names
 from stack.description import DEFAULT_PREFIX, STACK, Stack
+from tasks.core.errors import InvalidInput
+from tasks.core.pause import DEFAULT_FAILURE_BUDGET, alarm_names
 
 NAMESPACE = "asg-optimizer"
 
@@ -62,6 +64,8 @@ class Settings:
     instance_role_pattern: str = "*"
     alarm_email: str | None = None
     environment: dict[str, str] = field(default_factory=dict)
+    pause_alarms: tuple[str, ...] = ()
+    pause_failure_budget: int = DEFAULT_FAILURE_BUDGET
 
     def layer_arn(self, partition: str, region: str) -> str:
         """The Powertools layer: the configured ARN, else AWS's public v3 layer for this runtime/architecture."""
@@ -96,6 +100,8 @@ KEYS: dict[str, str] = {
     "instanceRolePattern": "role names (IAM wildcards allowed) the launcher may pass to EC2 as instance profile",
     "alarmEmail": "email subscribed to the failed-executions alarm (unset: alarm without notification)",
     "environment": "map of extra environment variables for every function",
+    "pauseAlarms": "CloudWatch metric alarms (list, or comma-separated); one in ALARM pauses the whole fleet",
+    "pauseFailureBudget": "failed swaps per hour the fleet tolerates; one more pauses it (0: the first pauses it)",
 }
 
 _RATE = re.compile(r"^rate\((?P<value>\d+) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
@@ -188,6 +194,30 @@ def _names_fit(prefix: str, stack: Stack) -> None:
             raise _fail("prefix", f"is too long: the name of {what}, {name!r}, exceeds {limit} characters", prefix)
 
 
+def _pause_alarms(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """A list (`pulumi config set --path 'pauseAlarms[0]' name`, or a JSON list) or a comma-separated string."""
+    value = raw.get("pauseAlarms")
+    if value is None:
+        return ()
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise _fail("pauseAlarms", "must be a list of alarm names or a comma-separated string", value) from None
+    if isinstance(value, list):
+        if not all(isinstance(v, str) for v in value):
+            raise _fail("pauseAlarms", "must be a list of alarm names", value)
+        if not value:
+            return ()
+        value = ",".join(value)
+    if not isinstance(value, str):
+        raise _fail("pauseAlarms", "must be a list of alarm names or a comma-separated string", value)
+    try:
+        return alarm_names(value, _key("pauseAlarms"))
+    except InvalidInput as error:
+        raise ConfigError(str(error)) from None
+
+
 def parse_settings(raw: Mapping[str, Any], stack: Stack = STACK) -> Settings:
     """Validate raw config values (keys without the namespace) into Settings; raise ConfigError on the first bad one."""
     unknown = sorted(set(raw) - set(KEYS))
@@ -234,6 +264,9 @@ def parse_settings(raw: Mapping[str, Any], stack: Stack = STACK) -> Settings:
                               "(letters, digits, '_'; not reserved by Lambda)")
 
     return Settings(
+        pause_alarms=_pause_alarms(raw),
+        pause_failure_budget=_integer(raw, "pauseFailureBudget") if "pauseFailureBudget" in raw
+        else DEFAULT_FAILURE_BUDGET,
         prefix=prefix,
         architecture=_choice(raw, "architecture", "arm64", ARCHITECTURES),
         runtime=_choice(raw, "runtime", "python3.12", RUNTIMES),

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from infra.config import Settings
 from infra.iam import Context
-from stack.description import STATE_MACHINE_ARN_ENVIRONMENT, Function
+from stack.description import PAUSE_ALARMS, PAUSE_FAILURE_BUDGET, STATE_MACHINE_ARN_ENVIRONMENT, Function
 
 
 def values(ctx: Context) -> dict[str, str]:
@@ -27,7 +27,8 @@ class UnknownEnvironment(ValueError):
 
 def function_environment(ctx: Context, function: Function, settings: Settings) -> dict[str, str]:
     """Powertools settings, the configured extras, then the function's declared variables (which win)."""
-    known = values(ctx)
+    known = values(ctx) | {PAUSE_ALARMS: ",".join(settings.pause_alarms),
+                           PAUSE_FAILURE_BUDGET: str(settings.pause_failure_budget)}
     unknown = [name for name in function.environment if name not in known]
     if unknown:
         raise UnknownEnvironment(

@@ -129,6 +129,16 @@ def prices(ctx: Context) -> Statement:
     return unscoped(ctx, "OnDemandPrices", "pricing:GetProducts", region=PRICING_REGION)
 
 
+def pause_reads(ctx: Context) -> list[Statement]:
+    """The fleet-wide pause (tasks/aws/pause_state.py): this region's metric alarms (their names come from stack
+    settings and group tags, so not known at deploy; DescribeAlarms is read-only) and the pause record."""
+    return [
+        allow("PauseAlarms", ["cloudwatch:DescribeAlarms"], ctx.scope.arn("cloudwatch", "alarm:*")),
+        allow("PauseRecord", ["dynamodb:GetItem"], ctx.table_arn(COOLDOWN_TABLE),
+              {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["pause#*"]}}),
+    ]
+
+
 def opted_in_groups(ctx: Context, sid: str, *actions: str) -> Statement:
     """Change only groups carrying the opt-in tag."""
     return allow(sid, actions, ctx.scope.groups_arn(),
@@ -269,10 +279,13 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances"),
         start_executions(ctx, INTERRUPTION),
     ],
-    # tasks/spot_events.py on_rebalance: which group, claim the instance and cool its pool, start a swap
+    # tasks/spot_events.py on_rebalance: which group, the pause (and failed swaps), claim the instance and cool
+    # its pool, start a swap
     "spot-rebalance": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances"),
         cooldown_items(ctx, "dynamodb:PutItem", "dynamodb:BatchWriteItem"),
+        *pause_reads(ctx),
+        list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
     ],
     # tasks/scan.py: opted-in groups, their instances, running swaps, refreshes of groups it picks, start swaps
@@ -282,6 +295,7 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
         cooldown_items(ctx, "dynamodb:Scan"),  # tasks/aws/coordination.py active_pools: cooling pools wait
+        *pause_reads(ctx),
     ],
     # tasks/sweep.py: our spots by tag, their membership, group records and claims, running swaps; terminate
     # orphans, give back crashed executions' holds, drop their claims
@@ -294,11 +308,12 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         cooldown_items(ctx, "dynamodb:Scan"),  # the group records and claims
         group_records(ctx),
     ],
-    # tasks/launch_event.py: the launching group and its instances, running swaps, start one swap
+    # tasks/launch_event.py: the launching group, the pause, its instances, running and failed swaps, start one
     "launch-event": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"),
         list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
+        *pause_reads(ctx),
     ],
 }
 

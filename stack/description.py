@@ -101,6 +101,10 @@ REPLACE_STATE_MACHINE_ARN = "REPLACE_STATE_MACHINE_ARN"
 INTERRUPTION_STATE_MACHINE_ARN = "INTERRUPTION_STATE_MACHINE_ARN"
 STATE_MACHINE_ARN_ENVIRONMENT = {REPLACE_STATE_MACHINE_ARN: REPLACE, INTERRUPTION_STATE_MACHINE_ARN: INTERRUPTION}
 COOLDOWN_TABLE = "COOLDOWN_TABLE"
+# The fleet-wide pause's stack settings (pauseAlarms, pauseFailureBudget), for the functions that start swaps.
+PAUSE_ALARMS = "PAUSE_ALARMS"
+PAUSE_FAILURE_BUDGET = "PAUSE_FAILURE_BUDGET"
+PAUSE_SETTINGS = (PAUSE_ALARMS, PAUSE_FAILURE_BUDGET)
 
 STACK = Stack(
     functions=(
@@ -122,17 +126,17 @@ STACK = Stack(
                  environment=(COOLDOWN_TABLE,)),
         # These start executions, so they need the state machine's ARN: deploy creates them after it.
         Function("scanner", "tasks.scan.handler", "Find opted-in on-demand instances and start their swaps",
-                 timeout=300, memory=512, environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
+                 timeout=300, memory=512, environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
         Function("sweep", "tasks.sweep.handler", "Terminate orphaned spots; repair groups a crashed swap left held",
                  timeout=120, environment=(REPLACE_STATE_MACHINE_ARN, INTERRUPTION_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
         Function("launch-event", "tasks.launch_event.handler", "Swap a newly launched on-demand after its grace",
-                 environment=(REPLACE_STATE_MACHINE_ARN,)),
+                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
         Function("spot-interruption", "tasks.spot_events.on_interruption",
                  "Spot interruption warning: start the on-demand fallback",
                  environment=(INTERRUPTION_STATE_MACHINE_ARN,)),
         Function("spot-rebalance", "tasks.spot_events.on_rebalance",
                  "Rebalance recommendation: replace the spot from another pool",
-                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
+                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
     ),
     state_machines=(
         StateMachine(

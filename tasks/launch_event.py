@@ -17,6 +17,7 @@ from tasks.aws.clients import aws_handler
 from tasks.aws.executions import replace_state_machine_arn, running_swaps, start_swap
 from tasks.aws.groups import describe_group
 from tasks.aws.instances import instances_by_id
+from tasks.aws.pause_state import paused_group
 from tasks.core.errors import GroupNotFound, InvalidInput
 from tasks.core.requests import parse_now, required_text
 from tasks.core.selection import REPLACE, SKIP, decide_launched
@@ -37,6 +38,11 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         group = describe_group(asg_name)
     except GroupNotFound:
+        logger.info("launch event skipped", extra=result)
+        return result
+    paused = paused_group(group.tags, datetime.now(UTC))
+    if paused:  # nothing new starts; the scanner takes the instance once resumed
+        result["why"] = paused.why
         logger.info("launch event skipped", extra=result)
         return result
     instances = instances_by_id(m.instance_id for m in group.members)

@@ -5,6 +5,7 @@ Reads in a fixed order and a fixed number of calls whatever the number of groups
 their instances (1,000 a call), the RUNNING executions (one listing). For each group it picks instances in, it
 asks for the group's lifecycle hooks (a launch hook, which attached spots skip, skips the group unless bypassed);
 only a real run asks whether an instance refresh is under way (AWS has no fleet-wide listing of either).
+While the fleet (or a group) is paused (tasks/core/pause.py) it plans as usual and starts nothing there.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ from tasks.aws.coordination import active_pools
 from tasks.aws.executions import replace_state_machine_arn, running_swaps, start_swap
 from tasks.aws.groups import active_refreshes, group_from_response, launch_hook_blocks, named_groups, opted_in_groups
 from tasks.aws.instances import instances_by_id
+from tasks.aws.pause_state import current_pause
+from tasks.core.pause import group_pause, tagged_alarms
 from tasks.core.requests import parse_scan_request
 from tasks.core.selection import GroupSkip, Plan, select
 
@@ -36,14 +39,16 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     instances = instances_by_id(m.instance_id for g in groups for m in g.members)
     running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
     cooling = active_pools(now.timestamp())
-    plan = select(groups, instances, running, now, cooling_pools=cooling)
+    fleet, alarms = current_pause(now, (a for g in groups for a in tagged_alarms(g.tags)))
+    paused = {g.name: p.why for g in groups if (p := group_pause(fleet, tagged_alarms(g.tags), alarms))}
+    plan = select(groups, instances, running, now, busy=paused, cooling_pools=cooling)
     if plan.picks:  # launch hooks block a group in a dry run too; refreshes are asked about only for real
         picked = {v.asg_name for v in plan.picks}
         busy = launch_hook_blocks(g for g in groups if g.name in picked)
         if not request.dry_run:
             busy |= active_refreshes(picked - set(busy))
         if busy:
-            plan = select(groups, instances, running, now, busy=busy, cooling_pools=cooling)
+            plan = select(groups, instances, running, now, busy=paused | busy, cooling_pools=cooling)
     found = {g.name for g in groups}
     missing = tuple(GroupSkip(n, "ASG not found") for n in request.asg_names or () if n not in found)
     plan = Plan(plan.verdicts, plan.skipped_groups + missing)
@@ -70,6 +75,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
                 started.append(name)
     return {
         "dry_run": request.dry_run,
+        "paused": fleet.why if fleet else None,
         "groups_scanned": len(groups),
         "started": started,
         "not_started": not_started,

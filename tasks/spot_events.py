@@ -8,6 +8,9 @@
   pool is cooling the swap ends `no-capacity` and the interruption fallback covers the instance. An instance is
   churned at most once per cooldown (an atomic claim in the cooldown table).
 
+While the fleet or the group is paused (tasks/core/pause.py) a rebalance starts nothing; an interruption
+warning always starts its fallback.
+
 Both are named from the event, so a redelivered event finds its execution instead of starting a second one.
 """
 
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+from datetime import UTC, datetime
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -23,6 +27,7 @@ from tasks.aws.clients import aws_handler, client
 from tasks.aws.coordination import claim_instance, cool_pools
 from tasks.aws.executions import interruption_state_machine_arn, replace_state_machine_arn, start_named, start_swap
 from tasks.aws.groups import describe_group
+from tasks.aws.pause_state import paused_group
 from tasks.core.interruption import NOTICE_SECONDS, SpotEvent, parse_spot_event
 from tasks.core.model import Group, Member
 from tasks.core.naming import execution_name
@@ -77,6 +82,10 @@ def on_rebalance(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if isinstance(found, str):
         return {"ignored": found}
     group, member = found
+    paused = paused_group(group.tags, datetime.now(UTC))
+    if paused:  # the interruption fallback still covers the spot if its warning comes
+        logger.info("rebalance ignored", extra={"why": paused.why})
+        return {"ignored": paused.why}
     if group.capacity_rebalance:  # Auto Scaling launches the replacement itself: a second one would be ours
         why = f"ASG {group.name} has Capacity Rebalancing on: Auto Scaling replaces {warning.instance_id} itself"
         logger.info("rebalance ignored", extra={"why": why})

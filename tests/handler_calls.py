@@ -34,17 +34,27 @@ def _boto3_client(service: str):  # type: ignore[no-untyped-def]
     return boto3.client(service, region_name="us-east-1", aws_access_key_id="x", aws_secret_access_key="x")
 
 
+# Services whose IAM prefix is not their signing name (CloudWatch signs as `monitoring`, authorizes `cloudwatch:`).
+IAM_PREFIX = {"monitoring": "cloudwatch"}
+
+
+def _prefix(client) -> str:  # type: ignore[no-untyped-def]
+    name = client.meta.service_model.signing_name
+    return IAM_PREFIX.get(name, name)
+
+
 def iam_action(service: str, method: str) -> str:
-    """`("stepfunctions", "start_execution")` -> `states:StartExecution` (IAM prefix = the signing name)."""
+    """`("stepfunctions", "start_execution")` -> `states:StartExecution` (IAM prefix = the signing name, but for
+    the services in IAM_PREFIX)."""
     client = _boto3_client(service)
     operation = client.meta.method_to_api_mapping[method]
-    return f"{client.meta.service_model.signing_name}:{operation}"
+    return f"{_prefix(client)}:{operation}"
 
 
 def _waiter_action(service: str, waiter: str) -> str:
     client = _boto3_client(service)
     operation = client.get_waiter(waiter).config.operation
-    return f"{client.meta.service_model.signing_name}:{operation}"
+    return f"{_prefix(client)}:{operation}"
 
 
 @functools.cache

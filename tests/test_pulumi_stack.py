@@ -23,6 +23,9 @@ from infra.names import Scope
 from infra.plan import StackError
 from stack.description import (
     DEFAULT_PREFIX,
+    PAUSE_ALARMS,
+    PAUSE_FAILURE_BUDGET,
+    PAUSE_SETTINGS,
     REPLACE,
     STACK,
     STATE_MACHINE_ARN_ENVIRONMENT,
@@ -165,8 +168,10 @@ def test_function_settings(program: Deployment, function: Function) -> None:
     variables = deployed["environment"]["variables"]
     assert variables["POWERTOOLS_SERVICE_NAME"] == "asg-optimizer"
     assert variables["POWERTOOLS_LOG_LEVEL"] == "INFO"
-    for name in function.environment:
-        assert variables[name]  # every declared variable has a value (see test_environment_values)
+    for name in function.environment:  # every declared variable has a value (see test_environment_values);
+        assert variables[name] or name == PAUSE_ALARMS  # no pause alarms configured is the empty list
+    if PAUSE_FAILURE_BUDGET in function.environment:
+        assert variables[PAUSE_FAILURE_BUDGET] == "3"
     targeted = function.key in {t.function for t in _targets(STACK)}
     assert ("deadLetterConfig" in deployed) is targeted
     if targeted:
@@ -188,6 +193,8 @@ def test_environment_values_are_the_deployed_names(program: Deployment) -> None:
             if name in machines:
                 assert variables[name] == machines[name]
                 assert variables[name].rsplit(":", 1)[1] in deployed_machines
+            elif name in PAUSE_SETTINGS:  # stack settings, not names: defaults here (test_pulumi_config)
+                assert variables[name] == {PAUSE_ALARMS: "", PAUSE_FAILURE_BUDGET: "3"}[name]
             else:
                 assert variables[name] == tables[name]
                 assert variables[name] in deployed_tables

@@ -209,9 +209,11 @@ def test_api_calls_are_per_page_not_per_group(aws: EmbeddedAws, make_group) -> N
         result = run_scan(aws, dry_run=True)
     assert result["groups_scanned"] == 101
     assert Counter(p["asg_name"] for p in result["plan"]) == {"g000": 3, "g100": 3}
-    # one DescribeLifecycleHooks per group with picks (2 of 101): a launch hook blocks a dry run's plan too
+    # one DescribeLifecycleHooks per group with picks (2 of 101): a launch hook blocks a dry run's plan too; the
+    # pause: the pause record, failed and timed-out swaps (no alarm named: no DescribeAlarms)
     assert dict(calls) == {"auto-scaling.DescribeAutoScalingGroups": 2, "ec2.DescribeInstances": 1,
-                           "sfn.ListExecutions": 1, "dynamodb.Scan": 1, "auto-scaling.DescribeLifecycleHooks": 2}
+                           "sfn.ListExecutions": 3, "dynamodb.Scan": 1, "auto-scaling.DescribeLifecycleHooks": 2,
+                           "dynamodb.GetItem": 1}
 
 
 BAD_INPUT = [

@@ -14,9 +14,11 @@ from rich.table import Table
 from asg_optimizer.aws_session import Target
 from asg_optimizer.commands.execution_view import status_text
 from asg_optimizer.commands.output import ago, console, now, operator_command, print_json, settings
+from asg_optimizer.commands.pause import pauses
 from asg_optimizer.hourly_cost import PriceSheet, price_instances
 from asg_optimizer.inventory import belongs_to, executions, instances, is_spot, opted_in_groups
 from asg_optimizer.timeline import json_object, not_swapped_why, outcome_of, readable_cause
+from tasks.core.pause import Pause
 from tasks.core.plural import counted
 from tasks.core.policy import Policy, PolicyError, parse_policy
 
@@ -37,6 +39,8 @@ class GroupStatus:
     policy_error: str | None
     in_flight: list[str] = field(default_factory=list)
     last_swap: dict[str, Any] | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    paused: str | None = None  # why nothing new starts in the group (the fleet's pause or its own alarms)
 
     @property
     def below_floor(self) -> bool:
@@ -120,7 +124,7 @@ def gather(target: Target) -> tuple[list[GroupStatus], PriceSheet]:
         statuses.append(GroupStatus(
             name=name, desired=raw["DesiredCapacity"], min_size=raw["MinSize"], max_size=raw["MaxSize"],
             instance_ids=ids, on_demand=len(ids) - spot, spot=spot, policy=policy, policy_error=problem,
-            in_flight=sorted(n for n in running if belongs_to(n, name)),
+            in_flight=sorted(n for n in running if belongs_to(n, name)), tags=tags,
         ))
     last = _last_swaps(target, [s.name for s in statuses])
     for status in statuses:
@@ -141,7 +145,8 @@ def _last_swap_text(last: dict[str, Any] | None, at: datetime) -> str:
     return f"{text} {ago(last['stopped'], at)}"
 
 
-def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, region: str) -> Table:
+def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, region: str,
+                 fleet: Pause | None = None) -> Table:
     table = Table(title=f"Opted-in Auto Scaling groups in {region}", title_justify="left")
     for column in ("ASG", "desired", "on-demand", "spot"):
         table.add_column(column, no_wrap=True, justify="left" if column == "ASG" else "right")
@@ -153,6 +158,8 @@ def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, 
     for s in statuses:
         cost, saving, missing = prices.totals(s.instance_ids)
         policy = escape(describe_policy(s.policy, s.desired)) if s.policy else f"[red]{escape(s.policy_error or '')}[/]"
+        if s.paused and (fleet is None or s.paused != fleet.why):  # the fleet's pause is printed once, above
+            policy = f"[bold yellow]{escape(s.paused)}[/]; {policy}"
         if s.below_floor and s.policy:
             policy = (f"[bold red]BELOW FLOOR: {s.on_demand} on-demand of "
                       f"{s.policy.on_demand_floor(s.desired)}[/]; {policy}")
@@ -167,7 +174,8 @@ def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, 
     return table
 
 
-def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str) -> dict[str, Any]:
+def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str, fleet: Pause | None = None
+            ) -> dict[str, Any]:
     groups = []
     for s in statuses:
         last = dict(s.last_swap) if s.last_swap else None
@@ -178,13 +186,14 @@ def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str) -> dic
             "asg_name": s.name, "desired": s.desired, "min_size": s.min_size, "max_size": s.max_size,
             "on_demand": s.on_demand, "spot": s.spot,
             "policy": policy_dict(s.policy, s.desired) if s.policy else None, "policy_error": s.policy_error,
-            "below_floor": s.below_floor,
+            "below_floor": s.below_floor, "paused": s.paused,
             "in_flight": s.in_flight, "last_swap": last,
             "hourly_cost": cost, "hourly_saving": saving, "unpriced": missing,
         })
     cost, saving, missing = prices.totals(i for s in statuses for i in s.instance_ids)
     return {
         "region": region,
+        "paused": fleet.why if fleet else None,
         "groups": groups,
         "fleet": {"groups": len(statuses), "on_demand": sum(s.on_demand for s in statuses),
                   "spot": sum(s.spot for s in statuses), "in_flight": sum(len(s.in_flight) for s in statuses),
@@ -204,15 +213,21 @@ def status(ctx: typer.Context) -> None:
     target = options.target
     target.state_machine_arn()  # fail early, before reading the fleet, when the stack is not there
     statuses, prices = gather(target)
+    at = now()
+    fleet, per_group = pauses(target, {s.name: s.tags for s in statuses}, at)
+    for s in statuses:
+        s.paused = per_group[s.name].why if s.name in per_group else None
     if options.json:
-        print_json(as_json(statuses, prices, target.region_name))
+        print_json(as_json(statuses, prices, target.region_name, fleet))
         return
     out = console()
+    if fleet:
+        out.print(f"{fleet.why} (running swaps finish; interruption fallbacks still run)", style="bold yellow",
+                  markup=False, highlight=False)
     if not statuses:
         out.print(f"No Auto Scaling group in {target.region_name} is opted in (tag AsgOptimiser=true).")
         return
-    at = now()
-    out.print(render_table(statuses, prices, at, target.region_name))
+    out.print(render_table(statuses, prices, at, target.region_name, fleet))
     notes = [f"Estimated: on-demand prices from the bundled snapshot of {prices.snapshot_as_of}, spot prices in "
              "force now; saving = on-demand minus spot for the spot instances."]
     unpriced = sorted(set(prices.unpriced.values()))

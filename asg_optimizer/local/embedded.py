@@ -24,7 +24,15 @@ import boto3
 from moto import mock_aws
 
 from asg_optimizer import sessions
-from asg_optimizer.local import asl_interpreter, iam_model, instance_type_catalog, metrics_sink, seam, zone_balance
+from asg_optimizer.local import (
+    asl_interpreter,
+    cloudwatch_model,
+    iam_model,
+    instance_type_catalog,
+    metrics_sink,
+    seam,
+    zone_balance,
+)
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.clock import Clock, RealClock
 from asg_optimizer.local.ec2_model import Ec2Model
@@ -33,10 +41,21 @@ from asg_optimizer.local.load_balancers import LoadBalancerModel
 from asg_optimizer.local.mixed_instances import MixedInstancesModel
 from asg_optimizer.local.pricing_api import PricingApiModel
 from asg_optimizer.local.stepfunctions_model import StepFunctionsModel
-from stack.description import DEFAULT_PREFIX, REPLACE, STACK, STATE_MACHINE_ARN_ENVIRONMENT, Function, Stack, Table
+from stack.description import (
+    DEFAULT_PREFIX,
+    PAUSE_ALARMS,
+    PAUSE_FAILURE_BUDGET,
+    REPLACE,
+    STACK,
+    STATE_MACHINE_ARN_ENVIRONMENT,
+    Function,
+    Stack,
+    Table,
+)
 from stack.render import render_state_machine
 from tasks.aws.clients import reset_clients
 from tasks.core.naming import execution_name
+from tasks.core.pause import DEFAULT_FAILURE_BUDGET
 
 REGION = "us-east-1"
 MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
@@ -103,7 +122,8 @@ def deploy(stack: Stack = STACK, prefix: str = DEFAULT_PREFIX, environment: dict
         )
         deployment.function_arns[function.key] = created["FunctionArn"]
 
-    values = {**base}
+    # The stack settings' defaults (infra/config.py), unless the caller's environment sets them.
+    values = {PAUSE_ALARMS: "", PAUSE_FAILURE_BUDGET: str(DEFAULT_FAILURE_BUDGET), **base}
     for table in stack.tables:
         deployment.table_names[table.key] = values[table.environment] = create_table(table, prefix)
     # Functions that start executions need the state machine ARN, so they come after the state machines
@@ -189,6 +209,7 @@ class EmbeddedAws:
         self.lifecycle.install()  # outermost launch patch: it sees every instance the group launched
         instance_type_catalog.install()
         iam_model.install()
+        cloudwatch_model.install()
         metrics_sink.install()
         self.pricing_api.install()
         reset_clients()
@@ -197,6 +218,7 @@ class EmbeddedAws:
 
     def __exit__(self, *exc: object) -> None:
         metrics_sink.uninstall()
+        cloudwatch_model.uninstall()
         iam_model.uninstall()  # before the models it wrapped (reverse order of install)
         self.ec2_model.uninstall()
         self.autoscaling_model.uninstall()
@@ -232,6 +254,18 @@ class EmbeddedAws:
         return self.client("stepfunctions").start_execution(
             stateMachineArn=self.deployment.replace_arn, name=name, input=json.dumps(payload)
         )["executionArn"]
+
+    def put_alarm(self, name: str, state: str = "OK") -> None:
+        """A metric alarm (on a metric nothing publishes) in `state`, for the pause and the rollout gate."""
+        cloudwatch = self.client("cloudwatch")
+        cloudwatch.put_metric_alarm(
+            AlarmName=name, Namespace="Demo", MetricName=name, Statistic="Sum", Period=60, EvaluationPeriods=1,
+            Threshold=1.0, ComparisonOperator="GreaterThanOrEqualToThreshold")
+        self.set_alarm(name, state)
+
+    def set_alarm(self, name: str, state: str) -> None:
+        """SetAlarmState, as an operator (or CloudWatch itself) would."""
+        self.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=f"set to {state}")
 
     def wait(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
         """Block until the execution ends; returns DescribeExecution."""

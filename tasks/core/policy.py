@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from tasks.core.errors import InvalidInput
+from tasks.core.pause import alarm_names
 from tasks.core.tags import (
     ALLOWED_TYPES,
     DENIED_TYPES,
@@ -22,6 +24,7 @@ from tasks.core.tags import (
     MAX_PARALLEL,
     MIN_ON_DEMAND,
     MIN_ON_DEMAND_PERCENT,
+    PAUSE_ON_ALARMS,
     POLICY_PREFIX,
     POLICY_TAGS,
     STATE_TAG_PREFIXES,
@@ -68,6 +71,7 @@ class Policy:
     denied_types: tuple[str, ...] = ()
     window: Window | None = None
     bypass_launch_hooks: bool = False
+    pause_alarms: tuple[str, ...] = ()  # AsgOptimiser:PauseOnAlarms: one in ALARM pauses the group (core/pause.py)
 
     def on_demand_floor(self, desired: int) -> int:
         """On-demand instances that must stay: the larger of the count and the percent of desired, rounded up."""
@@ -158,5 +162,11 @@ def parse_policy(asg_name: str, tags: Mapping[str, str], *, default_grace_period
         if tags[LAUNCH_HOOKS].strip() != LAUNCH_HOOKS_BYPASS:
             raise PolicyError(asg_name, LAUNCH_HOOKS, tags[LAUNCH_HOOKS], f"the only value is {LAUNCH_HOOKS_BYPASS!r}")
         values["bypass_launch_hooks"] = True
+    if PAUSE_ON_ALARMS in tags:
+        try:
+            values["pause_alarms"] = alarm_names(tags[PAUSE_ON_ALARMS], PAUSE_ON_ALARMS)
+        except InvalidInput as error:
+            raise PolicyError(asg_name, PAUSE_ON_ALARMS, tags[PAUSE_ON_ALARMS],
+                              str(error).split(": ", 1)[1]) from None
     _check_some_type_allowed(asg_name, tags, values)
     return Policy(**values)  # type: ignore[arg-type]
