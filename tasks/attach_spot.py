@@ -1,7 +1,8 @@
 """AttachSpot: one section under the group's lease (tasks.core.coordination): make room if the group is full
-(MaxSize + 1), suspend AZRebalance if the spot's zone would unbalance the group, attach the ready spot (desired
-+ 1), and, when the spot is InService at once, retire the on-demand through the group (desired - 1) and give back
-what the section took, all before any other execution changes the group. Otherwise RetireOnDemand polls.
+(MaxSize + 1), attach the ready spot (desired + 1), and, when the spot is InService at once, retire the
+on-demand through the group (desired - 1) and give back what the section took, all before any other execution
+changes the group. Otherwise RetireOnDemand polls, and AZRebalance is suspended first if the spot's zone
+unbalances the group (behind load balancers, where the on-demand always waits, before the attach).
 
 Behind load balancers the on-demand always waits for RetireOnDemand (the spot must be healthy first). Refuses,
 changing nothing, if the on-demand already left the group. A retry after a crash finds its recorded plan
@@ -15,10 +16,10 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from tasks.aws.clients import aws_handler, client
-from tasks.aws.coordination import begin_section
+from tasks.aws.coordination import begin_section, take_lease
 from tasks.aws.groups import describe_group
 from tasks.aws.swap_events import publish
-from tasks.core.coordination import after_take, plan_give_back, plan_take
+from tasks.core.coordination import after_take, late_suspension, plan_give_back, plan_take
 from tasks.core.errors import OnDemandGone
 from tasks.core.progress import retire_now
 from tasks.core.swap_events import ON_DEMAND_RETIRED, SPOT_ATTACHED, swap_detail
@@ -42,15 +43,22 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             return {"attached": spot_id, "held": True, "retired": False, "raised_max_to": 0, "suspended": ""}
         state = member.lifecycle_state if member else "gone"
         raise OnDemandGone(f"on-demand {on_demand_id} is {state} in ASG {group.name}; not attaching")
+    zone, defer = event["availability_zone"], not group.behind_load_balancer  # LB: the on-demand always waits
     section = begin_section(asg_name, execution, group,
-                            lambda g: plan_take(g, raise_desired=False, zone=event["availability_zone"]))
+                            lambda g: plan_take(g, raise_desired=False, zone=zone, defer_suspend=defer))
     assert section.take is not None
+    before = section.group
     apply_take(asg_name, section.take)
-    if section.group.member(spot_id) is None:
+    if before.member(spot_id) is None:
         client("autoscaling").attach_instances(AutoScalingGroupName=asg_name, InstanceIds=[spot_id])
     attached = section.reread()
-    took = after_take(section.found, execution, section.take, attached, desired_after=attached.desired)
     retired = retire_now(attached, on_demand_id=on_demand_id, spot_id=spot_id)
+    late = late_suspension(before, attached, zone, section.take) if defer and not retired else None
+    if late is not None:  # the on-demand stays for now: AZRebalance must not correct the zones under the swap
+        take_lease(asg_name, execution, None, hold_now=late.hold)  # the plan first, so a crash is finished
+        apply_take(asg_name, late)
+        section.take = late
+    took = after_take(section.found, execution, section.take, attached, desired_after=attached.desired)
     if retired:
         client("autoscaling").terminate_instance_in_auto_scaling_group(
             InstanceId=on_demand_id, ShouldDecrementDesiredCapacity=True)
@@ -60,8 +68,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     else:
         section.release(took)
     logger.info("spot attached", extra={"asg": asg_name, "spot_instance_id": spot_id, "retired": retired,
-                                        "new_max_size": section.take.max_size, "suspended": section.take.suspend})
+                                        "new_max_size": section.take.hold.planned_max,
+                                        "suspended": section.take.hold.planned_suspend})
     also = [(ON_DEMAND_RETIRED, swap_detail(event))] if retired else []
     publish(SPOT_ATTACHED, swap_detail(event, launch_hooks_skipped=True), *also)
-    return {"attached": spot_id, "held": True, "retired": retired, "raised_max_to": section.take.max_size or 0,
-            "suspended": ",".join(section.take.suspend)}
+    return {"attached": spot_id, "held": True, "retired": retired, "raised_max_to": section.take.hold.planned_max or 0,
+            "suspended": ",".join(section.take.hold.planned_suspend)}

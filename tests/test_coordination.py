@@ -11,6 +11,7 @@ from tasks.core.coordination import (
     Hold,
     after_take,
     item_fields,
+    late_suspension,
     plan_give_back,
     plan_take,
     read_is_current,
@@ -148,3 +149,17 @@ def test_a_give_back_retried_after_a_crash_resumes_what_the_crashed_section_susp
     assert plan_give_back(before_max_back, record, ["x"]).max_size == 3  # died before the MaxSize write
     someone = plan_give_back(zoned(3, 2, 1, max_size=6), record, ["x"])
     assert someone.max_size is None and "someone else changed it" in someone.warnings[0]
+
+
+def test_an_attach_that_may_retire_at_once_defers_its_suspension_until_the_on_demand_stays() -> None:
+    before = zoned(2, 2, 0)
+    take = plan_take(before, raise_desired=False, zone="us-east-1a", defer_suspend=True)
+    assert (take.suspend, take.hold.planned_suspend) == ((), ())
+    attached = zoned(3, 3, 0)
+    late = late_suspension(before, attached, "us-east-1a", take)
+    assert late is not None and (late.suspend, late.hold.planned_suspend, late.max_size) == (
+        ("AZRebalance",), ("AZRebalance",), None)
+    assert after_take(GroupRecord("web"), "x", late, attached, desired_after=3).suspended == {"AZRebalance"}
+    theirs = zoned(3, 3, 0, suspended=frozenset({"AZRebalance"}))  # someone suspended it meanwhile: theirs
+    assert late_suspension(before, theirs, "us-east-1a", take) is None
+    assert late_suspension(zoned(3, 1, 2), zoned(4, 2, 2), "us-east-1a", take) is None  # 2/2: balanced

@@ -91,17 +91,33 @@ def unbalances(group: Group, zone: str) -> bool:
     return max(counts.values()) - min(counts.values()) > 1
 
 
-def plan_take(group: Group, *, raise_desired: bool, zone: str | None = None) -> Take:
+def plan_take(group: Group, *, raise_desired: bool, zone: str | None = None, defer_suspend: bool = False) -> Take:
     """One more instance for the group: an attach (`zone`: where the spot is) needs room for it; a raise
     (interruption) sets desired + 1. MaxSize grows by one only when the group is full; AZRebalance is suspended
-    when the new instance would unbalance the zones (always, for a raise: the group picks the zone)."""
+    when the new instance would unbalance the zones (always, for a raise: the group picks the zone).
+
+    `defer_suspend`: an attach whose on-demand may leave in the same section (the spot is in the on-demand's own
+    zone, so the zones are back as they were two calls later, long before AZRebalance could act); the
+    suspension is then made only if the on-demand stays after all (`late_suspension`)."""
     max_size = group.max_size + 1 if group.desired + 1 > group.max_size else None
     desired = group.desired + 1 if raise_desired else None
-    needed = SWAP_SUSPENDS if zone is None or unbalances(group, zone) else ()
+    unbalancing = zone is None or unbalances(group, zone)
+    needed = SWAP_SUSPENDS if unbalancing and not defer_suspend else ()
     suspend = tuple(p for p in needed if p not in group.suspended)
     hold = Hold(max_slots=1 if max_size is not None else 0, desired=1 if raise_desired else 0,
                 planned_max=max_size, planned_desired=desired, planned_suspend=suspend)
     return Take(hold, max_size, desired, suspend)
+
+
+def late_suspension(before: Group, after: Group, zone: str, take: Take) -> Take | None:
+    """The suspension `plan_take(defer_suspend=True)` left out, now that the on-demand stays (RetireOnDemand
+    polls): judged on the group as it was before the attach; a process someone else suspended meanwhile is
+    theirs. None: nothing to suspend. The take's hold grows by it (record it before making it)."""
+    needed = SWAP_SUSPENDS if unbalances(before, zone) else ()
+    missing = tuple(p for p in needed if p not in after.suspended and p not in take.hold.planned_suspend)
+    if not missing:
+        return None
+    return Take(replace(take.hold, planned_suspend=take.hold.planned_suspend + missing), None, None, missing)
 
 
 def retry_take(group: Group, hold: Hold) -> Take:
