@@ -174,6 +174,27 @@ def launch_spots(ctx: Context) -> list[Statement]:
     ]
 
 
+def launch_on_demand(ctx: Context) -> list[Statement]:
+    """RunInstances from the group's launch template, the instance only with our tags in the request (as for
+    spot); no fleet, no spot requests, no spot service-linked role."""
+    s = ctx.scope
+    return [
+        allow("LaunchTaggedInstances", ["ec2:RunInstances"], s.ec2_arn("instance"), {
+            "Null": {f"aws:RequestTag/{REPLACES}": "false", f"aws:RequestTag/{EXECUTION}": "false"},
+        }),
+        allow("LaunchFromGroupTemplates", ["ec2:RunInstances"], [
+            s.ec2_arn("image", owned=False), s.ec2_arn("key-pair"), s.ec2_arn("launch-template"),
+            s.ec2_arn("network-interface"), s.ec2_arn("placement-group"), s.ec2_arn("security-group"),
+            s.ec2_arn("snapshot", owned=False), s.ec2_arn("subnet"), s.ec2_arn("volume"),
+        ]),
+        allow("TagOnLaunchOnly", ["ec2:CreateTags"], [
+            s.ec2_arn("instance"), s.ec2_arn("network-interface"), s.ec2_arn("volume"),
+        ], {"StringEquals": {"ec2:CreateAction": "RunInstances"}}),
+        allow("PassInstanceProfileRoleToEc2", ["iam:PassRole"], s.role_arn(ctx.instance_role_pattern),
+              {"StringEquals": {"iam:PassedToService": "ec2.amazonaws.com"}}),
+    ]
+
+
 def terminate_own_spots(ctx: Context) -> Statement:
     """TerminateInstances only on instances tagged at launch with the execution that launched them."""
     return allow("TerminateOwnSpots", ["ec2:TerminateInstances"], ctx.scope.ec2_arn("instance"),
@@ -222,6 +243,8 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         group_records(ctx),  # no capacity: the execution ends, its claim goes
         *launch_spots(ctx),
     ],
+    # tasks/launch_on_demand.py: RunInstances from the group's template
+    "launch-on-demand": launch_on_demand,
     # tasks/check_spot.py: describe_instance_status
     "check-spot": lambda ctx: [unscoped(ctx, "Describe", "ec2:DescribeInstanceStatus")],
     # tasks/attach_spot.py: under the group's lease, MaxSize, suspend AZRebalance, attach, retire, give back

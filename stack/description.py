@@ -112,6 +112,8 @@ STACK = Stack(
                  environment=(COOLDOWN_TABLE,)),
         Function("launch-spot", "tasks.launch_spot.handler", "Launch the spot replacement (CreateFleet, candidates)",
                  environment=(COOLDOWN_TABLE,)),
+        Function("launch-on-demand", "tasks.launch_on_demand.handler",
+                 "Launch an on-demand replacement (RunInstances from the group's template)"),
         Function("check-spot", "tasks.check_spot.handler", "Poll the spot's status checks"),
         Function("attach-spot", "tasks.attach_spot.handler", "Make room in the ASG and attach the spot",
                  environment=(COOLDOWN_TABLE,)),
@@ -145,6 +147,7 @@ STACK = Stack(
             {
                 "ValidateFunctionArn": "validate",
                 "LaunchSpotFunctionArn": "launch-spot",
+                "LaunchOnDemandFunctionArn": "launch-on-demand",
                 "CheckSpotFunctionArn": "check-spot",
                 "AttachSpotFunctionArn": "attach-spot",
                 "RetireOnDemandFunctionArn": "retire-on-demand",

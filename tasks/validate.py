@@ -1,9 +1,10 @@
-"""Validate: refuse the swap unless the instance is an on-demand, InService, unprotected member of an
-opted-in ASG with a well-formed policy, within the group's window and above its on-demand floor (an operator's
-`replace --force` waives only the window and the floor), then claim the instance for this execution in the
-group's coordination record (a conditional write: exactly one execution works on an instance, however many
-start; the other claims in the record are the swaps in flight that the floor counts). Changes nothing on the
-group; returns the facts later steps need. A refusal ends the execution as outcome `refused`, not FAILED, and
+"""Validate: refuse the swap unless the instance is an on-demand (any instance when the replacement is on-demand or
+a rebalance), InService, unprotected member of an opted-in ASG with a well-formed policy, within the group's window
+and above its on-demand floor when the swap takes an on-demand away (an operator's `replace --force` waives only
+the window and the floor), then claim the instance for this execution in the group's coordination record (a
+conditional write: exactly one execution works on an instance, however many start; the other claims in the record
+are the swaps in flight that the floor counts). Changes nothing on the group; returns the facts later steps need,
+the replacement's market and type among them. A refusal ends the execution as outcome `refused`, not FAILED, and
 leaves no claim."""
 
 from __future__ import annotations
@@ -18,12 +19,15 @@ from tasks.aws.coordination import claim, release_claim
 from tasks.aws.groups import describe_group_raw, group_from_response, lifecycle_hooks, propagated_tags
 from tasks.aws.instances import instances_by_id
 from tasks.core.eligibility import (
-    FLOOR_AND_WINDOW_REASONS,
+    ON_DEMAND,
     check_claimed,
     check_floor_and_window,
+    check_instance_type,
+    check_market,
     check_reason,
     check_swappable,
     policy_of,
+    takes_on_demand_away,
 )
 from tasks.core.errors import LaunchHookInTheWay, SwapRefused, WeightedGroup
 from tasks.core.lifecycle_hooks import launch_hook_refusal
@@ -41,6 +45,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     data = event.get("input") or {}
     asg_name, instance_id = (required_text(data, k, f"input field {k!r}") for k in ("asg_name", "instance_id"))
     reason, timing = check_reason(data.get("reason", "manual")), parse_timing(data.get("timing"))
+    market = check_market(data.get("market", "spot"), reason)
+    wanted_type = check_instance_type(data.get("instance_type"))
     execution_name = event["execution_name"]
     logger.append_keys(asg=asg_name, instance_id=instance_id, execution=execution_name)
 
@@ -50,7 +56,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     instance = found.get(instance_id)
     # `asg-optimizer replace --force`: an operator's explicit manual swap outside the window or below the floor.
     forced = reason == "manual" and data.get("force") is True
-    check_swappable(group, instance, instance_id, allow_spot=reason == "rebalance")
+    check_swappable(group, instance, instance_id, allow_spot=reason == "rebalance" or market == ON_DEMAND)
     policy = policy_of(group)
     assert instance is not None  # check_swappable refused a missing instance
     weighted = weighted_refusal(group)
@@ -61,7 +67,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise LaunchHookInTheWay(hook)
     claimed = claim(asg_name, instance_id, execution_name)  # after every refusal that needs no claim
     check_claimed(instance_id, claimed.holder)
-    if reason in FLOOR_AND_WINDOW_REASONS and not forced:
+    if takes_on_demand_away(reason, market) and not forced:
         # The swaps in flight are the other claims as our write left the record: of two claims made together,
         # the later one sees the earlier, so exactly one of them counts the other.
         spot_ids = {i for i, found_instance in found.items() if not found_instance.on_demand}
@@ -78,6 +84,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "reason": reason,
         "execution_name": execution_name,
         "instance_type": instance.instance_type,
+        "market": market,  # the replacement's: LaunchSpot or LaunchOnDemand
+        "target_instance_type": wanted_type or instance.instance_type,
         "subnet_id": instance.subnet_id,
         "availability_zone": instance.availability_zone,
         "launch_template_id": template.template_id,

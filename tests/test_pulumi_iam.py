@@ -164,8 +164,9 @@ def test_every_statement_is_scoped(what: str, policy: dict[str, Any]) -> None:
                                               "aws:RequestTag/AsgOptimiser:Execution": "false"}}
             else:  # the launch's other resources: never an instance, never everything
                 assert not any(":instance/" in r or r == "*" for r in resources), statement
-        if "ec2:CreateTags" in actions:
-            assert condition == {"StringEquals": {"ec2:CreateAction": ["CreateFleet", "RunInstances"]}}
+        if "ec2:CreateTags" in actions:  # tag on launch only: the fleet's launches, or a plain RunInstances
+            assert condition in ({"StringEquals": {"ec2:CreateAction": ["CreateFleet", "RunInstances"]}},
+                                 {"StringEquals": {"ec2:CreateAction": "RunInstances"}}), statement
         if "iam:PassRole" in actions:
             assert actions == ["iam:PassRole"]
             assert resources == ["arn:aws:iam::123456789012:role/asg-instance-*"]

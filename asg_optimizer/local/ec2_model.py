@@ -4,6 +4,8 @@
   then `ok`, or `impaired` for instance types listed in `impaired_types`.
 - Spot capacity: per (instance type, AZ) a number of spot instances still available (absent: unlimited);
   a spot launch beyond it fails with InsufficientInstanceCapacity, as EC2 does.
+- On-demand capacity: `on_demand_capacity[(type, AZ)]` instances still available (absent: unlimited); an on-demand
+  RunInstances beyond it fails with InsufficientInstanceCapacity, as EC2 does (moto never runs out).
 - ClientToken: a RunInstances repeated with the same token returns the first reservation (moto launches again).
 - The spot market (asg_optimizer.local.spot_market): DescribeSpotPriceHistory answers from it, and CreateFleet
   type `instant` for spot chooses its pool there (strategy, capacity, MaxPrice), returns `Errors` when no pool
@@ -35,6 +37,7 @@ class Ec2Model:
     boot_delay_seconds: float = 2.0
     impaired_types: set[str] = field(default_factory=set)
     spot_capacity: dict[tuple[str, str], int] = field(default_factory=dict)
+    on_demand_capacity: dict[tuple[str, str], int] = field(default_factory=dict)
     _booted_at: dict[str, float] = field(default_factory=dict)
     _tokens: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -69,6 +72,8 @@ class Ec2Model:
                 return self._tokens[token]
             if kwargs.get("instance_market_options"):
                 self._take_spot_capacity(backend, kwargs, count)
+            else:
+                self._take_capacity(self.on_demand_capacity, "On-Demand", backend, kwargs, count)
             reservation = self._saved["run_instances"](
                 backend, image_id, count, user_data, security_group_names, **kwargs
             )
@@ -80,20 +85,25 @@ class Ec2Model:
             return reservation
 
     def _take_spot_capacity(self, backend: InstanceBackend, kwargs: dict[str, Any], count: int) -> None:
+        self._take_capacity(self.spot_capacity, "Spot", backend, kwargs, count)
+
+    @staticmethod
+    def _take_capacity(capacity: dict[tuple[str, str], int], market: str, backend: InstanceBackend,
+                       kwargs: dict[str, Any], count: int) -> None:
         zone = kwargs.get("placement")
         if kwargs.get("subnet_id"):
             zone = backend.get_subnet(kwargs["subnet_id"]).availability_zone  # type: ignore[attr-defined]
         instance_type = kwargs.get("instance_type") or "m1.small"
         pool = (instance_type, str(zone))
-        left = self.spot_capacity.get(pool)
+        left = capacity.get(pool)
         if left is None:
             return
         if left < count:
             raise EC2ClientError(
                 "InsufficientInstanceCapacity",
-                f"There is no Spot capacity available that matches your request ({instance_type} in {zone}).",
+                f"There is no {market} capacity available that matches your request ({instance_type} in {zone}).",
             )
-        self.spot_capacity[pool] = left - count
+        capacity[pool] = left - count
 
     def _create_fleet(self, response: Fleets) -> ActionResult:
         """CreateFleet `instant` for spot: the market picks one override; moto launches it."""

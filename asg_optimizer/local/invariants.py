@@ -3,8 +3,9 @@
 - in-service instances of each group >= the desired capacity the swap started with (or the current desired, if the
   group was scaled in meanwhile), at every sample; for a group behind load balancers, the instances that serve:
   InService in the group AND healthy in every target group and InService in every classic ELB;
-- no on-demand instance terminated unless a spot that replaces it (tag `AsgOptimiser:Replaces`) is InService in the
-  same group — terminations the test itself made are declared with `external()`;
+- no on-demand instance (with `watch_spots`, no instance at all) terminated unless the instance that replaces it
+  (tag `AsgOptimiser:Replaces`) is InService in the same group — terminations the test itself made are declared
+  with `external()`;
 - at the end: no spot we launched running outside a group; every group setting we change (MaxSize, suspended
   processes, scale-in protection, our tags) back to its value; no hold, lease or instance claim left in a
   group's coordination record (tasks.aws.coordination).
@@ -101,6 +102,9 @@ class InvariantChecker:
     asg_names: list[str]
     region: str = field(default_factory=lambda: os.environ.get("AWS_REGION") or "us-east-1")
     account: str = DEFAULT_ACCOUNT_ID
+    # Also watch the spots present at the start (swaps back to on-demand retire spots): none may go before
+    # the instance replacing it is InService. Off by default: EC2 reclaims spots at will.
+    watch_spots: bool = False
     samples: list[Sample] = field(default_factory=list)
     violations: list[str] = field(default_factory=list)
     _baseline: dict[str, int] = field(default_factory=dict)
@@ -234,7 +238,7 @@ class InvariantChecker:
             self._settings[group.name] = self._settings_of(group)
             for member in group.members:
                 seen = members.get(member.instance_id)
-                if seen is not None and not seen.spot:
+                if seen is not None and (self.watch_spots or not seen.spot):
                     self._on_demand[member.instance_id] = group.name
         self.sample("start")
         seam.observers.append(self._observe)

@@ -47,12 +47,18 @@ def running_swaps(state_machine_arn: str) -> dict[str, list[tuple[str, float]]]:
 
 
 def start_swap(state_machine_arn: str, asg_name: str, instance_id: str, *, reason: str, timing: Timing,
-               at: datetime) -> tuple[str, bool]:
+               at: datetime, market: str = "spot", instance_type: str | None = None) -> tuple[str, bool]:
     """(execution name, True if this call started it). ExecutionAlreadyExists means an earlier start with the
     same name (a retried scan, a duplicate event): already running, not an error. The input is deterministic,
-    so Step Functions returns the first execution for an identical repeat."""
+    so Step Functions returns the first execution for an identical repeat. `market`/`instance_type`: the new
+    instance's (docs/replacement.md); sent only for on-demand, so spot payloads stay as they were."""
     name = execution_name(asg_name, instance_id, at)
-    payload = {"asg_name": asg_name, "instance_id": instance_id, "reason": reason, "timing": timing.flat()}
+    payload: dict[str, object] = {"asg_name": asg_name, "instance_id": instance_id, "reason": reason,
+                                  "timing": timing.flat()}
+    if market != "spot":
+        payload["market"] = market
+        if instance_type:
+            payload["instance_type"] = instance_type
     return name, start_named(state_machine_arn, name, payload)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 from datetime import UTC, datetime
 
@@ -19,7 +20,10 @@ from tasks.core.policy import Policy, PolicyError, parse_policy
 from tasks.core.selection import ACTIVE_STATES
 from tasks.core.tags import MIN_ON_DEMAND, MIN_ON_DEMAND_PERCENT, OPT_IN, WINDOW, is_opted_in
 
-REASONS = ("scheduled", "event", "manual", "interruption", "rollout", "rebalance")
+REASONS = ("scheduled", "event", "manual", "interruption", "rollout", "rebalance", "commitment")
+SPOT, ON_DEMAND = "spot", "on-demand"
+MARKETS = (SPOT, ON_DEMAND)
+_INSTANCE_TYPE = re.compile(r"[a-z0-9][a-z0-9-]*\.[a-z0-9-]+")
 
 
 def check_reason(reason: object) -> str:
@@ -30,7 +34,33 @@ def check_reason(reason: object) -> str:
 
 # Reasons whose swap takes an on-demand out of the group now, so the floor and the window apply; a rebalance
 # swaps a spot for a spot (the on-demand count does not change) and answers an AWS signal that will not wait.
+# A replacement of market on-demand never lowers the on-demand count either (see `takes_on_demand_away`).
 FLOOR_AND_WINDOW_REASONS = ("scheduled", "event", "manual", "rollout")
+
+
+def takes_on_demand_away(reason: str, market: str) -> bool:
+    """Whether the floor and the window apply: the swap replaces an on-demand with a spot for one of the
+    reasons above. A commitment swap-back or an on-demand rollout keeps (or adds) on-demand capacity."""
+    return reason in FLOOR_AND_WINDOW_REASONS and market == SPOT
+
+
+def check_market(market: object, reason: str) -> str:
+    """The market of the replacement: `spot` (the default) or `on-demand`. A swap back for an idle commitment
+    (reason `commitment`) only makes sense on-demand."""
+    if market not in MARKETS:
+        raise InvalidInput(f"market must be one of {', '.join(MARKETS)}, got {market!r}")
+    if reason == "commitment" and market != ON_DEMAND:
+        raise InvalidInput(f"reason 'commitment' replaces with an on-demand instance: market must be {ON_DEMAND!r}")
+    return str(market)
+
+
+def check_instance_type(instance_type: object) -> str | None:
+    """An on-demand replacement's type (None: the replaced instance's own); a name like `m5.large`."""
+    if instance_type is None:
+        return None
+    if not isinstance(instance_type, str) or not _INSTANCE_TYPE.fullmatch(instance_type):
+        raise InvalidInput(f"instance_type must be an instance type name such as 'm5.large', got {instance_type!r}")
+    return instance_type
 
 
 def check_swappable(group: Group, instance: Instance | None, instance_id: str, *, allow_spot: bool = False) -> None:
