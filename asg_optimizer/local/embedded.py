@@ -35,6 +35,7 @@ from asg_optimizer.local import (
 )
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.clock import Clock, RealClock
+from asg_optimizer.local.commitments_model import CommitmentsModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.instance_lifecycle import InstanceLifecycleModel
 from asg_optimizer.local.load_balancers import LoadBalancerModel
@@ -180,6 +181,7 @@ class EmbeddedAws:
         self.load_balancers = LoadBalancerModel(clock=self.clock)
         self.lifecycle = InstanceLifecycleModel(self.load_balancers, clock=self.clock)
         self.mixed_instances = MixedInstancesModel()
+        self.commitments_model = CommitmentsModel(region=region)
         self.rebalanced: dict[str, str | None] = {}  # spot -> the replacement Capacity Rebalancing launched
         self.stepfunctions_model = StepFunctionsModel(list_executions_lag_seconds)
         self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
@@ -212,6 +214,7 @@ class EmbeddedAws:
         cloudwatch_model.install()
         metrics_sink.install()
         self.pricing_api.install()
+        self.commitments_model.install()
         reset_clients()
         self.deployment = deploy(environment=self.environment)
         return self
@@ -228,6 +231,7 @@ class EmbeddedAws:
         self.stepfunctions_model.uninstall()
         zone_balance.uninstall()
         instance_type_catalog.uninstall()
+        self.commitments_model.uninstall()  # before the pricing API: it wrapped the request stubber last
         self.pricing_api.uninstall()
         seam.uninstall()
         asl_interpreter.uninstall()

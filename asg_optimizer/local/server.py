@@ -4,8 +4,9 @@ it at http://127.0.0.1:PORT like an account of their own.
 
 Everything runs in this one process: the server's threads answer HTTP, the interpreter's threads run the
 executions and call Lambda back through the server (MOTO_PORT), and the handlers run in-process through the
-seam, their boto3 clients pointed at the server (AWS_ENDPOINT_URL). moto has no Pricing API: GetProducts is
-answered in front of it from the bundled snapshot, as the in-process embedded AWS does. Nothing is persisted.
+seam, their boto3 clients pointed at the server (AWS_ENDPOINT_URL). moto has no Pricing API and no Savings Plans:
+GetProducts and the Savings Plans calls are answered in front of it (the snapshot; asg_optimizer.local.
+commitments_model), as the in-process embedded AWS does. Nothing is persisted.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from werkzeug.serving import make_server
 from asg_optimizer import sessions
 from asg_optimizer.local import asl_interpreter, interleaving, metrics_sink, seam, zone_balance
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
+from asg_optimizer.local.commitments_model import CommitmentsModel, with_savings_plans
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.embedded import MOTO_CONFIG, REGION, Deployment, deploy, local_environment
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
@@ -59,16 +61,18 @@ def with_pricing_api(app: Any, pricing: PricingApiModel) -> Any:
 
 
 class _MotoServer(ThreadedMotoServer):
-    """moto's threaded server with the Pricing API answered in front of it (same wiring as moto's own entry)."""
+    """moto's threaded server with the Pricing API and Savings Plans answered in front of it (same wiring as moto's
+    own entry)."""
 
-    def __init__(self, host: str, port: int, pricing: PricingApiModel) -> None:
+    def __init__(self, host: str, port: int, pricing: PricingApiModel, commitments: CommitmentsModel) -> None:
         super().__init__(ip_address=host, port=port, verbose=False)
-        self._pricing = pricing
+        self._pricing, self._commitments = pricing, commitments
 
     def _server_entry(self) -> None:
         # Each request is one atomic call, as in-process; handlers interleave between their calls.
         app = interleaving.atomic_requests(
-            with_pricing_api(DomainDispatcherApplication(create_backend_app), self._pricing))
+            with_savings_plans(with_pricing_api(DomainDispatcherApplication(create_backend_app), self._pricing),
+                               self._commitments))
         self._server = make_server(self._ip_address, self._port, app, True, request_handler=MotoRequestHandler)
         self._server_ready_event.set()
         self._server.serve_forever()
@@ -100,6 +104,7 @@ class LocalServer:
     ec2_model: Ec2Model = field(init=False)
     autoscaling_model: AutoScalingModel = field(default_factory=AutoScalingModel)
     pricing_api: PricingApiModel = field(default_factory=PricingApiModel)
+    commitments_model: CommitmentsModel = field(default_factory=CommitmentsModel)
     deployment: Deployment = field(default_factory=Deployment)
     _server: _MotoServer | None = None
     _internal: _MotoServer | None = None
@@ -124,7 +129,8 @@ class LocalServer:
         internal = f"http://{self.host}:{internal_port}"
         os.environ["MOTO_PORT"] = str(internal_port)  # the ASL interpreter reaches Lambda through the server
         os.environ["AWS_ENDPOINT_URL"] = internal  # the handlers' own clients, and deploy() below
-        self._internal = _MotoServer(self.host, internal_port, self.pricing_api)
+        self.commitments_model.region = self.region
+        self._internal = _MotoServer(self.host, internal_port, self.pricing_api, self.commitments_model)
         self._internal.start()
         request = urllib.request.Request(f"{internal}/moto-api/config", data=json.dumps(MOTO_CONFIG).encode(),
                                          headers={"Content-Type": "application/json"}, method="POST")
@@ -136,9 +142,10 @@ class LocalServer:
         self.autoscaling_model.install()
         metrics_sink.install()  # the functions' metric lines stay out of the server's output
         zone_balance.install()  # instances spread over the group's zones, as in-process and in AWS
+        self.commitments_model.install()
         reset_clients()
         self.deployment = deploy(environment=self.environment)
-        self._server = _MotoServer(self.host, self.port, self.pricing_api)
+        self._server = _MotoServer(self.host, self.port, self.pricing_api, self.commitments_model)
         self._server.start()
         return self.deployment
 
@@ -176,5 +183,6 @@ class LocalServer:
         zone_balance.uninstall()
         metrics_sink.uninstall()
         self.autoscaling_model.uninstall()
+        self.commitments_model.uninstall()
         seam.uninstall()
         asl_interpreter.uninstall()
