@@ -17,6 +17,7 @@ from tasks.core.errors import InvalidInput
 from tasks.core.pause import alarm_names
 from tasks.core.tags import (
     ALLOWED_TYPES,
+    COMMITMENTS,
     DENIED_TYPES,
     GRACE_PERIOD,
     LAUNCH_HOOKS,
@@ -72,6 +73,7 @@ class Policy:
     window: Window | None = None
     bypass_launch_hooks: bool = False
     pause_alarms: tuple[str, ...] = ()  # AsgOptimiser:PauseOnAlarms: one in ALARM pauses the group (core/pause.py)
+    uses_commitments: bool = True  # AsgOptimiser:Commitments=use: covered on-demand stays, idle ones pull spot back
 
     def on_demand_floor(self, desired: int) -> int:
         """On-demand instances that must stay: the larger of the count and the percent of desired, rounded up."""
@@ -168,5 +170,9 @@ def parse_policy(asg_name: str, tags: Mapping[str, str], *, default_grace_period
         except InvalidInput as error:
             raise PolicyError(asg_name, PAUSE_ON_ALARMS, tags[PAUSE_ON_ALARMS],
                               str(error).split(": ", 1)[1]) from None
+    if COMMITMENTS in tags:
+        if tags[COMMITMENTS].strip() not in ("use", "ignore"):
+            raise PolicyError(asg_name, COMMITMENTS, tags[COMMITMENTS], "expected 'use' or 'ignore'")
+        values["uses_commitments"] = tags[COMMITMENTS].strip() == "use"
     _check_some_type_allowed(asg_name, tags, values)
     return Policy(**values)  # type: ignore[arg-type]

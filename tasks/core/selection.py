@@ -98,7 +98,8 @@ def group_skip_reason(group: Group, policy: Policy, now: datetime, busy: str | N
 
 
 def _instance_skip(member: Member, instance: Instance | None, replacing: Mapping[str, str], policy: Policy,
-                   now: datetime, cooling_pools: Collection[Pool] = ()) -> str | None:
+                   now: datetime, cooling_pools: Collection[Pool] = (), kept: Mapping[str, str] | None = None,
+                   ) -> str | None:
     if instance is None:
         return "not found in EC2"
     if not instance.on_demand:
@@ -117,6 +118,8 @@ def _instance_skip(member: Member, instance: Instance | None, replacing: Mapping
     age = int((now - launched).total_seconds())
     if age < policy.grace_period:
         return f"in grace period: launched {age}s ago, grace period {policy.grace_period}s"
+    if kept and policy.uses_commitments and member.instance_id in kept:
+        return kept[member.instance_id]  # a commitment pays for it: a spot would only add its price
     pool = Pool(instance.instance_type, instance.availability_zone)
     if pool in cooling_pools:
         return f"spot pool {pool} is cooling down (no capacity or interrupted recently)"
@@ -124,7 +127,8 @@ def _instance_skip(member: Member, instance: Instance | None, replacing: Mapping
 
 
 def select_group(group: Group, policy: Policy, instances: Mapping[str, Instance], in_flight: Collection[str],
-                 replacing: Mapping[str, str], now: datetime, cooling_pools: Collection[Pool] = ()) -> list[Verdict]:
+                 replacing: Mapping[str, str], now: datetime, cooling_pools: Collection[Pool] = (),
+                 kept: Mapping[str, str] | None = None) -> list[Verdict]:
     """Verdicts for every member of a group that may be swapped now (group-level checks already passed)."""
     verdicts: dict[str, Verdict] = {}
     candidates: list[tuple[datetime, str]] = []
@@ -134,7 +138,7 @@ def select_group(group: Group, policy: Policy, instances: Mapping[str, Instance]
         counts = instance is None or instance.on_demand  # unknown counts as on-demand: keeps more, never fewer
         if member.lifecycle_state in ACTIVE_STATES and counts and member.instance_id not in replacing:
             on_demand += 1
-        why = _instance_skip(member, instance, replacing, policy, now, cooling_pools)
+        why = _instance_skip(member, instance, replacing, policy, now, cooling_pools, kept)
         if why:
             verdicts[member.instance_id] = Verdict(group.name, member.instance_id, SKIP, why)
         else:
@@ -163,10 +167,12 @@ def select_group(group: Group, policy: Policy, instances: Mapping[str, Instance]
 
 
 def select(groups: Sequence[Group], instances: Mapping[str, Instance], running: Collection[str], now: datetime,
-           *, busy: Mapping[str, str] | None = None, cooling_pools: Collection[Pool] = ()) -> Plan:
+           *, busy: Mapping[str, str] | None = None, cooling_pools: Collection[Pool] = (),
+           kept: Mapping[str, str] | None = None) -> Plan:
     """The plan for a fleet. `running` = names of RUNNING executions; `busy` = group name -> why it is busy
     (e.g. an instance refresh found by the caller); `cooling_pools` = spot pools on cooldown (an instance whose
-    own type x AZ is cooling waits)."""
+    own type x AZ is cooling waits); `kept` = on-demand instance id -> why a commitment keeps it on-demand
+    (tasks.core.commitments; honoured in groups whose policy uses commitments)."""
     busy = busy or {}
     by_group = executions_by_group(groups, running)
     replacing: dict[str, str] = {}
@@ -191,7 +197,8 @@ def select(groups: Sequence[Group], instances: Mapping[str, Instance], running: 
         if why:
             skipped.append(GroupSkip(group.name, why))
             continue
-        verdicts += select_group(group, policy, instances, by_group[group.name], replacing, now, cooling_pools)
+        verdicts += select_group(group, policy, instances, by_group[group.name], replacing, now, cooling_pools,
+                                 kept)
     return Plan(tuple(verdicts), tuple(skipped))
 
 
@@ -205,7 +212,7 @@ def as_launched(group: Group) -> Group:
 
 
 def decide_launched(group: Group, instances: Mapping[str, Instance], running: Collection[str], now: datetime,
-                    instance_id: str) -> tuple[Verdict, int]:
+                    instance_id: str, kept: Mapping[str, str] | None = None) -> tuple[Verdict, int]:
     """The verdict for an instance the group just launched, and the seconds its swap must first wait so the
     instance has served its grace period. Decided as of the end of that wait, with the same rules as a scan."""
     group = as_launched(group)
@@ -219,7 +226,7 @@ def decide_launched(group: Group, instances: Mapping[str, Instance], running: Co
     launched = launched_at(instances[instance_id]) if instance_id in instances else None
     if launched is not None:
         delay = max(0, grace - int((now - launched).total_seconds()))
-    plan = select([group], instances, running, now + timedelta(seconds=delay))
+    plan = select([group], instances, running, now + timedelta(seconds=delay), kept=kept)
     if plan.skipped_groups:
         return Verdict(group.name, instance_id, SKIP, plan.skipped_groups[0].why), 0
     verdict = next(v for v in plan.verdicts if v.instance_id == instance_id)

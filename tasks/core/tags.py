@@ -25,10 +25,11 @@ WINDOW = "AsgOptimiser:Window"
 LAUNCH_HOOKS = "AsgOptimiser:LaunchHooks"  # `bypass`: swap although attached spots skip the group's launch hooks
 LAUNCH_HOOKS_BYPASS = "bypass"
 PAUSE_ON_ALARMS = "AsgOptimiser:PauseOnAlarms"  # comma-separated CloudWatch alarms; one in ALARM pauses the group
+COMMITMENTS = "AsgOptimiser:Commitments"  # use (default) | ignore: keep on-demand that RIs/Savings Plans pay for
 # Every `AsgOptimiser:*` key an ASG may carry: anything else under the prefix is a typo and refused, so a
 # misspelt policy never silently means "default". Add new group tag keys here.
 POLICY_TAGS = (MIN_ON_DEMAND, MIN_ON_DEMAND_PERCENT, MAX_PARALLEL, GRACE_PERIOD, ALLOWED_TYPES, DENIED_TYPES, WINDOW,
-               LAUNCH_HOOKS, PAUSE_ON_ALARMS)
+               LAUNCH_HOOKS, PAUSE_ON_ALARMS, COMMITMENTS)
 STATE_TAG_PREFIXES = (HOLD_PREFIX, ORIGINAL_PREFIX)
 
 
