@@ -79,9 +79,9 @@ def test_offerings_page_at_most_100_with_next_token(aws: EmbeddedAws) -> None:
 
 def test_ri_whose_end_passes_is_retired(aws: EmbeddedAws) -> None:
     ec2 = aws.client("ec2")
-    ri_id = ec2.purchase_reserved_instances_offering(
-        ReservedInstancesOfferingId=offering(aws)["ReservedInstancesOfferingId"],
-        InstanceCount=1)["ReservedInstancesId"]
+    offering_id = offering(aws)["ReservedInstancesOfferingId"]
+    ri_id = ec2.purchase_reserved_instances_offering(ReservedInstancesOfferingId=offering_id,
+                                                     InstanceCount=1)["ReservedInstancesId"]
     aws.commitments_model.expire(ri_id)
     [ri] = ec2.describe_reserved_instances(ReservedInstancesIds=[ri_id])["ReservedInstances"]
     assert ri["State"] == "retired"
