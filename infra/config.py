@@ -66,6 +66,8 @@ class Settings:
     environment: dict[str, str] = field(default_factory=dict)
     pause_alarms: tuple[str, ...] = ()
     pause_failure_budget: int = DEFAULT_FAILURE_BUDGET
+    commitments: str = "use"  # use | ignore: RI / Savings Plan awareness, account-wide
+    savings_plan_reserve_per_hour: float = 0.0  # $/h of Savings Plans left for usage outside opted-in groups
 
     def layer_arn(self, partition: str, region: str) -> str:
         """The Powertools layer: the configured ARN, else AWS's public v3 layer for this runtime/architecture."""
@@ -102,6 +104,8 @@ KEYS: dict[str, str] = {
     "environment": "map of extra environment variables for every function",
     "pauseAlarms": "CloudWatch metric alarms (list, or comma-separated); one in ALARM pauses the whole fleet",
     "pauseFailureBudget": "failed swaps per hour the fleet tolerates; one more pauses it (0: the first pauses it)",
+    "commitments": "use or ignore: keep on-demand that RIs and Savings Plans pay for, swap spots back when idle",
+    "savingsPlanReservePerHour": "USD per hour of Savings Plan commitment left for usage outside opted-in groups",
 }
 
 _RATE = re.compile(r"^rate\((?P<value>\d+) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
@@ -263,10 +267,20 @@ def parse_settings(raw: Mapping[str, Any], stack: Stack = STACK) -> Settings:
             raise ConfigError(f"{_key('environment')}: {name!r} is not a settable environment variable name "
                               "(letters, digits, '_'; not reserved by Lambda)")
 
+    reserve = raw.get("savingsPlanReservePerHour", 0)
+    try:
+        reserve_amount = float(reserve)
+    except (TypeError, ValueError):
+        reserve_amount = -1.0
+    if isinstance(reserve, bool) or reserve_amount < 0:
+        raise _fail("savingsPlanReservePerHour", "must be a number of dollars per hour, 0 or more", reserve)
+
     return Settings(
         pause_alarms=_pause_alarms(raw),
         pause_failure_budget=_integer(raw, "pauseFailureBudget") if "pauseFailureBudget" in raw
         else DEFAULT_FAILURE_BUDGET,
+        commitments=_choice(raw, "commitments", "use", ("use", "ignore")),
+        savings_plan_reserve_per_hour=reserve_amount,
         prefix=prefix,
         architecture=_choice(raw, "architecture", "arm64", ARCHITECTURES),
         runtime=_choice(raw, "runtime", "python3.12", RUNTIMES),

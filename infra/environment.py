@@ -40,5 +40,7 @@ def function_environment(ctx: Context, function: Function, settings: Settings) -
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": settings.log_level,
         **settings.environment,
+        "COMMITMENTS": settings.commitments,  # read by tasks/aws/commitments.py (CommitmentSettings)
+        "SAVINGS_PLAN_RESERVE_PER_HOUR": f"{settings.savings_plan_reserve_per_hour:g}",
         **{name: known[name] for name in function.environment},
     }

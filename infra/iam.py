@@ -48,6 +48,7 @@ NO_RESOURCE_LEVEL: dict[str, str] = {
     "ec2:DescribeInstanceTypes": "EC2 Describe* calls have no resource-level permissions",
     "ec2:DescribeLaunchTemplateVersions": "EC2 Describe* calls have no resource-level permissions",
     "ec2:DescribeSpotPriceHistory": "EC2 Describe* calls have no resource-level permissions",
+    "ec2:DescribeReservedInstances": "EC2 Describe* calls have no resource-level permissions",
     "pricing:GetProducts": "the Price List API has no resource types",
     "xray:PutTraceSegments": "X-Ray trace ingestion has no resource type",
     "xray:PutTelemetryRecords": "X-Ray trace ingestion has no resource type",
@@ -122,6 +123,18 @@ def unscoped(ctx: Context, sid: str, *actions: str, region: str | None = None) -
     if scopable:
         raise ValueError(f"{', '.join(scopable)} support(s) resource-level permissions: scope them, not '*'")
     return allow(sid, actions, "*", {"StringEquals": {"aws:RequestedRegion": region or ctx.scope.region}})
+
+
+def commitments(ctx: Context) -> list[Statement]:
+    """Read the account's commitments (tasks/aws/commitments.py): active RIs, active Savings Plans and their rates,
+    every running instance, and on-demand prices to rank the usage the plans cover."""
+    return [
+        unscoped(ctx, "DescribeCommitmentsAndUsage", "ec2:DescribeReservedInstances", "ec2:DescribeInstances",
+                 "ec2:DescribeSpotPriceHistory"),
+        allow("SavingsPlansAndRates", ["savingsplans:DescribeSavingsPlans", "savingsplans:DescribeSavingsPlanRates"],
+              ctx.scope.arn("savingsplans", "savingsplan/*", region=False)),
+        prices(ctx),
+    ]
 
 
 def prices(ctx: Context) -> Statement:
@@ -317,8 +330,10 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
                  "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances"),
         list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
-        cooldown_items(ctx, "dynamodb:Scan"),  # tasks/aws/coordination.py active_pools: cooling pools wait
+        # tasks/aws/coordination.py active_pools (cooling pools wait), idle records
+        cooldown_items(ctx, "dynamodb:Scan", "dynamodb:PutItem", "dynamodb:DeleteItem"),
         *pause_reads(ctx),
+        *commitments(ctx),  # covered on-demand stays; idle commitments pull spots back
     ],
     # tasks/sweep.py: our spots by tag, their membership, group records and claims, running swaps; terminate
     # orphans, give back crashed executions' holds, drop their claims
@@ -331,12 +346,14 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         cooldown_items(ctx, "dynamodb:Scan"),  # the group records and claims
         group_records(ctx),
     ],
-    # tasks/launch_event.py: the launching group, the pause, its instances, running and failed swaps, start one
+    # tasks/launch_event.py: the launching group, the pause, its instances, running and failed swaps, commitments,
+    # start one
     "launch-event": lambda ctx: [
-        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "ec2:DescribeInstances"),
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
         list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
         *pause_reads(ctx),
+        *commitments(ctx),
     ],
 }
 

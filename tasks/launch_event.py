@@ -14,14 +14,15 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from tasks.aws.clients import aws_handler
+from tasks.aws.commitments import fleet_coverage
 from tasks.aws.executions import replace_state_machine_arn, running_swaps, start_swap
-from tasks.aws.groups import describe_group
+from tasks.aws.groups import describe_group, group_from_response, opted_in_groups
 from tasks.aws.instances import instances_by_id
 from tasks.aws.pause_state import paused_group
 from tasks.core.errors import GroupNotFound, InvalidInput
 from tasks.core.requests import parse_now, required_text
 from tasks.core.selection import REPLACE, SKIP, decide_launched
-from tasks.core.timing import parse_timing
+from tasks.core.timing import MAX_START_DELAY, parse_timing
 
 logger = Logger()
 
@@ -48,6 +49,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     instances = instances_by_id(m.instance_id for m in group.members)
     running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
     verdict, delay = decide_launched(group, instances, running, datetime.now(UTC), instance_id)
+    if verdict.action == REPLACE and delay <= MAX_START_DELAY:
+        # Only a swap about to start needs the commitments (they are read fleet-wide): a covered one stays.
+        fleet = fleet_coverage([group_from_response(g) for g in opted_in_groups()])  # None: no commitments
+        if fleet:
+            verdict, delay = decide_launched(group, instances, running, datetime.now(UTC), instance_id,
+                                             kept=fleet.kept())
     result["why"] = verdict.why
     if verdict.action == REPLACE:
         try:

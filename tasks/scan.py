@@ -2,14 +2,19 @@
 per pick. A dry run returns the same plan and starts nothing.
 
 Reads in a fixed order and a fixed number of calls whatever the number of groups: the groups (100 a page),
-their instances (1,000 a call), the RUNNING executions (one listing). For each group it picks instances in, it
-asks for the group's lifecycle hooks (a launch hook, which attached spots skip, skips the group unless bypassed);
-only a real run asks whether an instance refresh is under way (AWS has no fleet-wide listing of either).
+their instances (1,000 a call), the RUNNING executions (one listing), the cooldown store (one Scan), and the
+account's commitments (tasks/aws/commitments.py: one DescribeReservedInstances, one DescribeSavingsPlans page,
+kept for 5 minutes by a warm container; the region's running instances and the plans' rates only when a
+commitment is active). For each group it picks instances in, it asks for the group's lifecycle hooks (a launch
+hook, which attached instances skip, skips the group unless bypassed); only a real run asks whether an instance
+refresh is under way (AWS has no fleet-wide listing of either). Covered on-demand instances are kept; idle
+commitments swap spots back to on-demand (reason `commitment`, market `on-demand`).
 While the fleet (or a group) is paused (tasks/core/pause.py) it plans as usual and starts nothing there.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -17,16 +22,40 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from tasks.aws.clients import aws_handler, error_code
+from tasks.aws.commitments import fleet_coverage, reverse_swaps
 from tasks.aws.coordination import active_pools
 from tasks.aws.executions import replace_state_machine_arn, running_swaps, start_swap
 from tasks.aws.groups import active_refreshes, group_from_response, launch_hook_blocks, named_groups, opted_in_groups
 from tasks.aws.instances import instances_by_id
 from tasks.aws.pause_state import current_pause
 from tasks.core.pause import group_pause, tagged_alarms
-from tasks.core.requests import parse_scan_request
-from tasks.core.selection import GroupSkip, Plan, select
+from tasks.core.requests import ScanRequest, parse_scan_request
+from tasks.core.selection import SKIP, GroupSkip, Plan, select
 
 logger = Logger()
+ON_DEMAND = "on-demand"
+
+
+def start_all(arn: str, starts: Iterable[tuple[str, str, str, str | None]], request: ScanRequest,
+              at: datetime) -> tuple[list[str], list[dict[str, str]]]:
+    """Start one execution per (group, instance, reason, on-demand type or None for spot); one refused start
+    (throttled after boto's retries) must not end the scan."""
+    started, not_started = [], []
+    for asg_name, instance_id, reason, on_demand_type in starts:
+        try:
+            name, new = start_swap(arn, asg_name, instance_id, reason=reason, timing=request.timing, at=at,
+                                   market=ON_DEMAND if on_demand_type else "spot", instance_type=on_demand_type)
+        except ClientError as error:
+            logger.warning("swap not started", extra={"asg": asg_name, "instance_id": instance_id,
+                                                      "error": error_code(error)})
+            not_started.append({"asg_name": asg_name, "instance_id": instance_id,
+                                "why": f"StartExecution failed: {error_code(error)}"})
+            continue
+        logger.info("swap started" if new else "swap already started",
+                    extra={"asg": asg_name, "instance_id": instance_id, "execution": name, "reason": reason})
+        if new:
+            started.append(name)
+    return started, not_started
 
 
 @aws_handler
@@ -41,14 +70,17 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     cooling = active_pools(now.timestamp())
     fleet, alarms = current_pause(now, (a for g in groups for a in tagged_alarms(g.tags)))
     paused = {g.name: p.why for g in groups if (p := group_pause(fleet, tagged_alarms(g.tags), alarms))}
-    plan = select(groups, instances, running, now, busy=paused, cooling_pools=cooling)
+    spot_types = {i.instance_type for i in instances.values() if i.lifecycle == "spot"}
+    covered = fleet_coverage(groups, extra_types=spot_types, now=now)  # None: no commitments, or awareness off
+    kept = covered.kept() if covered else {}
+    plan = select(groups, instances, running, now, busy=paused, cooling_pools=cooling, kept=kept)
     if plan.picks:  # launch hooks block a group in a dry run too; refreshes are asked about only for real
         picked = {v.asg_name for v in plan.picks}
         busy = launch_hook_blocks(g for g in groups if g.name in picked)
         if not request.dry_run:
             busy |= active_refreshes(picked - set(busy))
         if busy:
-            plan = select(groups, instances, running, now, busy=paused | busy, cooling_pools=cooling)
+            plan = select(groups, instances, running, now, busy=paused | busy, cooling_pools=cooling, kept=kept)
     found = {g.name for g in groups}
     missing = tuple(GroupSkip(n, "ASG not found") for n in request.asg_names or () if n not in found)
     plan = Plan(plan.verdicts, plan.skipped_groups + missing)
@@ -57,22 +89,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             logger.warning(skip.why, extra={"asg": skip.asg_name})
         else:
             logger.info("group skipped", extra={"asg": skip.asg_name, "why": skip.why})
-    started, not_started = [], []
-    if not request.dry_run:
-        for pick in plan.picks:
-            try:
-                name, new = start_swap(arn, pick.asg_name, pick.instance_id, reason="scheduled",
-                                       timing=request.timing, at=request.scheduled_at or now)
-            except ClientError as error:  # one refused start (throttled after boto's retries) must not end the scan
-                logger.warning("swap not started", extra={"asg": pick.asg_name, "instance_id": pick.instance_id,
-                                                          "error": error_code(error)})
-                not_started.append({"asg_name": pick.asg_name, "instance_id": pick.instance_id,
-                                    "why": f"StartExecution failed: {error_code(error)}"})
-                continue
-            logger.info("swap started" if new else "swap already started",
-                        extra={"asg": pick.asg_name, "instance_id": pick.instance_id, "execution": name})
-            if new:
-                started.append(name)
+    back, waiting = reverse_swaps(covered, groups, instances, running, [s.asg_name for s in plan.skipped_groups],
+                                  now) if covered and not request.dry_run else ([], [])
+    starts = [(p.asg_name, p.instance_id, "scheduled", None) for p in plan.picks] + [
+        (p.asg_name, p.instance_id, "commitment", p.instance_type) for p in back]
+    # named from the scheduled event's time: a duplicate delivery of the same event starts nothing new
+    at = request.scheduled_at or now
+    started, not_started = start_all(arn, starts, request, at) if not request.dry_run else ([], [])
     return {
         "dry_run": request.dry_run,
         "paused": fleet.why if fleet else None,
@@ -80,6 +103,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         "started": started,
         "not_started": not_started,
         "plan": [{"asg_name": v.asg_name, "instance_id": v.instance_id, "action": v.action, "why": v.why}
-                 for v in plan.verdicts],
+                 for v in plan.verdicts] + [
+            {"asg_name": p.asg_name, "instance_id": p.instance_id, "action": "to-on-demand", "why": p.why} for p in back
+        ] + [{"asg_name": w.asg_name, "instance_id": w.instance_id, "action": SKIP, "why": w.why} for w in waiting],
+        "idle_commitment_per_hour": covered.coverage.idle_per_hour if covered else 0.0,
         "skipped_groups": [{"asg_name": s.asg_name, "why": s.why} for s in plan.skipped_groups],
     }

@@ -210,10 +210,16 @@ def test_api_calls_are_per_page_not_per_group(aws: EmbeddedAws, make_group) -> N
     assert result["groups_scanned"] == 101
     assert Counter(p["asg_name"] for p in result["plan"]) == {"g000": 3, "g100": 3}
     # one DescribeLifecycleHooks per group with picks (2 of 101): a launch hook blocks a dry run's plan too; the
-    # pause: the pause record, failed and timed-out swaps (no alarm named: no DescribeAlarms)
-    assert dict(calls) == {"auto-scaling.DescribeAutoScalingGroups": 2, "ec2.DescribeInstances": 1,
-                           "sfn.ListExecutions": 3, "dynamodb.Scan": 1, "auto-scaling.DescribeLifecycleHooks": 2,
-                           "dynamodb.GetItem": 1}
+    # pause: the pause record, failed and timed-out swaps (no alarm named: no DescribeAlarms); the account's
+    # commitments: one call each for RIs and Savings Plans (none active: nothing else is read)
+    per_scan = {"auto-scaling.DescribeAutoScalingGroups": 2, "ec2.DescribeInstances": 1, "sfn.ListExecutions": 3,
+                "dynamodb.Scan": 1, "auto-scaling.DescribeLifecycleHooks": 2, "dynamodb.GetItem": 1}
+    commitment_reads = {"ec2.DescribeReservedInstances": 1, "savingsplans.DescribeSavingsPlans": 1}
+    assert dict(calls) == per_scan | commitment_reads
+    with counted_calls() as calls:  # a warm container keeps the commitments it read for 5 minutes
+        run_scan(aws, dry_run=True)
+        run_scan(aws, dry_run=True)
+    assert dict(calls) == {call: 2 * n for call, n in per_scan.items()} | commitment_reads
 
 
 BAD_INPUT = [

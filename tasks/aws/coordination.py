@@ -91,6 +91,31 @@ def claim_instance(instance_id: str, *, reason: str, now: float | None = None,
     return True
 
 
+IDLE_PREFIX, IDLE_RECORD_SECONDS = "idle#", 24 * 3600
+
+
+def idle_records() -> dict[str, float]:
+    """commitment id -> when a scan first saw it idle (tasks.core.commitment_swaps hysteresis)."""
+    pages = client("dynamodb").get_paginator("scan").paginate(
+        TableName=table_name(), FilterExpression="begins_with(#k, :idle)", ExpressionAttributeNames={"#k": KEY},
+        ExpressionAttributeValues={":idle": {"S": IDLE_PREFIX}},
+    )
+    return {item[KEY]["S"].removeprefix(IDLE_PREFIX): float(item["since"]["N"])
+            for page in pages for item in page["Items"]}
+
+
+def save_idle_records(records: dict[str, float], previous: dict[str, float], now: float) -> None:
+    """Write what is newly idle, forget what is used again (TTL drops a record no scan refreshed in a day)."""
+    dynamodb = client("dynamodb")
+    for commitment_id, since in records.items():
+        if previous.get(commitment_id) != since:
+            dynamodb.put_item(TableName=table_name(), Item={
+                KEY: {"S": IDLE_PREFIX + commitment_id}, EXPIRES_AT: {"N": str(expiry(now, IDLE_RECORD_SECONDS))},
+                "since": {"N": str(int(since))}, "reason": {"S": "idle commitment"}, "source": {"S": "scanner"}})
+    for commitment_id in set(previous) - set(records):
+        dynamodb.delete_item(TableName=table_name(), Key={KEY: {"S": IDLE_PREFIX + commitment_id}})
+
+
 def active_pools(now: float | None = None) -> frozenset[Pool]:
     """Every pool cooling now (one paginated Scan: the table holds only the pools of the last half hour)."""
     at = time.time() if now is None else now

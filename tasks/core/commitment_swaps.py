@@ -12,10 +12,13 @@ Hysteresis, so a swap back never flaps with the forward swaps:
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from tasks.core.commitments import OPTED_IN, Coverage, Usage, short_id
+from tasks.core.model import Group, Instance
+from tasks.core.policy import PolicyError, parse_policy
+from tasks.core.tags import is_opted_in
 
 MIN_IDLE_SECONDS = 15 * 60
 IDLE_KEY_PREFIX = "idle#"
@@ -47,6 +50,30 @@ class ReverseSkip:
     asg_name: str
     instance_id: str
     why: str
+
+
+def spot_facts(groups: Iterable[Group], instances: Mapping[str, Instance], prices: Mapping[str, float],
+               skipped: Collection[str] = ()) -> list[SpotFact]:
+    """The InService, running spots of opted-in groups whose policy uses commitments (and that the scan did not
+    skip: outside the window, scaling, malformed...), with the on-demand price of their own type."""
+    found = []
+    for group in groups:
+        if group.name in skipped or not is_opted_in(group.tags):
+            continue
+        try:
+            if not parse_policy(group.name, group.tags, default_grace_period=0).uses_commitments:
+                continue
+        except PolicyError:
+            continue
+        for member in group.members:
+            instance = instances.get(member.instance_id)
+            if (instance is None or instance.lifecycle != "spot" or not member.in_service or instance.state != "running"
+                    or instance.instance_type not in prices):
+                continue
+            found.append(SpotFact(instance.instance_id, group.name, instance.instance_type,
+                                  instance.availability_zone, prices[instance.instance_type], "Linux/UNIX",
+                                  instance.launch_time or ""))
+    return found
 
 
 def idle_key(commitment_id: str) -> str:

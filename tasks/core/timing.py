@@ -27,8 +27,9 @@ class Timing:
         return asdict(self)
 
 
+MAX_START_DELAY = 3600  # an execution waits out at most an hour of grace period; the scanner takes longer ones
 _LIMITS = {
-    "start_delay_seconds": (0, 3600),
+    "start_delay_seconds": (0, MAX_START_DELAY),
     "boot_poll_seconds": (0, 600),
     "boot_max_polls": (1, 200),
     "group_poll_seconds": (0, 600),

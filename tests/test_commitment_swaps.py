@@ -1,0 +1,111 @@
+"""Commitment-aware swaps end to end on the embedded AWS: the scanner keeps what an RI pays for, resumes swaps when
+it expires, and swaps a spot back to on-demand when an RI is bought, without flapping."""
+
+from __future__ import annotations
+
+import json
+import os
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.invariants import InvariantChecker
+from tasks.aws import commitments
+from tests.conftest import FAST
+from tests.test_scan import executions, run_scan
+from tests.workflow_helpers import instances, members, state_of
+
+POLICY = {"AsgOptimiser:GracePeriod": "0", "AsgOptimiser:AllowedTypes": "m5.large", "AsgOptimiser:MaxParallel": "2"}
+
+
+@pytest.fixture(autouse=True)
+def fresh_reads() -> None:
+    commitments.reset_cache()
+
+
+def buy_ri(aws: EmbeddedAws, instance_type: str = "m5.large", zone: str | None = "us-east-1a", count: int = 1) -> str:
+    ec2 = aws.client("ec2")
+    offering = ec2.describe_reserved_instances_offerings(
+        InstanceType=instance_type, OfferingType="No Upfront", OfferingClass="standard", MaxDuration=31536000,
+        Filters=[{"Name": "scope", "Values": ["Availability Zone" if zone else "Region"]}],
+        **({"AvailabilityZone": zone} if zone else {}))["ReservedInstancesOfferings"][0]
+    offering_id = offering["ReservedInstancesOfferingId"]
+    bought = ec2.purchase_reserved_instances_offering(ReservedInstancesOfferingId=offering_id, InstanceCount=count)
+    return str(bought["ReservedInstancesId"])
+
+
+def verdicts(result: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {p["instance_id"]: (p["action"], p["why"]) for p in result["plan"]}
+
+
+def test_scanner_keeps_the_on_demand_a_zonal_ri_covers_and_swaps_the_rest(aws: EmbeddedAws, make_group) -> None:
+    raw = make_group("web", desired=2, max_size=4, zones=("a",), extra_tags=POLICY)
+    ri = buy_ri(aws)
+    found = verdicts(run_scan(aws, dry_run=True))
+    ids = [i["InstanceId"] for i in raw["Instances"]]
+    actions = sorted(found[i][0] for i in ids)
+    assert actions == ["replace", "skip"]
+    kept = next(found[i][1] for i in ids if found[i][0] == "skip")
+    assert kept == f"kept on-demand: covered by RI {ri[:8]}… (m5.large, us-east-1a, 1 of 1 in use)"
+
+
+def test_ri_expiry_resumes_forward_swaps(aws: EmbeddedAws, make_group) -> None:
+    make_group("web", desired=2, max_size=4, zones=("a",), extra_tags=POLICY)
+    ri = buy_ri(aws)
+    assert sorted(v[0] for v in verdicts(run_scan(aws, dry_run=True)).values()) == ["replace", "skip"]
+    aws.commitments_model.expire(ri)
+    commitments.reset_cache()  # a warm container would see it within COMMITMENTS_TTL_SECONDS
+    assert sorted(v[0] for v in verdicts(run_scan(aws, dry_run=True)).values()) == ["replace", "replace"]
+
+
+def test_commitments_ignore_swaps_as_if_there_were_none(aws: EmbeddedAws, make_group) -> None:
+    make_group("web", desired=2, max_size=4, zones=("a",),
+               extra_tags={**POLICY, "AsgOptimiser:Commitments": "ignore"})
+    buy_ri(aws)
+    assert sorted(v[0] for v in verdicts(run_scan(aws, dry_run=True)).values()) == ["replace", "replace"]
+
+
+def test_stack_setting_turns_commitment_awareness_off(aws: EmbeddedAws, make_group,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    make_group("web", desired=2, max_size=4, zones=("a",), extra_tags=POLICY)
+    buy_ri(aws)
+    monkeypatch.setenv("COMMITMENTS", "ignore")
+    assert sorted(v[0] for v in verdicts(run_scan(aws, dry_run=True)).values()) == ["replace", "replace"]
+
+
+def test_malformed_commitments_tag_skips_the_group_naming_tag_and_value(aws: EmbeddedAws, make_group) -> None:
+    make_group("web", desired=1, max_size=2, extra_tags={**POLICY, "AsgOptimiser:Commitments": "maybe"})
+    skipped = run_scan(aws, dry_run=True)["skipped_groups"]
+    assert skipped == [{"asg_name": "web", "why": "ASG web: tag AsgOptimiser:Commitments='maybe' is malformed: "
+                                                  "expected 'use' or 'ignore'"}]
+
+
+def test_reverse_swap_after_an_ri_is_bought_and_no_flapping_across_three_scans(aws: EmbeddedAws,
+                                                                                 make_group) -> None:
+    raw = make_group("web", desired=1, max_size=2, zones=("a",), extra_tags=POLICY)
+    first = aws.wait(aws.start_swap("web", raw["Instances"][0]["InstanceId"], timing=FAST))
+    spot = json.loads(first["output"])["spot"]["spot_instance_id"]
+    ri = buy_ri(aws)
+    os.environ.pop("COMMITMENTS", None)
+    t0 = datetime.now(UTC)
+    scan1 = run_scan(aws, now=t0.isoformat(), timing=FAST)  # idle seen now: too young to act on
+    assert scan1["started"] == [] and verdicts(scan1)[spot] == (
+        "skip", f"stays spot for now: {ri[:8]}… idle for 0s, under the 900s needed before a swap back")
+    assert scan1["idle_commitment_per_hour"] > 0
+    with InvariantChecker(["web"], watch_spots=True) as watch:
+        scan2 = run_scan(aws, now=(t0 + timedelta(minutes=16)).isoformat(), timing=FAST)
+        assert len(scan2["started"]) == 1 and verdicts(scan2)[spot][0] == "to-on-demand"
+        arn = next(e["executionArn"] for e in executions(aws) if e["name"] == scan2["started"][0])
+        described = aws.wait(arn)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert json.loads(described["input"])["reason"] == "commitment"
+    new_id = json.loads(described["output"])["spot"]["spot_instance_id"]
+    assert "InstanceLifecycle" not in instances(aws, instance_id=new_id)[0] and state_of(aws, spot) == "terminated"
+    assert members(aws, "web") == {new_id: "InService"}
+    assert watch.finish() == []
+    scan3 = run_scan(aws, now=(t0 + timedelta(minutes=21)).isoformat(), timing=FAST)
+    assert scan3["started"] == [] and scan3["idle_commitment_per_hour"] == 0
+    assert verdicts(scan3)[new_id] == (
+        "skip", f"kept on-demand: covered by RI {ri[:8]}… (m5.large, us-east-1a, 1 of 1 in use)")
