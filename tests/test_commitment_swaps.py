@@ -109,3 +109,20 @@ def test_reverse_swap_after_an_ri_is_bought_and_no_flapping_across_three_scans(a
     assert scan3["started"] == [] and scan3["idle_commitment_per_hour"] == 0
     assert verdicts(scan3)[new_id] == (
         "skip", f"kept on-demand: covered by RI {ri[:8]}… (m5.large, us-east-1a, 1 of 1 in use)")
+
+
+def test_cli_commitments_lists_use_kept_on_demand_and_what_it_would_return(aws: EmbeddedAws, make_group) -> None:
+    from tests.cli_helpers import cli, cli_json
+
+    raw = make_group("web", desired=2, max_size=4, zones=("a",), extra_tags=POLICY)
+    assert cli("commitments").stdout.strip() == "no active Reserved Instances or Savings Plans in us-east-1"
+    ri = buy_ri(aws, count=3)
+    data = cli_json("commitments")
+    [row] = data["commitments"]
+    assert (row["id"], row["kind"], row["covers"], row["in_use"]) == (ri, "RI", "m5.large, us-east-1a", "2 of 3 in use")
+    assert row["idle_per_hour"] == pytest.approx(0.096 * (1 - 0.37))  # one idle No Upfront RI's hourly charge
+    assert sorted(k["instance_id"] for k in data["kept_on_demand"]) == sorted(i["InstanceId"] for i in raw["Instances"])
+    assert data["would_return_to_on_demand"] == [] and data["opted_in_on_demand_per_hour"] == {
+        "list": pytest.approx(0.192), "commitment_aware": 0}
+    out = cli("commitments").stdout
+    assert f"kept on-demand: covered by RI {ri[:8]}… (m5.large, us-east-1a, 2 of 3 in use)" in out

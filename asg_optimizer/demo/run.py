@@ -9,8 +9,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 from rich.console import Console
 from rich.live import Live
+from rich.markup import escape
 from rich.table import Table
 
+from asg_optimizer.demo.commitments import CommitmentsRun, run_commitments
 from asg_optimizer.demo.execution_state import current_state
 from asg_optimizer.demo.fleet_cost import fleet_hourly_cost
 from asg_optimizer.local.clock import RealClock
@@ -62,12 +64,13 @@ class DemoReport:
     hourly_cost_after: float = 0.0
     saving_percent: float = 0.0
     interruption: InterruptionRun | None = None
+    commitments: CommitmentsRun | None = None
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         """Every opted-in on-demand swapped, never below desired, settings restored, the rest untouched."""
-        if self.violations:
+        if self.violations or (self.commitments and not self.commitments.ok):
             return False
         if self.interruption and (self.interruption.status != "SUCCEEDED" or self.interruption.violations
                                   or self.interruption.lowest_in_service < self.interruption.desired):
@@ -171,6 +174,7 @@ def run_demo(console: Console, *, as_json: bool = False) -> DemoReport:
         report.hourly_cost_after = after.total
         report.saving_percent = after.saving_against(before)[1]
         report.interruption = run_interruption(aws, INTERRUPTED_GROUP)
+        report.commitments = run_commitments(aws, network, DEMO_TIMING)
     report.seconds = time.monotonic() - started
     _print(console, report, as_json)
     return report
@@ -222,6 +226,7 @@ def _print(console: Console, report: DemoReport, as_json: bool) -> None:
             "hourly_cost_before": report.hourly_cost_before, "hourly_cost_after": report.hourly_cost_after,
             "saving_percent": report.saving_percent, "executions": report.executions,
             "interruption": asdict(run) if run else None,
+            "commitments": asdict(report.commitments) if report.commitments else None,
         }))
         return
     console.print()
@@ -234,6 +239,9 @@ def _print(console: Console, report: DemoReport, as_json: bool) -> None:
             f"requested {run.requested_after_seconds:.2f} s later; lowest in-service {run.lowest_in_service} for "
             f"desired {run.desired}; fallback execution {run.status}"
         )
-    for violation in [*report.violations, *(run.violations if run else [])]:
+    for line in report.commitments.lines if report.commitments else []:
+        console.print(f"commitments: {escape(line)}")
+    commitment_violations = report.commitments.violations if report.commitments else []
+    for violation in [*report.violations, *(run.violations if run else []), *commitment_violations]:
         console.print(f"[red]violation:[/] {violation}")
     console.print("[green]all invariants held[/]" if report.ok else "[red]an invariant was broken[/]")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -87,10 +87,13 @@ def reserved_instance_from(raw: Mapping[str, Any]) -> ReservedInstance:
     )
 
 
-def _active_savings_plans() -> list[dict[str, Any]]:
+Clients = Callable[[str], Any]  # service -> boto3 client: the Lambdas' cached ones, or the CLI's session's
+
+
+def _active_savings_plans(clients: Clients) -> list[dict[str, Any]]:
     found, token = [], None
     while True:
-        page = client("savingsplans").describe_savings_plans(states=["active"], **({"nextToken": token} if token
+        page = clients("savingsplans").describe_savings_plans(states=["active"], **({"nextToken": token} if token
                                                                                    else {}))
         found += page.get("savingsPlans", [])
         token = page.get("nextToken")
@@ -98,10 +101,10 @@ def _active_savings_plans() -> list[dict[str, Any]]:
             return found
 
 
-def _rates(plan_id: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rates(clients: Clients, plan_id: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     found, token = [], None
     while True:
-        page = client("savingsplans").describe_savings_plan_rates(
+        page = clients("savingsplans").describe_savings_plan_rates(
             savingsPlanId=plan_id, filters=filters, **({"nextToken": token} if token else {}))
         found += page.get("searchResults", [])
         token = page.get("nextToken")
@@ -109,15 +112,16 @@ def _rates(plan_id: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
             return found
 
 
-def _read(region: str) -> tuple[list[ReservedInstance], list[dict[str, Any]]]:
+def _read(region: str, clients: Clients) -> tuple[list[ReservedInstance], list[dict[str, Any]]]:
+    ec2 = clients("ec2")
     cached = _cache.get(region)
-    if cached is not None and cached[1] is client("ec2") and time.monotonic() - cached[0] < COMMITMENTS_TTL_SECONDS:
+    if cached is not None and cached[1] is ec2 and time.monotonic() - cached[0] < COMMITMENTS_TTL_SECONDS:
         return cached[2]
-    raw = client("ec2").describe_reserved_instances(Filters=[{"Name": "state", "Values": ["active"]}])
+    raw = ec2.describe_reserved_instances(Filters=[{"Name": "state", "Values": ["active"]}])
     reserved = [reserved_instance_from(r) for r in raw["ReservedInstances"]]
-    plans = [p for p in _active_savings_plans()
+    plans = [p for p in _active_savings_plans(clients)
              if p.get("region") in (None, "", region) and "EC2" in p.get("productTypes", ["EC2"])]
-    _cache[region] = (time.monotonic(), client("ec2"), (reserved, plans))
+    _cache[region] = (time.monotonic(), ec2, (reserved, plans))
     return reserved, plans
 
 
@@ -125,12 +129,12 @@ def reset_cache() -> None:
     _cache.clear()
 
 
-def _plan_from(raw: Mapping[str, Any], region: str, types: list[str]) -> SavingsPlan:
+def _plan_from(raw: Mapping[str, Any], region: str, types: list[str], clients: Clients) -> SavingsPlan:
     rates: dict[tuple[str, str, str], float] = {}
     for start in range(0, len(types), _RATE_TYPES_PER_CALL):
         filters = [{"name": "region", "values": [region]}, {"name": "productType", "values": ["EC2"]},
                    {"name": "instanceType", "values": types[start:start + _RATE_TYPES_PER_CALL]}]
-        for row in _rates(raw["savingsPlanId"], filters):
+        for row in _rates(clients, raw["savingsPlanId"], filters):
             props = {p["name"]: p["value"] for p in row.get("properties", [])}
             tenancy = "default" if props.get("tenancy", "shared") == "shared" else props["tenancy"]
             rates[(props.get("instanceType", ""), props.get("productDescription", "Linux/UNIX"), tenancy)] = \
@@ -141,8 +145,8 @@ def _plan_from(raw: Mapping[str, Any], region: str, types: list[str]) -> Savings
                        datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None, raw.get("state", "active"))
 
 
-def running_on_demand() -> list[dict[str, Any]]:
-    pages = client("ec2").get_paginator("describe_instances").paginate(
+def running_on_demand(clients: Clients = client) -> list[dict[str, Any]]:
+    pages = clients("ec2").get_paginator("describe_instances").paginate(
         Filters=[{"Name": "instance-state-name", "Values": ["running"]}], PaginationConfig={"PageSize": 1000})
     return [i for page in pages for r in page["Reservations"] for i in r["Instances"] if not i.get("InstanceLifecycle")]
 
@@ -161,6 +165,23 @@ def priorities(groups: Iterable[Group]) -> dict[str, int]:
     return found
 
 
+PriceOf = Callable[[str, str], float | None]  # (instance type, platform) -> on-demand $/h, None when unknown
+
+
+def _price_books(region: str) -> PriceOf:
+    """On-demand prices through the Pricing API (kept a day by the container), the bundled snapshot behind it."""
+    books: dict[str, PriceBook] = {}
+
+    def price(instance_type: str, platform: str) -> float | None:
+        try:
+            book = books.setdefault(platform, PriceBook(region, operating_system(platform)))
+            return book.on_demand(instance_type).price
+        except InvalidInput:  # no price for this OS or type
+            return None
+
+    return price
+
+
 @dataclass(frozen=True)
 class FleetCoverage:
     coverage: Coverage
@@ -171,41 +192,36 @@ class FleetCoverage:
 
 
 def fleet_coverage(groups: Iterable[Group], *, extra_types: Iterable[str] = (), now: datetime | None = None,
-                   settings: CommitmentSettings | None = None) -> FleetCoverage | None:
+                   settings: CommitmentSettings | None = None, clients: Clients = client,
+                   region: str | None = None, price_of: PriceOf | None = None) -> FleetCoverage | None:
     """The coverage of every running on-demand instance of the region, or None when awareness is off or there is
-    no active commitment. `extra_types`: types rates are wanted for beyond those running (reverse-swap targets)."""
+    no active commitment. `extra_types`: types rates are wanted for beyond those running (reverse-swap targets).
+    `clients`/`region`/`price_of`: the CLI passes its own session's and its price sheet."""
     settings = settings or CommitmentSettings.from_env()
     if not settings.enabled:
         return None
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
-    reserved, raw_plans = _read(region)
+    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    reserved, raw_plans = _read(region, clients)
     if not reserved and not raw_plans:
         return None
     order = priorities(groups)
-    raw_usage = running_on_demand()
+    raw_usage = running_on_demand(clients)
     types = sorted({i["InstanceType"] for i in raw_usage} | set(extra_types))
-    price_books: dict[str, PriceBook] = {}
+    price = price_of or _price_books(region)
     prices: dict[str, float] = {}
     usages = []
     for raw in raw_usage:
         platform = raw.get("PlatformDetails") or "Linux/UNIX"
-        try:
-            book = price_books.setdefault(platform, PriceBook(region, operating_system(platform)))
-            price = book.on_demand(raw["InstanceType"]).price
-        except InvalidInput:  # no price for this OS or type: it can still be covered, it just ranks last for plans
-            price = 0.0
-        if platform == "Linux/UNIX":
-            prices[raw["InstanceType"]] = price
-        usages.append(Usage(raw["InstanceId"], raw["InstanceType"], raw["Placement"]["AvailabilityZone"], price,
-                            platform, raw["Placement"].get("Tenancy", "default"),
+        found = price(raw["InstanceType"], platform)  # None: it can still be covered; it ranks last for plans
+        if platform == "Linux/UNIX" and found is not None:
+            prices[raw["InstanceType"]] = found
+        usages.append(Usage(raw["InstanceId"], raw["InstanceType"], raw["Placement"]["AvailabilityZone"],
+                            found or 0.0, platform, raw["Placement"].get("Tenancy", "default"),
                             order.get(raw["InstanceId"], OUTSIDE), str(raw.get("LaunchTime", ""))))
-    linux = price_books.setdefault("Linux/UNIX", PriceBook(region, operating_system("Linux/UNIX")))
     for instance_type in set(extra_types) - set(prices):
-        try:
-            prices[instance_type] = linux.on_demand(instance_type).price
-        except InvalidInput:
-            continue
-    plans = [_plan_from(p, region, types) for p in raw_plans]
+        if (found := price(instance_type, "Linux/UNIX")) is not None:
+            prices[instance_type] = found
+    plans = [_plan_from(p, region, types, clients) for p in raw_plans]
     coverage = cover(usages, reserved, plans, now or datetime.now(UTC),
                      savings_plan_reserve=settings.savings_plan_reserve)
     return FleetCoverage(coverage, prices)
