@@ -126,3 +126,15 @@ def test_cli_commitments_lists_use_kept_on_demand_and_what_it_would_return(aws: 
         "list": pytest.approx(0.192), "commitment_aware": 0}
     out = cli("commitments").stdout
     assert f"kept on-demand: covered by RI {ri[:8]}… (m5.large, us-east-1a, 2 of 3 in use)" in out
+
+
+def test_status_shows_the_commitment_aware_hourly_cost(aws: EmbeddedAws, make_group) -> None:
+    from tests.cli_helpers import cli_json
+
+    make_group("web", desired=2, max_size=4, zones=("a",), extra_tags=POLICY)
+    before = cli_json("status")["fleet"]
+    assert before["commitment_aware_hourly_cost"] == before["hourly_cost"] == pytest.approx(0.192)
+    buy_ri(aws)
+    after = cli_json("status")["fleet"]
+    assert after["paid_by_commitments_per_hour"] == pytest.approx(0.096)
+    assert after["commitment_aware_hourly_cost"] == pytest.approx(0.096)  # one m5.large on-demand paid by the RI

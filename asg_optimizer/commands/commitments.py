@@ -12,6 +12,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
+from asg_optimizer.aws_session import Target
 from asg_optimizer.commands.output import console, operator_command, print_json, settings
 from asg_optimizer.inventory import instances, opted_in_groups
 from tasks.aws.commitments import CommitmentSettings, FleetCoverage, fleet_coverage
@@ -21,6 +22,7 @@ from tasks.aws.prices import snapshot
 from tasks.core.commitment_swaps import plan_reverse, spot_facts
 from tasks.core.commitments import hourly_cost, short_id
 from tasks.core.errors import InvalidInput
+from tasks.core.model import Group, Instance
 from tasks.core.prices import operating_system, snapshot_price
 
 
@@ -56,11 +58,9 @@ def table(data: dict[str, Any]) -> Table:
     return out
 
 
-@operator_command
-def commitments(ctx: typer.Context) -> None:
-    """Each RI and Savings Plan: use now, on-demand kept for it, spots it would return, idle $/h before/after."""
-    options = settings(ctx)
-    target = options.target
+def read_fleet(target: Target) -> tuple[list[Group], dict[str, Instance], FleetCoverage | None]:
+    """The opted-in groups, their instances, and the coverage of the region's on-demand usage (None: no
+    commitment), read with the CLI's session and priced from the bundled snapshot."""
     groups = [group_from_response(g) for g in opted_in_groups(target)]
     found = {i: instance_from_response(raw) for i, raw in
              instances(target, [m.instance_id for g in groups for m in g.members]).items()}
@@ -75,6 +75,24 @@ def commitments(ctx: typer.Context) -> None:
     aware = CommitmentSettings()  # the CLI shows what commitments do; the stack setting may still turn them off
     fleet = fleet_coverage(groups, extra_types={i.instance_type for i in found.values() if i.lifecycle == "spot"},
                            settings=aware, clients=target.client, region=region, price_of=price_of)
+    return groups, found, fleet
+
+
+def paid_by_commitments(fleet: FleetCoverage | None, instance_ids: list[str]) -> float:
+    """$/hour of these instances' on-demand list price that commitments pay (0 without commitments)."""
+    if fleet is None:
+        return 0.0
+    return round(sum(c.usage.on_demand_price * c.fraction for i in instance_ids
+                     if (c := fleet.coverage.of(i)) is not None), 6)
+
+
+@operator_command
+def commitments(ctx: typer.Context) -> None:
+    """Each RI and Savings Plan: use now, on-demand kept for it, spots it would return, idle $/h before/after."""
+    options = settings(ctx)
+    target = options.target
+    region = target.region_name
+    groups, found, fleet = read_fleet(target)
     if fleet is None:
         if options.json:
             print_json({"commitments": [], "region": region})

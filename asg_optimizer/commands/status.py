@@ -12,6 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from asg_optimizer.aws_session import Target
+from asg_optimizer.commands.commitments import paid_by_commitments, read_fleet
 from asg_optimizer.commands.execution_view import status_text
 from asg_optimizer.commands.output import ago, console, now, operator_command, print_json, settings
 from asg_optimizer.commands.pause import pauses
@@ -174,8 +175,8 @@ def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, 
     return table
 
 
-def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str, fleet: Pause | None = None
-            ) -> dict[str, Any]:
+def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str, fleet: Pause | None = None,
+            paid: float = 0.0) -> dict[str, Any]:
     groups = []
     for s in statuses:
         last = dict(s.last_swap) if s.last_swap else None
@@ -198,6 +199,8 @@ def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str, fleet:
         "fleet": {"groups": len(statuses), "on_demand": sum(s.on_demand for s in statuses),
                   "spot": sum(s.spot for s in statuses), "in_flight": sum(len(s.in_flight) for s in statuses),
                   "hourly_cost": cost, "hourly_saving": saving,
+                  # spot prices + uncovered on-demand: covered on-demand at $0 marginal (docs/commitments.md)
+                  "commitment_aware_hourly_cost": round(cost - paid, 4), "paid_by_commitments_per_hour": paid,
                   "unpriced": {i: prices.unpriced.get(i, "not found in EC2") for i in missing}},
         "prices": {"on_demand": f"bundled snapshot of {prices.snapshot_as_of}"
                                 + (", Pricing API for " + ", ".join(sorted(set(prices.pricing_api_types)))
@@ -217,8 +220,9 @@ def status(ctx: typer.Context) -> None:
     fleet, per_group = pauses(target, {s.name: s.tags for s in statuses}, at)
     for s in statuses:
         s.paused = per_group[s.name].why if s.name in per_group else None
+    paid = paid_by_commitments(read_fleet(target)[2], [i for s in statuses for i in s.instance_ids])
     if options.json:
-        print_json(as_json(statuses, prices, target.region_name, fleet))
+        print_json(as_json(statuses, prices, target.region_name, fleet, paid))
         return
     out = console()
     if fleet:
@@ -230,6 +234,10 @@ def status(ctx: typer.Context) -> None:
     out.print(render_table(statuses, prices, at, target.region_name, fleet))
     notes = [f"Estimated: on-demand prices from the bundled snapshot of {prices.snapshot_as_of}, spot prices in "
              "force now; saving = on-demand minus spot for the spot instances."]
+    if paid:
+        cost, _, missing = prices.totals(i for s in statuses for i in s.instance_ids)
+        notes.append(f"Commitment-aware: {_money(cost - paid, missing)}/h (Reserved Instances and Savings Plans pay "
+                     f"${paid:,.4f}/h of the on-demand; `asg-optimizer commitments` shows which).")
     unpriced = sorted(set(prices.unpriced.values()))
     if unpriced:
         notes.append("Not priced (+?): " + "; ".join(unpriced))
