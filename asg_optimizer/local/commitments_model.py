@@ -35,6 +35,7 @@ from moto.core.responses import ActionResult
 from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.responses.reserved_instances import ReservedInstances
 
+from asg_optimizer.local.ec2_model import _when as request_time
 from tasks.aws.prices import snapshot
 from tasks.core.prices import LINUX, snapshot_price
 
@@ -449,12 +450,7 @@ def with_savings_plans(app: Any, model: CommitmentsModel) -> Any:
 
 
 def _when(raw: Any) -> datetime | None:
-    if not raw:
-        return None
-    if isinstance(raw, datetime):
-        return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
-    if isinstance(raw, int | float):
+    """A purchase time: ISO 8601 text from EC2's query string, epoch seconds from the Savings Plans JSON."""
+    if isinstance(raw, int | float) and not isinstance(raw, bool):
         return datetime.fromtimestamp(raw, UTC)
-    parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
-
+    return request_time(raw)

@@ -231,7 +231,7 @@ class EmbeddedAws:
         self.stepfunctions_model.uninstall()
         zone_balance.uninstall()
         instance_type_catalog.uninstall()
-        self.commitments_model.uninstall()  # before the pricing API: it wrapped the request stubber last
+        self.commitments_model.uninstall()  # before the Pricing API: both wrap moto's request stubber, in this order
         self.pricing_api.uninstall()
         seam.uninstall()
         asl_interpreter.uninstall()
