@@ -172,7 +172,8 @@ def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
     assert web["hourly_cost"] + web["hourly_saving"] == pytest.approx(2 * M5_LARGE, abs=1e-4)
     assert 0 < web["hourly_saving"] < M5_LARGE and web["unpriced"] == []
     assert data["fleet"] == {"groups": 1, "on_demand": 1, "spot": 1, "in_flight": 1,
-                             "hourly_cost": web["hourly_cost"], "hourly_saving": web["hourly_saving"], "unpriced": {}}
+                             "hourly_cost": web["hourly_cost"], "hourly_saving": web["hourly_saving"], "unpriced": {},
+                             "commitment_aware_hourly_cost": web["hourly_cost"], "paid_by_commitments_per_hour": 0.0}
 
 
 # --- no spot capacity: replace --wait, executions, status -------------------------------------------------------
