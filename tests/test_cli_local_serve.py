@@ -21,6 +21,7 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
 from tasks.core.naming import execution_name
 from tests.cli_helpers import FAST_TIMING, cli, flat
@@ -235,3 +236,27 @@ def test_errors_against_local_serve_point_the_right_way(served: Served, monkeypa
     assert listed.exit_code == 0, listed.output
     data = cli("--endpoint-url", served.endpoint, "-o", "json", "executions", "--limit", "1")
     assert all(r["console_url"] is None for r in json.loads(data.stdout)["executions"])  # no console locally
+
+
+def test_plain_boto3_buys_an_ri_and_a_savings_plan_against_local_serve(served: Served) -> None:
+    """moto has neither: the server's models answer, as AWS would, to any boto3 script."""
+    ec2, sp = served.client("ec2"), served.client("savingsplans")
+    offering = ec2.describe_reserved_instances_offerings(
+        InstanceType="m5.large", AvailabilityZone="us-east-1a", OfferingType="No Upfront", OfferingClass="standard",
+        MaxDuration=31536000, Filters=[{"Name": "scope", "Values": ["Availability Zone"]}])[
+        "ReservedInstancesOfferings"][0]
+    offering_id = offering["ReservedInstancesOfferingId"]
+    ri_id = ec2.purchase_reserved_instances_offering(ReservedInstancesOfferingId=offering_id,
+                                                     InstanceCount=1)["ReservedInstancesId"]
+    assert [r["ReservedInstancesId"] for r in ec2.describe_reserved_instances(
+        Filters=[{"Name": "state", "Values": ["active"]}])["ReservedInstances"]] == [ri_id]
+    compute = sp.describe_savings_plans_offerings(planTypes=["Compute"], paymentOptions=["No Upfront"],
+                                                  durations=[31536000])["searchResults"][0]["offeringId"]
+    plan_id = sp.create_savings_plan(savingsPlanOfferingId=compute, commitment="0.25")["savingsPlanId"]
+    assert [p["savingsPlanId"] for p in sp.describe_savings_plans(states=["active"])["savingsPlans"]] == [plan_id]
+    rates = sp.describe_savings_plan_rates(savingsPlanId=plan_id, filters=[
+        {"name": "instanceType", "values": ["m5.large"]}])["searchResults"]
+    assert [(r["usageType"], r["rate"]) for r in rates] == [("BoxUsage:m5.large", "0.070080")]
+    with pytest.raises(ClientError) as refused:
+        sp.create_savings_plan(savingsPlanOfferingId="nope", commitment="1")
+    assert refused.value.response["Error"]["Code"] == "ResourceNotFoundException"

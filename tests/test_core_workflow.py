@@ -100,7 +100,8 @@ def test_bad_timing_is_refused_naming_the_key(raw: dict[str, object], message: s
 
 def test_reason_must_be_known() -> None:
     assert check_reason("event") == "event"
-    expected = "reason must be one of scheduled, event, manual, interruption, rollout, rebalance, got 'oops'"
+    expected = ("reason must be one of scheduled, event, manual, interruption, rollout, rebalance, commitment, got "
+                "'oops'")
     with pytest.raises(InvalidInput, match=re.escape(expected)):
         check_reason("oops")
 

@@ -87,13 +87,15 @@ def reserved_instance_from(raw: Mapping[str, Any]) -> ReservedInstance:
     )
 
 
-Clients = Callable[[str], Any]  # service -> boto3 client: the Lambdas' cached ones, or the CLI's session's
+# service -> boto3 client: the Lambdas' cached ones, or the CLI's session's. Parameters carrying one are named
+# `client`, like the factory, so the IAM check (tests/handler_calls.py) sees the calls made through them.
+Clients = Callable[[str], Any]
 
 
-def _active_savings_plans(clients: Clients) -> list[dict[str, Any]]:
+def _active_savings_plans(client: Clients) -> list[dict[str, Any]]:
     found, token = [], None
     while True:
-        page = clients("savingsplans").describe_savings_plans(states=["active"], **({"nextToken": token} if token
+        page = client("savingsplans").describe_savings_plans(states=["active"], **({"nextToken": token} if token
                                                                                    else {}))
         found += page.get("savingsPlans", [])
         token = page.get("nextToken")
@@ -101,10 +103,10 @@ def _active_savings_plans(clients: Clients) -> list[dict[str, Any]]:
             return found
 
 
-def _rates(clients: Clients, plan_id: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rates(client: Clients, plan_id: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     found, token = [], None
     while True:
-        page = clients("savingsplans").describe_savings_plan_rates(
+        page = client("savingsplans").describe_savings_plan_rates(
             savingsPlanId=plan_id, filters=filters, **({"nextToken": token} if token else {}))
         found += page.get("searchResults", [])
         token = page.get("nextToken")
@@ -112,14 +114,14 @@ def _rates(clients: Clients, plan_id: str, filters: list[dict[str, Any]]) -> lis
             return found
 
 
-def _read(region: str, clients: Clients) -> tuple[list[ReservedInstance], list[dict[str, Any]]]:
-    ec2 = clients("ec2")
+def _read(region: str, client: Clients) -> tuple[list[ReservedInstance], list[dict[str, Any]]]:
+    ec2 = client("ec2")
     cached = _cache.get(region)
     if cached is not None and cached[1] is ec2 and time.monotonic() - cached[0] < COMMITMENTS_TTL_SECONDS:
         return cached[2]
     raw = ec2.describe_reserved_instances(Filters=[{"Name": "state", "Values": ["active"]}])
     reserved = [reserved_instance_from(r) for r in raw["ReservedInstances"]]
-    plans = [p for p in _active_savings_plans(clients)
+    plans = [p for p in _active_savings_plans(client)
              if p.get("region") in (None, "", region) and "EC2" in p.get("productTypes", ["EC2"])]
     _cache[region] = (time.monotonic(), ec2, (reserved, plans))
     return reserved, plans
@@ -129,12 +131,12 @@ def reset_cache() -> None:
     _cache.clear()
 
 
-def _plan_from(raw: Mapping[str, Any], region: str, types: list[str], clients: Clients) -> SavingsPlan:
+def _plan_from(raw: Mapping[str, Any], region: str, types: list[str], client: Clients) -> SavingsPlan:
     rates: dict[tuple[str, str, str], float] = {}
     for start in range(0, len(types), _RATE_TYPES_PER_CALL):
         filters = [{"name": "region", "values": [region]}, {"name": "productType", "values": ["EC2"]},
                    {"name": "instanceType", "values": types[start:start + _RATE_TYPES_PER_CALL]}]
-        for row in _rates(clients, raw["savingsPlanId"], filters):
+        for row in _rates(client, raw["savingsPlanId"], filters):
             props = {p["name"]: p["value"] for p in row.get("properties", [])}
             tenancy = "default" if props.get("tenancy", "shared") == "shared" else props["tenancy"]
             rates[(props.get("instanceType", ""), props.get("productDescription", "Linux/UNIX"), tenancy)] = \
@@ -145,8 +147,8 @@ def _plan_from(raw: Mapping[str, Any], region: str, types: list[str], clients: C
                        datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None, raw.get("state", "active"))
 
 
-def running_on_demand(clients: Clients = client) -> list[dict[str, Any]]:
-    pages = clients("ec2").get_paginator("describe_instances").paginate(
+def running_on_demand(client: Clients = client) -> list[dict[str, Any]]:
+    pages = client("ec2").get_paginator("describe_instances").paginate(
         Filters=[{"Name": "instance-state-name", "Values": ["running"]}], PaginationConfig={"PageSize": 1000})
     return [i for page in pages for r in page["Reservations"] for i in r["Instances"] if not i.get("InstanceLifecycle")]
 
