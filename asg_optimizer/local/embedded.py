@@ -27,6 +27,7 @@ from asg_optimizer import sessions
 from asg_optimizer.local import (
     asl_interpreter,
     cloudwatch_model,
+    ec2_lookups,
     iam_model,
     instance_type_catalog,
     metrics_sink,
@@ -210,6 +211,7 @@ class EmbeddedAws:
         self.load_balancers.install()
         self.lifecycle.install()  # outermost launch patch: it sees every instance the group launched
         instance_type_catalog.install()
+        ec2_lookups.install()
         iam_model.install()
         cloudwatch_model.install()
         metrics_sink.install()
@@ -231,6 +233,7 @@ class EmbeddedAws:
         self.stepfunctions_model.uninstall()
         zone_balance.uninstall()
         instance_type_catalog.uninstall()
+        ec2_lookups.uninstall()
         self.commitments_model.uninstall()  # before the Pricing API: both wrap moto's request stubber, in this order
         self.pricing_api.uninstall()
         seam.uninstall()
