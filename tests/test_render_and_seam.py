@@ -94,3 +94,18 @@ def test_deployed_function_runs_its_real_handler_in_process(aws: EmbeddedAws) ->
 @pytest.mark.parametrize("function", STACK.functions, ids=lambda f: f.key)
 def test_every_handler_string_resolves(function) -> None:  # type: ignore[no-untyped-def]
     assert callable(seam.resolve_handler(function.handler))
+
+
+def test_an_embedded_aws_that_fails_to_start_leaves_no_mock_or_patch_behind(monkeypatch: pytest.MonkeyPatch) -> None:
+    from asg_optimizer.local import cloudwatch_model
+    from asg_optimizer.local.embedded import EmbeddedAws
+
+    def broken() -> None:
+        raise RuntimeError("model failed to install")
+
+    with monkeypatch.context() as patched:
+        patched.setattr(cloudwatch_model, "install", broken)
+        with pytest.raises(RuntimeError, match="model failed to install"), EmbeddedAws(boot_delay_seconds=0):
+            pass
+    with EmbeddedAws(boot_delay_seconds=0) as aws:  # a fresh one deploys the stack again (its IAM role included)
+        assert aws.client("iam").get_role(RoleName="asg-optimizer-lambda")["Role"]["RoleName"] == "asg-optimizer-lambda"

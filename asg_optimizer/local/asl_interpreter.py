@@ -102,7 +102,7 @@ def install() -> None:
     with _lock:
         if _patched:
             return
-        for name, module in list(sys.modules.items()):
+        for name, module in sys.modules.copy().items():  # copied in one step: other threads may be importing
             ours = getattr(module, "boto_client_for", None) is _original_client_for
             if name.startswith("moto.stepfunctions") and ours:
                 module.boto_client_for = _client_for  # type: ignore[attr-defined]

@@ -197,28 +197,32 @@ class EmbeddedAws:
         self._endpoints = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("AWS_ENDPOINT_URL")}
         local_environment(self.region)
         self._mock.start()
-        # moto blanks boto3's default session (the handlers'): a new one on the shared loader, not a cold one.
-        boto3.DEFAULT_SESSION = sessions.session()
-        self._session = sessions.session(region_name=self.region)
-        asl_interpreter.install()
-        asl_interpreter.set_retry_scale(self.retry_scale)
-        seam.install()
-        self.ec2_model.install()
-        self.autoscaling_model.install()
-        self.stepfunctions_model.install()
-        zone_balance.install()
-        self.mixed_instances.install()  # after zone_balance: each override's launch is spread over zones
-        self.load_balancers.install()
-        self.lifecycle.install()  # outermost launch patch: it sees every instance the group launched
-        instance_type_catalog.install()
-        ec2_lookups.install()
-        iam_model.install()
-        cloudwatch_model.install()
-        metrics_sink.install()
-        self.pricing_api.install()
-        self.commitments_model.install()
-        reset_clients()
-        self.deployment = deploy(environment=self.environment)
+        try:
+            # moto blanks boto3's default session (the handlers'): a new one on the shared loader, not a cold one.
+            boto3.DEFAULT_SESSION = sessions.session()
+            self._session = sessions.session(region_name=self.region)
+            asl_interpreter.install()
+            asl_interpreter.set_retry_scale(self.retry_scale)
+            seam.install()
+            self.ec2_model.install()
+            self.autoscaling_model.install()
+            self.stepfunctions_model.install()
+            zone_balance.install()
+            self.mixed_instances.install()  # after zone_balance: each override's launch is spread over zones
+            self.load_balancers.install()
+            self.lifecycle.install()  # outermost launch patch: it sees every instance the group launched
+            instance_type_catalog.install()
+            ec2_lookups.install()
+            iam_model.install()
+            cloudwatch_model.install()
+            metrics_sink.install()
+            self.pricing_api.install()
+            self.commitments_model.install()
+            reset_clients()
+            self.deployment = deploy(environment=self.environment)
+        except BaseException:  # a half-started embedded AWS must not leave moto's mock and our patches on
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc: object) -> None:
