@@ -13,6 +13,7 @@ from tests.conftest import FAST
 from tests.workflow_helpers import (
     cause,
     group,
+    holders,
     instances,
     launched_by,
     members,
@@ -218,3 +219,29 @@ def test_a_group_that_loses_its_opt_in_mid_swap_is_denied_by_iam_as_in_aws(aws: 
     assert "AccessDenied" in cause(described) and "autoscaling:" in cause(described)
     assert [s["State"]["Name"] for s in launched_by(aws, described["name"])] in (["terminated"], ["shutting-down"])
     assert members(aws, "web")[on_demand] == "InService"
+
+
+def test_an_on_demand_that_must_wait_has_az_rebalance_suspended_until_it_leaves(aws: EmbeddedAws, make_group) -> None:
+    """AttachSpot defers the suspension to when the on-demand cannot leave in its section: here a member the team's
+    launch hook holds in Pending:Wait counts toward desired without serving, so RetireOnDemand must poll while the
+    spot unbalances the zones (3 in one zone, 1 in the other)."""
+    make_group("w", desired=2, max_size=4, extra_tags={"AsgOptimiser:LaunchHooks": "bypass"})
+    autoscaling = aws.client("autoscaling")
+    autoscaling.put_lifecycle_hook(LifecycleHookName="bootstrap", AutoScalingGroupName="w", HeartbeatTimeout=300,
+                                   LifecycleTransition="autoscaling:EC2_INSTANCE_LAUNCHING", DefaultResult="CONTINUE")
+    autoscaling.set_desired_capacity(AutoScalingGroupName="w", DesiredCapacity=3)
+    instances = group(aws, "w")["Instances"]
+    [pending] = [i for i in instances if i["LifecycleState"] == "Pending:Wait"]
+    on_demand = next(i["InstanceId"] for i in instances
+                     if i["LifecycleState"] == "InService" and i["AvailabilityZone"] == pending["AvailabilityZone"])
+    arn = aws.start_swap("w", on_demand, timing={**FAST, "group_max_polls": 60})
+    wait_for_state(aws, arn, "WaitForGroup")
+    name = arn.rsplit(":", 1)[-1]
+    assert settings(aws, "w")["suspended"] == ["AZRebalance"] and holders(aws, "w") == [name]
+    assert members(aws, "w")[on_demand] == "InService"
+    autoscaling.complete_lifecycle_action(AutoScalingGroupName="w", LifecycleHookName="bootstrap",
+                                          LifecycleActionResult="CONTINUE", InstanceId=pending["InstanceId"])
+    described = aws.wait(arn)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert state_of(aws, on_demand) in ("shutting-down", "terminated")
+    assert (settings(aws, "w")["suspended"], settings(aws, "w")["max"], holders(aws, "w")) == ([], 4, [])
