@@ -241,11 +241,13 @@ def group_records(ctx: Context) -> Statement:
 
 # The policy of each function, by function key: what its handler (and the tasks/ modules it imports) calls.
 POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
-    # tasks/validate.py: describe_group_raw, describe_instance, lifecycle_hooks, claim the instance
+    # tasks/validate.py: describe_group_raw, describe_instance, lifecycle_hooks, claim the instance; a manual swap
+    # reads the commitments (tasks/aws/commitments.py manual_swap_strands)
     "validate": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLifecycleHooks",
                  "ec2:DescribeInstances"),
         group_records(ctx),
+        *commitments(ctx),  # a manual swap to spot must not strand a commitment
     ],
     # tasks/launch_spot.py: group, instance types, template, prices, cooldowns; CreateFleet from the template
     "launch-spot": lambda ctx: [

@@ -15,11 +15,13 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from tasks.aws.clients import aws_handler
+from tasks.aws.commitments import manual_swap_strands
 from tasks.aws.coordination import claim, release_claim
 from tasks.aws.groups import describe_group_raw, group_from_response, lifecycle_hooks, propagated_tags
 from tasks.aws.instances import instances_by_id
 from tasks.core.eligibility import (
     ON_DEMAND,
+    SPOT,
     check_claimed,
     check_floor_and_window,
     check_instance_type,
@@ -29,7 +31,7 @@ from tasks.core.eligibility import (
     policy_of,
     takes_on_demand_away,
 )
-from tasks.core.errors import LaunchHookInTheWay, SwapRefused, WeightedGroup
+from tasks.core.errors import CoveredByCommitment, LaunchHookInTheWay, SwapRefused, WeightedGroup
 from tasks.core.lifecycle_hooks import launch_hook_refusal
 from tasks.core.mixed_instances import override_types, template_for, weighted_refusal
 from tasks.core.requests import required_text
@@ -65,6 +67,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     hook = launch_hook_refusal(asg_name, lifecycle_hooks(asg_name), bypass=policy.bypass_launch_hooks)
     if hook:
         raise LaunchHookInTheWay(hook)
+    # A manual swap to spot never strands a commitment unless forced (the scanner and launch events keep covered
+    # instances themselves; a rollout chooses its market, docs/replacement.md).
+    if reason == "manual" and market == SPOT and not forced and policy.uses_commitments:
+        stranded = manual_swap_strands(instance_id)
+        if stranded:
+            raise CoveredByCommitment(f"instance {instance_id} in ASG {asg_name} is {stranded}")
     claimed = claim(asg_name, instance_id, execution_name)  # after every refusal that needs no claim
     check_claimed(instance_id, claimed.holder)
     if takes_on_demand_away(reason, market) and not forced:

@@ -13,6 +13,7 @@ import pytest
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.invariants import InvariantChecker
 from tasks.aws import commitments
+from tests.cli_helpers import FAST_TIMING
 from tests.conftest import FAST
 from tests.test_scan import executions, run_scan
 from tests.workflow_helpers import instances, members, state_of
@@ -88,6 +89,7 @@ def test_reverse_swap_after_an_ri_is_bought_and_no_flapping_across_three_scans(a
     first = aws.wait(aws.start_swap("web", raw["Instances"][0]["InstanceId"], timing=FAST))
     spot = json.loads(first["output"])["spot"]["spot_instance_id"]
     ri = buy_ri(aws)
+    commitments.reset_cache()  # the manual swap's Validate read "none"; a warm container sees it within 5 minutes
     os.environ.pop("COMMITMENTS", None)
     t0 = datetime.now(UTC)
     scan1 = run_scan(aws, now=t0.isoformat(), timing=FAST)  # idle seen now: too young to act on
@@ -138,3 +140,43 @@ def test_status_shows_the_commitment_aware_hourly_cost(aws: EmbeddedAws, make_gr
     after = cli_json("status")["fleet"]
     assert after["paid_by_commitments_per_hour"] == pytest.approx(0.096)
     assert after["commitment_aware_hourly_cost"] == pytest.approx(0.096)  # one m5.large on-demand paid by the RI
+
+
+def test_manual_replace_refuses_a_swap_that_would_strand_a_commitment_unless_forced(aws: EmbeddedAws,
+                                                                                    make_group) -> None:
+    from tests.cli_helpers import cli
+    from tests.test_cli_commands import refused_line
+    from tests.workflow_helpers import refusal
+
+    raw = make_group("web", desired=2, max_size=4, zones=("a",), extra_tags=POLICY)
+    oldest = min(raw["Instances"], key=lambda i: i["InstanceId"])["InstanceId"]
+    ri = buy_ri(aws, count=2)  # pays for both on-demand: either swap to spot leaves one RI idle
+    why = (f"is paid for by RI {ri[:8]}… (m5.large, us-east-1a, 2 of 2 in use): replacing it would leave "
+           "$0.0605/h of it idle")  # a No Upfront m5.large RI: 0.096 x (1 - 0.37) per hour
+    assert refused_line(aws, "replace", "--asg", "web", "--instance", oldest) == (
+        f"error: instance {oldest} in ASG web {why}; pass --force to replace it anyway (recorded in the execution "
+        "input)")
+    # the workflow refuses it too, as an outcome: a manual start that skipped the CLI's check changes nothing
+    # (named apart from the CLI's own start below, which could otherwise share its name within the same second)
+    assert refusal(aws.wait(aws.start_swap("web", oldest, timing=FAST, name=f"web-{oldest}-direct"))) == (
+        "CoveredByCommitment", f"instance {oldest} in ASG web {why}")
+    assert all(i.get("InstanceLifecycle") != "spot" for i in instances(aws))
+
+    forced = cli("-o", "json", "replace", "--asg", "web", "--instance", oldest, "--force", "--wait", *FAST_TIMING)
+    assert forced.exit_code == 0, forced.output
+    assert json.loads(forced.stdout)["outcome"] == "swapped" and state_of(aws, oldest) == "terminated"
+
+
+def test_manual_replace_strands_nothing_when_the_ri_floats_to_another_on_demand(aws: EmbeddedAws,
+                                                                                make_group) -> None:
+    from tests.cli_helpers import cli
+
+    raw = make_group("web", desired=2, max_size=4, zones=("a",), extra_tags=POLICY)
+    buy_ri(aws)  # one RI, two on-demand of its kind: whichever goes, the RI covers the other
+    kept = {p["instance_id"] for p in run_scan(aws, dry_run=True)["plan"] if p["action"] == "skip"}
+    [covered] = kept  # the one the ledger names as covered
+    result = cli("-o", "json", "replace", "--asg", "web", "--instance", covered, "--wait", *FAST_TIMING)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["outcome"] == "swapped"
+    other = next(i["InstanceId"] for i in raw["Instances"] if i["InstanceId"] != covered)
+    assert verdicts(run_scan(aws, dry_run=True))[other][0] == "skip"  # the RI now pays for the other one

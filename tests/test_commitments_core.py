@@ -26,6 +26,7 @@ from tasks.core.commitments import (
     hourly_cost,
     normalization_factor,
     platform_of,
+    stranded_by,
 )
 
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
@@ -293,3 +294,25 @@ def test_no_flapping_across_three_consecutive_scans() -> None:
             assert kept == ["kept on-demand: covered by RI ri-zonal-a (m5.large, us-east-1a, 1 of 1 in use)"]
             assert since == {}
     assert started == [(2, spot(1).instance_id)]
+
+
+STRANDS = [  # (usages, RIs, plans, the instance taken away, the line or None)
+    ([use(1), use(2)], [zonal("ri-zonal-a", "m5.large", "us-east-1a", count=2)], [], 1,
+     "paid for by RI ri-zonal-a (m5.large, us-east-1a, 2 of 2 in use): replacing it would leave $0.0600/h of it idle"),
+    ([use(1), use(2)], [zonal("ri-zonal-a", "m5.large", "us-east-1a")], [], 2, None),  # the RI floats to i-1
+    ([use(1), use(2, priority=OUTSIDE)], [zonal("ri-zonal-a", "m5.large", "us-east-1a")], [], 1, None),  # outside's
+    ([use(1, zone="us-east-1b")], [zonal("ri-zonal-a", "m5.large", "us-east-1a")], [], 1, None),  # not its zone
+    ([use(1), use(2, "m5.xlarge")], [regional("ri-flex", "m5.xlarge")], [], 1, None),  # the large first, 4 units:
+    # taken away, the xlarge's 8 fill the RI's 8: nothing idle (size flexibility floats too)
+    ([use(1)], [], [plan("sp-compute", COMPUTE, 0.05, 0.27)], 1,
+     "paid for by Savings Plan sp-compute (Compute, commitment $0.05/h, $0.00/h idle): replacing it would leave "
+     "$0.0500/h of it idle"),
+]
+
+
+@pytest.mark.parametrize(("usages", "reserved", "plans", "taken", "line"), STRANDS)
+def test_a_swap_strands_a_commitment_only_when_its_idle_share_grows(usages: list[Usage],
+                                                                     reserved: list[ReservedInstance],
+                                                                     plans: list[SavingsPlan], taken: int,
+                                                                     line: str | None) -> None:
+    assert stranded_by(usages, reserved, plans, NOW, f"i-{taken:017x}") == line

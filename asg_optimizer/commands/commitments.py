@@ -1,7 +1,7 @@
 """`asg-optimizer commitments`: each Reserved Instance and Savings Plan with its use now, which on-demand instances the
 optimizer keeps because of it, which spots it would return to on-demand, and the idle $/hour before and after.
 
-Decided by the same code as the scanner (tasks.commitments, tasks.core.commitments), read with the CLI's session.
+Decided by the same code as the scanner (tasks.aws.commitments, tasks.core.commitments), read with the CLI's session.
 The "would return" list ignores the 15-minute idle rule and the one-at-a-time limit the scanner applies."""
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from rich.console import Console, Group
 from rich.live import Live
 
 from asg_optimizer.aws_session import CliError, Target
+from asg_optimizer.commands.commitments import read_fleet
 from asg_optimizer.commands.execution_view import header, outcome_lines, print_link, read_timeline, steps_table
 from asg_optimizer.commands.output import console, duration, now, operator_command, print_json, settings
 from asg_optimizer.inventory import describe_group, executions, instances
@@ -50,7 +51,8 @@ def parse_timing_options(pairs: list[str]) -> Timing:
 
 def choose_instance(target: Target, asg_name: str, instance_id: str | None, force: bool, at: datetime) -> str:
     """The instance to replace; raises CliError for anything Validate would refuse (the window and the on-demand
-    floor only without --force). Without an id: the oldest on-demand instance Validate would accept."""
+    floor, and a commitment a swap would strand, only without --force). Without an id: the oldest on-demand
+    instance Validate would accept."""
     raw = describe_group(target, asg_name)
     group = group_from_response(raw)
     if not is_opted_in(group.tags):
@@ -68,16 +70,22 @@ def choose_instance(target: Target, asg_name: str, instance_id: str | None, forc
         check(group, found.get(instance_id), instance_id)
         if instance_id in replacing:
             raise CliError(f"instance {instance_id} is already being replaced by execution {replacing[instance_id]}")
-        chosen = instance_id
+        candidates = [instance_id]
     else:
-        chosen = oldest_eligible(group, found, replacing)
-    if not force:
-        refusal_of(lambda: check_floor_and_window(group, policy, chosen, spot_ids, set(replacing), at),
-                   hint="; pass --force to replace it anyway (recorded in the execution input)")
-    return chosen
+        candidates = eligible_oldest_first(group, found, replacing)
+    if force:
+        return candidates[0]
+    hint = "; pass --force to replace it anyway (recorded in the execution input)"
+    refusal_of(lambda: check_floor_and_window(group, policy, candidates[0], spot_ids, set(replacing), at), hint=hint)
+    fleet = read_fleet(target)[2] if policy.uses_commitments else None
+    stranding = [(i, why) for i in candidates if fleet and (why := fleet.stranded_by(i))]
+    if len(stranding) == len(candidates):  # without an id: the oldest whose swap strands no commitment
+        chosen, why = stranding[0]
+        raise CliError(f"instance {chosen} in ASG {asg_name} is {why}{hint}")
+    return next(i for i in candidates if i not in dict(stranding))
 
 
-def oldest_eligible(group: Any, found: dict[str, Any], replacing: dict[str | None, str]) -> str:
+def eligible_oldest_first(group: Any, found: dict[str, Any], replacing: dict[str | None, str]) -> list[str]:
     candidates, reasons = [], []
     for member in group.members:
         instance = found.get(member.instance_id)
@@ -96,7 +104,7 @@ def oldest_eligible(group: Any, found: dict[str, Any], replacing: dict[str | Non
         detail = "; ".join(reasons[:3]) + (f"; and {len(reasons) - 3} more" if len(reasons) > 3 else "")
         raise CliError(f"ASG {group.name} has no on-demand instance to replace" + (f": {detail}" if detail else
                                                                                    ": it has no instances"))
-    return str(min(candidates)[1])
+    return [instance_id for _, instance_id in sorted(candidates)]
 
 
 T = TypeVar("T")

@@ -20,6 +20,7 @@ from typing import Any
 
 from tasks.aws.clients import client
 from tasks.aws.coordination import idle_records, save_idle_records
+from tasks.aws.groups import group_from_response, opted_in_groups
 from tasks.aws.prices import PriceBook
 from tasks.core.commitment_swaps import ReversePick, ReverseSkip, plan_reverse, spot_facts, track_idle
 from tasks.core.commitments import (
@@ -32,6 +33,7 @@ from tasks.core.commitments import (
     Usage,
     cover,
     platform_of,
+    stranded_by,
 )
 from tasks.core.errors import InvalidInput
 from tasks.core.model import Group, Instance
@@ -188,9 +190,21 @@ def _price_books(region: str) -> PriceOf:
 class FleetCoverage:
     coverage: Coverage
     prices: dict[str, float]  # on-demand $/h by instance type (Linux/UNIX list price)
+    # what the allocation was made from, so a manual replacement can ask what taking one instance away strands
+    usages: tuple[Usage, ...] = ()
+    reserved: tuple[ReservedInstance, ...] = ()
+    plans: tuple[SavingsPlan, ...] = ()
+    at: datetime | None = None
+    savings_plan_reserve: float = 0.0
 
     def kept(self) -> dict[str, str]:
         return {i: why for i in self.coverage.instances if (why := self.coverage.why_kept(i))}
+
+    def stranded_by(self, instance_id: str) -> str | None:
+        """Why replacing this on-demand with a spot would leave a commitment paid for and idle (None: it would
+        not). tasks.core.commitments.stranded_by."""
+        return stranded_by(self.usages, self.reserved, self.plans, self.at or datetime.now(UTC), instance_id,
+                           savings_plan_reserve=self.savings_plan_reserve)
 
 
 def fleet_coverage(groups: Iterable[Group], *, extra_types: Iterable[str] = (), now: datetime | None = None,
@@ -224,9 +238,17 @@ def fleet_coverage(groups: Iterable[Group], *, extra_types: Iterable[str] = (), 
         if (found := price(instance_type, "Linux/UNIX")) is not None:
             prices[instance_type] = found
     plans = [_plan_from(p, region, types, clients) for p in raw_plans]
-    coverage = cover(usages, reserved, plans, now or datetime.now(UTC),
-                     savings_plan_reserve=settings.savings_plan_reserve)
-    return FleetCoverage(coverage, prices)
+    at = now or datetime.now(UTC)
+    coverage = cover(usages, reserved, plans, at, savings_plan_reserve=settings.savings_plan_reserve)
+    return FleetCoverage(coverage, prices, tuple(usages), tuple(reserved), tuple(plans), at,
+                         settings.savings_plan_reserve)
+
+
+def manual_swap_strands(instance_id: str) -> str | None:
+    """Why swapping this on-demand to spot would leave a commitment paid for and idle, read as the scanner reads
+    (every opted-in group, the region's usage); None when nothing would be stranded or there is no commitment."""
+    fleet = fleet_coverage([group_from_response(g) for g in opted_in_groups()])
+    return fleet.stranded_by(instance_id) if fleet else None
 
 
 def reverse_swaps(fleet: FleetCoverage, groups: list[Group], instances: Mapping[str, Instance],

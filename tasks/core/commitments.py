@@ -385,3 +385,22 @@ def cover(usages: Iterable[Usage], reserved: Iterable[ReservedInstance], plans: 
 def hourly_cost(coverage: Coverage, instance_ids: Iterable[str]) -> float:
     """What the given on-demand instances add per hour on top of commitments (covered ones cost $0)."""
     return round(sum(c.marginal_cost for i in instance_ids if (c := coverage.of(i)) is not None), 6)
+
+
+def stranded_by(usages: Sequence[Usage], reserved: Sequence[ReservedInstance], plans: Sequence[SavingsPlan],
+                now: datetime, instance_id: str, *, savings_plan_reserve: float = 0.0) -> str | None:
+    """Why taking this on-demand instance away would strand a commitment, or None. Its marginal value: the
+    allocation with and without it; a commitment whose idle share grows would be paid for and unused. (Which
+    instance the ledger names as covered does not matter here: RIs float, so replacing a "covered" instance of a
+    group that has another uncovered one of the same kind strands nothing.)"""
+    before = cover(usages, reserved, plans, now, savings_plan_reserve=savings_plan_reserve)
+    after = cover([u for u in usages if u.instance_id != instance_id], reserved, plans, now,
+                  savings_plan_reserve=savings_plan_reserve)
+    grown = [(b, a) for b, a in zip(before.commitments, after.commitments, strict=True)
+             if a.idle_per_hour - b.idle_per_hour > 1e-6]
+    if not grown:
+        return None
+    b, a = max(grown, key=lambda pair: pair[1].idle_per_hour - pair[0].idle_per_hour)
+    more = f" and {len(grown) - 1} more" if len(grown) > 1 else ""
+    return (f"paid for by {b.kind} {short_id(b.commitment_id)} ({b.label}, {b.in_use()}){more}: replacing it would "
+            f"leave ${a.idle_per_hour - b.idle_per_hour:.4f}/h of it idle")

@@ -65,6 +65,10 @@ class OutsideWindow(SwapRefused):
     """The group's `AsgOptimiser:Window` excludes the hour."""
 
 
+class CoveredByCommitment(SwapRefused):
+    """A manual swap to spot would leave a Reserved Instance or Savings Plan paid for and idle."""
+
+
 # Validate's refusals: the workflow ends SUCCEEDED with outcome `refused` for these, FAILED for anything else.
 REFUSALS = ("GroupNotFound", "NotOptedIn", "InstanceNotEligible", "SwapInFlight", "InvalidInput", "LaunchHookInTheWay",
-            "WeightedGroup", "MalformedPolicy", "OnDemandFloor", "OutsideWindow")
+            "WeightedGroup", "MalformedPolicy", "OnDemandFloor", "OutsideWindow", "CoveredByCommitment")
