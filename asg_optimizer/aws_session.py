@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError, ProfileNotFound
 
 from asg_optimizer import sessions
 from asg_optimizer.timeline import console_url
-from stack.description import DEFAULT_PREFIX, REPLACE, STACK
+from stack.description import DEFAULT_PREFIX, INTERRUPTION, REPLACE, STACK
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 LOCAL_REGION = "us-east-1"
@@ -73,6 +73,7 @@ class Target:
     _session: Any = None
     _clients: dict[str, Any] = field(default_factory=dict)
     _state_machine_arn: str | None = None
+    _machines: dict[str, str] | None = None  # every state machine in the region, name -> ARN
 
     @property
     def endpoint(self) -> str | None:
@@ -174,13 +175,23 @@ class Target:
                 self._state_machine_arn = self.state_machine
             else:
                 wanted = self.state_machine_name
-                pages = sfn.get_paginator("list_state_machines").paginate()
-                found = next((m["stateMachineArn"] for page in pages for m in page["stateMachines"]
-                              if m["name"] == wanted), None)
+                found = self.machines().get(wanted)
                 if found is None:
                     raise CliError(no_state_machine(wanted, self.region_name))
                 self._state_machine_arn = found
         return self._state_machine_arn
+
+    def machines(self) -> dict[str, str]:
+        """Every state machine in the region by name (one paginated listing, read once)."""
+        if self._machines is None:
+            pages = self.client("stepfunctions").get_paginator("list_state_machines").paginate()
+            self._machines = {m["name"]: m["stateMachineArn"] for page in pages for m in page["stateMachines"]}
+        return self._machines
+
+    def interruption_machine_arn(self) -> str | None:
+        """The interruption fallback's state machine, `<prefix>-spot-interruption` beside the replacement one
+        (None for a stack without it)."""
+        return self.machines().get(STACK.state_machine(INTERRUPTION).name(self.prefix))
 
     def execution_arn(self, name_or_arn: str) -> str:
         """An execution ARN from an ARN or a name of an execution of our state machine."""

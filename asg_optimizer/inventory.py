@@ -3,11 +3,13 @@ on the functions' clients): groups, their instances, and the replacement executi
 
 from __future__ import annotations
 
+import heapq
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 from asg_optimizer.aws_session import CliError, Target
+from asg_optimizer.timeline import FALLBACK, SWAP
 from tasks.core.naming import asg_part_of, execution_name, instance_of
 from tasks.core.tags import OPT_IN, OPT_IN_VALUE
 
@@ -24,6 +26,11 @@ def describe_group(target: Target, name: str) -> dict[str, Any]:
     if not groups:
         raise CliError(f"ASG {name} does not exist in {target.region_name}")
     return dict(groups[0])
+
+
+def group_exists(target: Target, name: str) -> bool:
+    groups = target.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=[name])
+    return bool(groups["AutoScalingGroups"])
 
 
 def opted_in_groups(target: Target) -> list[dict[str, Any]]:
@@ -54,15 +61,26 @@ def is_spot(instance: dict[str, Any]) -> bool:
     return instance.get("InstanceLifecycle") == "spot"
 
 
-def executions(target: Target, status: str | None = None) -> Iterator[dict[str, Any]]:
-    """Executions of the replacement state machine, newest first (ListExecutions' own order), page by page: a
-    caller that stops early reads no further pages."""
-    kwargs: dict[str, Any] = {"stateMachineArn": target.state_machine_arn(),
-                              "PaginationConfig": {"PageSize": EXECUTION_PAGE}}
+def executions(target: Target, status: str | None = None, *, fallbacks: bool = True) -> Iterator[dict[str, Any]]:
+    """Executions of the replacement state machine and (with `fallbacks`) of the interruption fallback's, merged
+    newest first, each with its `kind` (swap or fallback). Page by page: a caller that stops early reads no
+    further pages of either listing."""
+    machines = [(SWAP, target.state_machine_arn())]
+    fallback_arn = target.interruption_machine_arn() if fallbacks else None
+    if fallback_arn:
+        machines.append((FALLBACK, fallback_arn))
+    listings = [_listing(target, arn, kind, status) for kind, arn in machines]
+    return heapq.merge(*listings, key=lambda e: e["startDate"], reverse=True)
+
+
+def _listing(target: Target, machine_arn: str, kind: str, status: str | None) -> Iterator[dict[str, Any]]:
+    """One state machine's executions in ListExecutions' own order (newest first)."""
+    kwargs: dict[str, Any] = {"stateMachineArn": machine_arn, "PaginationConfig": {"PageSize": EXECUTION_PAGE}}
     if status:
         kwargs["statusFilter"] = status
     for page in target.client("stepfunctions").get_paginator("list_executions").paginate(**kwargs):
-        yield from page["executions"]
+        for execution in page["executions"]:
+            yield {**execution, "kind": kind}
 
 
 def belongs_to(name: str, asg_name: str) -> bool:

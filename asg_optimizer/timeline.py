@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from stack.description import INTERRUPTION
+
 ENDED = ("SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED")
 SWAPPED = "swapped"
 # The workflow's Succeed state for a finished swap. It has another (NoCapacity) for an execution that ends well
@@ -34,11 +36,30 @@ _END_EVENTS = {
 }
 
 
-def outcome_of(status: str, output: Mapping[str, Any] | None) -> str:
+# What an execution is, from its state machine: a swap (replace-instance: scheduled, manual, launch, rebalance)
+# or an interruption fallback (spot-interruption: on-demand capacity in before a warned spot goes).
+SWAP, FALLBACK = "swap", "fallback"
+# A fallback that got its replacement capacity in; one whose spot had already left ends `nothing-to-replace`.
+REPLACED, NOTHING_TO_REPLACE = "replaced", "nothing-to-replace"
+GOOD_OUTCOMES = (SWAPPED, REPLACED)
+
+
+def kind_of(execution_arn: str) -> str:
+    """`fallback` for an execution of the spot-interruption state machine, else `swap` (an execution ARN names
+    its state machine: arn:aws:states:<region>:<account>:execution:<state machine>:<name>)."""
+    parts = execution_arn.split(":")
+    machine = parts[6] if len(parts) > 7 else ""
+    return FALLBACK if machine.endswith(f"-{INTERRUPTION}") else SWAP
+
+
+def outcome_of(status: str, output: Mapping[str, Any] | None, kind: str = SWAP) -> str:
     """`swapped`, the outcome a successful execution reports instead (`no-capacity`), or the status
-    (RUNNING, FAILED, TIMED_OUT, ABORTED): SUCCEEDED alone does not mean an instance was swapped."""
+    (RUNNING, FAILED, TIMED_OUT, ABORTED): SUCCEEDED alone does not mean an instance was swapped. A fallback
+    that succeeded is `replaced`, or `nothing-to-replace` when it found nothing to raise."""
     if status != "SUCCEEDED":
         return status
+    if kind == FALLBACK:
+        return REPLACED if (output or {}).get("raised") else NOTHING_TO_REPLACE
     reported = (output or {}).get("outcome")
     return reported if isinstance(reported, str) and reported != "launched" else SWAPPED
 
@@ -46,7 +67,7 @@ def outcome_of(status: str, output: Mapping[str, Any] | None) -> str:
 def not_swapped_why(outcome: str, output: Mapping[str, Any] | None) -> str | None:
     """Why a successful execution did not swap (`OnDemandFloor: ASG api keeps 1 on-demand ...` for a refusal),
     or None when it swapped or did not succeed."""
-    if outcome in (SWAPPED, "RUNNING", "FAILED", "TIMED_OUT", "ABORTED"):
+    if outcome in (*GOOD_OUTCOMES, "RUNNING", "FAILED", "TIMED_OUT", "ABORTED"):
         return None
     why, reason = (output or {}).get("why"), (output or {}).get("reason")
     if not isinstance(why, str):
@@ -107,9 +128,13 @@ class Timeline:
         return self.status in ENDED
 
     @property
+    def kind(self) -> str:
+        return kind_of(self.arn)
+
+    @property
     def outcome(self) -> str:
         """As `outcome_of`, and a success that did not end in the Swapped state is never `swapped`."""
-        found = outcome_of(self.status, self.output)
+        found = outcome_of(self.status, self.output, self.kind)
         if found == SWAPPED and self.steps and self.steps[-1].name != SWAPPED_STATE:
             return self.steps[-1].name
         return found
@@ -135,6 +160,7 @@ class Timeline:
         return {
             "name": self.name,
             "arn": self.arn,
+            "kind": self.kind,
             "status": self.status,
             "outcome": self.outcome,
             "started": self.started.isoformat(),

@@ -154,7 +154,7 @@ def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
     assert cells[:4] == ["web", "2 (0-4)", "1", "1"]
     assert cells[4] == "keep 1 on-demand (min 1, 0%), 2 at a time, grace 0s, types m5.large, any hour"
     assert cells[5] == "1"  # the swap waiting in its start delay
-    assert re.fullmatch(r"SUCCEEDED \d+s ago", cells[6])
+    assert re.fullmatch(r"manual SUCCEEDED \d+s ago", cells[6])
     assert re.fullmatch(r"\$0\.\d{4}", cells[7]) and re.fullmatch(r"\$0\.\d{4}", cells[8])
     assert table_row(table.stdout, "1 group")[1:6] == ["2", "1", "1", "", "1"]
     assert "│ legacy" not in table.stdout  # not opted in: not listed
@@ -205,10 +205,10 @@ def test_no_spot_capacity_exits_1_and_reads_as_not_swapped(aws: EmbeddedAws, fle
     assert [r["name"] for r in cli_json("executions", "--since", "1h", "--limit", "1")["executions"]] == [nothing]
 
     table = cli("executions").stdout
-    assert table_row(table, nothing)[1] == "SUCCEEDED (no-capacity)"
+    assert table_row(table, nothing)[1:3] == ["manual", "SUCCEEDED (no-capacity)"]
     failed_row = table_row(table, failed)
-    assert failed_row[1] == "SUCCEEDED (refused)" and re.fullmatch(r"\d+s ago", failed_row[2])
-    assert failed_row[4] == f"InstanceNotEligible: instance {STRANGER} is not a member of ASG api"
+    assert failed_row[2] == "SUCCEEDED (refused)" and re.fullmatch(r"\d+s ago", failed_row[3])
+    assert failed_row[5] == f"InstanceNotEligible: instance {STRANGER} is not a member of ASG api"
     assert table.index(nothing) < table.index(failed)
     assert "No executions match." in cli("executions", "--status", "RUNNING").stdout
 
@@ -218,7 +218,7 @@ def test_no_spot_capacity_exits_1_and_reads_as_not_swapped(aws: EmbeddedAws, fle
     assert (status["api"]["last_swap"]["outcome"], status["api"]["last_swap"]["reason"]) == ("refused",
                                                                                              "InstanceNotEligible")
     status_table = cli("status").stdout
-    assert table_row(status_table, "web")[6].startswith("SUCCEEDED (no-capacity) ")
+    assert table_row(status_table, "web")[6].startswith("manual SUCCEEDED (no-capacity) ")
     assert table_row(status_table, "api")[6].startswith("SUCCEEDED (refused) InstanceNotEligible ")
 
 

@@ -52,7 +52,8 @@ def refused(aws: EmbeddedAws, *args: str) -> str:
 def test_unknown_asg(aws: EmbeddedAws, fleet) -> None:
     assert refused(aws, "replace", "--asg", "nope") == "error: ASG nope does not exist in us-east-1"
     assert refused(aws, "plan", "--asg", "nope") == "error: ASG nope does not exist in us-east-1"
-    assert refused(aws, "executions", "--asg", "nope") == "error: ASG nope does not exist in us-east-1"
+    assert refused(aws, "executions", "--asg", "nope") == (
+        "error: ASG nope does not exist in us-east-1 and no execution of it matches")
 
 
 def test_group_not_opted_in_is_refused_without_force(aws: EmbeddedAws, fleet) -> None:
@@ -168,7 +169,7 @@ def test_bad_options_name_the_value(aws: EmbeddedAws, fleet) -> None:
     missing = "web-i-0123456789abcdef0-20260101T000000"
     assert refused(aws, "show", missing) == (
         f"error: execution {missing} not found (looked for arn:aws:states:us-east-1:123456789012:execution:"
-        f"asg-optimizer-replace-instance:{missing})")
+        f"asg-optimizer-replace-instance:{missing} and among the interruption fallbacks)")
 
 
 def test_local_serve_on_a_busy_port() -> None:

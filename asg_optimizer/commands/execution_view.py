@@ -13,7 +13,7 @@ from rich.text import Text
 
 from asg_optimizer.aws_session import Target
 from asg_optimizer.commands.output import duration
-from asg_optimizer.timeline import SWAPPED, Timeline, build_timeline, not_swapped_why
+from asg_optimizer.timeline import GOOD_OUTCOMES, REPLACED, SWAPPED, Timeline, build_timeline, not_swapped_why
 
 
 def read_timeline(target: Target, execution_arn: str) -> Timeline:
@@ -47,8 +47,11 @@ def steps_table(timeline: Timeline, at: datetime) -> Table:
 
 
 def status_text(status: str, outcome: str) -> str:
-    """SUCCEEDED in green for a swap; a success that swapped nothing says so, in yellow."""
-    if status == "SUCCEEDED" and outcome != SWAPPED:
+    """SUCCEEDED in green for a swap (or a fallback that got its capacity in); a success that swapped nothing
+    says so, in yellow."""
+    if status == "SUCCEEDED" and outcome == REPLACED:
+        return f"[green]SUCCEEDED ({REPLACED})[/]"
+    if status == "SUCCEEDED" and outcome not in GOOD_OUTCOMES:
         return f"[yellow]SUCCEEDED ({escape(outcome)})[/]"
     return f"[{STATUS_STYLE.get(status, 'red')}]{status}[/]"
 
@@ -72,6 +75,13 @@ def outcome_lines(timeline: Timeline, at: datetime) -> list[Text]:
                     swapped += f" for ${launched['on_demand_price']:.4f}/h on-demand"
             swapped += ")"
         lines.append(Text.assemble(("Swapped", "green"), f" in {took}{swapped}"))
+    elif timeline.outcome == REPLACED:
+        spot, release = timeline.input.get("instance_id", "?"), timeline.output.get("release") or {}
+        how = f"desired raised to {timeline.output.get('raised_to', '?')}"
+        if release.get("why"):
+            how += f"; {release['why']}"
+        lines.append(Text.assemble(("Fallback done", "green"),
+                                   f" in {took}: spot {spot} warned, on-demand capacity in ({how})"))
     elif timeline.status == "SUCCEEDED":
         why = not_swapped_why(timeline.outcome, timeline.output)
         lines.append(Text.assemble(("Not swapped", "yellow"),

@@ -22,7 +22,7 @@ from asg_optimizer.commands.execution_view import (
     steps_table,
 )
 from asg_optimizer.commands.output import ago, console, duration, now, operator_command, print_json, settings
-from asg_optimizer.inventory import belongs_to, describe_group, executions
+from asg_optimizer.inventory import belongs_to, executions, group_exists
 from asg_optimizer.timeline import Timeline, json_object, not_swapped_why, outcome_of, readable_cause
 
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
@@ -64,22 +64,25 @@ def select(target: Target, asg: str | None, status: str | None, since: timedelta
 
 
 def _with_outcomes(target: Target, chosen: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """ListExecutions carries neither the error nor the outcome: describe each ended one (at most --limit calls)."""
+    """ListExecutions carries neither the input (the reason), the error nor the outcome: describe each one (at
+    most --limit calls)."""
     sfn = target.client("stepfunctions")
     rows = []
     for execution in chosen:
+        described = sfn.describe_execution(executionArn=execution["executionArn"])
+        facts = json_object(described.get("input"))
         error = cause = why = None
         outcome = execution["status"]
-        if execution["status"] != "RUNNING":
-            described = sfn.describe_execution(executionArn=execution["executionArn"])
+        if described["status"] != "RUNNING":
             error, cause = described.get("error"), readable_cause(described.get("cause")) or None
             output = json_object(described.get("output"))
-            outcome = outcome_of(described["status"], output)
+            outcome = outcome_of(described["status"], output, execution["kind"])
             why = not_swapped_why(outcome, output)
         stopped: datetime | None = execution.get("stopDate")
         rows.append({
-            "name": execution["name"], "arn": execution["executionArn"], "status": execution["status"],
-            "outcome": outcome,
+            "name": execution["name"], "arn": execution["executionArn"], "kind": execution["kind"],
+            "trigger": facts.get("reason"), "asg_name": facts.get("asg_name"), "instance_id": facts.get("instance_id"),
+            "status": execution["status"], "outcome": outcome,
             "started": execution["startDate"], "stopped": stopped,
             "seconds": round(((stopped or now()) - execution["startDate"]).total_seconds(), 3),
             "error": error, "cause": cause, "why": why,
@@ -95,14 +98,14 @@ def list_executions(
     since: str | None = typer.Option(None, "--since", help="Started within this long, e.g. 30m, 2h, 1d."),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many."),
 ) -> None:
-    """Replacement executions, newest first."""
+    """Replacement executions and interruption fallbacks, newest first (a deleted group's too)."""
     options = settings(ctx)
     target = options.target
     wanted_status, window = parse_status(status), parse_since(since) if since is not None else None
     target.state_machine_arn()
-    if asg is not None:
-        describe_group(target, asg)
     rows = _with_outcomes(target, select(target, asg, wanted_status, window, limit))
+    if asg is not None and not rows and not group_exists(target, asg):
+        raise CliError(f"ASG {asg} does not exist in {target.region_name} and no execution of it matches")
     if options.json:
         print_json({"executions": [
             {**r, "started": r["started"].isoformat(), "stopped": r["stopped"].isoformat() if r["stopped"] else None,
@@ -113,28 +116,34 @@ def list_executions(
         out.print("No executions match.")
         return
     at = now()
-    table = Table(title=f"Executions of {target.state_machine_arn().rsplit(':', 1)[-1]}, newest first",
-                  title_justify="left")
-    for column in ("execution", "status", "started", "took"):
+    table = Table(title="Swaps and interruption fallbacks, newest first", title_justify="left")
+    for column in ("execution", "trigger", "status", "started", "took"):
         table.add_column(column, no_wrap=True)
     table.add_column("error / why not swapped", overflow="fold")
     for r in rows:
         error = escape(f"{r['error']}: {r['cause']}") if r["error"] else escape(r["why"] or "")
-        table.add_row(r["name"], status_text(r["status"], r["outcome"]), ago(r["started"], at),
-                      duration(r["seconds"]), error)
+        table.add_row(r["name"], escape(r["trigger"] or r["kind"]), status_text(r["status"], r["outcome"]),
+                      ago(r["started"], at), duration(r["seconds"]), error)
     out.print(table)
     if len(rows) == limit:
         out.print(f"First {limit} shown; --limit for more.", style="dim")
 
 
 def load(target: Target, name_or_arn: str) -> Timeline:
-    arn = target.execution_arn(name_or_arn)
-    try:
-        return read_timeline(target, arn)
-    except ClientError as error:
-        if error.response.get("Error", {}).get("Code") in ("ExecutionDoesNotExist", "InvalidArn"):
-            raise CliError(f"execution {name_or_arn} not found (looked for {arn})") from None
-        raise
+    """An execution by ARN, or by name: a swap's first, else an interruption fallback's (both are named
+    `<asg>-<instance>-<stamp>`)."""
+    arns = [target.execution_arn(name_or_arn)]
+    fallback_machine = None if name_or_arn.startswith("arn:") else target.interruption_machine_arn()
+    if fallback_machine:
+        arns.append(fallback_machine.replace(":stateMachine:", ":execution:", 1) + ":" + name_or_arn)
+    for arn in arns:
+        try:
+            return read_timeline(target, arn)
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") not in ("ExecutionDoesNotExist", "InvalidArn"):
+                raise
+    also = " and among the interruption fallbacks" if len(arns) > 1 else ""
+    raise CliError(f"execution {name_or_arn} not found (looked for {arns[0]}{also})")
 
 
 @operator_command

@@ -61,7 +61,7 @@ def choose_instance(target: Target, asg_name: str, instance_id: str | None, forc
         # No --force way round: the deployed IAM lets the functions change opted-in groups only.
         raise CliError(f"ASG {asg_name} is not opted in: tag {OPT_IN} is {shown}, expected 'true'")
     policy = refusal_of(lambda: policy_of(group))
-    replacing = {instance_of(e["name"]): e["name"] for e in executions(target, "RUNNING")}
+    replacing = {instance_of(e["name"]): e["name"] for e in executions(target, "RUNNING", fallbacks=False)}
     found = {i: instance_from_response(r) for i, r in instances(target, [m.instance_id for m in group.members]).items()}
     spot_ids = {i for i, instance in found.items() if not instance.on_demand}
     if instance_id is not None:

@@ -81,7 +81,8 @@ def policy_dict(policy: Policy, desired: int) -> dict[str, Any]:
 
 
 def _last_swaps(target: Target, names: list[str]) -> dict[str, dict[str, Any]]:
-    """The newest finished execution per group, from one newest-first listing read until every group has one."""
+    """The newest finished execution per group, a swap or an interruption fallback, from one newest-first
+    listing of both read until every group has one."""
     found: dict[str, dict[str, Any]] = {}
     for seen, execution in enumerate(executions(target)):
         if seen >= LAST_SWAP_LOOKBACK or len(found) == len(names):
@@ -96,9 +97,11 @@ def _last_swaps(target: Target, names: list[str]) -> dict[str, dict[str, Any]]:
     for name, execution in found.items():
         described = sfn.describe_execution(executionArn=execution["executionArn"])
         output = json_object(described.get("output"))
-        outcome = outcome_of(described["status"], output)
+        outcome = outcome_of(described["status"], output, execution["kind"])
         result[name] = {
-            "name": execution["name"], "status": execution["status"], "stopped": execution.get("stopDate"),
+            "name": execution["name"], "kind": execution["kind"],
+            "trigger": json_object(described.get("input")).get("reason"),
+            "status": execution["status"], "stopped": execution.get("stopDate"),
             "outcome": outcome, "error": described.get("error"),
             "cause": readable_cause(described.get("cause")) or None, "why": not_swapped_why(outcome, output),
             "reason": output.get("reason") if outcome == "refused" else None,
@@ -140,7 +143,7 @@ def _money(value: float, missing: list[str]) -> str:
 def _last_swap_text(last: dict[str, Any] | None, at: datetime) -> str:
     if last is None:
         return "-"
-    text = status_text(last["status"], last["outcome"])
+    text = f"{escape(last['trigger'] or last['kind'])} {status_text(last['status'], last['outcome'])}"
     if last["error"] or last.get("reason"):
         text += f" {escape(last['error'] or last['reason'])}"
     return f"{text} {ago(last['stopped'], at)}"
@@ -153,7 +156,7 @@ def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, 
         table.add_column(column, no_wrap=True, justify="left" if column == "ASG" else "right")
     table.add_column("policy", ratio=1, overflow="fold")
     table.add_column("in flight", justify="right", no_wrap=True)
-    table.add_column("last swap", overflow="fold")
+    table.add_column("last activity", overflow="fold")
     table.add_column("$/hour", justify="right", no_wrap=True)
     table.add_column("saving/h", justify="right", no_wrap=True)
     for s in statuses:
