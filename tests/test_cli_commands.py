@@ -57,6 +57,12 @@ def fleet(aws: EmbeddedAws, make_group) -> dict[str, Any]:  # type: ignore[no-un
             "legacy": [i["InstanceId"] for i in legacy["Instances"]]}
 
 
+@pytest.fixture(autouse=True)
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wide enough that `status` cuts no cell these tests read (test_fleet_status tests the cutting)."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 def make_older(instance_id: str, hours: int) -> None:
     """Back-date an instance's launch (moto launches everything 'now')."""
     instance = ec2_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_instance(instance_id)
@@ -152,7 +158,7 @@ def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
     assert table.exit_code == 0, table.output
     cells = table_row(table.stdout, "web")
     assert cells[:4] == ["web", "2 (0-4)", "1", "1"]
-    assert cells[4] == "keep 1 on-demand (min 1, 0%), 2 at a time, grace 0s, types m5.large, any hour"
+    assert cells[4] == "keep 1 od, 2 at once, m5.large"
     assert cells[5] == "1"  # the swap waiting in its start delay
     assert re.fullmatch(r"manual SUCCEEDED \d+s ago", cells[6])
     assert re.fullmatch(r"\$0\.\d{4}", cells[7]) and re.fullmatch(r"\$0\.\d{4}", cells[8])
@@ -219,7 +225,7 @@ def test_no_spot_capacity_exits_1_and_reads_as_not_swapped(aws: EmbeddedAws, fle
                                                                                              "InstanceNotEligible")
     status_table = cli("status").stdout
     assert table_row(status_table, "web")[6].startswith("manual SUCCEEDED (no-capacity) ")
-    assert table_row(status_table, "api")[6].startswith("SUCCEEDED (refused) InstanceNotEligible ")
+    assert table_row(status_table, "api")[6].startswith("manual SUCCEEDED (refused) InstanceNotEligible ")
 
 
 def test_status_names_a_malformed_policy_instead_of_guessing(aws: EmbeddedAws, make_group) -> None:
@@ -228,7 +234,9 @@ def test_status_names_a_malformed_policy_instead_of_guessing(aws: EmbeddedAws, m
     assert typo["policy"] is None
     assert typo["policy_error"] == (
         "ASG typo: tag AsgOptimiser:MaxParallel='two' is malformed: expected a whole number 1 or more")
-    assert table_row(cli("status").stdout, "typo")[4] == typo["policy_error"]
+    table = cli("status").stdout
+    assert table_row(table, "typo")[4] == "malformed policy: AsgOptimiser:MaxParallel='two'"
+    assert f"typo: {typo['policy_error']}" in flat(table)  # the whole message below the table
 
 
 def test_replace_without_wait_starts_one_named_execution(aws: EmbeddedAws, fleet) -> None:
@@ -278,7 +286,7 @@ def test_replace_respects_the_on_demand_floor_unless_forced_and_status_marks_the
 
     web = cli_json("status")["groups"][0]
     assert (web["on_demand"], web["policy"]["on_demand_floor"], web["below_floor"]) == (0, 1, True)
-    assert table_row(cli("status").stdout, "web")[4].startswith("BELOW FLOOR: 0 on-demand of 1; keep 1 on-demand")
+    assert table_row(cli("status").stdout, "web")[4] == "BELOW FLOOR 0/1; keep 1 od, 2 at once, m5.large"
 
 
 def test_replace_respects_the_window_unless_forced(aws: EmbeddedAws, make_group) -> None:

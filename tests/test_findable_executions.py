@@ -28,6 +28,12 @@ def market_aws() -> Iterator[EmbeddedAws]:
         yield embedded
 
 
+@pytest.fixture(autouse=True)
+def wide(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Wide enough that `status` cuts no cell these tests read (test_fleet_status tests the cutting)."""
+    monkeypatch.setenv("COLUMNS", "200")
+
+
 def arn_of(aws: EmbeddedAws, machine: str, name: str) -> str:
     return aws.deployment.state_machine_arns[machine].replace(":stateMachine:", ":execution:") + f":{name}"
 

@@ -65,7 +65,7 @@ def test_metrics_go_to_the_sink_not_stdout(capsys: pytest.CaptureFixture[str]) -
     (["--endpoint-url", "127.0.0.1:45680", "status"],
      "error: --endpoint-url '127.0.0.1:45680' is not a URL: give the scheme and host, e.g. http://127.0.0.1:45680"),
     (["--region", "us-eats-1", "status"], "error: --region 'us-eats-1' is not an AWS region: did you mean us-east-1?"),
-    (["status", "--fast"], "error: No such option: --fast (asg-optimizer status)"),
+    (["status", "--fast"], "error: No such option: --fast (Possible options: --asg, --sort) (asg-optimizer status)"),
     (["replace"], "error: Missing option '--asg'. (asg-optimizer replace)"),
     (["executions", "--limit", "zero"],
      "error: Invalid value for '--limit': Input should be a valid integer, unable to parse string as an integer (got "

@@ -3,9 +3,11 @@ one line on stderr with exit code 2 (the operator can fix it) or 1 (AWS failed u
 
 from __future__ import annotations
 
+import fnmatch
 import functools
 import json
-from collections.abc import Callable
+import os
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -47,9 +49,25 @@ def settings(ctx: typer.Context) -> Settings:
 
 
 def console() -> Console:
-    """Full-width tables in a terminal; 120 columns when piped (CI logs, files), instead of rich's 80."""
+    """Tables as wide as COLUMNS says, else the terminal; 120 columns when piped (CI logs, files), instead of
+    rich's 80."""
+    columns = os.environ.get("COLUMNS", "")
+    if columns.isdigit() and int(columns) > 0:
+        return Console(width=int(columns))
     probe = Console()
     return probe if probe.is_terminal else Console(width=120)
+
+
+def matching(names: Iterable[str], patterns: Sequence[str], what: str, option: str = "--asg") -> list[str]:
+    """The names any of the shell-style patterns (`web-*`, `api-?`, `[ab]*`) matches, in order; a pattern that
+    matches none is the operator's mistake (one line naming it)."""
+    names = list(names)
+    if not patterns:
+        return names
+    for pattern in patterns:
+        if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
+            raise CliError(f"{option} {pattern!r} matches no {what}")
+    return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
 
 
 def print_json(data: Any) -> None:

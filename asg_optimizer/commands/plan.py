@@ -9,9 +9,14 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from asg_optimizer.commands.output import console, operator_command, print_json, settings
+from asg_optimizer.aws_session import Target
+from asg_optimizer.commands.output import console, matching, operator_command, print_json, settings
 from asg_optimizer.inventory import describe_group
+from tasks.aws.clients import clients_from
+from tasks.aws.groups import every_group
 from tasks.core.plural import counted
+
+GLOB = set("*?[")
 
 SCANNER = "scanner"
 
@@ -28,6 +33,48 @@ def plan_table(result: dict[str, Any]) -> Table:
     return table
 
 
+def grouped_table(result: dict[str, Any]) -> Table:
+    """The fleet plan, one line per group: how many would be replaced and which, and why the rest stay (each
+    reason once, counted)."""
+    by_group: dict[str, list[dict[str, Any]]] = {}
+    for verdict in result.get("plan", []):
+        by_group.setdefault(verdict["asg_name"], []).append(verdict)
+    table = Table(title="Groups", title_justify="left")
+    table.add_column("ASG", no_wrap=True, overflow="ellipsis", max_width=40)
+    table.add_column("replace", justify="right", no_wrap=True)
+    table.add_column("skip", justify="right", no_wrap=True)
+    table.add_column("what and why", no_wrap=True, overflow="ellipsis")
+    for name in sorted(by_group):
+        verdicts = by_group[name]
+        picks = sorted(v["instance_id"] for v in verdicts if v["action"] == "replace")
+        reasons: dict[str, int] = {}
+        for v in verdicts:
+            if v["action"] != "replace":
+                short = v["why"].split(" (", 1)[0]
+                reasons[short] = reasons.get(short, 0) + 1
+        parts = [f"replace {', '.join(picks)}"] if picks else []
+        parts += [f"{why} x{count}" if count > 1 else why for why, count in sorted(reasons.items())]
+        table.add_row(escape(name), str(len(picks)), str(len(verdicts) - len(picks)), escape("; ".join(parts)))
+    return table
+
+
+def expand(target: Target, names: list[str]) -> list[str]:
+    """Names as given; a shell pattern (`web-*`) becomes the groups in the region it matches (one line naming
+    a name or pattern that finds nothing)."""
+    expanded: list[str] = []
+    every: list[str] = []
+    if any(GLOB & set(n) for n in names):
+        with clients_from(target.client):
+            every = sorted(g["AutoScalingGroupName"] for g in every_group())
+    for name in names:
+        if GLOB & set(name):
+            expanded += matching(every, [name], f"ASG in {target.region_name}")
+        else:
+            describe_group(target, name)
+            expanded.append(name)
+    return list(dict.fromkeys(expanded))
+
+
 def skipped_table(result: dict[str, Any]) -> Table:
     table = Table(title="Groups left alone", title_justify="left")
     table.add_column("ASG", no_wrap=True)
@@ -41,17 +88,16 @@ def skipped_table(result: dict[str, Any]) -> Table:
 def plan(
     ctx: typer.Context,
     asg: Annotated[list[str] | None, typer.Option(
-        "--asg", help="Only this ASG (repeat for several); default: every opted-in one.")] = None,
+        "--asg", metavar="NAME|GLOB", help="Only these ASGs, by name or shell pattern (repeatable), one line per "
+                                           "instance; default: every opted-in one, one line per group.")] = None,
 ) -> None:
     """What the scanner would replace now, and why the others are left alone (a dry run: nothing changes)."""
     options = settings(ctx)
     target = options.target
-    asg = asg or []
-    for name in asg:
-        describe_group(target, name)
+    asg = expand(target, asg or [])
     payload: dict[str, Any] = {"dry_run": True}
     if asg:
-        payload["asg_names"] = list(dict.fromkeys(asg))
+        payload["asg_names"] = asg
     result = target.invoke(SCANNER, payload)
     if options.json:
         print_json(result)
@@ -61,7 +107,7 @@ def plan(
     picks = [v for v in verdicts if v["action"] == "replace"]
     skipped = result.get("skipped_groups", [])
     if verdicts:
-        out.print(plan_table(result))
+        out.print(plan_table(result) if asg else grouped_table(result))
     if skipped:
         out.print(skipped_table(result))
     out.print(f"{counted(result.get('groups_scanned', 0), 'group')} scanned: {counted(len(picks), 'instance')} would "

@@ -5,16 +5,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
 
 import typer
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from asg_optimizer.aws_session import Target
 from asg_optimizer.commands.commitments import paid_by_commitments, read_fleet
 from asg_optimizer.commands.execution_view import status_text
-from asg_optimizer.commands.output import ago, console, now, operator_command, print_json, settings
+from asg_optimizer.commands.output import ago, console, matching, now, operator_command, print_json, settings
 from asg_optimizer.commands.pause import pauses
 from asg_optimizer.hourly_cost import PriceSheet, price_instances
 from asg_optimizer.inventory import belongs_to, executions, instances, is_spot, opted_in_groups
@@ -67,6 +69,35 @@ def describe_policy(policy: Policy, desired: int) -> str:
     return ", ".join(parts)
 
 
+def compact_policy(policy: Policy, desired: int) -> str:
+    """The policy in a few words, for one line per group: `keep 1 od, 2 at once, m5.*, 22-06`."""
+    parts = [f"keep {policy.on_demand_floor(desired)} od", f"{policy.max_parallel} at once"]
+    types = ",".join(policy.allowed_types) or "any type"
+    if policy.denied_types:
+        types += " but " + ",".join(policy.denied_types)
+    parts.append(types)
+    if policy.grace_period:
+        parts.append(f"grace {policy.grace_period}s")
+    if policy.window:
+        parts.append(str(policy.window))
+    return ", ".join(parts)
+
+
+class Sort(StrEnum):
+    name = "name"
+    saving = "saving"
+    on_demand = "on-demand"
+
+
+def sort_statuses(statuses: list[GroupStatus], prices: PriceSheet, by: Sort) -> list[GroupStatus]:
+    """By name; or the biggest hourly saving (or most on-demand instances) first, ties by name."""
+    if by is Sort.saving:
+        return sorted(statuses, key=lambda s: (-prices.totals(s.instance_ids)[1], s.name))
+    if by is Sort.on_demand:
+        return sorted(statuses, key=lambda s: (-s.on_demand, s.name))
+    return sorted(statuses, key=lambda s: s.name)
+
+
 def policy_dict(policy: Policy, desired: int) -> dict[str, Any]:
     return {
         "min_on_demand": policy.min_on_demand,
@@ -109,8 +140,13 @@ def _last_swaps(target: Target, names: list[str]) -> dict[str, dict[str, Any]]:
     return result
 
 
-def gather(target: Target) -> tuple[list[GroupStatus], PriceSheet]:
+def gather(target: Target, patterns: list[str] | None = None) -> tuple[list[GroupStatus], PriceSheet]:
+    """The opted-in groups (those `patterns` match, if given), their instances, executions and prices."""
     raw_groups = opted_in_groups(target)
+    if patterns:
+        wanted = set(matching([g["AutoScalingGroupName"] for g in raw_groups], patterns,
+                              f"opted-in ASG in {target.region_name}"))
+        raw_groups = [g for g in raw_groups if g["AutoScalingGroupName"] in wanted]
     member_ids = [i["InstanceId"] for g in raw_groups for i in g.get("Instances", [])]
     found = instances(target, member_ids)
     running = [e["name"] for e in executions(target, "RUNNING")]
@@ -150,32 +186,73 @@ def _last_swap_text(last: dict[str, Any] | None, at: datetime) -> str:
 
 
 def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, region: str,
-                 fleet: Pause | None = None) -> Table:
-    table = Table(title=f"Opted-in Auto Scaling groups in {region}", title_justify="left")
-    for column in ("ASG", "desired", "on-demand", "spot"):
-        table.add_column(column, no_wrap=True, justify="left" if column == "ASG" else "right")
-    table.add_column("policy", ratio=1, overflow="fold")
-    table.add_column("in flight", justify="right", no_wrap=True)
-    table.add_column("last activity", overflow="fold")
-    table.add_column("$/hour", justify="right", no_wrap=True)
-    table.add_column("saving/h", justify="right", no_wrap=True)
+                 fleet: Pause | None = None, width: int = 120) -> Table:
+    """One line per group, totals first. Cells never wrap (a long one ends in …); the numbers keep their full
+    width and the rest is shared by name, policy and last activity, so a long ASG name squeezes nothing else."""
+    cost, saving, missing = prices.totals(i for s in statuses for i in s.instance_ids)
+    rows = [[counted(len(statuses), "group"), str(sum(s.desired for s in statuses)),
+             str(sum(s.on_demand for s in statuses)), str(sum(s.spot for s in statuses)), _below_floor_count(statuses),
+             str(sum(len(s.in_flight) for s in statuses)), "", _money(cost, missing), _money(saving, missing)]]
     for s in statuses:
         cost, saving, missing = prices.totals(s.instance_ids)
-        policy = escape(describe_policy(s.policy, s.desired)) if s.policy else f"[red]{escape(s.policy_error or '')}[/]"
+        if s.policy is None:
+            policy = f"[red]malformed policy: {escape(_bad_tag(s.policy_error or ''))}[/]"
+        else:
+            policy = escape(compact_policy(s.policy, s.desired))
+            if s.below_floor:
+                policy = f"[bold red]BELOW FLOOR {s.on_demand}/{s.policy.on_demand_floor(s.desired)}[/]; {policy}"
         if s.paused and (fleet is None or s.paused != fleet.why):  # the fleet's pause is printed once, above
             policy = f"[bold yellow]{escape(s.paused)}[/]; {policy}"
-        if s.below_floor and s.policy:
-            policy = (f"[bold red]BELOW FLOOR: {s.on_demand} on-demand of "
-                      f"{s.policy.on_demand_floor(s.desired)}[/]; {policy}")
-        table.add_row(s.name, f"{s.desired} ({s.min_size}-{s.max_size})", str(s.on_demand), str(s.spot), policy,
-                      str(len(s.in_flight)), _last_swap_text(s.last_swap, at), _money(cost, missing),
-                      _money(saving, missing))
-    cost, saving, missing = prices.totals(i for s in statuses for i in s.instance_ids)
+        rows.append([escape(s.name), f"{s.desired} ({s.min_size}-{s.max_size})", str(s.on_demand), str(s.spot),
+                     policy, str(len(s.in_flight)), _last_swap_text(s.last_swap, at), _money(cost, missing),
+                     _money(saving, missing)])
+    headers = ["ASG", "desired", "od", "spot", "policy", "in flight", "last activity", "$/h", "saving/h"]
+    widths = column_widths(headers, rows, flexible=(0, 4, 6), width=width)
+    table = Table(title=f"Opted-in Auto Scaling groups in {region}", title_justify="left")
+    for index, (header, size) in enumerate(zip(headers, widths, strict=True)):
+        table.add_column(header, no_wrap=True, overflow="ellipsis", width=size,
+                         justify="left" if index in (0, 4, 6) else "right")
+    table.add_row(*rows[0], style="bold")
     table.add_section()
-    table.add_row(counted(len(statuses), "group"), str(sum(s.desired for s in statuses)),
-                  str(sum(s.on_demand for s in statuses)), str(sum(s.spot for s in statuses)), "",
-                  str(sum(len(s.in_flight) for s in statuses)), "", _money(cost, missing), _money(saving, missing))
+    for row in rows[1:]:
+        table.add_row(*row)
     return table
+
+
+def column_widths(headers: list[str], rows: list[list[str]], flexible: tuple[int, ...], width: int) -> list[int]:
+    """Every other column as wide as its widest cell; the flexible ones share what is left of `width` (each at
+    most its widest cell; the first, the name, at most a third of it)."""
+    natural = [max([Text.from_markup(r[i]).cell_len for r in rows] + [len(h)]) for i, h in enumerate(headers)]
+    left = width - (3 * len(headers) + 1) - sum(w for i, w in enumerate(natural) if i not in flexible)
+    widths = list(natural)
+    if sum(natural[i] for i in flexible) <= left:
+        return widths
+    share = max(left, 3 * len(flexible))
+    name = min(natural[flexible[0]], max(10, share // 3))
+    rest = list(flexible[1:])
+    remaining = max(share - name, 3 * len(rest))
+    for i in rest:
+        widths[i] = 0
+    # water-fill: each flexible column gets up to its natural width, the surplus of a short one going to the others
+    pending = sorted(rest, key=lambda i: natural[i])
+    while pending:
+        fair = remaining // len(pending)
+        i = pending.pop(0)
+        widths[i] = max(3, min(natural[i], fair))
+        remaining -= widths[i]
+    widths[flexible[0]] = min(natural[flexible[0]], name + max(0, remaining))
+    return widths
+
+
+def _below_floor_count(statuses: list[GroupStatus]) -> str:
+    below = sum(1 for s in statuses if s.below_floor)
+    return f"[bold red]{below} below floor[/]" if below else ""
+
+
+def _bad_tag(error: str) -> str:
+    """`AsgOptimiser:MaxParallel='two'` out of a PolicyError's message (the whole message is a note below)."""
+    found = error.split("tag ", 1)[-1].split(" is malformed", 1)[0]
+    return found if found != error else error
 
 
 def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str, fleet: Pause | None = None,
@@ -213,12 +290,21 @@ def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str, fleet:
 
 
 @operator_command
-def status(ctx: typer.Context) -> None:
-    """Every opted-in ASG: sizes, on-demand vs spot, policy, swaps in flight, last swap, cost and saving."""
+def status(
+    ctx: typer.Context,
+    asg: Annotated[list[str] | None, typer.Option(
+        "--asg", metavar="NAME|GLOB", help="Only the groups these names or shell patterns match (repeatable), "
+                                           "e.g. --asg 'web-*'.")] = None,
+    sort: Annotated[Sort, typer.Option("--sort", help="name, saving (biggest first) or on-demand (most first).")
+                    ] = Sort.name,
+) -> None:
+    """Every opted-in ASG on one line: sizes, on-demand vs spot, policy, swaps in flight, last activity, cost and
+    saving; totals first."""
     options = settings(ctx)
     target = options.target
     target.state_machine_arn()  # fail early, before reading the fleet, when the stack is not there
-    statuses, prices = gather(target)
+    statuses, prices = gather(target, asg)
+    statuses = sort_statuses(statuses, prices, sort)
     at = now()
     fleet, per_group = pauses(target, {s.name: s.tags for s in statuses}, at)
     for s in statuses:
@@ -234,9 +320,10 @@ def status(ctx: typer.Context) -> None:
     if not statuses:
         out.print(f"No Auto Scaling group in {target.region_name} is opted in (tag AsgOptimiser=true).")
         return
-    out.print(render_table(statuses, prices, at, target.region_name, fleet))
-    notes = [f"Estimated: on-demand prices from the bundled snapshot of {prices.snapshot_as_of}, spot prices in "
-             "force now; saving = on-demand minus spot for the spot instances."]
+    out.print(render_table(statuses, prices, at, target.region_name, fleet, out.width))
+    notes = [f"{s.name}: {s.policy_error}" for s in statuses if s.policy_error]
+    notes.append(f"Estimated: on-demand prices from the bundled snapshot of {prices.snapshot_as_of}, spot prices in "
+                 "force now; saving = on-demand minus spot for the spot instances.")
     if paid:
         cost, _, missing = prices.totals(i for s in statuses for i in s.instance_ids)
         notes.append(f"Commitment-aware: {_money(cost - paid, missing)}/h (Reserved Instances and Savings Plans pay "

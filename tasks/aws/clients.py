@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import boto3
@@ -43,15 +44,35 @@ PRICING_REGION = "us-east-1"
 _PRICING_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 2})
 
 
-@functools.cache
+# Set by `clients_from`: another caller's clients (the CLI's own session, region and endpoint) for the readers.
+_borrowed: ContextVar[Callable[[str], Any] | None] = ContextVar("borrowed_clients", default=None)
+
+
 def client(service: str) -> Any:
+    borrowed = _borrowed.get()
+    return borrowed(service) if borrowed is not None else _own_client(service)
+
+
+@functools.cache
+def _own_client(service: str) -> Any:
     if service == "pricing":
         return boto3.client(service, region_name=PRICING_REGION, config=_PRICING_CONFIG)
     return boto3.client(service, config=_CONFIG)
 
 
+@contextmanager
+def clients_from(make: Callable[[str], Any]) -> Iterator[None]:
+    """Within this block the adapters call AWS through `make(service)`: the CLI reads groups, instances and
+    prices with the same readers as the functions, on its own session (--profile, --region, --endpoint-url)."""
+    token = _borrowed.set(make)
+    try:
+        yield
+    finally:
+        _borrowed.reset(token)
+
+
 def reset_clients() -> None:
-    client.cache_clear()
+    _own_client.cache_clear()
 
 
 def batches(items: Sequence[str], size: int) -> Iterator[list[str]]:

@@ -106,6 +106,11 @@ def named_groups(names: Sequence[str]) -> list[dict[str, Any]]:
     return [group for chunk in batches(names, GROUP_PAGE) for group in _group_pages(AutoScalingGroupNames=chunk)]
 
 
+def every_group() -> list[dict[str, Any]]:
+    """Every group in the region, opted in or not (the CLI's name patterns and `assess` read them all)."""
+    return _group_pages()
+
+
 def groups_with_tag_keys(keys: Sequence[str]) -> list[dict[str, Any]]:
     """Groups carrying any of `keys`, opted in or not."""
     return _group_pages(Filters=[{"Name": "tag-key", "Values": list(keys)}])
