@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +13,15 @@ from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_n
 
 # Fast but real loops: 1 s polls against a 1.5 s boot make CheckSpot run at least twice.
 FAST = {"boot_poll_seconds": 1, "boot_max_polls": 10, "group_poll_seconds": 1, "group_max_polls": 5}
+SPOT_NOTICE = 6  # seconds of interruption notice in `market_aws` (EC2 gives 120)
+
+
+@pytest.fixture
+def market_aws() -> Iterator[EmbeddedAws]:
+    """An embedded AWS where spot warnings come with a short notice and event-started swaps run FAST."""
+    env = {"SPOT_NOTICE_SECONDS": str(SPOT_NOTICE), "SWAP_TIMING": json.dumps(FAST)}
+    with EmbeddedAws(boot_delay_seconds=0.5, retry_scale=0.05, environment=env) as embedded:
+        yield embedded
 
 
 @pytest.fixture

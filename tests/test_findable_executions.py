@@ -5,7 +5,6 @@ executions after the group is deleted."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -16,16 +15,6 @@ from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, crea
 from asg_optimizer.timeline import FALLBACK, NOTHING_TO_REPLACE, REPLACED, SWAP, kind_of, outcome_of
 from stack.description import INTERRUPTION, REPLACE
 from tests.cli_helpers import cli, cli_json, flat, table_row
-from tests.conftest import FAST
-
-NOTICE = 6
-
-
-@pytest.fixture
-def market_aws() -> Iterator[EmbeddedAws]:
-    env = {"SPOT_NOTICE_SECONDS": str(NOTICE), "SWAP_TIMING": json.dumps(FAST)}
-    with EmbeddedAws(boot_delay_seconds=0.5, environment=env) as embedded:
-        yield embedded
 
 
 @pytest.fixture(autouse=True)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -20,18 +19,10 @@ from stack.description import INTERRUPTION
 from tasks.core.errors import InvalidInput
 from tasks.core.interruption import parse_spot_event, raise_refusal, release_deadline, release_decision
 from tasks.core.model import Group, Member
-from tests.conftest import FAST
+from tests.conftest import SPOT_NOTICE as NOTICE
 from tests.workflow_helpers import cooling, group, members, settings, state_of, states_entered
 
 EVENTS = Path(__file__).parent / "events"
-NOTICE = 6
-
-
-@pytest.fixture
-def market_aws() -> Iterator[EmbeddedAws]:
-    env = {"SPOT_NOTICE_SECONDS": str(NOTICE), "SWAP_TIMING": json.dumps(FAST)}
-    with EmbeddedAws(boot_delay_seconds=0.5, retry_scale=0.05, environment=env) as embedded:
-        yield embedded
 
 
 def group_with_spot(aws: EmbeddedAws, name: str = "web", **tags: str) -> tuple[str, str]:
