@@ -16,6 +16,13 @@ FAST = {"boot_poll_seconds": 1, "boot_max_polls": 10, "group_poll_seconds": 1, "
 SPOT_NOTICE = 6  # seconds of interruption notice in `market_aws` (EC2 gives 120)
 
 
+@pytest.fixture(autouse=True)
+def no_inherited_columns(monkeypatch: pytest.MonkeyPatch) -> None:
+    """pytest-xdist's workers export COLUMNS=80 (a pretend terminal), which the CLI honours; tests that are about
+    widths set it themselves."""
+    monkeypatch.delenv("COLUMNS", raising=False)
+
+
 @pytest.fixture
 def market_aws() -> Iterator[EmbeddedAws]:
     """An embedded AWS where spot warnings come with a short notice and event-started swaps run FAST."""
