@@ -1,8 +1,8 @@
 """The CloudWatch dashboard and alarms, as plain JSON/dicts over the stack's deterministic names.
 
 Swap outcomes come from Step Functions' own metrics; skipped swaps, spot share and savings from the custom
-metrics the handlers emit with Powertools (namespace METRICS_NAMESPACE). A widget over a metric nobody emits yet
-simply stays empty, so the savings widget is ready before the spot-market work emits it.
+metrics the handlers emit with Powertools (namespace METRICS_NAMESPACE); a test holds the two lists equal both
+ways (every emitted metric drawn, every drawn metric emitted).
 """
 
 from __future__ import annotations
@@ -15,11 +15,10 @@ from infra.names import Scope, dead_letter_queue_name
 from stack.description import REPLACE, Stack
 
 PERIOD = 300
-# Custom metrics (Powertools Metrics, namespace METRICS_NAMESPACE). A widget over a metric nobody emits yet stays
-# empty until a handler does; tests check that every metric a handler emits has a widget here.
-SWAPS_SKIPPED = "SwapsSkipped"
+# Custom metrics (Powertools Metrics, namespace METRICS_NAMESPACE): each is emitted by the handler named beside it.
+SWAPS_SKIPPED = "SwapsSkipped"  # tasks/validate.py: a refused swap, dimension AutoScalingGroup
 NO_SPOT_CAPACITY = "NoSpotCapacity"  # tasks/launch_spot.py: the swap ended without a spot
-SPOT_SHARE = "SpotShare"
+SPOT_SHARE = "SpotShare"  # tasks/scan.py: the opted-in fleet's InService capacity on spot (%), fleet-wide
 HOURLY_SAVING = "HourlySavingUSD"  # tasks/launch_spot.py: per launched spot, dimension AutoScalingGroup
 CUSTOM_METRICS = (SWAPS_SKIPPED, NO_SPOT_CAPACITY, SPOT_SHARE, HOURLY_SAVING)
 FAILED_METRICS = ("ExecutionsFailed", "ExecutionsTimedOut")
@@ -56,7 +55,7 @@ def dashboard_body(scope: Scope, stack: Stack) -> str:
         _metric_widget("Swaps", region, executions(REPLACE), x=0, y=0),
         _metric_widget("Swaps skipped", region, [_search(SWAPS_SKIPPED, "Sum"), _search(NO_SPOT_CAPACITY, "Sum")],
                        x=12, y=0),
-        _metric_widget("Spot share per ASG (%)", region, [_search(SPOT_SHARE, "Average")], x=0, y=6,
+        _metric_widget("Spot share of the opted-in fleet (%)", region, [_search(SPOT_SHARE, "Average")], x=0, y=6,
                        stat="Average"),
         _metric_widget("Estimated savings added per ASG ($/h)", region, [_search(HOURLY_SAVING, "Sum")], x=12, y=6),
         _metric_widget("Function errors", region, errors, x=0, y=12),

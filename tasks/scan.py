@@ -18,7 +18,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from tasks.aws.clients import aws_handler, error_code
@@ -31,6 +32,7 @@ from tasks.aws.pause_state import current_pause
 from tasks.core.pause import group_pause, tagged_alarms
 from tasks.core.requests import ScanRequest, parse_scan_request
 from tasks.core.selection import SKIP, GroupSkip, Plan, select
+from tasks.core.spot_share import spot_share_percent
 
 logger = Logger()
 ON_DEMAND = "on-demand"
@@ -58,6 +60,17 @@ def start_all(arn: str, starts: Iterable[tuple[str, str, str, str | None]], requ
     return started, not_started
 
 
+def _emit_spot_share(request: ScanRequest, groups: list[Any], instances: dict[str, Any]) -> None:
+    """The scheduled scan of every opted-in group reports the fleet's spot share (a dry run or a scan of named
+    groups is not the fleet)."""
+    share = spot_share_percent(groups, instances)
+    if request.dry_run or request.asg_names is not None or share is None:
+        return
+    metrics = Metrics()  # made here: its namespace comes from the environment as the function runs
+    metrics.add_metric(name="SpotShare", unit=MetricUnit.Percent, value=share)
+    metrics.flush_metrics()
+
+
 @aws_handler
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_scan_request(event or {})
@@ -66,6 +79,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     raw = named_groups(request.asg_names) if request.asg_names is not None else opted_in_groups()
     groups = [group_from_response(g) for g in raw]
     instances = instances_by_id(m.instance_id for g in groups for m in g.members)
+    _emit_spot_share(request, groups, instances)
     running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
     cooling = active_pools(now.timestamp())
     fleet, alarms = current_pause(now, (a for g in groups for a in tagged_alarms(g.tags)))

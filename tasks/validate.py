@@ -12,7 +12,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from tasks.aws.clients import aws_handler
 from tasks.aws.commitments import manual_swap_strands
@@ -44,6 +45,20 @@ logger = Logger()
 @aws_handler
 @logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    try:
+        return _validate(event)
+    except SwapRefused as refusal:  # an outcome, not a failure: counted on the dashboard's "Swaps skipped"
+        metrics = Metrics()  # made here: its namespace comes from the environment as the function runs
+        asg_name = (event.get("input") or {}).get("asg_name")
+        if isinstance(asg_name, str) and asg_name:
+            metrics.add_dimension(name="AutoScalingGroup", value=asg_name)
+        metrics.add_metric(name="SwapsSkipped", unit=MetricUnit.Count, value=1)
+        metrics.add_metadata(key="reason", value=type(refusal).__name__)
+        metrics.flush_metrics()
+        raise
+
+
+def _validate(event: dict[str, Any]) -> dict[str, Any]:
     data = event.get("input") or {}
     asg_name, instance_id = (required_text(data, k, f"input field {k!r}") for k in ("asg_name", "instance_id"))
     reason, timing = check_reason(data.get("reason", "manual")), parse_timing(data.get("timing"))
