@@ -166,3 +166,24 @@ def test_savings_plan_whose_end_passes_is_retired(aws: EmbeddedAws) -> None:
     aws.commitments_model.expire_plan(plan_id)
     assert sp.describe_savings_plans(savingsPlanIds=[plan_id])["savingsPlans"][0]["state"] == "retired"
     assert sp.describe_savings_plans(states=["active"])["savingsPlans"] == []
+
+
+def test_describe_savings_plans_max_results_is_at_most_1000_and_pages_with_next_token(aws: EmbeddedAws) -> None:
+    sp = aws.client("savingsplans")
+    made = sorted(sp.create_savings_plan(savingsPlanOfferingId=sp_offering(aws), commitment=str(n))["savingsPlanId"]
+                  for n in (1, 2, 3))
+    code, message = error_of(sp.describe_savings_plans, maxResults=1001)
+    assert (code, message) == ("ValidationException", "maxResults must be between 1 and 1000, got 1001")
+    first = sp.describe_savings_plans(maxResults=2)
+    second = sp.describe_savings_plans(maxResults=2, nextToken=first["nextToken"])
+    assert len(first["savingsPlans"]) == 2 and "nextToken" not in second
+    assert sorted(p["savingsPlanId"] for p in first["savingsPlans"] + second["savingsPlans"]) == made
+
+
+def test_describe_savings_plans_takes_at_most_100_arns(aws: EmbeddedAws) -> None:
+    sp = aws.client("savingsplans")
+    plan_id = sp.create_savings_plan(savingsPlanOfferingId=sp_offering(aws), commitment="1")["savingsPlanId"]
+    arn = f"arn:aws:savingsplans::123456789012:savingsplan/{plan_id}"
+    assert [p["savingsPlanId"] for p in sp.describe_savings_plans(savingsPlanArns=[arn])["savingsPlans"]] == [plan_id]
+    code, message = error_of(sp.describe_savings_plans, savingsPlanArns=[arn] * 101)
+    assert (code, message) == ("ValidationException", "savingsPlanArns has at most 100 members, got 101")

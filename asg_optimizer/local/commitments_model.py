@@ -14,9 +14,10 @@ plain boto3 (in-process or against `local serve`) runs the whole purchase-to-cov
 - Savings Plans (rest-json, `savingsplans`): DescribeSavingsPlansOfferings (Compute; EC2 Instance per family and
   region), CreateSavingsPlan (an unknown offering is ResourceNotFoundException; commitment must be a positive
   amount; `upfrontPaymentAmount` only, and then required, for Partial Upfront; clientToken idempotent; a future
-  purchaseTime queues it), DescribeSavingsPlans (states from the clock, as for RIs; filters; pagination) and
-  DescribeSavingsPlanRates (the plan's rate per EC2 usage, derived from the snapshot's on-demand price; filters;
-  maxResults 1-1000 with nextToken). `expire_plan(id)` ends one now.
+  purchaseTime queues it), DescribeSavingsPlans (states from the clock, as for RIs; ids, at most 100 ARNs,
+  filters; maxResults 1-1000 with nextToken) and DescribeSavingsPlanRates (the plan's rate per EC2 usage,
+  derived from the snapshot's on-demand price; filters; maxResults 1-1000 with nextToken). `expire_plan(id)` ends
+  one now.
 """
 
 from __future__ import annotations
@@ -309,8 +310,11 @@ class CommitmentsModel:
         if operation == "DescribeSavingsPlans":
             with self._lock:
                 rows = [self.savings_plan(p, now) for p in self.plans.values()]
-            ids, states = body.get("savingsPlanIds"), body.get("states")
-            rows = [r for r in rows if (not ids or r["savingsPlanId"] in ids) and (not states or r["state"] in states)]
+            ids, arns, states = body.get("savingsPlanIds"), body.get("savingsPlanArns"), body.get("states")
+            if arns and len(arns) > 100:  # AWS: savingsPlanArns has at most 100 members
+                raise _ServiceError("ValidationException", f"savingsPlanArns has at most 100 members, got {len(arns)}")
+            rows = [r for r in rows if (not ids or r["savingsPlanId"] in ids) and (not states or r["state"] in states)
+                    and (not arns or r["savingsPlanArn"] in arns)]
             for flt in body.get("filters", []):
                 key = {"region": "region", "ec2-instance-family": "ec2InstanceFamily",
                        "savings-plan-type": "savingsPlanType", "payment-option": "paymentOption"}.get(flt["name"])
