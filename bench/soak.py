@@ -2,7 +2,11 @@
 seed) into every call the task functions make. Prints swaps succeeded / skipped / failed, invariant violations and
 orphans (both must be 0), and wall time.
 
-    python bench/soak.py [--seed 7] [--swaps 200] [--groups 20] [--rate 0.03] [--crash-rate 0.01]
+    python bench/soak.py [--seed 7] [--swaps 200] [--groups 20] [--rate 0.03] [--crash-rate 0.01] [--trace]
+
+`--trace` prints, for each group with a violation or a failed swap, every handler invocation in order (function,
+execution, error, the group's MaxSize/desired and its coordination record right after) and the faults injected into
+its executions: the way to find the fault path behind a violation.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import time
 from collections import Counter, defaultdict
 from typing import Any
 
+from asg_optimizer.local import seam
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.faults import FaultInjector
+from asg_optimizer.local.faults import FaultInjector, Injected
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 
@@ -37,6 +42,8 @@ def main() -> int:
     parser.add_argument("--crash-rate", type=float, default=0.01, help="chance a Lambda dies after an AWS call")
     parser.add_argument("--retry-scale", type=float, default=0.05,
                         help="retry back-offs sleep this fraction of their interval (1: as in AWS)")
+    parser.add_argument("--trace", action="store_true",
+                        help="print the invocations, record and faults of each group with a violation or failure")
     args = parser.parse_args()
 
     started, cpu_started = time.monotonic(), time.process_time()
@@ -49,6 +56,9 @@ def main() -> int:
             per_group = -(-args.swaps // args.groups)
             create_group(network, GroupSpec(name, desired=per_group, max_size=per_group + (i % 2),
                                             extra_tags={"AsgOptimiser:MaxParallel": "3"}))
+        trace: dict[str, list[str]] = defaultdict(list)
+        if args.trace:
+            seam.observers.append(_tracer(aws, trace))
         with InvariantChecker(names) as check, FaultInjector() as faults:
             faults.at_random(args.seed, rate=args.rate, crash_rate=args.crash_rate,
                              codes=("Throttling", "ResourceContention", "InternalError"))
@@ -85,6 +95,7 @@ def main() -> int:
                     break
             faults.stop()
             injected = len(faults.log)
+            trail = list(faults.trail)
             sweep = invoke(aws, "sweep", {"orphan_after_seconds": 0})
             violations = check.finish()
         del sfn
@@ -106,7 +117,44 @@ def main() -> int:
         print(f"  {error}: {texts[0]}")
     for violation in violations:
         print(f"  {violation}")
+    for asg_name in sorted(trace) if args.trace else ():
+        if any(f"ASG {asg_name} " in v for v in violations) or any(
+                f"{asg_name} " in t for texts in causes.values() for t in texts):
+            _print_trace(asg_name, trace[asg_name], trail)
     return 1 if violations else 0
+
+
+def _tracer(aws: EmbeddedAws, trace: dict[str, list[str]]) -> seam.Observer:
+    """A seam observer noting each invocation on a group with the group and its record as the handler left them
+    (read with the harness's own clients, never faulted)."""
+    table = aws.deployment.table_names["cooldowns"]
+
+    def observe(function: str, event: dict[str, Any], result: dict[str, Any], errored: bool) -> None:
+        asg_name = event.get("asg_name")
+        if not isinstance(asg_name, str):
+            return
+        group = aws.client("autoscaling").describe_auto_scaling_groups(
+            AutoScalingGroupNames=[asg_name])["AutoScalingGroups"]
+        sizes = f"max {group[0]['MaxSize']} desired {group[0]['DesiredCapacity']}" if group else "gone"
+        item = aws.client("dynamodb").get_item(TableName=table, Key={"cooldown_key": {"S": f"group#{asg_name}"}})
+        record = {k: v for k, v in item.get("Item", {}).items() if not k.startswith(("claim#", "cooldown_key"))}
+        outcome = result.get("errorType", "error") if errored else "ok"
+        name = function.removeprefix("asg-optimizer-")
+        trace[asg_name].append(f"{name} {event.get('execution_name', '')} {outcome}: {sizes}; "
+                               f"record {json.dumps(record, sort_keys=True)}")
+
+    return observe
+
+
+def _print_trace(asg_name: str, trace: list[str], trail: list[Injected]) -> None:
+    print(f"trace of {asg_name}:")
+    for line in trace:
+        print(f"  {line}")
+    executions = {line.split()[1] for line in trace if len(line.split()) > 1}
+    print(f"faults injected into {asg_name}'s executions:")
+    for fault in trail:
+        if fault.execution in executions:
+            print(f"  {fault.execution} {fault.function} {fault.operation}: {fault.what}")
 
 
 def _is_spot(aws: EmbeddedAws, instance_id: str) -> bool:

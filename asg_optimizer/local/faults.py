@@ -14,6 +14,7 @@ from typing import Any
 
 import boto3
 
+from asg_optimizer.local.interleaving import running_invocation
 from tasks.aws.clients import reset_clients
 
 # The interpreter's own Lambda invocations share the default session; the task functions never call Lambda.
@@ -48,6 +49,17 @@ class Fault:
         return hit
 
 
+@dataclass(frozen=True)
+class Injected:
+    """Where one fault went: the function and execution whose handler made the call, the operation, and what
+    was injected (an error code, or `crash`), so a soak's violation can be traced to the fault path behind it."""
+
+    function: str | None
+    execution: str | None
+    operation: str
+    what: str
+
+
 class _HttpError:
     status_code = 400
     headers: dict[str, str] = {}  # noqa: RUF012 - read-only stand-in for botocore's AWSResponse
@@ -73,6 +85,7 @@ class FaultInjector:
 
     faults: list[Fault] = field(default_factory=list)
     log: list[str] = field(default_factory=list)
+    trail: list[Injected] = field(default_factory=list)  # the same faults, with the handler that met each
     chaos: list[RandomFaults] = field(default_factory=list)
     paused: bool = False  # while True, nothing is injected (a harness step that is not under test)
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -111,6 +124,7 @@ class FaultInjector:
             if code is None:
                 return None
             self.log.append(f"{model.name}: {code}")
+            self._trace(model.name, code)
         error = {"Code": code, "Message": f"injected {code}"}
         return _HttpError(), {"Error": error, "ResponseMetadata": {"HTTPStatusCode": 400}}
 
@@ -124,8 +138,15 @@ class FaultInjector:
             elif any(r.applies(model) and r.rng.random() < r.crash_rate for r in self.chaos):
                 due = [Fault(model.service_model.service_name, model.name, None)]
                 self.log.append(f"{model.name}: crash after call")
+            if due:
+                self._trace(model.name, "crash")
         if due:
             raise SimulatedCrash(f"Lambda crashed after {model.name} succeeded")
+
+    def _trace(self, operation: str, what: str) -> None:
+        current = running_invocation()
+        self.trail.append(Injected(current.function_name if current else None, current.execution if current else None,
+                                   operation, what))
 
     def __enter__(self) -> FaultInjector:
         events = boto3._get_default_session().events

@@ -30,9 +30,11 @@ _ACTION = re.compile(r"(?:^|&)Action=([A-Za-z0-9]+)")
 
 @dataclass
 class Invocation:
-    """The handler running on this thread: its function name and the AWS calls it has made so far."""
+    """The handler running on this thread: its function name, the execution it serves (if its event names one)
+    and the AWS calls it has made so far."""
 
     function_name: str
+    execution: str | None = None
     calls: list[str] = field(default_factory=list)
 
 
@@ -139,11 +141,11 @@ def hold_after_first_call(function: str, parties: int, *, after: str | None = No
 
 
 @contextmanager
-def invocation(function_name: str) -> Iterator[Invocation]:
+def invocation(function_name: str, execution: str | None = None) -> Iterator[Invocation]:
     """The seam runs each handler inside this: the call lock is let go (handlers interleave between calls) and
     the thread knows which function it serves (for holds)."""
     held = _release_all()
-    current = Invocation(function_name)
+    current = Invocation(function_name, execution)
     previous, _local.invocation = getattr(_local, "invocation", None), current
     try:
         yield current
@@ -155,8 +157,13 @@ def invocation(function_name: str) -> Iterator[Invocation]:
 
 def running_function() -> str | None:
     """The function whose handler runs on this thread (in-process calls), or None for a caller outside Lambda."""
-    current: Invocation | None = getattr(_local, "invocation", None)
+    current = running_invocation()
     return current.function_name if current is not None else None
+
+
+def running_invocation() -> Invocation | None:
+    """The handler running on this thread (in-process calls), or None for a caller outside Lambda."""
+    return getattr(_local, "invocation", None)
 
 
 def _release_all() -> int:

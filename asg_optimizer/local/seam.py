@@ -78,7 +78,8 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
     )
     # Handlers run concurrently, as Lambdas do: each AWS call they make is atomic, the handler is not
     # (asg_optimizer.local.interleaving).
-    with interleaving.invocation(self.function_name):
+    execution = payload.get("execution_name") if isinstance(payload, dict) else None
+    with interleaving.invocation(self.function_name, str(execution) if execution else None):
         # The functions share one process environment; each sets the variables it was deployed with.
         os.environ.update({k: str(v) for k, v in (self.environment_vars or {}).items()})
         try:
