@@ -3,20 +3,26 @@ and that concurrent holds compose (N takes then N give-backs leave the group as 
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from hypothesis import given
 from hypothesis import strategies as st
 
 from tasks.core.coordination import (
     GroupRecord,
     Hold,
+    Take,
     after_take,
+    confirmed,
     item_fields,
     late_suspension,
     plan_give_back,
     plan_take,
+    planned_from,
     read_is_current,
     record_from_item,
     retry_take,
+    unconfirmed,
 )
 from tasks.core.model import Group, Member
 
@@ -163,3 +169,32 @@ def test_an_attach_that_may_retire_at_once_defers_its_suspension_until_the_on_de
     theirs = zoned(3, 3, 0, suspended=frozenset({"AZRebalance"}))  # someone suspended it meanwhile: theirs
     assert late_suspension(before, theirs, "us-east-1a", take) is None
     assert late_suspension(zoned(3, 1, 2), zoned(4, 2, 2), "us-east-1a", take) is None  # 2/2: balanced
+
+
+def test_a_retry_plans_again_when_its_recorded_plan_came_from_a_read_its_lease_found_stale() -> None:
+    full = zoned(4, 2, 2, max_size=4)  # read in the middle of another section: its spot attached, MaxSize 4
+    hold = planned_from(plan_take(full, raise_desired=False, zone="us-east-1a", defer_suspend=True), full).hold
+    assert (hold.max_slots, hold.planned_max, hold.read_desired, hold.read_max) == (1, 5, 4, 4)
+    # The other section left the group at 3/3; our attempt took the lease, then died re-reading: nothing written.
+    crashed = GroupRecord("web", lease_owner="ex1", holds={"ex1": hold}, left_desired=3, left_max=3, exists=True)
+    assert unconfirmed(hold, crashed, "ex1")
+    assert plan_give_back(zoned(3, 2, 1, max_size=3), crashed, ["ex1"]).max_size is None  # it gave nothing
+    # Found current by its lease (or planned again under it), the plan is finished as recorded.
+    assert not unconfirmed(hold, replace(crashed, left_desired=4, left_max=4), "ex1")
+    assert not unconfirmed(confirmed(Take(hold, 5, None, ())).hold, crashed, "ex1")
+    assert not unconfirmed(hold, replace(crashed, lease_owner=None), "ex1")  # released: it was confirmed
+    item = {"cooldown_key": "group#web", "hold#ex1": {k: v for k, v in vars(hold).items() if v is not None}}
+    assert record_from_item("web", item).holds["ex1"] == hold
+
+
+def test_a_retry_of_an_attach_that_already_released_keeps_a_max_size_raised_since_by_another_swap() -> None:
+    ours = Hold(max_slots=1, planned_max=4)
+    # We took MaxSize 3 -> 4 and released; another swap then took 4 -> 5; our AttachSpot is retried.
+    released = GroupRecord("web", holds={"ex1": ours, "ex2": Hold(max_slots=1, planned_max=5)}, max_set_to=5,
+                           left_desired=5, left_max=5, exists=True)
+    group = zoned(5, 3, 2, max_size=5)
+    after = after_take(released, "ex1", retry_take(group, ours), group, desired_after=5)
+    assert (after.max_set_to, after.left_max) == (5, 5)
+    first = plan_give_back(zoned(4, 2, 2, max_size=5), after, ["ex1"], desired_after=4)
+    second = plan_give_back(zoned(3, 2, 1, max_size=4), first.record, ["ex2"], desired_after=3)
+    assert (first.max_size, second.max_size, first.warnings, second.warnings) == (4, 3, (), ())

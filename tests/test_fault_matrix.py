@@ -267,3 +267,36 @@ def test_the_checker_itself_catches_each_kind_of_breach(aws: EmbeddedAws, make_g
     assert any(v.startswith("after by hand: ASG victim has 1 InService, below 2") for v in found)
     assert any(v.startswith("spot i-") and v.endswith("is running outside any group") for v in found)
     assert "ASG victim max_size is 4, was 3" in found
+
+
+@pytest.mark.parametrize("a_paused_after", ["UpdateAutoScalingGroup", "AttachInstances"])
+def test_a_plan_made_from_a_stale_read_is_made_again_when_the_read_under_the_lease_fails(
+        aws: EmbeddedAws, make_group, a_paused_after: str) -> None:
+    """The soak's leaked MaxSize slot and its refused attach: B's AttachSpot reads the full group in the middle of
+    A's section and records the plan made from that read with its lease: after A's MaxSize raise (3/4: room, so B
+    plans no slot) or after A's attach (4/4: B plans MaxSize 5). A gives its slot back (3/3 again), so B's read is
+    stale and B reads again under the lease, and that read fails. B's retry must plan again from the group as it
+    is, not apply the recorded plan: no slot is refused by AttachInstances; MaxSize 5 given back by one slot leaves
+    MaxSize 4 for good (the soak's `max_size is 11, was 10`)."""
+    from asg_optimizer.local import interleaving
+
+    raw = make_group("full", desired=3, max_size=3, extra_tags={"AsgOptimiser:MaxParallel": "2"})
+    first, second = (i["InstanceId"] for i in raw["Instances"][:2])
+    before = settings(aws, "full")
+    with InvariantChecker(["full"]) as checker, FaultInjector() as faults:
+        with interleaving.pause_after("attach-spot", a_paused_after) as holding:
+            a = aws.start_swap("full", first, timing=FAST)
+            holding.wait()  # A holds the lease: MaxSize 4 (desired 3, or 4 once its spot is attached)
+            with interleaving.pause_after("attach-spot", "DescribeAutoScalingGroups") as reading:
+                b = aws.start_swap("full", second, timing=FAST)
+                reading.wait()  # B planned from that read
+                holding.resume()
+                assert aws.wait(a, timeout=60)["status"] == "SUCCEEDED"  # MaxSize 3 again, the record says so
+                stale_read_fails = faults.fail("autoscaling", "DescribeAutoScalingGroups", "InternalError")
+        described = aws.wait(b, timeout=60)
+        assert checker.finish() == []
+    assert stale_read_fails.fired == 1
+    assert faults.trail[0].execution == described["name"] and faults.trail[0].function.endswith("attach-spot")
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert retried(aws, b, "AttachSpot") == 2
+    assert settings(aws, "full") == before  # MaxSize 3: B's own slot was taken and given back

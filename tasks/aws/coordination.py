@@ -27,11 +27,14 @@ from tasks.core.coordination import (
     GroupRecord,
     Hold,
     Take,
+    confirmed,
     hold_fields,
     item_fields,
+    planned_from,
     read_is_current,
     record_from_item,
     retry_take,
+    unconfirmed,
 )
 from tasks.core.errors import AwsThrottled
 from tasks.core.model import Group
@@ -302,18 +305,19 @@ def begin_section(asg_name: str, execution: str, group: Group,
                   plan: Callable[[Group], Take] | None = None, *, steal_from: str | None = None) -> Section:
     """Take the lease with the plan made from `group` (read before the lease, so the common case costs no second
     read). A retry finishes the plan it recorded; a stale read is made again under the lease and re-planned."""
-    take = plan(group) if plan else None
+    take = planned_from(plan(group), group) if plan else None
     found = take_lease(asg_name, execution, take.hold if take else None, steal_from=steal_from)
     section = Section(asg_name, execution, group, found, take)
     recorded = found.holds.get(execution)
+    replan = recorded is not None and plan is not None and unconfirmed(recorded, found, execution)
     stale = not read_is_current(group, found)
     if stale:
         section.reread()
     if plan is None:
         return section
-    if recorded is not None:  # an earlier attempt of this section planned (and maybe made) these writes
+    if recorded is not None and not replan:  # an earlier attempt of this section planned (and maybe made) these
         section.take = retry_take(section.group, recorded)
-    elif stale:
-        section.take = plan(section.group)
+    elif stale or replan:  # plan from the group as it is under the lease, and record that plan before any write
+        section.take = confirmed(plan(section.group))
         take_lease(asg_name, execution, None, hold_now=section.take.hold)
     return section

@@ -37,6 +37,10 @@ class Hold:
     planned_max: int | None = None  # the MaxSize the section set (None: left alone)
     planned_desired: int | None = None  # the desired it set, absolutely (raise only)
     planned_suspend: tuple[str, ...] = ()  # the processes it suspended (none of them suspended before it)
+    # The group read (made before the lease) the plan came from, so a retry can tell a plan its section never
+    # confirmed under the lease from one it did (`unconfirmed`); None: planned from a read made under the lease.
+    read_desired: int | None = None
+    read_max: int | None = None
 
 
 @dataclass(frozen=True)
@@ -78,9 +82,36 @@ class GiveBack:
 def read_is_current(group: Group, before: GroupRecord) -> bool:
     """Whether a group read made before taking the lease can be trusted: no section of ours has changed the group
     since it (the record as the lease found it says how the last section left the group), or none ever did."""
+    return _left_as_read(group.desired, group.max_size, before)
+
+
+def _left_as_read(desired: int, max_size: int, before: GroupRecord) -> bool:
     if not before.exists or before.left_desired is None:
         return True
-    return (group.desired, group.max_size) == (before.left_desired, before.left_max)
+    return (desired, max_size) == (before.left_desired, before.left_max)
+
+
+def planned_from(take: Take, group: Group) -> Take:
+    """The take with the read it was planned from, recorded with the lease (before it is known to be current)."""
+    return replace(take, hold=replace(take.hold, read_desired=group.desired, read_max=group.max_size))
+
+
+def confirmed(take: Take) -> Take:
+    """The take planned from a read made (or found current) under the lease: a retry finishes it as recorded."""
+    return replace(take, hold=replace(take.hold, read_desired=None, read_max=None))
+
+
+def unconfirmed(recorded: Hold, found: GroupRecord, execution: str) -> bool:
+    """Whether a retried section's recorded plan was made from a read that the lease then found stale, by an
+    attempt that died before it planned again under the lease (the re-read failed or crashed), so before any
+    write of its own: the retry plans again. Applying it would size the group from a stale read (a MaxSize raised
+    to a stale MaxSize + 1 leaks a slot; a plan without a slot on a full group is refused by AttachInstances).
+
+    Judged only while the lease is still the crashed attempt's: nobody else's section ran since, so the record's
+    `left_*` are what that attempt's lease found. A section that released its lease confirmed its plan."""
+    if found.lease_owner != execution or recorded.read_desired is None or recorded.read_max is None:
+        return False
+    return not _left_as_read(recorded.read_desired, recorded.read_max, found)
 
 
 def unbalances(group: Group, zone: str) -> bool:
@@ -132,9 +163,16 @@ def retry_take(group: Group, hold: Hold) -> Take:
 
 
 def after_take(record: GroupRecord, execution: str, take: Take, group: Group, *, desired_after: int) -> GroupRecord:
-    """The record once the section's writes are made (the lease is released with it)."""
+    """The record once the section's writes are made (the lease is released with it). A retry of a section that
+    already released (it died after its release) has its slot in `max_set_to` already: a MaxSize raised since by
+    another section stays what we set, and the group as read now is how the section leaves it."""
     holds = {**record.holds, execution: take.hold}
-    planned = take.hold.planned_max if take.hold.max_slots else None
+    released_before = execution in record.holds and record.lease_owner != execution
+    planned = take.hold.planned_max if take.hold.max_slots and not released_before else None
+    if released_before:
+        return replace(record, lease_owner=None, lease_until=0.0, holds=holds, exists=True,
+                       suspended=record.suspended | frozenset(take.hold.planned_suspend),
+                       left_desired=desired_after, left_max=group.max_size)
     return replace(record, lease_owner=None, lease_until=0.0, holds=holds, exists=True,
                    max_set_to=planned if planned is not None else record.max_set_to,
                    suspended=record.suspended | frozenset(take.hold.planned_suspend),
@@ -149,12 +187,14 @@ def plan_give_back(group: Group, record: GroupRecord, leaving: Iterable[str], *,
 
     A section that crashed after its writes but before releasing the lease left only its plan in the record (its
     hold): what it planned counts as what we set and suspended, and a give-back it already made (MaxSize already
-    at the value we would set) is not made again, nor taken for someone else's change."""
+    at the value we would set) is not made again, nor taken for someone else's change. A plan its section never
+    confirmed (`unconfirmed`: it died before any write) gave nothing, so it gives nothing back."""
     desired = group.desired if desired_after is None else desired_after
     leaving = [e for e in leaving if e in record.holds]
     holds = {e: h for e, h in record.holds.items() if e not in leaving}
-    slots = sum(record.holds[e].max_slots for e in leaving)
-    unfinished = record.holds.get(record.lease_owner or "")  # its section wrote, then died holding the lease
+    made = {e: Hold() if unconfirmed(h, record, e) else h for e, h in record.holds.items()}
+    slots = sum(made[e].max_slots for e in leaving)
+    unfinished = made.get(record.lease_owner or "")  # its section wrote, then died holding the lease
     set_to = record.max_set_to
     if unfinished is not None and unfinished.max_slots and unfinished.planned_max is not None:
         set_to = max(set_to or 0, unfinished.planned_max)
@@ -172,7 +212,7 @@ def plan_give_back(group: Group, record: GroupRecord, leaving: Iterable[str], *,
         if max_size > wanted:
             warnings.append(f"ASG {group.name}: MaxSize back to {max_size}, not {wanted}: desired is {desired}")
         max_set_to = max_size
-    ours = record.suspended | frozenset(p for e in leaving for p in record.holds[e].planned_suspend)
+    ours = record.suspended | frozenset(p for e in leaving for p in made[e].planned_suspend)
     resume: tuple[str, ...] = ()
     suspended = ours
     if not holds:
@@ -200,7 +240,9 @@ def record_from_item(asg_name: str, item: Mapping[str, Any] | None) -> GroupReco
         key[len(HOLD_ATTRIBUTE):]: Hold(int(h.get("max_slots", 0)), int(h.get("desired", 0)),
                                         None if h.get("planned_max") is None else int(h["planned_max"]),
                                         None if h.get("planned_desired") is None else int(h["planned_desired"]),
-                                        tuple(h.get("planned_suspend") or ()))
+                                        tuple(h.get("planned_suspend") or ()),
+                                        None if h.get("read_desired") is None else int(h["read_desired"]),
+                                        None if h.get("read_max") is None else int(h["read_max"]))
         for key, h in item.items() if key.startswith(HOLD_ATTRIBUTE)
     }
     return GroupRecord(
