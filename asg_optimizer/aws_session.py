@@ -27,6 +27,8 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1", "[::1]")
 LOCAL_REGION = "us-east-1"
 DEFAULT_PORT = 4566
 _CONFIG = Config(retries={"mode": "standard"})
+PRICING_REGION = "us-east-1"
+_PRICING_CONFIG = Config(connect_timeout=2, read_timeout=5, retries={"mode": "standard", "total_max_attempts": 2})
 
 
 class CliError(Exception):
@@ -147,9 +149,13 @@ class Target:
         return str(self.session.region_name or LOCAL_REGION)
 
     def client(self, service: str) -> Any:
+        if service == "pricing":  # answered in us-east-1 only; a quick fallback to the snapshot where unreachable
+            service_region, config = PRICING_REGION, _PRICING_CONFIG
+        else:
+            service_region, config = self.region_name, _CONFIG
         if service not in self._clients:
             self._clients[service] = self.session.client(
-                service, endpoint_url=self.endpoint_url or None, region_name=self.region_name, config=_CONFIG
+                service, endpoint_url=self.endpoint_url or None, region_name=service_region, config=config
             )
         return self._clients[service]
 

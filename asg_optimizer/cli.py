@@ -13,7 +13,7 @@ from typer._click import exceptions as click_errors  # typer's own click: its us
 from typer.core import TyperGroup
 
 from asg_optimizer.aws_session import Target
-from asg_optimizer.commands import commitments, executions, local, pause, plan, replace, status, sweep
+from asg_optimizer.commands import assess, commitments, executions, local, pause, plan, replace, status, sweep
 from asg_optimizer.commands.output import Output, Settings, console
 from stack.description import DEFAULT_PREFIX
 
@@ -74,7 +74,7 @@ def main(
         None, "--endpoint-url",
         help="Send every call here instead of AWS, e.g. http://127.0.0.1:4566 for `local serve` "
              "(default: AWS_ENDPOINT_URL)."),
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json.")] = Output.table,
+    output: Annotated[Output, typer.Option("--output", "-o", help="table or json (csv: assess only).")] = Output.table,
     state_machine_arn: str | None = typer.Option(
         None, "--state-machine-arn",
         help="The replacement state machine (default: the one named <prefix>-replace-instance)."),
@@ -86,6 +86,7 @@ def main(
                               state_machine=state_machine_arn, prefix=prefix), output)
 
 
+app.command("assess")(assess.assess_fleet)
 app.command()(status.status)
 app.command()(plan.plan)
 app.command()(replace.replace)

@@ -29,6 +29,7 @@ _ACCESS_CODES = frozenset({
 class Output(StrEnum):
     table = "table"
     json = "json"
+    csv = "csv"  # `assess` only; the other commands print their table
 
 
 @dataclass
