@@ -18,9 +18,10 @@ PERIOD = 300
 # Custom metrics (Powertools Metrics, namespace METRICS_NAMESPACE): each is emitted by the handler named beside it.
 SWAPS_SKIPPED = "SwapsSkipped"  # tasks/validate.py: a refused swap, dimension AutoScalingGroup
 NO_SPOT_CAPACITY = "NoSpotCapacity"  # tasks/launch_spot.py: the swap ended without a spot
+SPOT_QUOTA_EXCEEDED = "SpotQuotaExceeded"  # tasks/launch_spot.py: the account's spot quota refused the launch
 SPOT_SHARE = "SpotShare"  # tasks/scan.py: the opted-in fleet's InService capacity on spot (%), fleet-wide
 HOURLY_SAVING = "HourlySavingUSD"  # tasks/launch_spot.py: per launched spot, dimension AutoScalingGroup
-CUSTOM_METRICS = (SWAPS_SKIPPED, NO_SPOT_CAPACITY, SPOT_SHARE, HOURLY_SAVING)
+CUSTOM_METRICS = (SWAPS_SKIPPED, NO_SPOT_CAPACITY, SPOT_QUOTA_EXCEEDED, SPOT_SHARE, HOURLY_SAVING)
 FAILED_METRICS = ("ExecutionsFailed", "ExecutionsTimedOut")
 
 
@@ -53,7 +54,8 @@ def dashboard_body(scope: Scope, stack: Stack) -> str:
                      dead_letter_queue_name(scope.prefix)]]
     widgets = [
         _metric_widget("Swaps", region, executions(REPLACE), x=0, y=0),
-        _metric_widget("Swaps skipped", region, [_search(SWAPS_SKIPPED, "Sum"), _search(NO_SPOT_CAPACITY, "Sum")],
+        _metric_widget("Swaps skipped", region, [_search(SWAPS_SKIPPED, "Sum"), _search(NO_SPOT_CAPACITY, "Sum"),
+                                                  _search(SPOT_QUOTA_EXCEEDED, "Sum")],
                        x=12, y=0),
         _metric_widget("Spot share of the opted-in fleet (%)", region, [_search(SPOT_SHARE, "Average")], x=0, y=6,
                        stat="Average"),

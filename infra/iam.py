@@ -254,8 +254,10 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         unscoped(ctx, "Describe", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions",
                  "ec2:DescribeSpotPriceHistory"),
         prices(ctx),
-        cooldown_items(ctx, "dynamodb:Scan", "dynamodb:BatchWriteItem"),
-        group_records(ctx),  # no capacity: the execution ends, its claim goes
+        # Scan: cooling pools and quotas; BatchWriteItem: pools cool; PutItem: the quota cools, the fleet request
+        # is stored before it is sent; GetItem: a re-run reads it back (tasks/aws/coordination.py store_launch)
+        cooldown_items(ctx, "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem"),
+        group_records(ctx),  # no capacity or spot quota: the execution ends, its claim goes
         *launch_spots(ctx),
     ],
     # tasks/launch_on_demand.py: RunInstances from the group's template
@@ -321,7 +323,8 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
     # its pool, start a swap
     "spot-rebalance": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances"),
-        cooldown_items(ctx, "dynamodb:PutItem", "dynamodb:BatchWriteItem"),
+        # PutItem: the claim; DeleteItem: the claim released when the start fails (EventBridge retries)
+        cooldown_items(ctx, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
         *pause_reads(ctx),
         list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),

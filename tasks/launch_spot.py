@@ -1,10 +1,17 @@
 """LaunchSpot: one spot instance through CreateFleet `instant` with `price-capacity-optimized`, from the ASG's own
 launch template version, in the on-demand's subnet, over every candidate type (tasks.core.instance_types).
 
-Each override carries the original's on-demand price as MaxPrice, so EC2 itself never launches a spot dearer
-than the instance it replaces. No capacity in any candidate pool is an outcome, not a failure: nothing is
-launched, the pools go on cooldown and the execution ends `no-capacity`. Tagged at creation with the instance it
-replaces and the execution that owns it; the client token makes a retried invocation return the same fleet.
+No override carries a MaxPrice: AWS advises against one (a spot is interrupted once the price passes it), and
+without one EC2 caps the price at the launched type's own on-demand price. What keeps a spot cheaper than the
+instance it replaces is the candidate choice: only types whose spot price is at most the original's on-demand
+price (for the instance's OS) are offered. No capacity in any candidate pool is an outcome, not a failure: nothing is
+launched, the pools go on cooldown and the execution ends `no-capacity`. A spot quota error in the fleet's
+Errors (MaxSpotInstanceCountExceeded, ...) is an outcome too (`quota-exceeded`): every swap of the region backs
+off for the cooldown. Tagged at creation with the instance it replaces and the execution that owns it.
+
+Idempotent: the request is stored (cooldown table, `launch#<execution>`) before it is sent, and a re-run after
+a crash resends that very request with the same client token, so EC2 returns the first fleet. A recomputed
+request would differ once prices or cooldowns moved, and EC2 answers that IdempotentParameterMismatch.
 """
 
 from __future__ import annotations
@@ -16,10 +23,18 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from tasks.aws.clients import aws_handler, client
-from tasks.aws.coordination import active_pools, cool_pools, release_claim
+from tasks.aws.coordination import (
+    Cooldowns,
+    active_cooldowns,
+    cool_pools,
+    cool_quota,
+    release_claim,
+    store_launch,
+    stored_launch,
+)
 from tasks.aws.instance_types import InstanceCatalog, template_maps_instance_store
 from tasks.aws.prices import PriceBook
-from tasks.core.cooldowns import types_cooling_in
+from tasks.core.cooldowns import COOLDOWN_SECONDS, quota_skip, types_cooling_in
 from tasks.core.fleet_result import read_fleet
 from tasks.core.instance_types import Candidate, CandidateChoice, choose_candidates, incompatibility
 from tasks.core.naming import client_token
@@ -29,7 +44,7 @@ from tasks.core.tags import EXECUTION, REPLACES
 
 logger = Logger()
 metrics = Metrics()
-LAUNCHED, NO_CAPACITY = "launched", "no-capacity"
+LAUNCHED, NO_CAPACITY, QUOTA_EXCEEDED = "launched", "no-capacity", "quota-exceeded"
 
 
 def template_of(event: dict[str, Any]) -> dict[str, str]:
@@ -41,11 +56,11 @@ def template_of(event: dict[str, Any]) -> dict[str, str]:
     return template
 
 
-def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...], max_price: float) -> dict[str, Any]:
+def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...]) -> dict[str, Any]:
     """The CreateFleet request: the group's template, one override per candidate type in the on-demand's subnet."""
     tags = {k: v for k, v in event.get("instance_tags", {}).items() if not k.startswith("aws:")}
     tags |= {REPLACES: event["instance_id"], EXECUTION: event["execution_name"]}
-    overrides = [{"InstanceType": c.instance_type, "MaxPrice": f"{max_price:.6f}"} for c in candidates]
+    overrides: list[dict[str, str]] = [{"InstanceType": c.instance_type} for c in candidates]
     if event.get("subnet_id"):
         overrides = [{**o, "SubnetId": event["subnet_id"]} for o in overrides]
     else:
@@ -64,7 +79,8 @@ def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...], max_
     }
 
 
-def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: float) -> CandidateChoice:
+def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: float,
+                   cooling: Cooldowns) -> CandidateChoice:
     """Compatible types with a spot price in the zone at most the original's on-demand price, not cooling.
 
     The group's policy tags come from Validate's read of the group. The template is read only when the original
@@ -82,7 +98,7 @@ def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: fl
     return choose_candidates(
         original, types, policy, needs_instance_storage=needs_storage,
         spot_prices=prices.spot_prices(compatible, zone), on_demand_price=on_demand_price,
-        cooling=types_cooling_in(active_pools(), zone),
+        cooling=types_cooling_in(cooling.pools, zone),
     )
 
 
@@ -96,30 +112,63 @@ def no_capacity(event: dict[str, Any], pools: list[Pool], why: str) -> dict[str,
             "availability_zone": event["availability_zone"], "why": why, "cooled_pools": [str(p) for p in pools]}
 
 
+def quota_exceeded(event: dict[str, Any], code: str, why: str) -> dict[str, Any]:
+    """The account's spot quota refused the launch: back off every swap of the region, page nobody. The execution
+    ends here, so the instance's claim is released."""
+    region = os.environ["AWS_REGION"]
+    cool_quota(region, code=code.split(":")[0], source=event["execution_name"])
+    release_claim(event["asg_name"], event["instance_id"], event["execution_name"])
+    metrics.add_metric(name="SpotQuotaExceeded", unit=MetricUnit.Count, value=1)
+    logger.warning("spot quota exceeded", extra={"why": why, "region": region})
+    return {"outcome": QUOTA_EXCEEDED, "asg_name": event["asg_name"], "instance_id": event["instance_id"],
+            "availability_zone": event["availability_zone"], "why": why}
+
+
+def fresh_launch(event: dict[str, Any], prices: PriceBook, cooling: Cooldowns) -> dict[str, Any] | str:
+    """The request and the prices it was chosen at, or why there is no candidate."""
+    on_demand = prices.on_demand(event["instance_type"])
+    choice = candidates_for(event, prices, on_demand.price, cooling)
+    if not choice.candidates:
+        return f"no candidate type: {choice.summary()}"
+    logger.info("candidates", extra={"candidates": len(choice.candidates), "left_out": choice.summary()})
+    return {"request": fleet_request(event, choice.candidates),
+            "spot_prices": {c.instance_type: c.spot_price for c in choice.candidates},
+            "on_demand_price": on_demand.price, "on_demand_price_source": on_demand.source}
+
+
 @aws_handler
 @logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(asg=event["asg_name"], execution=event["execution_name"])
+    execution, region = event["execution_name"], os.environ["AWS_REGION"]
     original_pool = Pool(event["instance_type"], event["availability_zone"])
-    prices = PriceBook(os.environ["AWS_REGION"], operating_system(event.get("platform_details")))
-    on_demand = prices.on_demand(event["instance_type"])
-    choice = candidates_for(event, prices, on_demand.price)
-    if not choice.candidates:
-        return no_capacity(event, [original_pool], f"no candidate type: {choice.summary()}")
-    response = client("ec2").create_fleet(**fleet_request(event, choice.candidates, on_demand.price))
+    prices = PriceBook(region, operating_system(event["platform_details"]))
+    cooling = active_cooldowns()
+    quota = cooling.quotas.get(region)
+    planned = quota_skip(region, quota) if quota else fresh_launch(event, prices, cooling)
+    if isinstance(planned, str):  # nothing to launch now, unless an earlier attempt of this execution launched
+        launch = stored_launch(execution)
+        if launch is None:
+            return quota_exceeded(event, quota, planned) if quota else no_capacity(event, [original_pool], planned)
+    else:
+        launch = store_launch(execution, planned)  # a re-run resends the first attempt's request unchanged
+    response = client("ec2").create_fleet(**launch["request"])
     result = read_fleet(response, event["availability_zone"])
+    if result.quota:
+        return quota_exceeded(event, result.quota, f"spot quota: {result.quota}; spot launches in {region} back "
+                                                   f"off for {COOLDOWN_SECONDS // 60} minutes")
     if result.instance_id is None:
         pools = sorted({original_pool, *result.exhausted})
         return no_capacity(event, pools, f"no spot capacity in {len(result.exhausted)} candidate pool(s)")
-    spot_price = next(c.spot_price for c in choice.candidates if c.instance_type == result.instance_type)
-    saving = hourly_saving(on_demand.price, spot_price)
+    spot_price = launch["spot_prices"][result.instance_type]
+    saving = hourly_saving(launch["on_demand_price"], spot_price)
     metrics.add_dimension(name="AutoScalingGroup", value=event["asg_name"])
     metrics.add_metric(name="HourlySavingUSD", unit=MetricUnit.NoUnit, value=saving)
-    logger.info("spot launched", extra={"spot_instance_id": result.instance_id, "type": result.instance_type,
-                                        "candidates": len(choice.candidates), "left_out": choice.summary()})
+    logger.info("spot launched", extra={"spot_instance_id": result.instance_id, "type": result.instance_type})
     return {
         "outcome": LAUNCHED, "spot_instance_id": result.instance_id, "spot_instance_type": result.instance_type,
-        "spot_price": spot_price, "on_demand_price": on_demand.price, "on_demand_price_source": on_demand.source,
-        "hourly_saving": saving, "candidate_types": [c.instance_type for c in choice.candidates],
+        "spot_price": spot_price, "on_demand_price": launch["on_demand_price"],
+        "on_demand_price_source": launch["on_demand_price_source"], "hourly_saving": saving,
+        "candidate_types": list(launch["spot_prices"]),
     }

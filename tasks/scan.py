@@ -14,6 +14,7 @@ While the fleet (or a group) is paused (tasks/core/pause.py) it plans as usual a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -24,11 +25,12 @@ from botocore.exceptions import ClientError
 
 from tasks.aws.clients import aws_handler, error_code
 from tasks.aws.commitments import fleet_coverage, reverse_swaps
-from tasks.aws.coordination import active_pools
+from tasks.aws.coordination import active_cooldowns
 from tasks.aws.executions import replace_state_machine_arn, running_swaps, start_swap
 from tasks.aws.groups import active_refreshes, group_from_response, launch_hook_blocks, named_groups, opted_in_groups
 from tasks.aws.instances import instances_by_id
 from tasks.aws.pause_state import current_pause
+from tasks.core.cooldowns import quota_skip
 from tasks.core.pause import group_pause, tagged_alarms
 from tasks.core.requests import ScanRequest, parse_scan_request
 from tasks.core.selection import SKIP, GroupSkip, Plan, select
@@ -81,9 +83,12 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     instances = instances_by_id(m.instance_id for g in groups for m in g.members)
     _emit_spot_share(request, groups, instances)
     running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
-    cooling = active_pools(now.timestamp())
+    cooldowns = active_cooldowns(now.timestamp())
+    cooling, region = cooldowns.pools, os.environ["AWS_REGION"]
     fleet, alarms = current_pause(now, (a for g in groups for a in tagged_alarms(g.tags)))
     paused = {g.name: p.why for g in groups if (p := group_pause(fleet, tagged_alarms(g.tags), alarms))}
+    if region in cooldowns.quotas:  # the region's spot quota refused a launch lately: every group waits it out
+        paused |= {g.name: quota_skip(region, cooldowns.quotas[region]) for g in groups if g.name not in paused}
     spot_types = {i.instance_type for i in instances.values() if i.lifecycle == "spot"}
     covered = fleet_coverage(groups, extra_types=spot_types, now=now)  # None: no commitments, or awareness off
     kept = covered.kept() if covered else {}

@@ -35,6 +35,7 @@ from tasks.core.eligibility import (
 from tasks.core.errors import CoveredByCommitment, LaunchHookInTheWay, SwapRefused, WeightedGroup
 from tasks.core.lifecycle_hooks import launch_hook_refusal
 from tasks.core.mixed_instances import override_types, template_for, weighted_refusal
+from tasks.core.prices import operating_system
 from tasks.core.requests import required_text
 from tasks.core.tags import OPT_IN
 from tasks.core.timing import parse_timing
@@ -100,6 +101,7 @@ def _validate(event: dict[str, Any]) -> dict[str, Any]:
             release_claim(asg_name, instance_id, execution_name)
             raise
     template = template_for(group, group.member(instance_id))
+    platform = operating_system(instance.platform_details)  # refuses a platform without a spot market, first
     logger.info("swap validated", extra={"reason": reason, "forced": forced})
     return {
         "asg_name": asg_name,
@@ -111,6 +113,7 @@ def _validate(event: dict[str, Any]) -> dict[str, Any]:
         "target_instance_type": wanted_type or instance.instance_type,
         "subnet_id": instance.subnet_id,
         "availability_zone": instance.availability_zone,
+        "platform_details": platform.platform_details,  # spot and on-demand are priced for this OS
         "launch_template_id": template.template_id,
         "launch_template_name": template.name,
         "launch_template_version": template.version,

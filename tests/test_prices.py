@@ -80,7 +80,10 @@ def test_snapshot_covers_common_families_in_several_regions_with_a_source_and_da
         assert snapshot_price(data, "us-east-1", f"{family}.large", LINUX) is not None, family
     assert snapshot_price(data, "us-east-1", "m5.large", LINUX) == 0.096
     assert snapshot_price(data, "eu-west-1", "m5.large", LINUX) == 0.107
-    assert snapshot_price(data, "us-east-1", "m5.large", OPERATING_SYSTEMS["Windows"]) is None
+    windows = OPERATING_SYSTEMS["Windows"]
+    assert snapshot_price(data, "us-east-1", "m5.large", windows) == 0.188  # AWS's published Windows price
+    assert snapshot_price(data, "us-east-1", "m6g.large", windows) is None  # no Windows on Graviton
+    assert snapshot_price(data, "us-east-1", "m5.large", OPERATING_SYSTEMS["Red Hat Enterprise Linux"]) is None
     assert all(0 < p < 10 for prices in regions.values() for p in prices.values())
 
 
@@ -131,7 +134,9 @@ def test_embedded_market_prices_pools_and_pricing_api(aws: EmbeddedAws) -> None:
     history = aws.client("ec2").describe_spot_price_history(InstanceTypes=["m5.large"],
                                                             Filters=[{"Name": "availability-zone", "Values": [A]}])
     assert float(history["SpotPriceHistory"][0]["SpotPrice"]) == 0.0123
-    assert len(history["SpotPriceHistory"]) == 3  # two default points and the one just set, newest first
+    by_os = [row["ProductDescription"] for row in history["SpotPriceHistory"]]
+    assert by_os.count("Linux/UNIX") == 3  # two default points and the one just set, newest first
+    assert by_os.count("Windows") == 2  # every OS the market prices, when no product description is asked
     aws.pricing_api.available = False
     assert PriceBook("us-east-1", LINUX).on_demand("m5.large").source == PRICING_API  # kept by the container
     forget_prices()

@@ -7,14 +7,24 @@
 - On-demand capacity: `on_demand_capacity[(type, AZ)]` instances still available (absent: unlimited); an on-demand
   RunInstances beyond it fails with InsufficientInstanceCapacity, as EC2 does (moto never runs out).
 - ClientToken: a RunInstances repeated with the same token returns the first reservation (moto launches again).
-- The spot market (asg_optimizer.local.spot_market): DescribeSpotPriceHistory answers from it, and CreateFleet
-  type `instant` for spot chooses its pool there (strategy, capacity, MaxPrice), returns `Errors` when no pool
-  can launch, honours ClientToken, then lets moto launch the one chosen override. Other fleets are moto's own.
-- Interruptions: `reclaim(instance_id, after)` terminates a spot when its two-minute notice runs out.
+- The spot market (asg_optimizer.local.spot_market): DescribeSpotPriceHistory answers from it per OS, and
+  CreateFleet type `instant` for spot chooses its pool there (strategy, capacity, MaxPrice or else the on-demand
+  price of the AMI's OS, the spot quota), returns `Errors` when no pool can launch, then lets moto launch the
+  one chosen override. Other fleets are moto's own.
+- CreateFleet's ClientToken: the same token with the same request returns the first answer; with any other
+  parameter changed it fails with IdempotentParameterMismatch, as EC2 documents (moto ignores the token).
+- CreateFleet and the launch template: a template with InstanceMarketOptions is refused (a fleet sets the
+  market itself); a template with NetworkInterfaces under an override's SubnetId fails each override with
+  InvalidParameterCombination, as RunInstances refuses an interface and an instance-level subnet together.
+- Platforms (asg_optimizer.local.platforms): AMIs and instances report PlatformDetails and UsageOperation.
+- Interruptions: `reclaim(instance_id, after)` terminates a spot when its two-minute notice runs out; a spot
+  whose pool price rises above its launch's price ceiling (MaxPrice, or else its on-demand price) is
+  interrupted at once (`price_interrupted`), as EC2 interrupts a spot once the spot price exceeds your max price.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from dataclasses import dataclass, field
@@ -28,8 +38,9 @@ from moto.ec2.responses.fleets import Fleets
 from moto.ec2.responses.spot_instances import SpotInstances
 
 from asg_optimizer import sessions
-from asg_optimizer.local.spot_market import Offer, SpotMarket, max_price
-from tasks.core.prices import Pool
+from asg_optimizer.local.platforms import PlatformModel
+from asg_optimizer.local.spot_market import Offer, Refusal, SpotMarket, max_price
+from tasks.core.prices import OPERATING_SYSTEMS, Pool
 
 
 @dataclass
@@ -43,13 +54,27 @@ class Ec2Model:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _saved: dict[str, Any] = field(default_factory=dict)
     market: SpotMarket = field(default_factory=SpotMarket)
-    _fleets: dict[str, dict[str, Any]] = field(default_factory=dict)  # ClientToken -> CreateFleet result
+    platforms: PlatformModel = field(default_factory=PlatformModel)
+    _fleets: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # token -> (request, result)
     _timers: list[threading.Timer] = field(default_factory=list)
     _fleet_lock: threading.Lock = field(default_factory=threading.Lock)
     reclaimed: dict[str, float] = field(default_factory=dict)  # instance id -> monotonic time EC2 took it back
+    price_interrupted: list[str] = field(default_factory=list)  # spots interrupted because the price passed
+    _ceilings: dict[str, tuple[Pool, str, float, Any]] = field(default_factory=dict)  # id -> pool, OS, cap, backend
 
     def __post_init__(self) -> None:
         self.market.capacity = self.spot_capacity  # one capacity table for RunInstances and CreateFleet
+        self.market.listeners.append(self._price_changed)
+
+    def _price_changed(self, pool: Pool, platform: str, price: float) -> None:
+        for instance_id, (spot_pool, spot_platform, ceiling, backend) in list(self._ceilings.items()):
+            if (spot_pool, spot_platform) != (pool, platform) or price <= ceiling:
+                continue
+            instance = backend.get_instance(instance_id)
+            if instance.state_code in (0, 16):
+                backend.terminate_instances([instance_id])
+                self.price_interrupted.append(instance_id)
+            self._ceilings.pop(instance_id)
 
     def check(self, instance: Instance) -> str:
         started = self._booted_at.get(instance.id)
@@ -115,19 +140,42 @@ class Ec2Model:
         token, spot_options, configs = get("ClientToken"), get("SpotOptions", {}), get("LaunchTemplateConfigs", [])
         backend = response.ec2_backend
         with self._fleet_lock:  # not _lock: the launch below goes through _run_instances, which takes it
+            fingerprint = _fingerprint(response)
             if token and token in self._fleets:
-                return ActionResult(self._fleets[token])
-            offers, sources = [], []
+                first_request, first_result = self._fleets[token]
+                if first_request != fingerprint:
+                    raise EC2ClientError(
+                        "IdempotentParameterMismatch",
+                        f"Arguments on this idempotent request are inconsistent with arguments used in previous "
+                        f"request(s) with client token '{token}'.")
+                return ActionResult(first_result)
+            offers, sources, invalid = [], [], []
             for config in configs:
+                data = self._template_data(backend, config["LaunchTemplateSpecification"])
+                if data.get("InstanceMarketOptions"):
+                    raise EC2ClientError(
+                        "InvalidParameterValue",
+                        "The launch template of an EC2 Fleet cannot specify InstanceMarketOptions: the fleet's "
+                        "own target capacity type and SpotOptions decide the market.")
                 for override in config.get("Overrides") or [{}]:
                     zone = override.get("AvailabilityZone")
                     if override.get("SubnetId"):
                         zone = backend.get_subnet(override["SubnetId"]).availability_zone
-                    pool = Pool(override.get("InstanceType", ""), str(zone))
-                    offers.append(Offer(pool, max_price(override, spot_options), len(offers)))
+                    pool = Pool(override.get("InstanceType") or data.get("InstanceType", ""), str(zone))
+                    platform = self.platforms.platform_of(override.get("ImageId") or data.get("ImageId", ""))
+                    offer = Offer(pool, max_price(override, spot_options), len(offers), platform,
+                                  _vcpus(backend, pool.instance_type))
+                    offers.append(offer)
                     sources.append((config["LaunchTemplateSpecification"], override))
+                    if data.get("NetworkInterfaces") and override.get("SubnetId"):
+                        invalid.append(offer)
             count = int(target.get("TotalTargetCapacity", 1))
-            chosen, refusals = self.market.allocate(offers, spot_options.get("AllocationStrategy", ""), count)
+            refused = [Refusal(o, "InvalidParameterCombination", "Network interfaces and an instance-level subnet "
+                               "ID may not be specified on the same request") for o in invalid]
+            chosen, refusals = self.market.allocate([o for o in offers if o not in invalid],
+                                                    spot_options.get("AllocationStrategy", ""), count,
+                                                    spot_vcpus_running=_running_spot_vcpus(backend))
+            refusals = refused + refusals if chosen is None else []
             launch = [] if chosen is None else [
                 {"LaunchTemplateSpecification": sources[chosen.index][0], "Overrides": [sources[chosen.index][1]]}
             ]
@@ -139,6 +187,11 @@ class Ec2Model:
                 replace_unhealthy_instances=False, terminate_instances_with_expiration=True, fleet_type="instant",
                 valid_from=None, valid_until=None, tag_specifications=get("TagSpecifications", []),
             )
+            if chosen is not None:
+                for launched in fleet.instances or []:
+                    for instance_id in launched.get("InstanceIds", []):
+                        self._ceilings[instance_id] = (chosen.pool, chosen.platform, self.market.ceiling(chosen),
+                                                       backend)
             result = {"FleetId": fleet.id, "Instances": fleet.instances or [], "Errors": [
                 {"LaunchTemplateAndOverrides": {"LaunchTemplateSpecification": sources[r.offer.index][0],
                                                 "Overrides": sources[r.offer.index][1]},
@@ -146,8 +199,17 @@ class Ec2Model:
                 for r in refusals
             ]}
             if token:
-                self._fleets[token] = result
+                self._fleets[token] = (fingerprint, result)
             return ActionResult(result)
+
+    @staticmethod
+    def _template_data(backend: Any, spec: dict[str, Any]) -> dict[str, Any]:
+        """The launch template version's data the fleet launches from (moto's own lookup and errors)."""
+        if spec.get("LaunchTemplateId"):
+            template = backend.get_launch_template(spec["LaunchTemplateId"])
+        else:
+            template = backend.get_launch_template_by_name(spec.get("LaunchTemplateName", ""))
+        return dict(template.get_version(spec.get("Version") or "$Default").data)
 
     def _spot_price_history(self, response: SpotInstances) -> ActionResult:
         get = response._get_param
@@ -155,13 +217,15 @@ class Ec2Model:
         types = list(get("InstanceTypes", []) or filters.get("instance-type", []))
         zones = list(filters.get("availability-zone", []))
         descriptions = set(get("ProductDescriptions", []) or filters.get("product-description", []))
-        rows = []
-        if not descriptions or "Linux/UNIX" in descriptions:  # the market models Linux/UNIX prices only
-            rows = self.market.history(types, zones, _when(get("StartTime")), _when(get("EndTime")))
+        platforms = [os.platform_details for os in OPERATING_SYSTEMS.values()
+                     if not descriptions or descriptions & set(os.spot_product_descriptions)]
+        rows = self.market.history(types, zones, _when(get("StartTime")), _when(get("EndTime")), platforms) \
+            if platforms else []
         return ActionResult({"SpotPriceHistory": [
             {"InstanceType": pool.instance_type, "AvailabilityZone": pool.availability_zone,
-             "ProductDescription": "Linux/UNIX", "SpotPrice": f"{price:.6f}", "Timestamp": at}
-            for at, pool, price in rows
+             "ProductDescription": OPERATING_SYSTEMS[platform].spot_description, "SpotPrice": f"{price:.6f}",
+             "Timestamp": at}
+            for at, pool, price, platform in rows
         ]})
 
     def reclaim(self, instance_id: str, after_seconds: float) -> None:
@@ -180,6 +244,7 @@ class Ec2Model:
     def install(self) -> None:
         if self._saved:
             return
+        self.platforms.install()
         model = self
         self._saved = {
             "run_instances": InstanceBackend.run_instances,
@@ -204,6 +269,7 @@ class Ec2Model:
     def uninstall(self) -> None:
         if not self._saved:
             return
+        self.platforms.uninstall()
         InstanceBackend.run_instances = self._saved["run_instances"]  # type: ignore[method-assign]
         Instance.instance_status = self._saved["instance_status"]  # type: ignore[method-assign]
         Instance.system_status = self._saved["system_status"]  # type: ignore[method-assign]
@@ -212,6 +278,24 @@ class Ec2Model:
         for timer in self._timers:
             timer.cancel()
         self._saved = {}
+
+
+def _fingerprint(response: Fleets) -> str:
+    """Every parameter of the request but the token itself (EC2 compares them all, region and AZ aside)."""
+    params = {k: v for k, v in response.querystring.items() if k not in ("ClientToken", "Action", "Version")}
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+def _vcpus(backend: Any, instance_type: str) -> int:
+    from moto.ec2.models.instance_types import INSTANCE_TYPES
+
+    return int(INSTANCE_TYPES.get(instance_type, {}).get("VCpuInfo", {}).get("DefaultVCpus", 0))
+
+
+def _running_spot_vcpus(backend: Any) -> int:
+    """vCPUs of the region's pending and running spot instances: what EC2's spot quota counts."""
+    return sum(_vcpus(backend, i.instance_type) for r in backend.reservations.values() for i in r.instances
+               if i.lifecycle == "spot" and i.state_code in (0, 16))
 
 
 def _when(raw: Any) -> datetime | None:

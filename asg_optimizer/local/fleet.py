@@ -25,6 +25,8 @@ class GroupSpec:
     target_group_arns: tuple[str, ...] = ()
     load_balancer_names: tuple[str, ...] = ()
     capacity_rebalance: bool = False
+    image_id: str = IMAGE_ID  # the AMI decides the platform (asg_optimizer.local.platforms)
+    template_data: dict[str, object] = field(default_factory=dict)  # more launch template settings
 
 
 @dataclass
@@ -48,7 +50,7 @@ def create_group(network: Network, spec: GroupSpec) -> dict[str, Any]:
     ec2, autoscaling = boto3.client("ec2"), boto3.client("autoscaling")
     template = ec2.create_launch_template(
         LaunchTemplateName=f"{spec.name}-lt",
-        LaunchTemplateData={"ImageId": IMAGE_ID, "InstanceType": spec.instance_type},
+        LaunchTemplateData={"ImageId": spec.image_id, "InstanceType": spec.instance_type, **spec.template_data},
     )["LaunchTemplate"]
     tags = [{"Key": "team", "Value": "platform", "PropagateAtLaunch": True},
             {"Key": "Name", "Value": spec.name, "PropagateAtLaunch": True}]

@@ -8,6 +8,7 @@ so readers compare `expires_at` with the clock themselves.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import time
@@ -20,7 +21,16 @@ from botocore.exceptions import ClientError
 
 from tasks.aws.clients import client, error_code
 from tasks.aws.groups import describe_group
-from tasks.core.cooldowns import COOLDOWN_SECONDS, cooling_pools, expiry, instance_key, pool_key
+from tasks.core.cooldowns import (
+    COOLDOWN_SECONDS,
+    cooling_pools,
+    expiry,
+    instance_key,
+    launch_key,
+    pool_key,
+    quota_key,
+    quota_region_of,
+)
 from tasks.core.coordination import (
     HOLD_ATTRIBUTE,
     LEASE_SECONDS,
@@ -119,17 +129,76 @@ def save_idle_records(records: dict[str, float], previous: dict[str, float], now
         dynamodb.delete_item(TableName=table_name(), Key={KEY: {"S": IDLE_PREFIX + commitment_id}})
 
 
-def active_pools(now: float | None = None) -> frozenset[Pool]:
-    """Every pool cooling now (one paginated Scan: the table holds only the pools of the last half hour)."""
+def cool_quota(region: str, *, code: str, source: str, now: float | None = None,
+               seconds: int = COOLDOWN_SECONDS) -> str:
+    """Back off every spot launch in the region (the spot quota is the account's, per region); returns the key."""
+    key = quota_key(region)
+    item = _item(key, expiry(time.time() if now is None else now, seconds), "quota-exceeded", source)
+    client("dynamodb").put_item(TableName=table_name(), Item={**item, "code": {"S": code}})
+    return key
+
+
+LAUNCH_TTL_SECONDS = 3 * 3600  # longer than an execution may run (its TimeoutSeconds)
+
+
+def stored_launch(execution: str) -> dict[str, Any] | None:
+    """The launch an earlier attempt of this execution stored, or None (a strongly consistent read)."""
+    item = client("dynamodb").get_item(TableName=table_name(), Key={KEY: {"S": launch_key(execution)}},
+                                       ConsistentRead=True).get("Item")
+    return None if item is None else json.loads(item["launch"]["S"])
+
+
+def store_launch(execution: str, launch: dict[str, Any], now: float | None = None) -> dict[str, Any]:
+    """Keep the execution's CreateFleet request (and the prices it was chosen at) before it is sent, so a re-run
+    resends exactly it: EC2 answers the same client token with other parameters IdempotentParameterMismatch.
+    Returns what is stored: this launch, or the one an earlier attempt stored first."""
+    item = _item(launch_key(execution), expiry(time.time() if now is None else now, LAUNCH_TTL_SECONDS),
+                 "launch", execution)
+    try:
+        client("dynamodb").put_item(
+            TableName=table_name(), Item={**item, "launch": {"S": json.dumps(launch)}},
+            ConditionExpression="attribute_not_exists(#k)", ExpressionAttributeNames={"#k": KEY},
+        )
+    except ClientError as error:
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        earlier = stored_launch(execution)
+        if earlier is not None:
+            return earlier
+    return launch
+
+
+@dataclass(frozen=True)
+class Cooldowns:
+    pools: frozenset[Pool]
+    quotas: dict[str, str]  # region -> the quota error code that put it on cooldown
+
+
+def active_cooldowns(now: float | None = None) -> Cooldowns:
+    """Every pool and every region's spot quota cooling now (one paginated Scan: the table holds only the
+    entries of the last half hour)."""
     at = time.time() if now is None else now
     pages = client("dynamodb").get_paginator("scan").paginate(
         TableName=table_name(),
-        FilterExpression="begins_with(#k, :pool) AND #e > :now",
+        FilterExpression="(begins_with(#k, :pool) OR begins_with(#k, :quota)) AND #e > :now",
         ExpressionAttributeNames={"#k": KEY, "#e": EXPIRES_AT},
-        ExpressionAttributeValues={":pool": {"S": "pool#"}, ":now": {"N": str(int(at))}},
+        ExpressionAttributeValues={":pool": {"S": "pool#"}, ":quota": {"S": "quota#"}, ":now": {"N": str(int(at))}},
     )
-    entries = [(item[KEY]["S"], float(item[EXPIRES_AT]["N"])) for page in pages for item in page["Items"]]
-    return cooling_pools(entries, at)
+    items = [item for page in pages for item in page["Items"]]
+    entries = [(item[KEY]["S"], float(item[EXPIRES_AT]["N"])) for item in items]
+    quotas = {region: item.get("code", {}).get("S", "quota")
+              for item in items if (region := quota_region_of(item[KEY]["S"])) and float(item[EXPIRES_AT]["N"]) > at}
+    return Cooldowns(cooling_pools(entries, at), quotas)
+
+
+def release_instance(instance_id: str) -> None:
+    """Undo claim_instance when what the claim guarded did not happen (the swap did not start)."""
+    client("dynamodb").delete_item(TableName=table_name(), Key={KEY: {"S": instance_key(instance_id)}})
+
+
+def active_pools(now: float | None = None) -> frozenset[Pool]:
+    """Every pool cooling now."""
+    return active_cooldowns(now).pools
 
 
 # --- Group records (tasks.core.coordination) share the table: one item per group (`group#<asg>`) holding its

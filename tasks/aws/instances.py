@@ -26,6 +26,7 @@ def instance_from_response(raw: dict[str, Any]) -> Instance:
         lifecycle=raw.get("InstanceLifecycle"),
         tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])},
         launch_time=str(raw.get("LaunchTime", "")) or None,
+        platform_details=raw.get("PlatformDetails"),
     )
 
 

@@ -1,5 +1,6 @@
 """Cooldowns: a spot pool that just had no capacity, was interrupted or got a rebalance recommendation is avoided
-for a while, and an instance just churned is not churned again. Keys and expiry only; the store is elsewhere."""
+for a while, an instance just churned is not churned again, and a region whose spot quota CreateFleet reported
+exceeded gets no spot launch at all for a while. Keys and expiry only; the store is elsewhere."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ from collections.abc import Iterable
 from tasks.core.prices import Pool
 
 COOLDOWN_SECONDS = 30 * 60
-_POOL, _INSTANCE = "pool", "instance"
+_POOL, _INSTANCE, _QUOTA = "pool", "instance", "quota"
+# Spot quota errors in CreateFleet's Errors: the account's limit, not the pool's capacity nor a bad request.
+QUOTA_CODES = frozenset({"MaxSpotInstanceCountExceeded", "VcpuLimitExceeded", "InstanceLimitExceeded",
+                         "MaxSpotFleetRequestCountExceeded", "MaxFleetCountExceeded"})
 
 
 def pool_key(pool: Pool) -> str:
@@ -17,6 +21,26 @@ def pool_key(pool: Pool) -> str:
 
 def instance_key(instance_id: str) -> str:
     return f"{_INSTANCE}#{instance_id}"
+
+
+def launch_key(execution: str) -> str:
+    """Where an execution's CreateFleet request is kept for its re-runs (not a cooldown; same table)."""
+    return f"launch#{execution}"
+
+
+def quota_key(region: str) -> str:
+    """The spot quota is per account and region: one key backs off every group of the region."""
+    return f"{_QUOTA}#spot#{region}"
+
+
+def quota_region_of(key: str) -> str | None:
+    parts = key.split("#")
+    return parts[2] if len(parts) == 3 and parts[:2] == [_QUOTA, "spot"] else None
+
+
+def quota_skip(region: str, code: str) -> str:
+    """Why the scanner leaves every group of the region alone while its spot quota backs off."""
+    return f"spot quota exceeded in {region} ({code}): backing off until the cooldown ends"
 
 
 def pool_of(key: str) -> Pool | None:

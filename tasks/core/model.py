@@ -104,6 +104,7 @@ class Instance:
     lifecycle: str | None = None  # "spot" for spot; None means on-demand
     tags: dict[str, str] = field(default_factory=dict)
     launch_time: str | None = None
+    platform_details: str | None = None  # EC2's billing platform ("Windows", ...); absent: Linux/UNIX
 
     @property
     def on_demand(self) -> bool:

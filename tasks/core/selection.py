@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from tasks.core.model import Group, Instance, Member
 from tasks.core.naming import asg_part_of, execution_name, instance_of
 from tasks.core.policy import Policy, PolicyError, parse_policy
-from tasks.core.prices import Pool
+from tasks.core.prices import OPERATING_SYSTEMS, Pool
 from tasks.core.tags import OPT_IN, is_opted_in
 
 REPLACE, SKIP = "replace", "skip"
@@ -104,6 +104,8 @@ def _instance_skip(member: Member, instance: Instance | None, replacing: Mapping
         return "not found in EC2"
     if not instance.on_demand:
         return f"already {instance.lifecycle}"
+    if instance.platform_details and instance.platform_details not in OPERATING_SYSTEMS:
+        return f"platform {instance.platform_details!r} has no spot market (EC2 publishes no spot price for it)"
     if member.instance_id in replacing:
         return f"already being replaced by execution {replacing[member.instance_id]}"
     if not member.in_service:
