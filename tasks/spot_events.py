@@ -24,7 +24,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 
 from tasks.aws.clients import aws_handler, client
-from tasks.aws.coordination import claim_instance, cool_pools
+from tasks.aws.coordination import claim_instance, cool_pools, release_instance
 from tasks.aws.executions import interruption_state_machine_arn, replace_state_machine_arn, start_named, start_swap
 from tasks.aws.groups import describe_group
 from tasks.aws.pause_state import paused_group
@@ -94,10 +94,15 @@ def on_rebalance(event: dict[str, Any], context: Any) -> dict[str, Any]:
         why = f"instance {warning.instance_id} was already churned within the cooldown"
         logger.info("rebalance ignored", extra={"why": why})
         return {"ignored": why}
-    cool_pools([Pool(member.instance_type, member.availability_zone)], reason="rebalance",
-               source=warning.instance_id)
-    name, started = start_swap(replace_state_machine_arn(), group.name, warning.instance_id, reason="rebalance",
-                               timing=parse_timing(json.loads(os.environ.get(TIMING_ENV) or "{}")),
-                               at=warning.time)
+    try:
+        cool_pools([Pool(member.instance_type, member.availability_zone)], reason="rebalance",
+                   source=warning.instance_id)
+        name, started = start_swap(replace_state_machine_arn(), group.name, warning.instance_id, reason="rebalance",
+                                   timing=parse_timing(json.loads(os.environ.get(TIMING_ENV) or "{}")),
+                                   at=warning.time)
+    except Exception:
+        # The invocation fails and EventBridge retries it with the same event: the retry must find the claim free.
+        release_instance(warning.instance_id)
+        raise
     logger.info("rebalance swap", extra={"execution": name, "started": started})
     return {"execution_name": name, "started": started}

@@ -70,7 +70,9 @@ def test_a_launch_starts_a_swap_that_waits_out_the_grace_period(aws: EmbeddedAws
     [execution] = executions(aws)
     assert execution["name"] == name
     described = aws.client("stepfunctions").describe_execution(executionArn=execution["executionArn"])
-    assert json.loads(described["input"]) == {
+    started_with = json.loads(described["input"])
+    assert len(started_with.pop("start_id")) == 32  # this start's own id (tasks/dispatch.py start_named)
+    assert started_with == {
         "asg_name": "web", "instance_id": instance_id, "reason": "event",
         "timing": {"start_delay_seconds": result["start_delay_seconds"], "boot_poll_seconds": 15,
                    "boot_max_polls": 40, "group_poll_seconds": 10, "group_max_polls": 30,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from datetime import datetime
 
 from botocore.exceptions import ClientError
@@ -64,10 +65,16 @@ def start_swap(state_machine_arn: str, asg_name: str, instance_id: str, *, reaso
 
 def start_named(state_machine_arn: str, name: str, payload: dict[str, object]) -> bool:
     """Start an execution under a deterministic name; False when one of that name already exists (a redelivered
-    event, a retried scan): already running, not an error."""
+    event, a retried scan): already running, not an error.
+
+    Step Functions answers a repeat with the same name AND input by returning the first execution, which cannot
+    be told from a new start. So each call's input carries its own `start_id`: another caller's repeat differs
+    in input and gets ExecutionAlreadyExists; only botocore's own retry of this very call (same input) is
+    answered with the execution this call started."""
     try:
         client("stepfunctions").start_execution(
-            stateMachineArn=state_machine_arn, name=name, input=json.dumps(payload, sort_keys=True)
+            stateMachineArn=state_machine_arn, name=name,
+            input=json.dumps({**payload, "start_id": uuid.uuid4().hex}, sort_keys=True),
         )
     except ClientError as error:
         if error_code(error) == "ExecutionAlreadyExists":
