@@ -69,6 +69,14 @@ def test_any_group_name_gives_a_legal_parseable_name(asg: str, instance_id: str)
     assert instance_of(name) == instance_id
 
 
+@given(st.text(min_size=1, max_size=255), st.sampled_from([OD, "i-12345678"]))
+def test_execution_names_use_only_the_characters_cloudwatch_logs_accepts(asg: str, instance_id: str) -> None:
+    """Step Functions: a name with any character outside 0-9A-Za-z-_ cannot be logged to CloudWatch Logs."""
+    name = execution_name(asg, instance_id, AT)
+    assert re.fullmatch(r"[0-9A-Za-z_-]+", name), name
+    assert execution_name("web.prod api-été_1", OD, AT) == f"web-prod-api--t-_1-{OD}-20261126T200102"
+
+
 def test_foreign_names_parse_to_none() -> None:
     assert instance_of("manual-run-1") is None
 

@@ -8,8 +8,9 @@ from datetime import UTC, datetime
 
 MAX_NAME = 80
 _STAMP = "%Y%m%dT%H%M%S"
-# Step Functions rejects whitespace, brackets, wildcards, these punctuation marks and control characters.
-_FORBIDDEN = re.compile(r"""[\s<>{}\[\]?*"#%\\^|~`$&,;:/\x00-\x1f\x7f-\x9f]+""")
+# Step Functions accepts more, but says a name with any character outside 0-9A-Za-z-_ cannot be logged to
+# CloudWatch Logs: every other character (".", spaces, unicode, ...) becomes "-".
+_FORBIDDEN = re.compile(r"[^0-9A-Za-z_-]")
 _PARSE = re.compile(r"^(?P<asg>.*)-(?P<instance>i-[0-9a-f]{8,17})-(?P<stamp>\d{8}T\d{6})$")
 
 
