@@ -32,7 +32,7 @@ from tasks.aws.coordination import (
     store_launch,
     stored_launch,
 )
-from tasks.aws.instance_types import InstanceCatalog, template_maps_instance_store
+from tasks.aws.instance_types import InstanceCatalog, template_data, template_maps_instance_store
 from tasks.aws.prices import PriceBook
 from tasks.core.cooldowns import COOLDOWN_SECONDS, quota_skip, types_cooling_in
 from tasks.core.fleet_result import read_fleet
@@ -41,6 +41,7 @@ from tasks.core.naming import client_token
 from tasks.core.policy import parse_policy
 from tasks.core.prices import Pool, hourly_saving, operating_system
 from tasks.core.tags import EXECUTION, REPLACES
+from tasks.core.templates import UnsupportedLaunchTemplate, fleet_refusal
 
 logger = Logger()
 metrics = Metrics()
@@ -80,16 +81,16 @@ def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...]) -> d
 
 
 def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: float,
-                   cooling: Cooldowns) -> CandidateChoice:
+                   cooling: Cooldowns, template: dict[str, Any]) -> CandidateChoice:
     """Compatible types with a spot price in the zone at most the original's on-demand price, not cooling.
 
-    The group's policy tags come from Validate's read of the group. The template is read only when the original
-    type has instance storage: for any other type, instance-store mappings in the template map nothing.
+    The group's policy tags come from Validate's read of the group. Instance-store mappings in the template
+    count only when the original type has instance storage.
     """
     policy = parse_policy(event["asg_name"], event.get("group_tags", {}), default_grace_period=0)
     catalog = InstanceCatalog()
     original = catalog.get(event["instance_type"])
-    needs_storage = original.instance_storage_gb > 0 and template_maps_instance_store(template_of(event))
+    needs_storage = original.instance_storage_gb > 0 and template_maps_instance_store(template)
     allowed = event.get("override_types")  # a mixed-instances group: its overrides from the same template
     types = {name: info for name, info in catalog.all().items() if allowed is None or name in allowed}
     compatible = [name for name, info in types.items()
@@ -126,8 +127,12 @@ def quota_exceeded(event: dict[str, Any], code: str, why: str) -> dict[str, Any]
 
 def fresh_launch(event: dict[str, Any], prices: PriceBook, cooling: Cooldowns) -> dict[str, Any] | str:
     """The request and the prices it was chosen at, or why there is no candidate."""
+    template = template_data(template_of(event))
+    refusal = fleet_refusal(template)
+    if refusal:  # before anything is launched
+        raise UnsupportedLaunchTemplate(f"ASG {event['asg_name']}: {refusal}")
     on_demand = prices.on_demand(event["instance_type"])
-    choice = candidates_for(event, prices, on_demand.price, cooling)
+    choice = candidates_for(event, prices, on_demand.price, cooling, template)
     if not choice.candidates:
         return f"no candidate type: {choice.summary()}"
     logger.info("candidates", extra={"candidates": len(choice.candidates), "left_out": choice.summary()})

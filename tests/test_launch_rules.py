@@ -140,3 +140,20 @@ def test_spot_quota_error_in_create_fleet_errors_is_an_outcome_that_backs_off_th
     assert scan["plan"] == []
     assert [s["why"] for s in scan["skipped_groups"]] == [
         "spot quota exceeded in us-east-1 (MaxSpotInstanceCountExceeded): backing off until the cooldown ends"]
+
+
+def test_launch_templates_create_fleet_cannot_use_are_refused_before_anything_is_launched(
+        aws: EmbeddedAws, make_group) -> None:
+    """CreateFleet refuses a template with InstanceMarketOptions; EC2 refuses NetworkInterfaces together with the
+    subnet the swap launches into. Either is refused by name before a launch, and the group is left as it was."""
+    market = make_group("market", desired=1, max_size=2, template_data={
+        "InstanceMarketOptions": {"MarketType": "spot"}})
+    interfaces = make_group("eni", desired=1, max_size=2, template_data={
+        "NetworkInterfaces": [{"DeviceIndex": 0, "Groups": ["sg-0123456789abcdef0"]}]})
+    for name, raw, says in (("market", market, "InstanceMarketOptions"), ("eni", interfaces, "NetworkInterfaces")):
+        before = settings(aws, name)
+        arn, described = swap(aws, name, raw["Instances"][0]["InstanceId"])
+        assert described["status"] == "FAILED" and described["error"] == "UnsupportedLaunchTemplate"
+        assert cause(described).startswith(f"ASG {name}: launch template sets {says}")
+        assert states_entered(aws, arn)[-4:] == ["LaunchSpot", "Cleanup", "RestoreAfterFailure", "SwapFailed"]
+        assert launched_by(aws, described["name"]) == [] and settings(aws, name) == before

@@ -36,15 +36,20 @@ class InstanceCatalog:
         return found
 
 
-def template_maps_instance_store(template: dict[str, Any]) -> bool:
-    """Whether the group's launch template version maps instance-store volumes."""
+def template_data(template: dict[str, Any]) -> dict[str, Any]:
+    """The group's launch template version's LaunchTemplateData (one DescribeLaunchTemplateVersions)."""
     request: dict[str, Any] = {"Versions": [template["Version"]]}
     if template.get("LaunchTemplateId"):
         request["LaunchTemplateId"] = template["LaunchTemplateId"]
     else:
         request["LaunchTemplateName"] = template["LaunchTemplateName"]
     versions = client("ec2").describe_launch_template_versions(**request)["LaunchTemplateVersions"]
-    return bool(versions) and maps_instance_store(versions[0].get("LaunchTemplateData", {}))
+    return dict(versions[0].get("LaunchTemplateData", {})) if versions else {}
+
+
+def template_maps_instance_store(data: dict[str, Any]) -> bool:
+    """Whether the launch template version's data maps instance-store volumes."""
+    return maps_instance_store(data)
 
 
 def forget_catalog() -> None:
