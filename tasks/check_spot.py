@@ -1,10 +1,15 @@
-"""CheckSpot: one status poll of the spot; ready once running with both EC2 status checks ok."""
+"""CheckSpot: one status poll of the spot; ready once running with both EC2 status checks ok.
+
+EC2 is eventually consistent: a spot launched a moment ago may answer InvalidInstanceID.NotFound. That is "not
+ready yet" (it counts as a poll), not a failure."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from tasks.aws.clients import aws_handler, client
+from botocore.exceptions import ClientError
+
+from tasks.aws.clients import aws_handler, client, error_code
 from tasks.core.progress import READY, spot_readiness
 
 
@@ -12,9 +17,14 @@ from tasks.core.progress import READY, spot_readiness
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     spot_id = event["spot"]["spot_instance_id"]
     polls = int(event.get("boot", {}).get("polls", 0)) + 1
-    statuses = client("ec2").describe_instance_status(InstanceIds=[spot_id], IncludeAllInstances=True)[
-        "InstanceStatuses"
-    ]
+    try:
+        statuses = client("ec2").describe_instance_status(InstanceIds=[spot_id], IncludeAllInstances=True)[
+            "InstanceStatuses"
+        ]
+    except ClientError as error:
+        if error_code(error) != "InvalidInstanceID.NotFound":
+            raise
+        statuses = [{"InstanceState": {"Name": "pending"}}]  # not visible yet: EC2 reports it pending meanwhile
     status = statuses[0] if statuses else {}
     verdict = spot_readiness(
         instance_id=spot_id,

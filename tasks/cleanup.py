@@ -9,10 +9,10 @@ from aws_lambda_powertools import Logger
 
 from tasks.aws.clients import aws_handler, client
 from tasks.aws.groups import describe_group
-from tasks.aws.instances import LIVE_STATES, describe_instances
+from tasks.aws.instances import LIVE_STATES, describe_instance, describe_instances
 from tasks.aws.swap_events import publish
 from tasks.core.cleanup import plan_cleanup
-from tasks.core.errors import GroupNotFound
+from tasks.core.errors import GroupNotFound, SpotNotVisibleYet
 from tasks.core.model import Group
 from tasks.core.swap_events import SWAP_FAILED, swap_detail
 from tasks.core.tags import EXECUTION
@@ -30,6 +30,15 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
             {"Name": "instance-state-name", "Values": LIVE_STATES},
         ]
     )
+    # A tag search can miss a spot launched a moment ago (EC2 is eventually consistent); the one LaunchSpot
+    # reported is looked up by id too. Not visible yet: retried (SpotNotVisibleYet), never forgotten.
+    known = (event.get("spot") or {}).get("spot_instance_id")
+    if known and known not in {s.instance_id for s in spots}:
+        found = describe_instance(known)
+        if found is None:
+            raise SpotNotVisibleYet(f"spot {known} launched by {execution} is not visible in EC2 yet")
+        if found.state in LIVE_STATES:
+            spots.append(found)
     try:
         group: Group | None = describe_group(asg_name)
     except GroupNotFound:

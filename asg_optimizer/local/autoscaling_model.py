@@ -6,6 +6,11 @@
   is in progress fails with InstanceRefreshInProgress, as in AWS.
 - HealthCheckGracePeriod: moto's CreateAutoScalingGroup turns 0 (and an omitted value) into 300; AWS keeps 0
   and defaults to 0. The grace period decides when the scanner may pick an instance, so 0 must stay 0.
+- Scaling activities: AWS refuses TerminateInstanceInAutoScalingGroup and UpdateAutoScalingGroup with
+  ScalingActivityInProgress while a scaling activity of the group is in flight. moto never does. Modeled by call
+  count, not time (so tests force it whatever the machine's speed): with `activity_calls = N`, a call that starts
+  an activity (AttachInstances, TerminateInstanceInAutoScalingGroup, SetDesiredCapacity, an UpdateAutoScalingGroup
+  that changes sizes) opens a window in which the group's next N Terminate/Update calls are refused.
 - DescribeInstances with explicit InstanceIds: AWS returns every one of them (up to 1,000) in one response and
   refuses MaxResults with ids; moto pages them 100 reservations at a time, which would make the scanner's call
   count (and the bench) depend on how moto groups instances into reservations.
@@ -45,9 +50,21 @@ class LimitExceeded(AutoscalingClientError):
 MAX_GROUP_TAGS = 50
 
 
+class ScalingActivityInProgress(AutoscalingClientError):
+    code = "ScalingActivityInProgress"
+
+
+ACTIVITY_STARTERS = ("attach_instances", "terminate_instance_in_auto_scaling_group", "set_desired_capacity",
+                     "update_auto_scaling_group")
+REFUSED_IN_ACTIVITY = ("terminate_instance_in_auto_scaling_group", "update_auto_scaling_group")
+
+
 @dataclass
 class AutoScalingModel:
     refreshes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # group name -> newest first
+    activity_calls: int = 0  # Terminate/Update calls refused after each activity-starting call (0: off)
+    refused_in_activity: list[str] = field(default_factory=list)  # "Operation group" per refusal, for tests
+    _in_activity: dict[str, int] = field(default_factory=dict)  # group name -> calls still refused
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _saved: dict[str, Any] = field(default_factory=dict)
 
@@ -89,13 +106,40 @@ class AutoScalingModel:
         with self._lock:
             return [dict(r) for r in self.refreshes.get(group_name, [])]
 
+    def _group_of(self, operation: str, response: AutoScalingResponse) -> str | None:
+        group = response._get_param("AutoScalingGroupName")
+        if group is None and operation == "terminate_instance_in_auto_scaling_group":
+            instance_id = response._get_param("InstanceId")
+            group = next((name for name, g in response.autoscaling_backend.autoscaling_groups.items()
+                          if any(s.instance.id == instance_id for s in g.instance_states)), None)
+        return group
+
+    def _refuse_in_activity(self, operation: str, group: str | None) -> None:
+        if group is None or operation not in REFUSED_IN_ACTIVITY:
+            return
+        with self._lock:
+            if self._in_activity.get(group, 0) > 0:
+                self._in_activity[group] -= 1
+                self.refused_in_activity.append(f"{operation} {group}")
+                raise ScalingActivityInProgress(
+                    f"Scaling activity is in progress and blocks this action for Auto Scaling group {group}.")
+
+    def _activity_started(self, operation: str, group: str | None, response: AutoScalingResponse) -> None:
+        sizes = ("DesiredCapacity", "MinSize", "MaxSize")
+        if group is None or self.activity_calls <= 0:
+            return
+        if operation != "update_auto_scaling_group" or any(k in response.data for k in sizes):
+            with self._lock:
+                self._in_activity[group] = self.activity_calls
+
     def install(self) -> None:
         if self._saved:
             return
         model = self
         self._saved = {"create": AutoScalingBackend.create_auto_scaling_group,
                        "describe_instances": InstanceResponse.describe_instances,
-                       "tags": AutoScalingBackend.create_or_update_tags}
+                       "tags": AutoScalingBackend.create_or_update_tags,
+                       **{name: getattr(AutoScalingResponse, name) for name in ACTIVITY_STARTERS}}
         original_tags = self._saved["tags"]
 
         def create_or_update_tags(backend: AutoScalingBackend, tags: list[dict[str, str]]) -> None:
@@ -106,6 +150,21 @@ class AutoScalingModel:
                     raise LimitExceeded(f"The number of tags for Auto Scaling group {name} would be {len(keys)}; "
                                         f"the limit is {MAX_GROUP_TAGS}")
             original_tags(backend, tags)
+
+        def guarded(name: str) -> Any:
+            original = self._saved[name]
+
+            def call(response: AutoScalingResponse) -> Any:
+                group = model._group_of(name, response)
+                model._refuse_in_activity(name, group)
+                result = original(response)
+                model._activity_started(name, group, response)
+                return result
+
+            return call
+
+        for name in ACTIVITY_STARTERS:
+            setattr(AutoScalingResponse, name, guarded(name))
         original_create, original_describe = self._saved["create"], self._saved["describe_instances"]
 
         def describe_instances(response: InstanceResponse) -> Any:
@@ -151,6 +210,8 @@ class AutoScalingModel:
             return
         AutoScalingBackend.create_auto_scaling_group = self._saved["create"]  # type: ignore[method-assign]
         AutoScalingBackend.create_or_update_tags = self._saved["tags"]  # type: ignore[method-assign]
+        for name in ACTIVITY_STARTERS:
+            setattr(AutoScalingResponse, name, self._saved[name])
         InstanceResponse.describe_instances = self._saved["describe_instances"]  # type: ignore[method-assign]
         for name in ("start_instance_refresh", "cancel_instance_refresh", "describe_instance_refreshes"):
             delattr(AutoScalingResponse, name)

@@ -17,6 +17,8 @@
   market itself); a template with NetworkInterfaces under an override's SubnetId fails each override with
   InvalidParameterCombination, as RunInstances refuses an interface and an instance-level subnet together.
 - Platforms (asg_optimizer.local.platforms): AMIs and instances report PlatformDetails and UsageOperation.
+- Eventual consistency (asg_optimizer.local.consistency): `visibility.lag_calls` hides a new instance from the
+  first describe calls that would show it.
 - Interruptions: `reclaim(instance_id, after)` terminates a spot when its two-minute notice runs out; a spot
   whose pool price rises above its launch's price ceiling (MaxPrice, or else its on-demand price) is
   interrupted at once (`price_interrupted`), as EC2 interrupts a spot once the spot price exceeds your max price.
@@ -38,6 +40,7 @@ from moto.ec2.responses.fleets import Fleets
 from moto.ec2.responses.spot_instances import SpotInstances
 
 from asg_optimizer import sessions
+from asg_optimizer.local.consistency import VisibilityModel
 from asg_optimizer.local.platforms import PlatformModel
 from asg_optimizer.local.spot_market import Offer, Refusal, SpotMarket, max_price
 from tasks.core.prices import OPERATING_SYSTEMS, Pool
@@ -55,6 +58,7 @@ class Ec2Model:
     _saved: dict[str, Any] = field(default_factory=dict)
     market: SpotMarket = field(default_factory=SpotMarket)
     platforms: PlatformModel = field(default_factory=PlatformModel)
+    visibility: VisibilityModel = field(default_factory=VisibilityModel)  # eventual consistency of describes
     _fleets: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # token -> (request, result)
     _timers: list[threading.Timer] = field(default_factory=list)
     _fleet_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -105,6 +109,7 @@ class Ec2Model:
             now = time.monotonic()
             for instance in reservation.instances:
                 self._booted_at[instance.id] = now
+            self.visibility.launched([i.id for i in reservation.instances])
             if token and token != "ABCDE":
                 self._tokens[token] = reservation
             return reservation
@@ -245,6 +250,7 @@ class Ec2Model:
         if self._saved:
             return
         self.platforms.install()
+        self.visibility.install()
         model = self
         self._saved = {
             "run_instances": InstanceBackend.run_instances,
@@ -270,6 +276,7 @@ class Ec2Model:
         if not self._saved:
             return
         self.platforms.uninstall()
+        self.visibility.uninstall()
         InstanceBackend.run_instances = self._saved["run_instances"]  # type: ignore[method-assign]
         Instance.instance_status = self._saved["instance_status"]  # type: ignore[method-assign]
         Instance.system_status = self._saved["system_status"]  # type: ignore[method-assign]

@@ -34,6 +34,8 @@ THROTTLING_CODES = frozenset(
         "ServiceUnavailable",
         "InternalError",
         "InternalFailure",
+        # Auto Scaling: a scaling activity of the group is in flight (Terminate/UpdateAutoScalingGroup); transient
+        "ScalingActivityInProgress",
     }
 )
 

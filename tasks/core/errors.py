@@ -49,6 +49,10 @@ class GroupNotReady(Exception):
     """The spot never became InService in the group, or the group could not spare the on-demand instance."""
 
 
+class SpotNotVisibleYet(Exception):
+    """EC2 does not show a spot we launched yet (eventual consistency): retried, so Cleanup does not lose it."""
+
+
 class OnDemandGone(Exception):
     """The on-demand instance left the group (terminated or detached by someone else) mid-swap."""
 
