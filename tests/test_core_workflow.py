@@ -3,8 +3,10 @@ test_coordination.py)."""
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -24,7 +26,16 @@ from tasks.core.errors import (
 from tasks.core.model import Group, Instance, Member
 from tasks.core.naming import MAX_NAME, client_token, execution_name, instance_of
 from tasks.core.progress import READY, WAITING, retire_decision, spot_readiness
-from tasks.core.timing import Timing, parse_timing
+from tasks.core.timing import (
+    EXECUTION_TIMEOUT_SECONDS,
+    MARGIN_SECONDS,
+    POLL_TASK_SECONDS,
+    STEP_TASK_SECONDS,
+    STEP_TASKS,
+    Timing,
+    parse_timing,
+    worst_case_seconds,
+)
 
 AT = datetime(2026, 11, 26, 20, 1, 2, tzinfo=UTC)
 OD = "i-0123456789abcdef0"
@@ -104,6 +115,25 @@ def test_timing_defaults_and_overrides() -> None:
 def test_bad_timing_is_refused_naming_the_key(raw: dict[str, object], message: str) -> None:
     with pytest.raises(InvalidInput, match=message.replace("(", r"\(")):
         parse_timing(raw)
+
+
+@given(st.integers(0, 3600), st.integers(0, 600), st.integers(1, 200), st.integers(0, 600), st.integers(1, 200))
+def test_timing_whose_waits_exceed_the_execution_timeout_is_refused(
+        delay: int, boot_poll: int, boot_polls: int, group_poll: int, group_polls: int) -> None:
+    """Step Functions: an execution-level timeout (TimeoutSeconds) runs no Catch, so Cleanup and Restore would
+    never run. Every accepted timing's worst case fits inside the timeout with the margin; any other is refused."""
+    raw = {"start_delay_seconds": delay, "boot_poll_seconds": boot_poll, "boot_max_polls": boot_polls,
+           "group_poll_seconds": group_poll, "group_max_polls": group_polls}
+    asl = json.loads((Path(__file__).parent.parent / "statemachines/replace_instance.asl.json").read_text())
+    assert asl["TimeoutSeconds"] == EXECUTION_TIMEOUT_SECONDS
+    budget = EXECUTION_TIMEOUT_SECONDS - MARGIN_SECONDS
+    waits = delay + boot_polls * (boot_poll + POLL_TASK_SECONDS) + group_polls * (group_poll + POLL_TASK_SECONDS)
+    if waits + STEP_TASKS * STEP_TASK_SECONDS <= budget:
+        assert worst_case_seconds(parse_timing(raw)) <= budget
+    else:
+        with pytest.raises(InvalidInput, match=r"^timing takes up to [\d,]+ s .* execution timeout of 7,200 s$"):
+            parse_timing(raw)
+    assert worst_case_seconds(parse_timing({"start_delay_seconds": 3600})) <= budget  # the launch event's longest
 
 
 def test_reason_must_be_known() -> None:

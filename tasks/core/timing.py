@@ -1,4 +1,9 @@
-"""Timing of one swap (poll intervals and bounds), taken from execution input with defaults and limits."""
+"""Timing of one swap (poll intervals and bounds), taken from execution input with defaults and limits.
+
+Every path must fit inside the state machine's TimeoutSeconds with room to spare: an execution-level timeout
+runs no Catch, so Cleanup and RestoreAfterFailure would never run and a spot or a held group would be left to
+the sweep. The bound counts the waits, the polls and an allowance per task invocation (its run plus its
+retries' backoff), and keeps a margin for the failure path."""
 
 from __future__ import annotations
 
@@ -39,8 +44,25 @@ _LIMITS = {
 }
 
 
+# statemachines/replace_instance.asl.json TimeoutSeconds (a test holds them equal).
+EXECUTION_TIMEOUT_SECONDS = 7200
+# Reserved for what follows the longest poll loop: AttachSpot, Cleanup and RestoreAfterFailure with retries.
+MARGIN_SECONDS = 600
+# Per task invocation: a poll (CheckSpot, RetireOnDemand: one or two reads) and a step (Validate, LaunchSpot,
+# AttachSpot: several calls), each with the backoff of its retries (MaxDelaySeconds 20 per retry).
+POLL_TASK_SECONDS, STEP_TASK_SECONDS, STEP_TASKS = 10, 120, 3
+
+
+def worst_case_seconds(timing: Timing) -> int:
+    """The longest a swap can run before its failure path starts, by the numbers above."""
+    return (timing.start_delay_seconds + STEP_TASKS * STEP_TASK_SECONDS
+            + timing.boot_max_polls * (timing.boot_poll_seconds + POLL_TASK_SECONDS)
+            + timing.group_max_polls * (timing.group_poll_seconds + POLL_TASK_SECONDS))
+
+
 def parse_timing(raw: Mapping[str, Any] | None) -> Timing:
-    """Unknown keys and out-of-range values are refused with the key named: a typo must not mean 'default'."""
+    """Unknown keys and out-of-range values are refused with the key named: a typo must not mean 'default'.
+    So is a timing whose worst case does not fit the execution timeout with the margin."""
     raw = dict(raw or {})
     known = {f.name for f in fields(Timing)}
     unknown = sorted(set(raw) - known)
@@ -52,7 +74,16 @@ def parse_timing(raw: Mapping[str, Any] | None) -> Timing:
         if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
             raise InvalidInput(f"timing.{key} must be an integer from {low} to {high}, got {value!r}")
         values[key] = value
-    return Timing(**values)
+    timing = Timing(**values)
+    worst, fits = worst_case_seconds(timing), EXECUTION_TIMEOUT_SECONDS - MARGIN_SECONDS
+    if worst > fits:
+        raise InvalidInput(
+            f"timing takes up to {worst:,} s (start delay {timing.start_delay_seconds} s, "
+            f"{timing.boot_max_polls} boot polls every {timing.boot_poll_seconds} s, {timing.group_max_polls} group "
+            f"polls every {timing.group_poll_seconds} s, {POLL_TASK_SECONDS} s per poll and {STEP_TASK_SECONDS} s per "
+            f"step): more than the {fits:,} s that leave Cleanup and Restore {MARGIN_SECONDS} s inside the "
+            f"execution timeout of {EXECUTION_TIMEOUT_SECONDS:,} s")
+    return timing
 
 
 def cleanup_bound_seconds(timing: Timing) -> int:
