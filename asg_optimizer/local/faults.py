@@ -24,9 +24,16 @@ INJECTABLE_CODES = ("Throttling", "RequestLimitExceeded", "ResourceContention", 
 
 
 class SimulatedCrash(Exception):
-    """The Lambda died after its AWS call took effect (timeout, OOM): Step Functions sees `Lambda.Unknown`."""
+    """The Lambda died after its AWS call took effect: Step Functions sees `Lambda.Unknown` (an out-of-memory
+    or an older runtime's timeout), `Sandbox.Timedout` (the function's timeout on current runtimes) or
+    `Lambda.ClientExecutionTimeoutException` (the invoke itself timed out), as `error_type` says."""
 
-    error_type = "Lambda.Unknown"
+    def __init__(self, message: str, error_type: str = "Lambda.Unknown") -> None:
+        super().__init__(message)
+        self.error_type = error_type
+
+
+CRASH_TYPES = ("Lambda.Unknown", "Sandbox.Timedout", "Lambda.ClientExecutionTimeoutException")
 
 
 @dataclass
@@ -36,6 +43,7 @@ class Fault:
     code: str | None  # error code to answer with; None for a crash after the call
     nth: int = 1  # the first call affected, counting from 1
     times: int = 1  # how many calls from the nth on
+    crash_type: str = "Lambda.Unknown"  # the error Step Functions sees for a crash after the call
     calls: int = 0
     fired: int = 0
 
@@ -108,8 +116,10 @@ class FaultInjector:
         self.faults.append(fault)
         return fault
 
-    def crash_after(self, service: str, operation: str, *, nth: int = 1) -> Fault:
-        fault = Fault(service, operation, None, nth, 1)
+    def crash_after(self, service: str, operation: str, *, nth: int = 1, error_type: str = "Lambda.Unknown") -> Fault:
+        if error_type not in CRASH_TYPES:
+            raise ValueError(f"unknown crash type {error_type!r}; one of {', '.join(CRASH_TYPES)}")
+        fault = Fault(service, operation, None, nth, 1, crash_type=error_type)
         self.faults.append(fault)
         return fault
 
@@ -141,7 +151,7 @@ class FaultInjector:
             if due:
                 self._trace(model.name, "crash")
         if due:
-            raise SimulatedCrash(f"Lambda crashed after {model.name} succeeded")
+            raise SimulatedCrash(f"Lambda crashed after {model.name} succeeded", due[0].crash_type)
 
     def _trace(self, operation: str, what: str) -> None:
         current = running_invocation()
