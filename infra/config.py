@@ -68,6 +68,7 @@ class Settings:
     pause_failure_budget: int = DEFAULT_FAILURE_BUDGET
     commitments: str = "use"  # use | ignore: RI / Savings Plan awareness, account-wide
     savings_plan_reserve_per_hour: float = 0.0  # $/h of Savings Plans left for usage outside opted-in groups
+    kms_key_arns: tuple[str, ...] = ()
 
     def layer_arn(self, partition: str, region: str) -> str:
         """The Powertools layer: the configured ARN, else AWS's public v3 layer for this runtime/architecture."""
@@ -101,6 +102,7 @@ KEYS: dict[str, str] = {
     "schedules": "map of schedule key -> EventBridge rate(...) or cron(...) expression",
     "instanceRolePattern": "role names (IAM wildcards allowed) the launcher may pass to EC2 as instance profile",
     "alarmEmail": "email subscribed to the failed-executions alarm (unset: alarm without notification)",
+    "kmsKeyArns": "KMS key ARNs (comma-separated or a list) of encrypted volumes/AMIs in the groups' templates",
     "environment": "map of extra environment variables for every function",
     "pauseAlarms": "CloudWatch metric alarms (list, or comma-separated); one in ALARM pauses the whole fleet",
     "pauseFailureBudget": "failed swaps per hour the fleet tolerates; one more pauses it (0: the first pauses it)",
@@ -115,6 +117,7 @@ _PREFIX = re.compile(r"^[A-Za-z][A-Za-z0-9-]*$")
 _ROLE_PATTERN = re.compile(r"^[A-Za-z0-9+=,.@_/*?-]+$")
 _ENV_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key/[0-9a-fA-F-]+$")
 _LAYER_ARN = re.compile(r"^arn:aws[a-z-]*:lambda:[a-z0-9-]+:\d{12}:layer:[A-Za-z0-9_-]+:\d+$")
 
 
@@ -261,6 +264,17 @@ def parse_settings(raw: Mapping[str, Any], stack: Stack = STACK) -> Settings:
     if email is not None and (not isinstance(email, str) or not _EMAIL.match(email)):
         raise _fail("alarmEmail", "must be an email address", email)
 
+    keys = raw.get("kmsKeyArns", [])
+    if isinstance(keys, str):
+        try:
+            keys = json.loads(keys) if keys.startswith("[") else [k.strip() for k in keys.split(",") if k.strip()]
+        except json.JSONDecodeError:
+            raise _fail("kmsKeyArns", "must be a list of KMS key ARNs", keys) from None
+    bad = [k for k in keys if not isinstance(k, str) or not _KMS_KEY_ARN.match(k)] if isinstance(keys, list) else [keys]
+    if bad:
+        raise _fail("kmsKeyArns", "must be KMS key ARNs (arn:aws:kms:<region>:<account>:key/<key id>; an alias will "
+                    "not do: grants need the key)", bad[0])
+
     environment = _mapping(raw, "environment")
     for name in environment:
         if not _ENV_NAME.match(name) or _RESERVED_ENV.match(name):
@@ -293,6 +307,7 @@ def parse_settings(raw: Mapping[str, Any], stack: Stack = STACK) -> Settings:
         instance_role_pattern=pattern,
         alarm_email=email,
         environment=environment,
+        kms_key_arns=tuple(keys),
     )
 
 

@@ -67,10 +67,14 @@ NO_RESOURCE_LEVEL: dict[str, str] = {
 # Actions a call needs beyond its own: tagging at launch, passing the template's instance role, and the spot
 # service-linked role EC2 creates on the account's first spot launch.
 # An `instant` CreateFleet launches through RunInstances authorized as the caller (the template's resources are
-# checked on the RunInstances statement), so it implies everything RunInstances does.
+# checked on the RunInstances statement), so it implies everything RunInstances does. Volumes under a customer
+# managed KMS key need the key too (only when kmsKeyArns is set).
+KMS_FOR_VOLUMES = ("kms:CreateGrant", "kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext",
+                   "kms:ReEncryptFrom", "kms:ReEncryptTo")
 IMPLIED_BY: dict[str, tuple[str, ...]] = {
-    "ec2:RunInstances": ("ec2:CreateTags", "iam:PassRole", "iam:CreateServiceLinkedRole"),
-    "ec2:CreateFleet": ("ec2:RunInstances", "ec2:CreateTags", "iam:PassRole", "iam:CreateServiceLinkedRole"),
+    "ec2:RunInstances": ("ec2:CreateTags", "iam:PassRole", "iam:CreateServiceLinkedRole", *KMS_FOR_VOLUMES),
+    "ec2:CreateFleet": ("ec2:RunInstances", "ec2:CreateTags", "iam:PassRole", "iam:CreateServiceLinkedRole",
+                        *KMS_FOR_VOLUMES),
 }
 # What every function's runtime needs (logs, X-Ray tracing) and what an event target's DLQ needs.
 RUNTIME_ACTIONS = frozenset(
@@ -91,6 +95,7 @@ class Context:
     scope: Scope
     stack: Stack
     instance_role_pattern: str = "*"
+    kms_key_arns: tuple[str, ...] = ()  # keys of encrypted volumes or AMIs the launcher's templates use
 
     def machine_arn(self, key: str) -> str:
         return self.scope.state_machine_arn(self.stack.state_machine(key).name(self.scope.prefix))
@@ -184,6 +189,21 @@ def launch_spots(ctx: Context) -> list[Statement]:
         allow("CreateSpotServiceLinkedRole", ["iam:CreateServiceLinkedRole"],
               s.role_arn("aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"),
               {"StringEquals": {"iam:AWSServiceName": "spot.amazonaws.com"}}),
+        *encrypted_volumes(ctx),
+    ]
+
+
+def encrypted_volumes(ctx: Context) -> list[Statement]:
+    """A launch whose template (or AMI) has volumes under a customer managed KMS key runs as the caller: EC2
+    decrypts the snapshot and creates the volume's grant on its behalf. Only the configured keys, and the grant only
+    for an AWS resource (the volume). The key policy must also allow the spot service-linked role (docs)."""
+    if not ctx.kms_key_arns:
+        return []
+    keys = list(ctx.kms_key_arns)
+    return [
+        allow("UseKeysOfEncryptedVolumes", [a for a in KMS_FOR_VOLUMES if a != "kms:CreateGrant"], keys),
+        allow("GrantKeysToEncryptedVolumes", ["kms:CreateGrant"], keys,
+              {"Bool": {"kms:GrantIsForAWSResource": "true"}}),
     ]
 
 

@@ -59,7 +59,7 @@ def _check_targets(stack: Stack, prefix: str) -> None:
 
 def plan_stack(settings: Settings, scope: Scope, stack: Stack) -> Plan:
     _check_targets(stack, scope.prefix)
-    ctx = iam.Context(scope, stack, settings.instance_role_pattern)
+    ctx = iam.Context(scope, stack, settings.instance_role_pattern, settings.kms_key_arns)
     targets = [*stack.schedules, *stack.rules]
     targeted = {t.function for t in targets}
     # A key naming both a function and a state machine (`spot-interruption`) targets the function: rules and

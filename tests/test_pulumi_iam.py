@@ -12,13 +12,15 @@ from parliament import analyze_policy_string
 from parliament.statement import get_privilege_info
 
 from infra import iam
+from infra.config import ConfigError, parse_settings
 from infra.names import Scope
 from stack.description import REPLACE, STACK, STATE_MACHINE_ARN_ENVIRONMENT, Function
 from tasks.aws.clients import PRICING_REGION
 from tests.handler_calls import handler_calls, iam_action
 
 SCOPE = Scope(partition="aws", region="eu-west-1", account="123456789012", prefix="asg-optimizer")
-CTX = iam.Context(SCOPE, STACK, instance_role_pattern="asg-instance-*")
+KMS_KEY = "arn:aws:kms:eu-west-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+CTX = iam.Context(SCOPE, STACK, instance_role_pattern="asg-instance-*", kms_key_arns=(KMS_KEY,))
 FUNCTIONS = [f for f in STACK.functions]
 DESTRUCTIVE_GROUP_ACTIONS = {
     "autoscaling:AttachInstances", "autoscaling:DetachInstances", "autoscaling:UpdateAutoScalingGroup",
@@ -300,3 +302,27 @@ def test_the_embedded_aws_denies_exactly_the_group_changes_the_deployed_iam_scop
               if action.startswith("autoscaling:") and "autoscaling:ResourceTag/AsgOptimiser"
               in json.dumps(s.get("Condition", {}))}
     assert scoped == {f"autoscaling:{operation}" for operation in GROUP_CHANGING_ACTIONS}
+
+
+def test_encrypted_volumes_need_kms_create_grant_for_an_aws_resource_on_exactly_the_configured_keys() -> None:
+    """EC2 launches volumes under a customer managed KMS key (template or encrypted AMI) only if the caller may use
+    the key: kms:CreateGrant with kms:GrantIsForAWSResource, Decrypt, DescribeKey, GenerateDataKeyWithoutPlaintext
+    and ReEncrypt (From/To: no wildcard actions). The launcher alone gets it, on the configured keys only."""
+    settings = parse_settings({"kmsKeyArns": f"{KMS_KEY}, {KMS_KEY.replace('1234abcd', 'feedbeef')}"})
+    assert settings.kms_key_arns == (KMS_KEY, KMS_KEY.replace("1234abcd", "feedbeef"))
+    ctx = iam.Context(SCOPE, STACK, "asg-instance-*", settings.kms_key_arns)
+    launcher = iam.function_policy(ctx, STACK.function("launch-spot"), dead_letter=False)
+    [grant] = _allows(launcher, "kms:CreateGrant")
+    assert _resources(grant) == list(settings.kms_key_arns)
+    assert grant["Condition"] == {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    for action in ("kms:Decrypt", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom",
+                   "kms:ReEncryptTo"):
+        [statement] = _allows(launcher, action)
+        assert _resources(statement) == list(settings.kms_key_arns)
+    others = [iam.function_policy(ctx, f, dead_letter=False) for f in FUNCTIONS
+              if f.key != "launch-spot" and f.key in iam.POLICIES]
+    assert not [s for policy in others for s in policy["Statement"] if any(a.startswith("kms:") for a in _actions(s))]
+    unset = iam.function_policy(iam.Context(SCOPE, STACK), STACK.function("launch-spot"), dead_letter=False)
+    assert not _allows(unset, "kms:CreateGrant")
+    with pytest.raises(ConfigError, match=r"^asg-optimizer:kmsKeyArns: must be KMS key ARNs .*'alias/ebs'"):
+        parse_settings({"kmsKeyArns": "alias/ebs"})
