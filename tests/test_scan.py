@@ -117,8 +117,8 @@ def test_scan_starts_swaps_and_a_second_scan_starts_none(aws: EmbeddedAws, make_
 
 def test_the_same_scan_repeated_at_once_is_recognised_by_name(aws: EmbeddedAws, make_group) -> None:
     """A retried invocation within the same second names its executions the same, so nothing is started twice
-    even before ListExecutions shows the first ones: Step Functions returns the first execution for the same
-    name and input, and ExecutionAlreadyExists (already running, not an error) for the same name with other input."""
+    even before ListExecutions shows the first ones: each start's input carries its own start_id, so a repeat
+    gets ExecutionAlreadyExists (already running, not an error) and is not reported as started."""
     make_group("web", desired=1, max_size=2, extra_tags=NO_GRACE)
     now = (datetime.now(UTC) + timedelta(minutes=1)).isoformat()
     delayed = {**FAST, "start_delay_seconds": 60}
@@ -131,7 +131,7 @@ def test_the_same_scan_repeated_at_once_is_recognised_by_name(aws: EmbeddedAws, 
     finally:
         scan.running_swaps = original  # type: ignore[assignment]
     assert len(first["started"]) == 1
-    assert same_input["started"] == first["started"]  # the same execution, returned again
+    assert same_input["started"] == []  # the first execution exists: not started by this scan
     assert other_input["started"] == []
     assert [e["name"] for e in executions(aws)] == first["started"]
     aws.client("stepfunctions").stop_execution(executionArn=executions(aws)[0]["executionArn"])
