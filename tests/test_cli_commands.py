@@ -120,7 +120,7 @@ def test_plan_is_the_scanners_dry_run_and_changes_nothing(aws: EmbeddedAws, flee
 def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
     oldest = fleet["web"][1]
     make_older(oldest, hours=5)
-    aws.ec2_model.boot_delay_seconds = 2.5  # at least two status-check polls
+    aws.ec2_model.boot_status_reads = 1  # at least two status-check polls, however fast the machine
     before = settings(aws, "web")
     result = cli("replace", "--asg", "web", "--wait", *FAST_TIMING)
 

@@ -151,10 +151,11 @@ def test_spot_interrupted_while_booting_is_cleaned_up(aws: EmbeddedAws, check: I
 
 def test_group_deleted_mid_flight_leaves_no_spot(aws: EmbeddedAws, make_group) -> None:
     raw = make_group("doomed", desired=1, max_size=2)
-    aws.ec2_model.boot_delay_seconds = 3
-    arn = aws.start_swap("doomed", raw["Instances"][0]["InstanceId"], timing=FAST)
+    aws.ec2_model.boot_held = True  # the spot stays initializing until the world has changed, however slow the machine
+    arn = aws.start_swap("doomed", raw["Instances"][0]["InstanceId"], timing={**FAST, "boot_max_polls": 100})
     wait_for_state(aws, arn, "CheckSpot")
     aws.client("autoscaling").delete_auto_scaling_group(AutoScalingGroupName="doomed", ForceDelete=True)
+    aws.ec2_model.boot_held = False  # the world has changed: the spot may boot now
     described = aws.wait(arn)
     assert described["error"] == "GroupNotFound"
     assert states_entered(aws, arn)[-4:] == ["AttachSpot", "Cleanup", "RestoreAfterFailure", "SwapFailed"]
@@ -165,12 +166,13 @@ def test_group_deleted_mid_flight_leaves_no_spot(aws: EmbeddedAws, make_group) -
 def test_scale_in_during_the_swap_keeps_capacity(aws: EmbeddedAws, make_group) -> None:
     raw = make_group("busy", desired=3, max_size=4)
     on_demand = raw["Instances"][0]["InstanceId"]  # moto scales in the oldest instance first: this one
-    aws.ec2_model.boot_delay_seconds = 3
+    aws.ec2_model.boot_held = True  # the spot stays initializing until the world has changed, however slow the machine
     with InvariantChecker(["busy"]) as checker:
-        arn = aws.start_swap("busy", on_demand, timing=FAST)
+        arn = aws.start_swap("busy", on_demand, timing={**FAST, "boot_max_polls": 100})
         wait_for_state(aws, arn, "CheckSpot")
         aws.client("autoscaling").set_desired_capacity(AutoScalingGroupName="busy", DesiredCapacity=2)
         checker.external(on_demand)
+        aws.ec2_model.boot_held = False  # the world has changed: the spot may boot now
         described = aws.wait(arn)
         assert checker.finish() == []
     assert described["error"] == "OnDemandGone"
@@ -192,14 +194,15 @@ def test_status_checks_fail(aws: EmbeddedAws, check: InvariantChecker) -> None:
 
 
 def test_on_demand_terminated_by_someone_else_mid_flight(aws: EmbeddedAws, check: InvariantChecker) -> None:
-    aws.ec2_model.boot_delay_seconds = 3
+    aws.ec2_model.boot_held = True  # the spot stays initializing until the world has changed, however slow the machine
     on_demand = on_demand_of(aws)
-    arn = aws.start_swap("web", on_demand, timing=FAST)
+    arn = aws.start_swap("web", on_demand, timing={**FAST, "boot_max_polls": 100})
     wait_for_state(aws, arn, "CheckSpot")
     check.external(on_demand)
     aws.client("autoscaling").terminate_instance_in_auto_scaling_group(
         InstanceId=on_demand, ShouldDecrementDesiredCapacity=False
     )
+    aws.ec2_model.boot_held = False  # the world has changed: the spot may boot now
     described = aws.wait(arn)
     assert described["error"] == "OnDemandGone"
     assert [s["State"]["Name"] for s in launched_by(aws, described["name"])] == ["terminated"]

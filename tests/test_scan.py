@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,6 +14,7 @@ from typing import Any
 import boto3
 import pytest
 
+from asg_optimizer.local import seam
 from asg_optimizer.local.embedded import EmbeddedAws
 from stack.description import REPLACE_STATE_MACHINE_ARN, STACK
 from tasks import scan
@@ -94,11 +96,23 @@ def test_dry_run_through_the_deployed_function_changes_nothing(aws: EmbeddedAws,
 
 def test_scan_starts_swaps_and_a_second_scan_starts_none(aws: EmbeddedAws, make_group) -> None:
     group = make_group("web", desired=3, max_size=4, extra_tags={**NO_GRACE, "AsgOptimiser:MaxParallel": "2"})
-    result, errored = invoke(aws, "scanner", {"timing": FAST})
-    assert not errored, result
-    assert len(result["started"]) == 2
-    assert {e["name"] for e in executions(aws)} == set(result["started"])
-    again, _ = invoke(aws, "scanner", {"timing": FAST})
+    # The swaps stay RUNNING until the second scan is done, however fast the machine finishes them otherwise.
+    second_scan_done = threading.Event()
+
+    def hold_swaps(function: str, event: dict, result: dict, errored: bool) -> None:
+        if function.endswith("-validate"):
+            second_scan_done.wait(timeout=60)
+
+    seam.observers.append(hold_swaps)
+    try:
+        result, errored = invoke(aws, "scanner", {"timing": FAST})
+        assert not errored, result
+        assert len(result["started"]) == 2
+        assert {e["name"] for e in executions(aws)} == set(result["started"])
+        again, _ = invoke(aws, "scanner", {"timing": FAST})
+    finally:
+        second_scan_done.set()
+        seam.observers.remove(hold_swaps)
     assert again["started"] == []
     assert sorted(p["why"].split(" by execution")[0] for p in again["plan"] if p["action"] == "skip") == [
         "MaxParallel 2 reached (2 in flight, 0 picked now)", "already being replaced", "already being replaced"]

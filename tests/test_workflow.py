@@ -38,7 +38,7 @@ def swap(aws: EmbeddedAws, asg: str, instance_id: str, **timing: int) -> tuple[s
 def test_happy_path_replaces_on_demand_with_spot(aws: EmbeddedAws, make_group) -> None:
     raw = make_group("web", desired=2, max_size=4)
     on_demand = raw["Instances"][0]["InstanceId"]
-    aws.ec2_model.boot_delay_seconds = 3  # against 1 s polls: the loop runs at least twice even on a loaded machine
+    aws.ec2_model.boot_status_reads = 1  # the first status answer says initializing: the loop runs twice, always
     before = settings(aws, "web")
     with InvariantChecker(["web"]) as watch:
         arn, described = swap(aws, "web", on_demand)
@@ -103,6 +103,7 @@ def test_spot_failing_status_checks_is_terminated(aws: EmbeddedAws, make_group) 
     raw = make_group("web", desired=2, max_size=4, extra_tags=PINNED)
     on_demand = raw["Instances"][0]["InstanceId"]
     aws.ec2_model.impaired_types.add("m5.large")
+    aws.ec2_model.boot_status_reads = 1  # initializing first, then impaired, however fast the machine
     before = settings(aws, "web")
     arn, described = swap(aws, "web", on_demand)
 
@@ -133,12 +134,13 @@ def test_spot_never_ready_within_the_polls_is_terminated(aws: EmbeddedAws, make_
 def test_on_demand_gone_before_attach_cleans_up_the_spot(aws: EmbeddedAws, make_group) -> None:
     raw = make_group("web", desired=2, max_size=4)
     on_demand = raw["Instances"][0]["InstanceId"]
-    aws.ec2_model.boot_delay_seconds = 3
-    arn = aws.start_swap("web", on_demand, timing=FAST)
+    aws.ec2_model.boot_held = True  # the spot stays initializing until the world has changed, however slow the machine
+    arn = aws.start_swap("web", on_demand, timing={**FAST, "boot_max_polls": 100})
     wait_for_state(aws, arn, "CheckSpot")
     aws.client("autoscaling").terminate_instance_in_auto_scaling_group(
         InstanceId=on_demand, ShouldDecrementDesiredCapacity=False
     )
+    aws.ec2_model.boot_held = False  # the world has changed: the spot may boot now
     described = aws.wait(arn)
 
     assert described["error"] == "OnDemandGone"

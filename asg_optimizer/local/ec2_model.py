@@ -1,7 +1,9 @@
 """What moto's EC2 lacks and the workflow depends on, modeled in the embedded AWS.
 
 - Boot: a new instance reports status checks `initializing` for `boot_delay_seconds` (moto says `ok` at once),
-  then `ok`, or `impaired` for instance types listed in `impaired_types`.
+  then `ok`, or `impaired` for instance types listed in `impaired_types`. So tests need not race the clock:
+  `boot_status_reads = N` keeps it `initializing` for its first N DescribeInstanceStatus answers whatever the
+  time, and `boot_held = True` keeps every instance `initializing` until set back.
 - Spot capacity: per (instance type, AZ) a number of spot instances still available (absent: unlimited);
   a spot launch beyond it fails with InsufficientInstanceCapacity, as EC2 does.
 - On-demand capacity: `on_demand_capacity[(type, AZ)]` instances still available (absent: unlimited); an on-demand
@@ -49,7 +51,10 @@ from tasks.core.prices import OPERATING_SYSTEMS, Pool
 @dataclass
 class Ec2Model:
     boot_delay_seconds: float = 2.0
+    boot_status_reads: int = 0
+    boot_held: bool = False
     impaired_types: set[str] = field(default_factory=set)
+    _status_reads: dict[str, int] = field(default_factory=dict)  # instance id -> DescribeInstanceStatus answers
     spot_capacity: dict[tuple[str, str], int] = field(default_factory=dict)
     on_demand_capacity: dict[tuple[str, str], int] = field(default_factory=dict)
     _booted_at: dict[str, float] = field(default_factory=dict)
@@ -83,6 +88,9 @@ class Ec2Model:
     def check(self, instance: Instance) -> str:
         started = self._booted_at.get(instance.id)
         if started is not None and time.monotonic() - started < self.boot_delay_seconds:
+            return "initializing"
+        reads = self._status_reads.get(instance.id, 0)
+        if self.boot_held or (started is not None and 0 < reads <= self.boot_status_reads):
             return "initializing"
         return "impaired" if instance.instance_type in self.impaired_types else "ok"
 
@@ -259,6 +267,16 @@ class Ec2Model:
             "create_fleet": Fleets.create_fleet,
             "spot_price_history": SpotInstances.describe_spot_price_history,
         }
+        listed = InstanceBackend.describe_instance_status
+
+        def describe_instance_status(backend: InstanceBackend, *args: Any, **kwargs: Any) -> Any:
+            found = listed(backend, *args, **kwargs)
+            for instance in found:  # one more answer for each: boot_status_reads counts these
+                model._status_reads[instance.id] = model._status_reads.get(instance.id, 0) + 1
+            return found
+
+        self._saved["describe_instance_status"] = listed
+        InstanceBackend.describe_instance_status = describe_instance_status  # type: ignore[method-assign]
         Fleets.create_fleet = lambda response: model._create_fleet(response)  # type: ignore[method-assign]
         SpotInstances.describe_spot_price_history = (  # type: ignore[method-assign]
             lambda response: model._spot_price_history(response)
@@ -275,6 +293,7 @@ class Ec2Model:
     def uninstall(self) -> None:
         if not self._saved:
             return
+        InstanceBackend.describe_instance_status = self._saved["describe_instance_status"]  # type: ignore[method-assign]
         self.platforms.uninstall()
         self.visibility.uninstall()
         InstanceBackend.run_instances = self._saved["run_instances"]  # type: ignore[method-assign]
