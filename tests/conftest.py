@@ -13,7 +13,9 @@ from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_n
 
 # Fast but real loops: 1 s polls against a 1.5 s boot make CheckSpot run at least twice.
 FAST = {"boot_poll_seconds": 1, "boot_max_polls": 10, "group_poll_seconds": 1, "group_max_polls": 5}
-SPOT_NOTICE = 6  # seconds of interruption notice in `market_aws` (EC2 gives 120)
+# Interruption notice in `market_aws`: EC2's own two minutes. A release must come from the replacement being in
+# service, never from a deadline a loaded machine reaches first (the deadline path is tested on the pure decision).
+SPOT_NOTICE = 120
 
 
 @pytest.fixture(autouse=True)

@@ -17,7 +17,8 @@ from asg_optimizer.aws_session import NO_CREDENTIALS
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import IMAGE_ID, GroupSpec, create_group, create_network
 from tests.cli_helpers import cli, snapshot
-from tests.workflow_helpers import group, refusal
+from tests.conftest import FAST
+from tests.workflow_helpers import group, states_entered, validate_held
 
 NO_MACHINE = ("error: no deployed state machine {name} in us-east-1: deploy the stack (`pulumi up`, see README), "
               "pass --region or --prefix to find yours, or point at one with --state-machine-arn")
@@ -85,15 +86,12 @@ def test_instance_not_on_demand(aws: EmbeddedAws, make_group) -> None:
 
 def test_instance_already_being_replaced(aws: EmbeddedAws, make_group) -> None:
     target = make_group("busy", desired=1, max_size=2)["Instances"][0]["InstanceId"]
-    # running, nothing touched yet; the delay outlasts the CLI's check even on a loaded machine
-    arn = aws.start_swap("busy", target, timing={"start_delay_seconds": 15})
-    try:
+    with validate_held(target):  # RUNNING until the CLI has refused, however slow the machine
+        arn = aws.start_swap("busy", target, timing=FAST)
         assert refused(aws, "replace", "--asg", "busy", "--instance", target) == (
             f"error: instance {target} is already being replaced by execution {arn.rsplit(':', 1)[-1]}")
-    finally:  # protected now, so Validate refuses it when its delay ends: the test swaps nothing
-        aws.client("autoscaling").set_instance_protection(AutoScalingGroupName="busy", InstanceIds=[target],
-                                                          ProtectedFromScaleIn=True)
-        assert refusal(aws.wait(arn))[0] == "InstanceNotEligible"
+    assert aws.wait(arn)["status"] == "SUCCEEDED"
+    assert states_entered(aws, arn)[-1] == "Swapped"  # the one swap the CLI stood aside for
 
 
 def test_group_with_nothing_left_to_replace(aws: EmbeddedAws, make_group) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -14,7 +13,6 @@ from typing import Any
 import boto3
 import pytest
 
-from asg_optimizer.local import seam
 from asg_optimizer.local.embedded import EmbeddedAws
 from stack.description import REPLACE_STATE_MACHINE_ARN, STACK
 from tasks import scan
@@ -22,7 +20,7 @@ from tasks.aws.clients import reset_clients
 from tasks.aws.executions import STATE_MACHINE_ENV
 from tasks.core.errors import InvalidInput
 from tests.conftest import FAST
-from tests.workflow_helpers import instances
+from tests.workflow_helpers import instances, validate_held
 
 NO_GRACE = {"AsgOptimiser:GracePeriod": "0"}
 
@@ -96,23 +94,12 @@ def test_dry_run_through_the_deployed_function_changes_nothing(aws: EmbeddedAws,
 
 def test_scan_starts_swaps_and_a_second_scan_starts_none(aws: EmbeddedAws, make_group) -> None:
     group = make_group("web", desired=3, max_size=4, extra_tags={**NO_GRACE, "AsgOptimiser:MaxParallel": "2"})
-    # The swaps stay RUNNING until the second scan is done, however fast the machine finishes them otherwise.
-    second_scan_done = threading.Event()
-
-    def hold_swaps(function: str, event: dict, result: dict, errored: bool) -> None:
-        if function.endswith("-validate"):
-            second_scan_done.wait(timeout=60)
-
-    seam.observers.append(hold_swaps)
-    try:
+    with validate_held():  # the swaps stay RUNNING until the second scan is done, however fast the machine
         result, errored = invoke(aws, "scanner", {"timing": FAST})
         assert not errored, result
         assert len(result["started"]) == 2
         assert {e["name"] for e in executions(aws)} == set(result["started"])
         again, _ = invoke(aws, "scanner", {"timing": FAST})
-    finally:
-        second_scan_done.set()
-        seam.observers.remove(hold_swaps)
     assert again["started"] == []
     assert sorted(p["why"].split(" by execution")[0] for p in again["plan"] if p["action"] == "skip") == [
         "MaxParallel 2 reached (2 in flight, 0 picked now)", "already being replaced", "already being replaced"]

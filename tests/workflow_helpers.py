@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+from asg_optimizer.local import seam
 from asg_optimizer.local.embedded import EmbeddedAws
 from tasks.aws.coordination import begin_section, group_items
 from tasks.aws.groups import describe_group
@@ -37,6 +41,25 @@ def wait_for_state(aws: EmbeddedAws, execution_arn: str, state: str, timeout: fl
         if time.monotonic() > deadline:
             raise TimeoutError(f"{state} not entered in {timeout}s")
         time.sleep(0.05)
+
+
+@contextmanager
+def validate_held(*instance_ids: str) -> Iterator[None]:
+    """Swaps of these instances (of any, when none are named) stay RUNNING in Validate, their answer held back,
+    until the block ends: a test looks at a running swap however fast the machine would otherwise finish it."""
+    done = threading.Event()
+
+    def hold(function: str, event: dict[str, Any], result: dict[str, Any], errored: bool) -> None:
+        swap = event.get("input") or {}  # Validate gets the execution's input under "input"
+        if function.endswith("-validate") and (not instance_ids or swap.get("instance_id") in instance_ids):
+            done.wait(timeout=120)  # a guard against a test that forgets to end the block, not a timing
+
+    seam.observers.append(hold)
+    try:
+        yield
+    finally:
+        done.set()
+        seam.observers.remove(hold)
 
 
 def group(aws: EmbeddedAws, name: str) -> dict[str, Any]:

@@ -160,8 +160,15 @@ class LocalServer:
         def loop() -> None:
             client = sessions.session(region_name=self.region).client("lambda", endpoint_url=self.endpoint)
             while not self._stop.wait(seconds):
-                response = client.invoke(FunctionName=scanner, Payload=b"{}")
-                body = json.loads(response["Payload"].read() or b"{}")
+                try:
+                    response = client.invoke(FunctionName=scanner, Payload=b"{}")
+                    body = json.loads(response["Payload"].read() or b"{}")
+                except Exception:
+                    if self._stop.is_set():
+                        return  # the server stopped under a scan in flight: nothing to report
+                    raise
+                if self._stop.is_set():
+                    return
                 if response.get("FunctionError"):
                     report(f"scan failed: {body.get('errorType')}: {body.get('errorMessage')}")
                 else:
@@ -172,9 +179,8 @@ class LocalServer:
         self._scanner.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._scanner is not None:
-            self._scanner.join(timeout=5)
+        self._stop.set()  # a scan in flight is not waited for (its thread is a daemon): stopping takes no longer
+        self._scanner = None  # under load than on a quiet machine
         for server in (self._server, self._internal):
             if server is not None:
                 server.stop()
