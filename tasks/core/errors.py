@@ -73,6 +73,11 @@ class CoveredByCommitment(SwapRefused):
     """A manual swap to spot would leave a Reserved Instance or Savings Plan paid for and idle."""
 
 
+class UnsupportedPlatform(SwapRefused):
+    """Spot prices exist only for the plain OS products; licensed extras (SQL Server, ...) have no spot market."""
+
+
 # Validate's refusals: the workflow ends SUCCEEDED with outcome `refused` for these, FAILED for anything else.
 REFUSALS = ("GroupNotFound", "NotOptedIn", "InstanceNotEligible", "SwapInFlight", "InvalidInput", "LaunchHookInTheWay",
-            "WeightedGroup", "MalformedPolicy", "OnDemandFloor", "OutsideWindow", "CoveredByCommitment")
+            "WeightedGroup", "MalformedPolicy", "OnDemandFloor", "OutsideWindow", "CoveredByCommitment",
+            "UnsupportedPlatform")

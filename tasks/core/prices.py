@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from tasks.core.errors import InvalidInput
+from tasks.core.errors import UnsupportedPlatform
 
 
 class Pool(NamedTuple):
@@ -47,10 +47,6 @@ OPERATING_SYSTEMS = {
     )
 }
 LINUX = OPERATING_SYSTEMS["Linux/UNIX"]
-
-
-class UnsupportedPlatform(InvalidInput):
-    """Spot prices exist only for the plain OS products; licensed extras (SQL Server, ...) have no spot market."""
 
 
 def operating_system(platform_details: str | None) -> OperatingSystem:
