@@ -14,7 +14,7 @@ from asg_optimizer.local.faults import FaultInjector
 from asg_optimizer.local.platforms import SQL_SERVER_IMAGE, WINDOWS, WINDOWS_IMAGE
 from tasks.core.naming import execution_name
 from tests.conftest import FAST
-from tests.workflow_helpers import cause, launched_by, refusal, settings, state_of, states_entered
+from tests.workflow_helpers import cause, launched_by, refusal, settings, spot_fleet_request, state_of, states_entered
 
 
 def swap(aws: EmbeddedAws, asg: str, instance_id: str, later: int = 0) -> tuple[str, dict[str, Any]]:
@@ -76,14 +76,7 @@ def test_create_fleet_same_client_token_other_request_is_idempotent_parameter_mi
     """EC2: a retry with the same client token and other parameters fails with IdempotentParameterMismatch. A
     LaunchSpot re-run after a crash whose candidates moved must find its own spot and go on, not kill it."""
     raw = make_group("web", desired=1, max_size=2)
-    request: dict[str, Any] = {
-        "Type": "instant", "ClientToken": "same",
-        "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
-        "SpotOptions": {"AllocationStrategy": "price-capacity-optimized"},
-        "LaunchTemplateConfigs": [{"LaunchTemplateSpecification": {
-            "LaunchTemplateId": raw["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
-            "Overrides": [{"InstanceType": "m5.large", "SubnetId": network.subnets["a"]}]}],
-    }
+    request = spot_fleet_request(raw, network.subnets["a"], "same")
     ec2 = aws.client("ec2")
     first = ec2.create_fleet(**request)
     request["LaunchTemplateConfigs"][0]["Overrides"].append({"InstanceType": "m6i.large",

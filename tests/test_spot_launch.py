@@ -10,7 +10,7 @@ from asg_optimizer.local.metrics_sink import metric_values
 from asg_optimizer.local.spot_market import Offer, SpotMarket
 from tasks.core.prices import Pool
 from tests.conftest import FAST
-from tests.workflow_helpers import cooling, launched_by, refusal, settings, state_of, states_entered
+from tests.workflow_helpers import cooling, launched_by, refusal, settings, spot_fleet_request, state_of, states_entered
 
 ALLOWED = {"AsgOptimiser:AllowedTypes": "m5.large,m6i.large,m7i.large,c5.large"}
 
@@ -99,14 +99,7 @@ def test_price_capacity_optimized_prefers_deep_pools_then_price() -> None:
 
 def test_create_fleet_client_token_returns_the_first_fleet(aws: EmbeddedAws, network, make_group) -> None:
     raw = make_group("web", desired=1, max_size=2)
-    request = {
-        "Type": "instant", "ClientToken": "same",
-        "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
-        "SpotOptions": {"AllocationStrategy": "price-capacity-optimized"},
-        "LaunchTemplateConfigs": [{"LaunchTemplateSpecification": {
-            "LaunchTemplateId": raw["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
-            "Overrides": [{"InstanceType": "m5.large", "SubnetId": network.subnets["a"]}]}],
-    }
+    request = spot_fleet_request(raw, network.subnets["a"], "same")
     answers = [aws.client("ec2").create_fleet(**request) for _ in range(2)]
     assert len({a["FleetId"] for a in answers}) == 1
     assert len({a["Instances"][0]["InstanceIds"][0] for a in answers}) == 1

@@ -135,3 +135,15 @@ def holders(aws: EmbeddedAws, asg_name: str) -> list[str]:
     os.environ["COOLDOWN_TABLE"] = aws.deployment.table_names["cooldowns"]
     item = next((i for i in group_items() if i["cooldown_key"] == f"group#{asg_name}"), {})
     return sorted(k[len("hold#"):] for k in item if k.startswith("hold#"))
+
+
+def spot_fleet_request(raw_group: dict[str, Any], subnet_id: str, token: str) -> dict[str, Any]:
+    """An `instant` spot CreateFleet of one m5.large from the group's own template, under a client token."""
+    return {
+        "Type": "instant", "ClientToken": token,
+        "TargetCapacitySpecification": {"TotalTargetCapacity": 1, "DefaultTargetCapacityType": "spot"},
+        "SpotOptions": {"AllocationStrategy": "price-capacity-optimized"},
+        "LaunchTemplateConfigs": [{"LaunchTemplateSpecification": {
+            "LaunchTemplateId": raw_group["LaunchTemplate"]["LaunchTemplateId"], "Version": "$Latest"},
+            "Overrides": [{"InstanceType": "m5.large", "SubnetId": subnet_id}]}],
+    }
