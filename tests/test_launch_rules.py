@@ -14,7 +14,16 @@ from asg_optimizer.local.faults import FaultInjector
 from asg_optimizer.local.platforms import SQL_SERVER_IMAGE, WINDOWS, WINDOWS_IMAGE
 from tasks.core.naming import execution_name
 from tests.conftest import FAST
-from tests.workflow_helpers import cause, launched_by, refusal, settings, spot_fleet_request, state_of, states_entered
+from tests.workflow_helpers import (
+    cause,
+    cooling,
+    launched_by,
+    refusal,
+    settings,
+    spot_fleet_request,
+    state_of,
+    states_entered,
+)
 
 
 def swap(aws: EmbeddedAws, asg: str, instance_id: str, later: int = 0) -> tuple[str, dict[str, Any]]:
@@ -125,8 +134,7 @@ def test_spot_quota_error_in_create_fleet_errors_is_an_outcome_that_backs_off_th
     assert output["outcome"] == "quota-exceeded"
     assert output["why"].startswith("spot quota: MaxSpotInstanceCountExceeded")
     assert launched_by(aws, described["name"]) == [] and settings(aws, "web") == before
-    items = aws.client("dynamodb").scan(TableName=aws.deployment.table_names["cooldowns"])["Items"]
-    assert {i["cooldown_key"]["S"]: i["reason"]["S"] for i in items}["quota#spot#us-east-1"] == "quota-exceeded"
+    assert cooling(aws)["quota#spot#us-east-1"] == "quota-exceeded"
 
     scan = json.loads(aws.client("lambda").invoke(FunctionName=aws.deployment.function_arns["scanner"],
                                                   Payload=json.dumps({"dry_run": True}))["Payload"].read())
