@@ -271,12 +271,12 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
     ],
     # tasks/launch_spot.py: group, instance types, template, prices, cooldowns; CreateFleet from the template
     "launch-spot": lambda ctx: [
+        # DescribeInstances: a re-run finds the spot its first attempt launched, by the execution tag
         unscoped(ctx, "Describe", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions",
-                 "ec2:DescribeSpotPriceHistory"),
+                 "ec2:DescribeSpotPriceHistory", "ec2:DescribeInstances"),
         prices(ctx),
-        # Scan: cooling pools and quotas; BatchWriteItem: pools cool; PutItem: the quota cools, the fleet request
-        # is stored before it is sent; GetItem: a re-run reads it back (tasks/aws/coordination.py store_launch)
-        cooldown_items(ctx, "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:PutItem", "dynamodb:GetItem"),
+        # Scan: cooling pools and quotas; BatchWriteItem: pools cool; PutItem: the region's spot quota cools
+        cooldown_items(ctx, "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:PutItem"),
         group_records(ctx),  # no capacity or spot quota: the execution ends, its claim goes
         *launch_spots(ctx),
     ],

@@ -9,9 +9,13 @@ launched, the pools go on cooldown and the execution ends `no-capacity`. A spot 
 Errors (MaxSpotInstanceCountExceeded, ...) is an outcome too (`quota-exceeded`): every swap of the region backs
 off for the cooldown. Tagged at creation with the instance it replaces and the execution that owns it.
 
-Idempotent: the request is stored (cooldown table, `launch#<execution>`) before it is sent, and a re-run after
-a crash resends that very request with the same client token, so EC2 returns the first fleet. A recomputed
-request would differ once prices or cooldowns moved, and EC2 answers that IdempotentParameterMismatch.
+Idempotent without a write on the way: the client token is the execution's, so a re-run after a crash that sends
+the same request gets the first fleet back. A re-run whose candidates moved (prices, cooldowns) sends another
+request under that token, which EC2 answers IdempotentParameterMismatch: proof that the first attempt's fleet went
+out, so the re-run looks its spot up by the execution tag and goes on (SpotNotVisibleYet, retried, while EC2 does
+not show it yet). A re-run that finds no candidate at all looks by tag too before it reports no capacity.
+The template is read only when it matters: for an original type with instance storage, and when CreateFleet
+refuses the request, to name a template setting a fleet cannot use (nothing was launched either way).
 """
 
 from __future__ import annotations
@@ -21,22 +25,18 @@ from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
+from botocore.exceptions import ClientError
 
-from tasks.aws.clients import aws_handler, client
-from tasks.aws.coordination import (
-    Cooldowns,
-    active_cooldowns,
-    cool_pools,
-    cool_quota,
-    release_claim,
-    store_launch,
-    stored_launch,
-)
+from tasks.aws.clients import aws_handler, client, error_code
+from tasks.aws.coordination import Cooldowns, active_cooldowns, cool_pools, cool_quota, release_claim
 from tasks.aws.instance_types import InstanceCatalog, template_data, template_maps_instance_store
+from tasks.aws.instances import LIVE_STATES, describe_instances
 from tasks.aws.prices import PriceBook
 from tasks.core.cooldowns import COOLDOWN_SECONDS, quota_skip, types_cooling_in
-from tasks.core.fleet_result import read_fleet
+from tasks.core.errors import SpotNotVisibleYet
+from tasks.core.fleet_result import FleetResult, LaunchFailed, read_fleet
 from tasks.core.instance_types import Candidate, CandidateChoice, choose_candidates, incompatibility
+from tasks.core.model import Instance
 from tasks.core.naming import client_token
 from tasks.core.policy import parse_policy
 from tasks.core.prices import Pool, hourly_saving, operating_system
@@ -46,6 +46,8 @@ from tasks.core.templates import UnsupportedLaunchTemplate, fleet_refusal
 logger = Logger()
 metrics = Metrics()
 LAUNCHED, NO_CAPACITY, QUOTA_EXCEEDED = "launched", "no-capacity", "quota-exceeded"
+# What CreateFleet answers a request its template cannot be combined with (not throttling: nothing to read then).
+TEMPLATE_REFUSALS = frozenset({"InvalidParameterValue", "InvalidParameterCombination", "InvalidParameter"})
 
 
 def template_of(event: dict[str, Any]) -> dict[str, str]:
@@ -81,16 +83,16 @@ def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...]) -> d
 
 
 def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: float,
-                   cooling: Cooldowns, template: dict[str, Any]) -> CandidateChoice:
+                   cooling: Cooldowns) -> CandidateChoice:
     """Compatible types with a spot price in the zone at most the original's on-demand price, not cooling.
 
-    The group's policy tags come from Validate's read of the group. Instance-store mappings in the template
-    count only when the original type has instance storage.
+    The group's policy tags come from Validate's read of the group. The template is read only when the original
+    type has instance storage: for any other type, instance-store mappings in the template map nothing.
     """
     policy = parse_policy(event["asg_name"], event.get("group_tags", {}), default_grace_period=0)
     catalog = InstanceCatalog()
     original = catalog.get(event["instance_type"])
-    needs_storage = original.instance_storage_gb > 0 and template_maps_instance_store(template)
+    needs_storage = original.instance_storage_gb > 0 and template_maps_instance_store(template_data(template_of(event)))
     allowed = event.get("override_types")  # a mixed-instances group: its overrides from the same template
     types = {name: info for name, info in catalog.all().items() if allowed is None or name in allowed}
     compatible = [name for name, info in types.items()
@@ -127,18 +129,57 @@ def quota_exceeded(event: dict[str, Any], code: str, why: str) -> dict[str, Any]
 
 def fresh_launch(event: dict[str, Any], prices: PriceBook, cooling: Cooldowns) -> dict[str, Any] | str:
     """The request and the prices it was chosen at, or why there is no candidate."""
-    template = template_data(template_of(event))
-    refusal = fleet_refusal(template)
-    if refusal:  # before anything is launched
-        raise UnsupportedLaunchTemplate(f"ASG {event['asg_name']}: {refusal}")
     on_demand = prices.on_demand(event["instance_type"])
-    choice = candidates_for(event, prices, on_demand.price, cooling, template)
+    choice = candidates_for(event, prices, on_demand.price, cooling)
     if not choice.candidates:
         return f"no candidate type: {choice.summary()}"
     logger.info("candidates", extra={"candidates": len(choice.candidates), "left_out": choice.summary()})
     return {"request": fleet_request(event, choice.candidates),
             "spot_prices": {c.instance_type: c.spot_price for c in choice.candidates},
             "on_demand_price": on_demand.price, "on_demand_price_source": on_demand.source}
+
+
+def own_spot(execution: str) -> Instance | None:
+    """The spot an earlier attempt of this execution launched (by its tag), if EC2 shows it."""
+    found = describe_instances(filters=[{"Name": f"tag:{EXECUTION}", "Values": [execution]},
+                                        {"Name": "instance-state-name", "Values": LIVE_STATES}])
+    return found[0] if found else None
+
+
+def earlier_launch(event: dict[str, Any], prices: PriceBook, spot: Instance) -> dict[str, Any]:
+    """A re-run goes on with the spot its first attempt launched, priced now (the request it was chosen by is
+    not kept)."""
+    on_demand = prices.on_demand(event["instance_type"])
+    spot_price = prices.spot_prices([spot.instance_type], event["availability_zone"]).get(spot.instance_type)
+    logger.info("spot launched by an earlier attempt", extra={"spot_instance_id": spot.instance_id})
+    return {"spot_prices": {spot.instance_type: on_demand.price if spot_price is None else spot_price},
+            "on_demand_price": on_demand.price, "on_demand_price_source": on_demand.source,
+            "result": FleetResult(spot.instance_id, spot.instance_type, ())}
+
+
+def send(event: dict[str, Any], launch: dict[str, Any], prices: PriceBook) -> dict[str, Any]:
+    """CreateFleet; the launch with its result. A refusal that a template setting explains is named as such."""
+    try:
+        response = client("ec2").create_fleet(**launch["request"])
+        return {**launch, "result": read_fleet(response, event["availability_zone"])}
+    except ClientError as error:
+        if error_code(error) in TEMPLATE_REFUSALS:
+            refuse_unusable_template(event)
+        if error_code(error) != "IdempotentParameterMismatch":
+            raise
+    except LaunchFailed:
+        refuse_unusable_template(event)
+        raise
+    spot = own_spot(event["execution_name"])  # an earlier attempt's fleet went out under this token
+    if spot is None:
+        raise SpotNotVisibleYet(f"the first fleet of {event['execution_name']} is not visible in EC2 yet")
+    return earlier_launch(event, prices, spot)
+
+
+def refuse_unusable_template(event: dict[str, Any]) -> None:
+    refusal = fleet_refusal(template_data(template_of(event)))
+    if refusal:  # CreateFleet launched nothing
+        raise UnsupportedLaunchTemplate(f"ASG {event['asg_name']}: {refusal}")
 
 
 @aws_handler
@@ -153,13 +194,13 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     quota = cooling.quotas.get(region)
     planned = quota_skip(region, quota) if quota else fresh_launch(event, prices, cooling)
     if isinstance(planned, str):  # nothing to launch now, unless an earlier attempt of this execution launched
-        launch = stored_launch(execution)
-        if launch is None:
+        spot = own_spot(execution)
+        if spot is None:
             return quota_exceeded(event, quota, planned) if quota else no_capacity(event, [original_pool], planned)
+        launch = earlier_launch(event, prices, spot)
     else:
-        launch = store_launch(execution, planned)  # a re-run resends the first attempt's request unchanged
-    response = client("ec2").create_fleet(**launch["request"])
-    result = read_fleet(response, event["availability_zone"])
+        launch = send(event, planned, prices)
+    result = launch["result"]
     if result.quota:
         return quota_exceeded(event, result.quota, f"spot quota: {result.quota}; spot launches in {region} back "
                                                    f"off for {COOLDOWN_SECONDS // 60} minutes")

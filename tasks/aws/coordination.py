@@ -8,7 +8,6 @@ so readers compare `expires_at` with the clock themselves.
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import time
@@ -26,7 +25,6 @@ from tasks.core.cooldowns import (
     cooling_pools,
     expiry,
     instance_key,
-    launch_key,
     pool_key,
     quota_key,
     quota_region_of,
@@ -136,36 +134,6 @@ def cool_quota(region: str, *, code: str, source: str, now: float | None = None,
     item = _item(key, expiry(time.time() if now is None else now, seconds), "quota-exceeded", source)
     client("dynamodb").put_item(TableName=table_name(), Item={**item, "code": {"S": code}})
     return key
-
-
-LAUNCH_TTL_SECONDS = 3 * 3600  # longer than an execution may run (its TimeoutSeconds)
-
-
-def stored_launch(execution: str) -> dict[str, Any] | None:
-    """The launch an earlier attempt of this execution stored, or None (a strongly consistent read)."""
-    item = client("dynamodb").get_item(TableName=table_name(), Key={KEY: {"S": launch_key(execution)}},
-                                       ConsistentRead=True).get("Item")
-    return None if item is None else json.loads(item["launch"]["S"])
-
-
-def store_launch(execution: str, launch: dict[str, Any], now: float | None = None) -> dict[str, Any]:
-    """Keep the execution's CreateFleet request (and the prices it was chosen at) before it is sent, so a re-run
-    resends exactly it: EC2 answers the same client token with other parameters IdempotentParameterMismatch.
-    Returns what is stored: this launch, or the one an earlier attempt stored first."""
-    item = _item(launch_key(execution), expiry(time.time() if now is None else now, LAUNCH_TTL_SECONDS),
-                 "launch", execution)
-    try:
-        client("dynamodb").put_item(
-            TableName=table_name(), Item={**item, "launch": {"S": json.dumps(launch)}},
-            ConditionExpression="attribute_not_exists(#k)", ExpressionAttributeNames={"#k": KEY},
-        )
-    except ClientError as error:
-        if error_code(error) != "ConditionalCheckFailedException":
-            raise
-        earlier = stored_launch(execution)
-        if earlier is not None:
-            return earlier
-    return launch
 
 
 @dataclass(frozen=True)

@@ -23,11 +23,6 @@ def instance_key(instance_id: str) -> str:
     return f"{_INSTANCE}#{instance_id}"
 
 
-def launch_key(execution: str) -> str:
-    """Where an execution's CreateFleet request is kept for its re-runs (not a cooldown; same table)."""
-    return f"launch#{execution}"
-
-
 def quota_key(region: str) -> str:
     """The spot quota is per account and region: one key backs off every group of the region."""
     return f"{_QUOTA}#spot#{region}"
