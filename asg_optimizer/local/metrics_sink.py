@@ -15,6 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+from aws_lambda_powertools.shared import constants
 
 METRICS_FILE = "ASG_OPTIMIZER_METRICS_FILE"
 documents: list[dict[str, Any]] = []
@@ -30,6 +31,10 @@ def flush_into_sink(provider: AmazonCloudWatchEMFProvider, raise_on_empty_metric
         return
     if is_metrics_disabled():
         return
+    if provider.namespace is None:
+        # In Lambda the function's environment is set before its module makes its Metrics; in-process a test may
+        # have imported the module first (the namespace read then was None): read it now, as Lambda would have.
+        provider.namespace = os.environ.get(constants.METRICS_NAMESPACE_ENV)
     document = provider.serialize_metric_set()
     with _lock:
         documents.append(document)
