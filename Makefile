@@ -26,6 +26,7 @@ demo: $(PYSTAMP)
 
 lint: $(PYSTAMP)
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 test: setup lint
 	$(VENV)/bin/pytest -q -n $(JOBS)

@@ -28,9 +28,9 @@ class OneLineErrors(TyperGroup):
     def main(self, args: Sequence[str] | None = None, *rest: Any, standalone_mode: bool = True,
              **kwargs: Any) -> Any:
         if not standalone_mode:
-            return super().main(args, *rest, standalone_mode=False, **kwargs)
+            return super().main(args, *rest, standalone_mode=False, **kwargs)  # type: ignore[misc]
         try:
-            code = super().main(args, *rest, standalone_mode=False, **kwargs)
+            code = super().main(args, *rest, standalone_mode=False, **kwargs)  # type: ignore[misc]
         except click_errors.NoArgsIsHelpError as error:
             typer.echo(error.ctx.get_help() if error.ctx else error.format_message())
             sys.exit(2)

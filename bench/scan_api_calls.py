@@ -75,7 +75,7 @@ def measure(groups: int) -> Figures:
         in_aws = {"cpu": 0.0, "since": 0.0}
 
         def before(event_name: str, **_: Any) -> None:
-            _, service, operation = event_name.split(".", 2)
+            service, operation = event_name.split(".", 2)[1:]
             calls[f"{service}.{operation}"] += 1
             in_aws["since"] = time.process_time()
 
@@ -84,8 +84,8 @@ def measure(groups: int) -> Figures:
 
         # The scanner makes its clients on the default session, lazily, after these registrations.
         boto3.setup_default_session()
-        boto3.DEFAULT_SESSION.events.register("before-call.*.*", before)  # type: ignore[union-attr]
-        boto3.DEFAULT_SESSION.events.register("after-call.*.*", after)  # type: ignore[union-attr]
+        boto3.DEFAULT_SESSION.events.register("before-call.*.*", before)
+        boto3.DEFAULT_SESSION.events.register("after-call.*.*", after)
         reset_clients()
         # The scanner's environment as deployed (state machine ARN and whatever else it reads).
         deployed = aws.client("lambda").get_function_configuration(FunctionName=STACK.function("scanner").name())

@@ -84,9 +84,9 @@ def main() -> int:
                     reported = json.loads(described.get("output") or "{}").get("outcome")
                     if outcome == "SUCCEEDED" and reported in ("no-capacity", "refused"):
                         outcome = reported
-                    outcomes["skipped" if outcome in SKIPPED else outcome] += 1
+                    outcomes["skipped" if outcome in SKIPPED else str(outcome)] += 1
                     if outcome not in SKIPPED and outcome != "SUCCEEDED":
-                        causes[outcome].append(str(described.get("cause", ""))[:300])
+                        causes[str(outcome)].append(str(described.get("cause", ""))[:300])
                 if not names_started and all(
                     not g["Instances"] or all(_is_spot(aws, i["InstanceId"]) for i in g["Instances"])
                     for g in aws.client("autoscaling").describe_auto_scaling_groups(

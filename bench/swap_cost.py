@@ -45,13 +45,13 @@ def measure(shape: str, swaps: int) -> dict[str, float]:
         calls: Counter[str] = Counter()
 
         def count(event_name: str, **_: Any) -> None:
-            _, service, operation = event_name.split(".", 2)
+            service, operation = event_name.split(".", 2)[1:]
             if service != "lambda":  # the interpreter's own Invoke calls; tasks never call Lambda
                 calls[f"{service}.{operation}"] += 1
 
         # Task functions create their clients on the default session, lazily, after this registration.
         boto3.setup_default_session()
-        boto3.DEFAULT_SESSION.events.register("before-call.*.*", count)  # type: ignore[union-attr]
+        boto3.DEFAULT_SESSION.events.register("before-call.*.*", count)
         from tasks.aws.clients import reset_clients
 
         reset_clients()
@@ -91,7 +91,7 @@ def main(swaps: int = 20) -> int:
     print(f"{'Step Functions USD':<22}" + "".join(f"{results[s]['cost_usd']:>13.6f}" for s in SHAPES))
     print(f"{'swaps per minute':<22}" + "".join(f"{results[s]['swaps_per_minute']:>13.0f}" for s in SHAPES))
     print("API calls per swap by operation:")
-    operations = sorted({op for s in SHAPES for op in results[s]["calls"]})  # type: ignore[union-attr]
+    operations = sorted({op for s in SHAPES for op in results[s]["calls"]})  # type: ignore[attr-defined]
     for op in operations:
         print(f"  {op:<48}" + "".join(f"{results[s]['calls'].get(op, 0):>13.2f}" for s in SHAPES))  # type: ignore
     within = all(results[s][k] <= TARGETS[k] for s in SHAPES for k in TARGETS)

@@ -203,7 +203,7 @@ class SpotOptimizer(pulumi.ComponentResource):
                 alarm_description=f"Executions of {name} failed or timed out: see its executions list",
                 comparison_operator="GreaterThanOrEqualToThreshold", threshold=1, evaluation_periods=1,
                 treat_missing_data="notBreaching",
-                metric_queries=failed_executions_queries(self.scope.state_machine_arn(name)),
+                metric_queries=failed_executions_queries(self.scope.state_machine_arn(name)),  # type: ignore[arg-type]
                 alarm_actions=actions, ok_actions=actions, opts=self._child)
         aws.cloudwatch.MetricAlarm(
             "dead-letters", name=f"{prefix}-dead-letters",

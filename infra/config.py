@@ -158,6 +158,11 @@ def _choice(raw: Mapping[str, Any], name: str, default: str, allowed: tuple[str,
     return str(value)
 
 
+def _failure_budget(raw: Mapping[str, Any]) -> int:
+    budget = _integer(raw, "pauseFailureBudget")
+    return DEFAULT_FAILURE_BUDGET if budget is None else budget
+
+
 def _integer(raw: Mapping[str, Any], name: str) -> int | None:
     """Pulumi config values arrive as strings; accept '512' and 512, nothing else (no 512.5, no True)."""
     value = raw.get(name)
@@ -291,8 +296,7 @@ def parse_settings(raw: Mapping[str, Any], stack: Stack = STACK) -> Settings:
 
     return Settings(
         pause_alarms=_pause_alarms(raw),
-        pause_failure_budget=_integer(raw, "pauseFailureBudget") if "pauseFailureBudget" in raw
-        else DEFAULT_FAILURE_BUDGET,
+        pause_failure_budget=_failure_budget(raw),
         commitments=_choice(raw, "commitments", "use", ("use", "ignore")),
         savings_plan_reserve_per_hour=reserve_amount,
         prefix=prefix,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from stack.description import Stack
+from stack.description import EventRule, Schedule, Stack
 
 LAMBDA_NAME_MAX = 64
 ROLE_NAME_MAX = 64
@@ -59,8 +59,8 @@ def physical_names(prefix: str, stack: Stack) -> list[tuple[str, str, str, int]]
             ("role", f"role of state machine {machine.key}", state_machine_role_name(name), ROLE_NAME_MAX),
             ("role", f"events role of state machine {machine.key}", events_role_name(name), ROLE_NAME_MAX),
         ]
-    names += [("rule", f"rule {r.key}", rule_name(prefix, r.key), RULE_NAME_MAX)
-              for r in (*stack.schedules, *stack.rules)]
+    targets: tuple[Schedule | EventRule, ...] = (*stack.schedules, *stack.rules)
+    names += [("rule", f"rule {r.key}", rule_name(prefix, r.key), RULE_NAME_MAX) for r in targets]
     names += [("table", f"table {t.key}", t.name(prefix), TABLE_NAME_MAX) for t in stack.tables]
     names.append(("queue", "dead-letter queue", dead_letter_queue_name(prefix), QUEUE_NAME_MAX))
     return names

@@ -16,7 +16,7 @@ from infra.config import Settings
 from infra.dashboard import dashboard_body
 from infra.environment import function_environment
 from infra.names import Scope, duplicate_names
-from stack.description import Stack
+from stack.description import EventRule, Schedule, Stack
 from stack.render import render_state_machine
 
 
@@ -60,7 +60,7 @@ def _check_targets(stack: Stack, prefix: str) -> None:
 def plan_stack(settings: Settings, scope: Scope, stack: Stack) -> Plan:
     _check_targets(stack, scope.prefix)
     ctx = iam.Context(scope, stack, settings.instance_role_pattern, settings.kms_key_arns)
-    targets = [*stack.schedules, *stack.rules]
+    targets: list[Schedule | EventRule] = [*stack.schedules, *stack.rules]
     targeted = {t.function for t in targets}
     # A key naming both a function and a state machine (`spot-interruption`) targets the function: rules and
     # schedules deliver to functions; a machine is started directly only when no function has its key.

@@ -76,7 +76,8 @@ def choose_instance(target: Target, asg_name: str, instance_id: str | None, forc
     if force:
         return candidates[0]
     hint = "; pass --force to replace it anyway (recorded in the execution input)"
-    refusal_of(lambda: check_floor_and_window(group, policy, candidates[0], spot_ids, set(replacing), at), hint=hint)
+    in_flight = {i for i in replacing if i}
+    refusal_of(lambda: check_floor_and_window(group, policy, candidates[0], spot_ids, in_flight, at), hint=hint)
     fleet = read_fleet(target)[2] if policy.uses_commitments else None
     stranding = [(i, why) for i in candidates if fleet and (why := fleet.stranded_by(i))]
     if len(stranding) == len(candidates):  # without an id: the oldest whose swap strands no commitment

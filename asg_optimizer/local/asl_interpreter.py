@@ -107,20 +107,20 @@ def install() -> None:
             if name.startswith("moto.stepfunctions") and ours:
                 module.boto_client_for = _client_for  # type: ignore[attr-defined]
                 _patched.append(module)
-        AmazonStateLanguageParser.parse = staticmethod(_parse)  # type: ignore[method-assign,assignment]
-        ExecutionWorker._get_evaluation_environment = _environment  # type: ignore[method-assign]
+        AmazonStateLanguageParser.parse = staticmethod(_parse)  # type: ignore[method-assign]
+        ExecutionWorker._get_evaluation_environment = _environment  # type: ignore[assignment,method-assign]
         ExecutionWorker.start = _start  # type: ignore[method-assign]
-        ExecutionWorker.stop = _stop  # type: ignore[method-assign]
+        ExecutionWorker.stop = _stop  # type: ignore[assignment,method-assign]
         retrier_decl.time = _retry_time  # type: ignore[assignment]
 
 
 def uninstall() -> None:
     with _lock:
         for module in _patched:
-            module.boto_client_for = _original_client_for  # type: ignore[attr-defined]
+            module.boto_client_for = _original_client_for
         _patched.clear()
         _kept.clear()
-        AmazonStateLanguageParser.parse = staticmethod(_original_parse)  # type: ignore[method-assign,assignment]
+        AmazonStateLanguageParser.parse = staticmethod(_original_parse)  # type: ignore[method-assign]
         ExecutionWorker._get_evaluation_environment = _original_environment  # type: ignore[method-assign]
         ExecutionWorker.start = _original_start  # type: ignore[method-assign]
         ExecutionWorker.stop = _original_stop  # type: ignore[method-assign]

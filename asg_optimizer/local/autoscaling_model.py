@@ -198,9 +198,9 @@ class AutoScalingModel:
             limit = response._get_int_param("MaxRecords") or 50
             return ActionResult({"InstanceRefreshes": found[:limit]})
 
-        AutoScalingBackend.create_auto_scaling_group = create_auto_scaling_group  # type: ignore[method-assign]
-        AutoScalingBackend.create_or_update_tags = create_or_update_tags  # type: ignore[method-assign]
-        InstanceResponse.describe_instances = describe_instances  # type: ignore[method-assign]
+        AutoScalingBackend.create_auto_scaling_group = create_auto_scaling_group  # type: ignore[assignment,method-assign]
+        AutoScalingBackend.create_or_update_tags = create_or_update_tags  # type: ignore[assignment,method-assign]
+        InstanceResponse.describe_instances = describe_instances  # type: ignore[assignment,method-assign]
         AutoScalingResponse.start_instance_refresh = start_instance_refresh  # type: ignore[attr-defined]
         AutoScalingResponse.cancel_instance_refresh = cancel_instance_refresh  # type: ignore[attr-defined]
         AutoScalingResponse.describe_instance_refreshes = describe_instance_refreshes  # type: ignore[attr-defined]

@@ -383,7 +383,7 @@ class CommitmentsModel:
             if name in ("productType", "serviceCode", "usageType", "operation"):
                 rows = [r for r in rows if r[name] in values]
             elif name in ("region", "instanceType", "productDescription", "tenancy"):
-                rows = [r for r in rows if any(p["name"] == name and p["value"] in values for p in r["properties"])]
+                rows = [r for r in rows if any(p["name"] == name and p["value"] in values for p in r["properties"])]  # type: ignore[index]
             else:
                 raise _ServiceError("ValidationException", f"filter name {name!r} is not valid")
         page, token = _page(rows, body.get("nextToken"), size)
@@ -404,12 +404,12 @@ class CommitmentsModel:
             "describe": ReservedInstances.describe_reserved_instances,
             "stubber": BotocoreStubber.process_request,
         }
-        ReservedInstances.describe_reserved_instances_offerings = (  # type: ignore[method-assign]
-            lambda response: model._describe_offerings(response))
-        ReservedInstances.purchase_reserved_instances_offering = (  # type: ignore[method-assign]
-            lambda response: model._purchase(response))
-        ReservedInstances.describe_reserved_instances = (  # type: ignore[method-assign]
-            lambda response: model._describe_reserved(response))
+        setattr(  # noqa: B010 (a moto method replaced; an assignment would not type-check)
+            ReservedInstances, "describe_reserved_instances_offerings", lambda r: model._describe_offerings(r))
+        setattr(  # noqa: B010 (a moto method replaced; an assignment would not type-check)
+            ReservedInstances, "purchase_reserved_instances_offering", lambda response: model._purchase(response))
+        setattr(  # noqa: B010 (a moto method replaced; an assignment would not type-check)
+            ReservedInstances, "describe_reserved_instances", lambda response: model._describe_reserved(response))
         original = self._saved["stubber"]
 
         def process_request(stubber: BotocoreStubber, request: Any) -> Any:
@@ -418,7 +418,7 @@ class CommitmentsModel:
                 return model.answer_savings_plans(operation, json.loads(request.body or b"{}"))
             return original(stubber, request)
 
-        BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+        BotocoreStubber.process_request = process_request  # type: ignore[assignment,method-assign]
 
     def uninstall(self) -> None:
         if not self._saved:

@@ -286,7 +286,7 @@ class Ec2Model:
                           security_group_names: list[str], **kwargs: Any) -> Any:
             return model._run_instances(backend, image_id, count, user_data, security_group_names, **kwargs)
 
-        InstanceBackend.run_instances = run_instances  # type: ignore[method-assign]
+        InstanceBackend.run_instances = run_instances  # type: ignore[assignment,method-assign]
         Instance.instance_status = property(self._status)  # type: ignore[method-assign,assignment]
         Instance.system_status = property(self._status)  # type: ignore[method-assign,assignment]
 

@@ -185,7 +185,7 @@ class EmbeddedAws:
         self.commitments_model = CommitmentsModel(region=region)
         self.rebalanced: dict[str, str | None] = {}  # spot -> the replacement Capacity Rebalancing launched
         self.stepfunctions_model = StepFunctionsModel(list_executions_lag_seconds)
-        self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[arg-type]
+        self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
         self.deployment = Deployment()
         self._endpoints: dict[str, str] = {}
         self._session: Any = None

@@ -166,7 +166,7 @@ class InstanceLifecycleModel:
         has_lb = bool(group.target_group_arns or group.load_balancer_names)
         if not has_lb and not self.hooks(backend, group.name, TERMINATING):
             return self._saved["terminate"](backend, instance_id, should_decrement)
-        original = group.desired_capacity
+        original = int(group.desired_capacity or 0)
         with self._lock:
             if state.lifecycle_state in LEAVING_STATES:
                 return TerminateInstanceActivity(state.instance, original)
@@ -257,7 +257,7 @@ class InstanceLifecycleModel:
             result = response._get_param("DefaultResult")
             if result is not None and result not in ("CONTINUE", "ABANDON"):
                 raise ValidationError(f"Default result {result!r} must be CONTINUE or ABANDON")
-            return saved["put_hook"](response)  # type: ignore[no-any-return]
+            return saved["put_hook"](response)
 
         def complete_lifecycle_action(response: AutoScalingResponse) -> EmptyResult:
             model.complete(response._get_param("AutoScalingGroupName"), response._get_param("LifecycleHookName"),
@@ -282,11 +282,11 @@ class InstanceLifecycleModel:
 
             return call_action
 
-        FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[method-assign]
-        FakeAutoScalingGroup.active_instances = active  # type: ignore[method-assign]
-        AutoScalingBackend.terminate_instance = terminate  # type: ignore[method-assign]
-        AutoScalingBackend.attach_instances = attach  # type: ignore[method-assign]
-        AutoScalingResponse.put_lifecycle_hook = put_lifecycle_hook  # type: ignore[method-assign]
+        FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[assignment,method-assign]
+        FakeAutoScalingGroup.active_instances = active  # type: ignore[assignment,method-assign]
+        AutoScalingBackend.terminate_instance = terminate  # type: ignore[assignment,method-assign]
+        AutoScalingBackend.attach_instances = attach  # type: ignore[assignment,method-assign]
+        AutoScalingResponse.put_lifecycle_hook = put_lifecycle_hook  # type: ignore[assignment,method-assign]
         AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action  # type: ignore[attr-defined]
         AutoScalingResponse.record_lifecycle_action_heartbeat = record_heartbeat  # type: ignore[attr-defined]
         for cls in saved["calls"]:

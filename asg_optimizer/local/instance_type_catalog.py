@@ -20,21 +20,22 @@ _lock = threading.Lock()
 def _describe_instance_types(response: InstanceResponse) -> Any:
     key = (response.region, tuple(sorted((k, tuple(v)) for k, v in response.querystring.items())))
     with _lock:
-        body = _kept.get(key)
-    if body is None:
+        kept = _kept.get(key)
+    if kept is None:
         status, _, body = response.serialized(_saved["describe"](response))
         if status != 200:
             return _saved["describe"](response)
+        kept = body if isinstance(body, str) else body.decode()
         with _lock:
-            _kept[key] = body
-    return body
+            _kept[key] = kept
+    return kept
 
 
 def install() -> None:
     with _lock:
         if not _saved:
             _saved["describe"] = InstanceResponse.describe_instance_types
-            InstanceResponse.describe_instance_types = _describe_instance_types  # type: ignore[method-assign]
+            InstanceResponse.describe_instance_types = _describe_instance_types  # type: ignore[assignment,method-assign]
 
 
 def uninstall() -> None:

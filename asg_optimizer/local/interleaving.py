@@ -218,7 +218,7 @@ def install() -> None:
         path = getattr(request, "url", "") or ""
         return atomic_call(lambda: original(stubber, request), operation_of(request.headers, request.body, path))
 
-    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+    BotocoreStubber.process_request = process_request  # type: ignore[assignment,method-assign]
 
 
 def uninstall() -> None:

@@ -39,7 +39,7 @@ DEFAULT_DEREGISTRATION_DELAY = 300
 
 
 def deregistration_delay(target_group: FakeTargetGroup) -> int:
-    return int(target_group.attributes.get("deregistration_delay.timeout_seconds", DEFAULT_DEREGISTRATION_DELAY))
+    return int(str(target_group.attributes.get("deregistration_delay.timeout_seconds", DEFAULT_DEREGISTRATION_DELAY)))
 
 
 def connection_draining(balancer: Any) -> int:
@@ -245,19 +245,19 @@ class LoadBalancerModel:
             ec2 = ec2_backends[backend.account_id][backend.region_name]
             return ActionResult({"InstanceStates": [model.instance_state(balancer, i, ec2) for i in ids]})
 
-        FakeTargetGroup.register = tg_register  # type: ignore[method-assign]
-        FakeTargetGroup.deregister = tg_deregister  # type: ignore[method-assign]
-        FakeTargetGroup.deregister_terminated_instances = tg_terminated  # type: ignore[method-assign]
-        FakeTargetGroup.health_for = health_for  # type: ignore[method-assign]
-        ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[method-assign]
-        ELBBackend.register_instances = elb_register  # type: ignore[method-assign]
-        ELBBackend.deregister_instances = elb_deregister  # type: ignore[method-assign]
-        ELBResponse.describe_instance_health = describe_instance_health  # type: ignore[method-assign]
+        FakeTargetGroup.register = tg_register  # type: ignore[assignment,method-assign]
+        FakeTargetGroup.deregister = tg_deregister  # type: ignore[assignment,method-assign]
+        FakeTargetGroup.deregister_terminated_instances = tg_terminated  # type: ignore[assignment,method-assign]
+        FakeTargetGroup.health_for = health_for  # type: ignore[assignment,method-assign]
+        ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[assignment,method-assign]
+        ELBBackend.register_instances = elb_register  # type: ignore[assignment,method-assign]
+        ELBBackend.deregister_instances = elb_deregister  # type: ignore[assignment,method-assign]
+        ELBResponse.describe_instance_health = describe_instance_health  # type: ignore[assignment,method-assign]
         def sync(backend: AutoScalingBackend, group_name: str) -> None:
             model.sync_group(backend, group_name)
 
-        AutoScalingBackend.update_attached_target_groups = sync  # type: ignore[method-assign]
-        AutoScalingBackend.update_attached_elbs = sync  # type: ignore[method-assign]
+        AutoScalingBackend.update_attached_target_groups = sync  # type: ignore[assignment,method-assign]
+        AutoScalingBackend.update_attached_elbs = sync  # type: ignore[assignment,method-assign]
 
     def uninstall(self) -> None:
         if not self._saved:

@@ -37,7 +37,7 @@ def flush_into_sink(provider: AmazonCloudWatchEMFProvider, raise_on_empty_metric
         provider.namespace = os.environ.get(constants.METRICS_NAMESPACE_ENV)
     document = provider.serialize_metric_set()
     with _lock:
-        documents.append(document)
+        documents.append(dict(document))
         path = os.environ.get(METRICS_FILE)
         if path:
             with open(path, "a", encoding="utf-8") as sink:

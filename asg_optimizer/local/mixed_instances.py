@@ -53,10 +53,12 @@ class MixedInstancesModel:
             if id(state) in before:
                 continue
             state.instance.instance_type = state.instance_type = override.get("InstanceType", state.instance_type)
-            state.own_template = {"LaunchTemplateId": template.id, "LaunchTemplateName": template.name,
-                                  "Version": str(version)}
+            assert template is not None  # the override resolved to a template before its launch
+            # moto's InstanceState has no field for either; DescribeAutoScalingGroups' model reads them back.
+            state.own_template = {  # type: ignore[attr-defined]
+                "LaunchTemplateId": template.id, "LaunchTemplateName": template.name, "Version": str(version)}
             if override.get("WeightedCapacity"):
-                state.weighted_capacity = str(override["WeightedCapacity"])
+                state.weighted_capacity = str(override["WeightedCapacity"])  # type: ignore[attr-defined]
 
     def install(self) -> None:
         if self._saved:
@@ -70,14 +72,14 @@ class MixedInstancesModel:
         def replace(group: FakeAutoScalingGroup, count: int, tags: dict[str, str]) -> None:
             overrides = overrides_of(group)
             if not overrides:
-                return saved["replace"](group, count, tags)  # type: ignore[no-any-return]
+                return saved["replace"](group, count, tags)
             for _ in range(count):
                 model._launch_one(group, model._choose(group, overrides), tags)
             return None
 
         def launch_template(state: InstanceState) -> dict[str, Any] | None:
             own = state.__dict__.get("own_template")
-            return own if own is not None else saved["template"].fget(state)  # type: ignore[no-any-return]
+            return own if own is not None else saved["template"].fget(state)
 
         def attach(backend: AutoScalingBackend, group_name: str, instance_ids: list[str]) -> None:
             saved["attach"](backend, group_name, instance_ids)
@@ -86,11 +88,12 @@ class MixedInstancesModel:
             if any(weights.values()):
                 for state in group.instance_states:
                     if state.instance.id in instance_ids:
-                        state.weighted_capacity = str(weights.get(state.instance.instance_type) or 1)
+                        state.weighted_capacity = str(  # type: ignore[attr-defined]
+                            weights.get(state.instance.instance_type) or 1)
 
-        FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[method-assign]
+        FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[assignment,method-assign]
         InstanceState.launch_template = property(launch_template)  # type: ignore[method-assign,assignment]
-        AutoScalingBackend.attach_instances = attach  # type: ignore[method-assign]
+        AutoScalingBackend.attach_instances = attach  # type: ignore[assignment,method-assign]
 
     def uninstall(self) -> None:
         if not self._saved:

@@ -74,7 +74,7 @@ class PricingApiModel:
                 return 400, {}, json.dumps({"__type": "InvalidParameterException", "Message": f"{target} not modeled"})
             return original(stubber, request)
 
-        BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+        BotocoreStubber.process_request = process_request  # type: ignore[assignment,method-assign]
 
     def uninstall(self) -> None:
         if self._saved is not None:

@@ -83,7 +83,7 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
         # The functions share one process environment; each sets the variables it was deployed with.
         os.environ.update({k: str(v) for k, v in (self.environment_vars or {}).items()})
         try:
-            result = resolve_handler(self.handler)(payload, context)
+            result = resolve_handler(str(self.handler))(payload, context)
             errored = False
         except Exception as error:  # a handler error is the function's result, as in Lambda
             result = {

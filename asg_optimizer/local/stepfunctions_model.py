@@ -34,7 +34,7 @@ class StepFunctionsModel:
                 return [e for e in page if _naive(e.start_date) <= visible_before], token
             return [e for e in listed if _naive(e.start_date) <= visible_before]
 
-        StepFunctionBackend.list_executions = list_executions  # type: ignore[method-assign]
+        StepFunctionBackend.list_executions = list_executions  # type: ignore[assignment,method-assign]
 
     def uninstall(self) -> None:
         if self._saved:

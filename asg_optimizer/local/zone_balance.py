@@ -28,7 +28,7 @@ def _spread(group: FakeAutoScalingGroup, count_needed: int, propagated_tags: dic
             counts = dict.fromkeys(zones.values(), 0)
             for state in group.instance_states:
                 subnet = state.instance.subnet_id
-                zone = zones.get(subnet) or (_zone_of(group, subnet) if subnet else None)
+                zone = (zones.get(subnet) or _zone_of(group, subnet)) if subnet else None
                 if zone in counts:
                     counts[zone] += 1
             group.vpc_zone_identifier = min(subnets, key=lambda s: (counts[zones[s]], subnets.index(s)))
@@ -41,7 +41,7 @@ def _spread(group: FakeAutoScalingGroup, count_needed: int, propagated_tags: dic
 def install() -> None:
     if not _saved:
         _saved["replace"] = FakeAutoScalingGroup.replace_autoscaling_group_instances
-        FakeAutoScalingGroup.replace_autoscaling_group_instances = _spread  # type: ignore[method-assign]
+        FakeAutoScalingGroup.replace_autoscaling_group_instances = _spread  # type: ignore[assignment,method-assign]
 
 
 def uninstall() -> None:

@@ -76,7 +76,8 @@ def describe_group_raw(name: str) -> dict[str, Any]:
     ]
     if not groups:
         raise GroupNotFound(f"ASG {name} does not exist")
-    return groups[0]
+    group: dict[str, Any] = groups[0]
+    return group
 
 
 def describe_group(name: str) -> Group:

@@ -27,7 +27,8 @@ class InstanceCatalog:
             )
             _cache["types"] = {raw["InstanceType"]: type_info(raw) for page in pages for raw in page["InstanceTypes"]}
             _cache["at"] = time.monotonic()
-        return _cache["types"]
+        types: dict[str, InstanceTypeInfo] = _cache["types"]
+        return types
 
     def get(self, instance_type: str) -> InstanceTypeInfo:
         found = self.all().get(instance_type)

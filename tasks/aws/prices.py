@@ -37,7 +37,8 @@ class NoOnDemandPrice(InvalidInput):
 @functools.cache
 def snapshot() -> dict[str, Any]:
     """The bundled offline on-demand prices (read once per container: it ships with the code)."""
-    return json.loads(resources.files("tasks").joinpath("data/prices.json").read_text())
+    prices: dict[str, Any] = json.loads(resources.files("tasks").joinpath("data/prices.json").read_text())
+    return prices
 
 
 def pricing_filters(region: str, instance_type: str, os: OperatingSystem) -> list[dict[str, str]]:

@@ -72,7 +72,8 @@ def maps_instance_store(launch_template_data: Mapping[str, Any]) -> bool:
 class TypePolicy(Protocol):
     """The group's type globs (tasks.core.policy.Policy fits)."""
 
-    allowed_types: tuple[str, ...]
+    @property
+    def allowed_types(self) -> tuple[str, ...]: ...
 
     def allows_type(self, instance_type: str) -> bool: ...
 
