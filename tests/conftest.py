@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from asg_optimizer.local.clock import ManualClock
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_network
 
@@ -41,6 +42,19 @@ def aws() -> Iterator[EmbeddedAws]:
         from tasks.launch_spot import metrics
 
         metrics.clear_metrics()
+        yield embedded
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture
+def clocked_aws(clock: ManualClock) -> Iterator[EmbeddedAws]:
+    """The embedded AWS on a manual clock: target health, draining and hook timeouts move only when a test
+    advances it, and instances boot at once."""
+    with EmbeddedAws(boot_delay_seconds=0, retry_scale=0.05, clock=clock) as embedded:
         yield embedded
 
 

@@ -3,8 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from asg_optimizer.local.clock import ManualClock
@@ -17,15 +15,8 @@ MANY = 55  # more than one page of DescribeAutoScalingGroups (50)
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def aws(clock: ManualClock) -> Iterator[EmbeddedAws]:
-    """The embedded AWS on a manual clock: target health and draining move only when a test advances it."""
-    with EmbeddedAws(boot_delay_seconds=0, retry_scale=0.05, clock=clock) as embedded:
-        yield embedded
+def aws(clocked_aws: EmbeddedAws) -> EmbeddedAws:
+    return clocked_aws
 
 
 def _api_view(aws: EmbeddedAws) -> dict[str, tuple]:

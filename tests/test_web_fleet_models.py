@@ -5,7 +5,6 @@ Time is a ManualClock in AWS seconds, so "healthy after interval x threshold" is
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,14 +26,8 @@ LAUNCHING, TERMINATING = "autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_
 
 
 @pytest.fixture
-def clock() -> ManualClock:
-    return ManualClock()
-
-
-@pytest.fixture
-def aws(clock: ManualClock) -> Iterator[EmbeddedAws]:
-    with EmbeddedAws(boot_delay_seconds=0, retry_scale=0.05, clock=clock) as embedded:
-        yield embedded
+def aws(clocked_aws: EmbeddedAws) -> EmbeddedAws:
+    return clocked_aws
 
 
 @pytest.fixture
