@@ -52,8 +52,8 @@ def near_misses(tags: Mapping[str, str]) -> list[str]:
             suffix = "=true" if not sep else ""
             found.append(f"tag {key}={value!r} is not ours: did you mean {meant}{suffix}?")
         elif head == OPT_IN and sep and key not in POLICY_TAGS and not key.startswith(STATE_TAG_PREFIXES):
-            meant = _closest(key)
-            found.append(f"tag {key} is not a policy tag" + (f": did you mean {meant}?" if meant else
+            closest = _closest(key)
+            found.append(f"tag {key} is not a policy tag" + (f": did you mean {closest}?" if closest else
                                                                f" (known: {', '.join(POLICY_TAGS)})"))
     return found
 
