@@ -16,10 +16,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from asg_optimizer.aws_session import Target
 from tasks.aws.prices import pricing_filters, snapshot
+from tasks.core.errors import UnsupportedPlatform
 from tasks.core.prices import (
     OperatingSystem,
     Pool,
-    UnsupportedPlatform,
     latest_spot_prices,
     on_demand_from_price_list,
     operating_system,

@@ -65,9 +65,9 @@ class VisibilityModel:
                 raise InvalidInstanceIdError(sorted(unseen)[0])
             return [i for i in found if i.id not in unseen]
 
-        InstanceBackend.get_reservations_by_instance_ids = by_ids  # type: ignore[method-assign]
-        InstanceBackend.describe_instances = filtered  # type: ignore[method-assign]
-        InstanceBackend.describe_instance_status = statuses  # type: ignore[method-assign]
+        InstanceBackend.get_reservations_by_instance_ids = by_ids  # type: ignore[assignment,method-assign]
+        InstanceBackend.describe_instances = filtered  # type: ignore[assignment,method-assign]
+        InstanceBackend.describe_instance_status = statuses  # type: ignore[assignment,method-assign]
 
     def uninstall(self) -> None:
         for name, original in self._saved.items():

@@ -162,7 +162,9 @@ class Ec2Model:
                         f"Arguments on this idempotent request are inconsistent with arguments used in previous "
                         f"request(s) with client token '{token}'.")
                 return ActionResult(first_result)
-            offers, sources, invalid = [], [], []
+            offers: list[Any] = []
+            sources: list[Any] = []
+            invalid: list[Any] = []
             for config in configs:
                 data = self._template_data(backend, config["LaunchTemplateSpecification"])
                 if data.get("InstanceMarketOptions"):
@@ -276,11 +278,10 @@ class Ec2Model:
             return found
 
         self._saved["describe_instance_status"] = listed
-        InstanceBackend.describe_instance_status = describe_instance_status  # type: ignore[method-assign]
-        Fleets.create_fleet = lambda response: model._create_fleet(response)  # type: ignore[method-assign]
-        SpotInstances.describe_spot_price_history = (  # type: ignore[method-assign]
-            lambda response: model._spot_price_history(response)
-        )
+        InstanceBackend.describe_instance_status = describe_instance_status  # type: ignore[assignment,method-assign]
+        Fleets.create_fleet = lambda response: model._create_fleet(response)  # type: ignore[assignment,method-assign]
+        setattr(  # noqa: B010 (a moto method replaced; an assignment would not type-check)
+            SpotInstances, "describe_spot_price_history", lambda response: model._spot_price_history(response))
 
         def run_instances(backend: InstanceBackend, image_id: str, count: int, user_data: Any,
                           security_group_names: list[str], **kwargs: Any) -> Any:

@@ -29,7 +29,7 @@ USAGE_OPERATIONS = {LINUX: "RunInstances", WINDOWS: "RunInstances:0002", RHEL: "
 class PlatformModel:
     images: dict[str, str] = field(default_factory=lambda: {
         IMAGE_ID: LINUX, WINDOWS_IMAGE: WINDOWS, RHEL_IMAGE: RHEL, SUSE_IMAGE: SUSE, SQL_SERVER_IMAGE: SQL_SERVER})
-    _saved: dict[str, Any] = field(default_factory=dict)
+    _saved: dict[Any, dict[str, Any]] = field(default_factory=dict)  # class -> its own attributes we replaced
 
     def platform_of(self, image_id: str, moto_platform: str | None = None) -> str:
         return self.images.get(image_id) or (WINDOWS if moto_platform == "windows" else LINUX)
