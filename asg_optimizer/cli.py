@@ -13,7 +13,7 @@ from typer._click import exceptions as click_errors  # typer's own click: its us
 from typer.core import TyperGroup
 
 from asg_optimizer.aws_session import Target
-from asg_optimizer.commands import assess, commitments, executions, local, pause, plan, replace, status, sweep
+from asg_optimizer.commands import assess, commitments, executions, local, pause, plan, replace, rollout, status, sweep
 from asg_optimizer.commands.output import Output, Settings, console
 from stack.description import DEFAULT_PREFIX
 
@@ -97,6 +97,7 @@ app.command()(pause.pause)
 app.command()(pause.resume)
 app.command()(commitments.commitments)
 app.add_typer(local.app, name="local")
+app.add_typer(rollout.app, name="rollout")
 
 
 @app.command()

@@ -145,7 +145,10 @@ class SpotOptimizer(pulumi.ComponentResource):
         role, policy = self._role(f"{machine.key}-states-role", state_machine_role_name(name), trust,
                                   self.plan.state_machine_policies[machine.key])
         arns = {key: self.functions[key].arn for key in sorted(set(machine.substitutions.values()))}
-        definition = pulumi.Output.all(**arns).apply(lambda resolved: render_state_machine(machine, resolved))
+        machine_arns = {key: self.scope.state_machine_arn(self.stack.state_machine(key).name(self.settings.prefix))
+                        for key in machine.machines.values()}  # deterministic names: no cycle, no wait
+        definition = pulumi.Output.all(**arns).apply(
+            lambda resolved: render_state_machine(machine, resolved, machine_arns))
         return aws.sfn.StateMachine(
             machine.key,
             name=name,

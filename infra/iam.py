@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.names import Scope, function_log_group
-from stack.description import COOLDOWN_TABLE, INTERRUPTION, REPLACE, Function, Stack, StateMachine
+from stack.description import COOLDOWN_TABLE, INTERRUPTION, REPLACE, ROLLOUT, Function, Stack, StateMachine
 from tasks.aws.clients import PRICING_REGION
 from tasks.core.swap_events import SOURCE as SWAP_EVENT_SOURCE
 from tasks.core.tags import EXECUTION, OPT_IN, OPT_IN_VALUE, REPLACES
@@ -147,13 +147,27 @@ def prices(ctx: Context) -> Statement:
     return unscoped(ctx, "OnDemandPrices", "pricing:GetProducts", region=PRICING_REGION)
 
 
-def pause_reads(ctx: Context) -> list[Statement]:
+def pause_reads(ctx: Context, *records: str) -> list[Statement]:
     """The fleet-wide pause (tasks/aws/pause_state.py): this region's metric alarms (their names come from stack
-    settings and group tags, so not known at deploy; DescribeAlarms is read-only) and the pause record."""
+    settings, group tags and rollout inputs, so not known at deploy; DescribeAlarms is read-only) and the pause
+    record (and any other `records` key patterns the function reads, e.g. a rollout's cancel request)."""
     return [
         allow("PauseAlarms", ["cloudwatch:DescribeAlarms"], ctx.scope.arn("cloudwatch", "alarm:*")),
         allow("PauseRecord", ["dynamodb:GetItem"], ctx.table_arn(COOLDOWN_TABLE),
-              {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["pause#*"]}}),
+              {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["pause#*", *records]}}),
+    ]
+
+
+def child_executions(ctx: Context, machine: str) -> list[Statement]:
+    """A `.sync:2` StartExecution task (AWS's documented policy for it): start the child machine's executions,
+    follow and stop them, and the managed EventBridge rule through which Step Functions learns they ended."""
+    name = ctx.stack.state_machine(machine).name(ctx.scope.prefix)
+    return [
+        allow("StartChildren", ["states:StartExecution"], ctx.machine_arn(machine)),
+        allow("FollowChildren", ["states:DescribeExecution", "states:StopExecution"],
+              ctx.scope.arn("states", f"execution:{name}:*")),
+        allow("ChildrenEndedRule", ["events:PutTargets", "events:PutRule", "events:DescribeRule"],
+              ctx.scope.arn("events", "rule/StepFunctionsGetEventsForStepFunctionsExecutionRule")),
     ]
 
 
@@ -371,6 +385,25 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         cooldown_items(ctx, "dynamodb:Scan"),  # the group records and claims
         group_records(ctx),
     ],
+    # tasks/rollout_plan.py: the group, its refreshes and instances, running rollouts, the pause and failed swaps,
+    # the rollout's alarms
+    "rollout-plan": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeInstanceRefreshes",
+                 "ec2:DescribeInstances"),
+        list_executions(ctx, REPLACE, ROLLOUT),
+        *pause_reads(ctx),
+    ],
+    # tasks/rollout_gate.py: the group's tags (its pause), the alarms, the pause and failed swaps, a cancel request
+    "rollout-gate": lambda ctx: [
+        unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
+        list_executions(ctx, REPLACE),
+        *pause_reads(ctx, "rollout#cancel#*"),
+    ],
+    # tasks/rollout_checkpoint.py: keep the checkpoint's task token
+    "rollout-checkpoint": lambda ctx: [
+        allow("CheckpointToken", ["dynamodb:PutItem"], ctx.table_arn(COOLDOWN_TABLE),
+              {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["rollout#token#*"]}}),
+    ],
     # tasks/launch_event.py: the launching group, the pause, its instances, running and failed swaps, commitments,
     # start one
     "launch-event": lambda ctx: [
@@ -413,6 +446,7 @@ def state_machine_policy(ctx: Context, machine: StateMachine) -> dict[str, Any]:
     functions = sorted({ctx.function_arn(key) for key in machine.substitutions.values()})
     return {"Version": VERSION, "Statement": [
         allow("InvokeOwnFunctions", ["lambda:InvokeFunction"], functions),
+        *(s for child in sorted(set(machine.machines.values())) for s in child_executions(ctx, child)),
         unscoped(ctx, "DeliverLogs", "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery",
                  "logs:DeleteLogDelivery", "logs:ListLogDeliveries", "logs:PutResourcePolicy",
                  "logs:DescribeResourcePolicies", "logs:DescribeLogGroups"),

@@ -74,7 +74,8 @@ def plan_stack(settings: Settings, scope: Scope, stack: Stack) -> Plan:
         for f in stack.functions
     }
     for machine in stack.state_machines:  # a renamed placeholder fails here, not after half a deployment
-        render_state_machine(machine, {f.key: ctx.function_arn(f.key) for f in stack.functions})
+        render_state_machine(machine, {f.key: ctx.function_arn(f.key) for f in stack.functions},
+                             {m.key: ctx.machine_arn(m.key) for m in stack.state_machines})
     return Plan(
         layer_arn=settings.layer_arn(scope.partition, scope.region),
         functions=functions,

@@ -35,6 +35,8 @@ class StateMachine:
     key: str
     definition_file: str
     substitutions: dict[str, str] = field(default_factory=dict)
+    # `${Placeholder}` -> the key of another state machine this one starts executions of (.sync:2 children).
+    machines: dict[str, str] = field(default_factory=dict)
 
     def name(self, prefix: str = DEFAULT_PREFIX) -> str:
         return f"{prefix}-{self.key}"
@@ -96,6 +98,7 @@ class Stack:
 
 REPLACE = "replace-instance"
 INTERRUPTION = "spot-interruption"
+ROLLOUT = "rollout"
 # Set at deploy to the state machines' ARNs, for the functions that start executions.
 REPLACE_STATE_MACHINE_ARN = "REPLACE_STATE_MACHINE_ARN"
 INTERRUPTION_STATE_MACHINE_ARN = "INTERRUPTION_STATE_MACHINE_ARN"
@@ -139,6 +142,15 @@ STACK = Stack(
         Function("spot-rebalance", "tasks.spot_events.on_rebalance",
                  "Rebalance recommendation: replace the spot from another pool",
                  environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
+        # Rollouts (docs/rollouts.md): plan the batches, gate each one, hold at checkpoints until resumed.
+        Function("rollout-plan", "tasks.rollout_plan.handler",
+                 "Rollout: refuse, or pick the instances not on the target, in batches",
+                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
+        Function("rollout-gate", "tasks.rollout_gate.handler",
+                 "Rollout: settle a batch, read its alarms, decide (next, checkpoint, rollback, stop, done)",
+                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
+        Function("rollout-checkpoint", "tasks.rollout_checkpoint.handler",
+                 "Rollout: keep the checkpoint's task token for `rollout resume`", environment=(COOLDOWN_TABLE,)),
     ),
     state_machines=(
         StateMachine(
@@ -163,6 +175,16 @@ STACK = Stack(
                 "ReleaseSpotFunctionArn": "release-spot",
                 "RestoreGroupFunctionArn": "restore-group",
             },
+        ),
+        StateMachine(
+            ROLLOUT,
+            "rollout.asl.json",
+            {
+                "RolloutPlanFunctionArn": "rollout-plan",
+                "RolloutGateFunctionArn": "rollout-gate",
+                "RolloutCheckpointFunctionArn": "rollout-checkpoint",
+            },
+            machines={"ReplaceStateMachineArn": REPLACE},
         ),
     ),
     schedules=(

@@ -33,7 +33,10 @@ def render(template: str, values: Mapping[str, str]) -> str:
     return rendered
 
 
-def render_state_machine(machine: StateMachine, function_arns: Mapping[str, str]) -> str:
-    """Render `machine` with the ARNs of the deployed functions, keyed by function key."""
+def render_state_machine(machine: StateMachine, function_arns: Mapping[str, str],
+                         machine_arns: Mapping[str, str] | None = None) -> str:
+    """Render `machine` with the ARNs of the deployed functions (and of the state machines it starts), keyed by
+    function (state machine) key."""
     values = {placeholder: function_arns[key] for placeholder, key in machine.substitutions.items()}
+    values |= {placeholder: (machine_arns or {})[key] for placeholder, key in machine.machines.items()}
     return render(machine.path.read_text(), values)

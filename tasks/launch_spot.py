@@ -64,6 +64,8 @@ def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...]) -> d
     tags = {k: v for k, v in event.get("instance_tags", {}).items() if not k.startswith("aws:")}
     tags |= {REPLACES: event["instance_id"], EXECUTION: event["execution_name"]}
     overrides: list[dict[str, str]] = [{"InstanceType": c.instance_type} for c in candidates]
+    if event.get("image_id"):  # a rollout to an AMI: the template's other settings, this image
+        overrides = [{**o, "ImageId": event["image_id"]} for o in overrides]
     if event.get("subnet_id"):
         overrides = [{**o, "SubnetId": event["subnet_id"]} for o in overrides]
     else:

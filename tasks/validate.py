@@ -32,11 +32,12 @@ from tasks.core.eligibility import (
     policy_of,
     takes_on_demand_away,
 )
-from tasks.core.errors import CoveredByCommitment, LaunchHookInTheWay, SwapRefused, WeightedGroup
+from tasks.core.errors import CoveredByCommitment, InvalidInput, LaunchHookInTheWay, SwapRefused, WeightedGroup
 from tasks.core.lifecycle_hooks import launch_hook_refusal
 from tasks.core.mixed_instances import override_types, template_for, weighted_refusal
 from tasks.core.prices import operating_system
 from tasks.core.requests import required_text
+from tasks.core.rollout import parse_target
 from tasks.core.tags import OPT_IN
 from tasks.core.timing import parse_timing
 
@@ -74,7 +75,10 @@ def _validate(event: dict[str, Any]) -> dict[str, Any]:
     instance = found.get(instance_id)
     # `asg-optimizer replace --force`: an operator's explicit manual swap outside the window or below the floor.
     forced = reason == "manual" and data.get("force") is True
-    check_swappable(group, instance, instance_id, allow_spot=reason == "rebalance" or market == ON_DEMAND)
+    launch = parse_target(data["launch"]) if data.get("launch") is not None else None  # a rollout's target
+    if launch is not None and reason != "rollout":
+        raise InvalidInput(f"launch is for reason 'rollout' only, got reason {reason!r}")
+    check_swappable(group, instance, instance_id, allow_spot=reason in ("rebalance", "rollout") or market == ON_DEMAND)
     policy = policy_of(group)
     assert instance is not None  # check_swappable refused a missing instance
     weighted = weighted_refusal(group)
@@ -91,7 +95,7 @@ def _validate(event: dict[str, Any]) -> dict[str, Any]:
             raise CoveredByCommitment(f"instance {instance_id} in ASG {asg_name} is {stranded}")
     claimed = claim(asg_name, instance_id, execution_name)  # after every refusal that needs no claim
     check_claimed(instance_id, claimed.holder)
-    if takes_on_demand_away(reason, market) and not forced:
+    if takes_on_demand_away(reason, market) and not forced and instance.on_demand:
         # The swaps in flight are the other claims as our write left the record: of two claims made together,
         # the later one sees the earlier, so exactly one of them counts the other.
         spot_ids = {i for i, found_instance in found.items() if not found_instance.on_demand}
@@ -116,7 +120,8 @@ def _validate(event: dict[str, Any]) -> dict[str, Any]:
         "platform_details": platform.platform_details,  # spot and on-demand are priced for this OS
         "launch_template_id": template.template_id,
         "launch_template_name": template.name,
-        "launch_template_version": template.version,
+        "launch_template_version": (launch and launch.launch_template_version) or template.version,
+        "image_id": launch.image_id if launch else None,  # a rollout to an AMI: every override launches it
         "override_types": override_types(group, template),  # None: any compatible type
         "behind_load_balancer": group.behind_load_balancer,
         "desired_at_start": group.desired,

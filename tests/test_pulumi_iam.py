@@ -207,7 +207,20 @@ def test_state_machine_may_invoke_exactly_its_functions() -> None:
         expected = {f"arn:aws:lambda:eu-west-1:123456789012:function:asg-optimizer-{key}"
                     for key in machine.substitutions.values()}
         assert set(_resources(invoke)) == expected
-        assert iam.actions_of(policy) - set(iam.NO_RESOURCE_LEVEL) == {"lambda:InvokeFunction"}
+        children = {"states:StartExecution", "states:DescribeExecution", "states:StopExecution",
+                    "events:PutTargets", "events:PutRule", "events:DescribeRule"} if machine.machines else set()
+        assert iam.actions_of(policy) - set(iam.NO_RESOURCE_LEVEL) == {"lambda:InvokeFunction", *children}
+
+
+def test_a_rollout_starts_and_follows_only_replacement_executions() -> None:
+    """`.sync:2` children (AWS's documented policy): the replacement machine's executions and the managed rule."""
+    policy = iam.state_machine_policy(CTX, STACK.state_machine("rollout"))
+    replace = STACK.state_machine(REPLACE).name()
+    assert _resources(_allows(policy, "states:StartExecution")[0]) == [CTX.machine_arn(REPLACE)]
+    assert _resources(_allows(policy, "states:DescribeExecution")[0]) == [
+        f"arn:aws:states:eu-west-1:123456789012:execution:{replace}:*"]
+    assert _resources(_allows(policy, "events:PutRule")[0]) == [
+        "arn:aws:events:eu-west-1:123456789012:rule/StepFunctionsGetEventsForStepFunctionsExecutionRule"]
 
 
 @pytest.mark.parametrize("function", FUNCTIONS, ids=lambda f: f.key)
@@ -262,6 +275,9 @@ def _accepted(finding: Any, policy: dict[str, Any]) -> bool:
     detail = finding.detail
     # ListExecutions also accepts a Map Run ARN; we only ever list our own state machine's executions.
     if detail == [{"action": "states:ListExecutions", "required_format": "arn:*:states:*:*:mapRun:*/*:*"}]:
+        return True
+    # DescribeExecution also accepts an Express execution ARN; a rollout's children are Standard executions.
+    if detail == [{"action": "states:DescribeExecution", "required_format": "arn:*:states:*:*:express:*:*:*"}]:
         return True
     # CreateFleet/RunInstances are split on purpose: the instance with the request-tag conditions, the other
     # resources (template, AMI, subnet, the fleet...) without (they cannot carry our tags). Parliament checks one

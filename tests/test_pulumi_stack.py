@@ -246,8 +246,13 @@ def test_settings_reach_every_function(variant: Deployment, variant_stack: Stack
 
 
 def _task_resources(node: Any) -> set[str]:
+    """Every function or state machine a Task reaches: its Resource, or the function or state machine an
+    integration (`lambda:invoke.waitForTaskToken`, `states:startExecution.sync:2`) names in its Parameters."""
     if isinstance(node, dict):
-        found = {node["Resource"]} if node.get("Type") == "Task" else set()
+        found = set()
+        if node.get("Type") == "Task":
+            parameters = node.get("Parameters") or {}
+            found = {parameters.get("FunctionName") or parameters.get("StateMachineArn") or node["Resource"]}
         return found.union(*(_task_resources(v) for v in node.values()))
     if isinstance(node, list):
         return set().union(*(_task_resources(v) for v in node))
@@ -261,6 +266,8 @@ def test_state_machine_definition_references_exactly_the_deployed_functions(prog
     definition = json.loads(deployed["definition"])
     function_arns = {f.inputs["name"]: _function_arn(f.inputs["name"]) for f in program.of_type(FUNCTION)}
     expected = {function_arns[STACK.function(key).name()] for key in machine.substitutions.values()}
+    expected |= {f"arn:aws:states:{REGION}:{ACCOUNT}:stateMachine:{STACK.state_machine(key).name()}"
+                 for key in machine.machines.values()}
     assert _task_resources(definition) == expected
     assert definition["TimeoutSeconds"] > 0  # an execution timeout
     assert deployed["type"] == "STANDARD"

@@ -23,17 +23,28 @@ def fake_arns() -> dict[str, str]:
     return {f.key: f"arn:aws:lambda:us-east-1:123456789012:function:{f.name()}" for f in STACK.functions}
 
 
+def fake_machine_arns() -> dict[str, str]:
+    return {m.key: f"arn:aws:states:us-east-1:123456789012:stateMachine:{m.name()}" for m in STACK.state_machines}
+
+
 def test_every_state_machine_file_is_in_the_stack() -> None:
     assert {m.path for m in STACK.state_machines} == set(ASL_FILES)
 
 
 @pytest.mark.parametrize("machine", STACK.state_machines, ids=lambda m: m.key)
 def test_rendered_asl_has_no_placeholder_left(machine) -> None:  # type: ignore[no-untyped-def]
-    rendered = render_state_machine(machine, fake_arns())
+    machines = fake_machine_arns()
+    rendered = render_state_machine(machine, fake_arns(), machines)
     assert "${" not in rendered
-    resources = {s["Resource"] for s in json.loads(rendered)["States"].values() if s["Type"] == "Task"}
+    tasks = [s for s in json.loads(rendered)["States"].values() if s["Type"] == "Task"]
+    # a function as the Resource, or through the Lambda integration (`lambda:invoke.waitForTaskToken`)
+    resources = {s["Parameters"]["FunctionName"] if s["Resource"].startswith("arn:aws:states:::lambda:")
+                 else s["Resource"] for s in tasks}
     assert resources == {fake_arns()[key] for key in machine.substitutions.values()}
-    assert placeholders(machine.path.read_text()) == set(machine.substitutions)
+    assert placeholders(machine.path.read_text()) == set(machine.substitutions) | set(machine.machines)
+    children = {t["Parameters"]["StateMachineArn"] for s in json.loads(rendered)["States"].values()
+                if s["Type"] == "Map" for t in s["ItemProcessor"]["States"].values() if t["Type"] == "Task"}
+    assert children == {machines[key] for key in machine.machines.values()}
 
 
 def test_render_leaves_jsonpath_dollars_alone() -> None:
@@ -56,7 +67,7 @@ def test_asl_validator_accepts_every_file(path: Path) -> None:
     validator = ROOT / "node_modules" / ".bin" / "asl-validator"
     assert validator.exists(), "run `make test` (npm ci installs asl-validator)"
     for args in (["--json-path", str(path)],
-                 ["--json-definition", render_state_machine(_machine_for(path), fake_arns())]):
+                 ["--json-definition", render_state_machine(_machine_for(path), fake_arns(), fake_machine_arns())]):
         result = subprocess.run([str(validator), *args], capture_output=True, text=True, check=False)
         assert result.returncode == 0, result.stdout + result.stderr
 

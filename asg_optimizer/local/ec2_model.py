@@ -207,6 +207,8 @@ class Ec2Model:
                     for instance_id in launched.get("InstanceIds", []):
                         self._ceilings[instance_id] = (chosen.pool, chosen.platform, self.market.ceiling(chosen),
                                                        backend)
+            if launch:
+                _tag_with_template(backend, launch[0]["LaunchTemplateSpecification"], fleet.instances or [])
             result = {"FleetId": fleet.id, "Instances": fleet.instances or [], "Errors": [
                 {"LaunchTemplateAndOverrides": {"LaunchTemplateSpecification": sources[r.offer.index][0],
                                                 "Overrides": sources[r.offer.index][1]},
@@ -333,3 +335,18 @@ def _when(raw: Any) -> datetime | None:
         return raw if raw.tzinfo else raw.replace(tzinfo=UTC)
     parsed = datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+def _tag_with_template(backend: Any, spec: dict[str, Any], launched: list[dict[str, Any]]) -> None:
+    """EC2 tags every instance launched from a launch template with `aws:ec2launchtemplate:id` and `:version`
+    (the version number, `$Latest`/`$Default` resolved); moto's fleets do not, and rollouts match on them."""
+    template = (backend.get_launch_template(spec["LaunchTemplateId"]) if spec.get("LaunchTemplateId")
+                else backend.get_launch_template_by_name(spec["LaunchTemplateName"]))
+    version = str(spec.get("Version") or "$Default")
+    if version == "$Latest":
+        version = str(template.latest_version_number)
+    elif version == "$Default":
+        version = str(template.default_version_number)
+    ids = [i for entry in launched for i in entry.get("InstanceIds", [])]
+    if ids:
+        backend.create_tags(ids, {"aws:ec2launchtemplate:id": template.id, "aws:ec2launchtemplate:version": version})

@@ -32,6 +32,7 @@ from asg_optimizer.local import (
     instance_type_catalog,
     metrics_sink,
     seam,
+    sfn_integration,
     zone_balance,
 )
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
@@ -134,13 +135,17 @@ def deploy(stack: Stack = STACK, prefix: str = DEFAULT_PREFIX, environment: dict
     for function in stack.functions:
         if function not in late:
             create(function, values)
-    for machine in stack.state_machines:
+    for machine in stack.state_machines:  # in order: a machine's late functions need only earlier machines' ARNs
+        for function in [f for f in late if f.key in machine.substitutions.values()]:
+            create(function, values)
+            late.remove(function)
         created = sfn.create_state_machine(
             name=machine.name(prefix), type="STANDARD", roleArn=states_role["Role"]["Arn"],
-            definition=render_state_machine(machine, deployment.function_arns),
+            definition=render_state_machine(machine, deployment.function_arns, deployment.state_machine_arns),
         )
         deployment.state_machine_arns[machine.key] = created["stateMachineArn"]
-    values |= {name: deployment.state_machine_arns[key] for name, key in STATE_MACHINE_ARN_ENVIRONMENT.items()}
+        values |= {name: created["stateMachineArn"] for name, key in STATE_MACHINE_ARN_ENVIRONMENT.items()
+                   if key == machine.key}
     for function in late:
         create(function, values)
     return deployment
@@ -215,6 +220,7 @@ class EmbeddedAws:
             ec2_lookups.install()
             iam_model.install()
             cloudwatch_model.install()
+            sfn_integration.install()
             metrics_sink.install()
             self.pricing_api.install()
             self.commitments_model.install()
@@ -228,6 +234,7 @@ class EmbeddedAws:
     def __exit__(self, *exc: object) -> None:
         metrics_sink.uninstall()
         cloudwatch_model.uninstall()
+        sfn_integration.uninstall()
         iam_model.uninstall()  # before the models it wrapped (reverse order of install)
         self.ec2_model.uninstall()
         self.autoscaling_model.uninstall()

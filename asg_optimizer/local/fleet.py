@@ -10,6 +10,7 @@ import boto3
 from tasks.core.tags import OPT_IN
 
 IMAGE_ID = "ami-0a1b2c3d4e5f60718"
+NEXT_IMAGE_ID = "ami-0b2c3d4e5f6071829"  # version 2 of every group's template: what a rollout moves to
 
 
 @dataclass(frozen=True)
@@ -112,3 +113,11 @@ def attach_spot(network: Network, group: dict[str, Any], zone: str = "a", instan
     boto3.client("autoscaling").attach_instances(AutoScalingGroupName=group["AutoScalingGroupName"],
                                                  InstanceIds=[spot])
     return spot
+
+
+def new_template_version(group: dict[str, Any], image_id: str = NEXT_IMAGE_ID) -> str:
+    """A new version of the group's launch template with another AMI (the group launches `$Latest`); its number."""
+    created = boto3.client("ec2").create_launch_template_version(
+        LaunchTemplateId=group["LaunchTemplate"]["LaunchTemplateId"], SourceVersion="1",
+        LaunchTemplateData={"ImageId": image_id})
+    return str(created["LaunchTemplateVersion"]["VersionNumber"])

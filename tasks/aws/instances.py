@@ -27,6 +27,7 @@ def instance_from_response(raw: dict[str, Any]) -> Instance:
         tags={t["Key"]: t.get("Value", "") for t in raw.get("Tags", [])},
         launch_time=str(raw.get("LaunchTime", "")) or None,
         platform_details=raw.get("PlatformDetails"),
+        image_id=raw.get("ImageId", ""),
     )
 
 

@@ -105,6 +105,7 @@ class Instance:
     tags: dict[str, str] = field(default_factory=dict)
     launch_time: str | None = None
     platform_details: str | None = None  # EC2's billing platform ("Windows", ...); absent: Linux/UNIX
+    image_id: str = ""
 
     @property
     def on_demand(self) -> bool:

@@ -1,0 +1,31 @@
+"""What rollouts keep outside their execution: the checkpoint's task token (for `rollout resume`) and a cancel
+request (read by the gate after each batch), as items in the coordination table; and the running rollouts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from tasks.aws.clients import client
+from tasks.aws.coordination import KEY, table_name
+
+TOKEN_PREFIX, CANCEL_PREFIX = "rollout#token#", "rollout#cancel#"
+
+
+def running_rollouts(rollout_state_machine_arn: str) -> list[str]:
+    """Names of the RUNNING rollouts (one paginated ListExecutions)."""
+    pages = client("stepfunctions").get_paginator("list_executions").paginate(
+        stateMachineArn=rollout_state_machine_arn, statusFilter="RUNNING", PaginationConfig={"PageSize": 1000})
+    return [e["name"] for page in pages for e in page["executions"]]
+
+
+def cancel_requested(execution_name: str) -> bool:
+    item = client("dynamodb").get_item(TableName=table_name(), Key={KEY: {"S": CANCEL_PREFIX + execution_name}},
+                                       ConsistentRead=True).get("Item")
+    return item is not None
+
+
+def keep_token(execution_name: str, asg_name: str, token: str, why: str) -> None:
+    """The token `rollout resume` sends success with (a later checkpoint of the same rollout replaces it)."""
+    client("dynamodb").put_item(TableName=table_name(), Item={
+        KEY: {"S": TOKEN_PREFIX + execution_name}, "token": {"S": token}, "asg_name": {"S": asg_name},
+        "why": {"S": why}, "since": {"S": datetime.now(UTC).isoformat(timespec="seconds")}})

@@ -1,0 +1,23 @@
+"""Rollout checkpoint (a `.waitForTaskToken` task): keep the token so `asg-optimizer rollout resume` can send
+success (and `rollout cancel` failure). The rollout waits until then; nothing else here decides anything."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+
+from tasks.aws.clients import aws_handler
+from tasks.aws.rollout_records import keep_token
+from tasks.core.requests import required_text
+
+logger = Logger()
+
+
+@aws_handler
+@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    token, name, asg = (required_text(event, k, k) for k in ("token", "execution_name", "asg_name"))
+    keep_token(name, asg, token, str(event.get("why", "")))
+    logger.info("rollout at a checkpoint", extra={"execution": name, "asg": asg, "why": event.get("why")})
+    return {"waiting": name}

@@ -1,0 +1,258 @@
+"""Rollouts: the pure decisions (batches, checkpoints, the gate), and rollouts on the embedded AWS through child
+executions of the replacement workflow: the mix kept and never a dip, skip matching, checkpoints that wait for
+`rollout resume`, an alarm stopping and rolling back, a child failure beyond the budget, cancel, and refusals."""
+
+from __future__ import annotations
+
+import json
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.faults import FaultInjector
+from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, create_network, new_template_version
+from asg_optimizer.local.invariants import InvariantChecker
+from stack.description import ROLLOUT, STACK
+from tasks.core.errors import InvalidInput
+from tasks.core.pause import ALARM, AlarmState
+from tasks.core.rollout import (
+    CHECKPOINT,
+    CONTINUE,
+    DONE,
+    ROLLBACK,
+    STOP,
+    VERSION_TAG,
+    batch_size,
+    checkpoint_after,
+    gate,
+    parse_rollout_request,
+    rollout_name,
+)
+from tests.cli_helpers import cli
+from tests.conftest import FAST
+from tests.workflow_helpers import states_entered
+
+# --- the pure decisions ---------------------------------------------------------------------------------------
+
+
+@given(total=st.integers(1, 300), percent=st.integers(1, 100))
+def test_a_percentage_batch_is_rounded_up_and_never_empty(total: int, percent: int) -> None:
+    size = batch_size(f"{percent}%", total)
+    assert 1 <= size <= total and size >= percent * total / 100 and (size - 1) < max(1, percent * total / 100)
+
+
+@given(lengths=st.lists(st.integers(1, 5), min_size=1, max_size=10),
+       points=st.lists(st.integers(1, 100), unique=True, max_size=4).map(sorted))
+def test_checkpoints_fall_at_the_first_batch_reaching_each_percentage_never_at_the_end(
+        lengths: list[int], points: list[int]) -> None:
+    after = checkpoint_after(lengths, points)
+    total = sum(lengths)
+    assert all(i < len(lengths) - 1 for i in after) and after == sorted(set(after))
+    done = [sum(lengths[:i + 1]) for i in range(len(lengths))]
+    for i in after:  # each pause is where some checkpoint is first reached
+        assert any(done[i] * 100 >= p * total and (i == 0 or done[i - 1] * 100 < p * total) for p in points)
+
+
+def _gate(**overrides: Any) -> Any:
+    values: dict[str, Any] = dict(failed=0, budget=0, alarms={"a": AlarmState("a", "OK")}, named=["a"], moved=2,
+                                  rollback_on_failure=True, batch_index=0, batch_count=3, checkpoints=[],
+                                  cancelled=False, paused=None)
+    return gate(**(values | overrides))
+
+
+def test_the_gate() -> None:
+    assert _gate().action == CONTINUE
+    assert _gate(checkpoints=[0]).action == CHECKPOINT
+    assert _gate(batch_index=2).action == DONE
+    firing = _gate(alarms={"a": AlarmState("a", ALARM)})
+    assert (firing.action, firing.why) == (ROLLBACK, "alarm a in ALARM: rolling back 2 moved instance(s)")
+    assert _gate(alarms={"a": AlarmState("a", ALARM)}, rollback_on_failure=False).action == STOP
+    assert _gate(alarms={"a": AlarmState("a", ALARM)}, moved=0).action == STOP
+    assert _gate(failed=1).why == "1 replacement(s) failed, more than the budget of 0: rolling back 2 moved instance(s)"
+    assert _gate(failed=1, budget=1).action == CONTINUE
+    assert _gate(cancelled=True).why == "cancelled"
+    assert _gate(paused="paused: alarm x in ALARM").action == CHECKPOINT
+
+
+@pytest.mark.parametrize(("field", "value", "message"), [
+    ("to", {"launch_template_version": "v2"}, "to must be {launch_template_version: N} (a version number) or "
+                                              "{image_id: ami-...}, got {'launch_template_version': 'v2'}"),
+    ("batch", "0", "batch must be a number of instances (1 or more) or a percentage such as '20%', got '0'"),
+    ("batch", "150%", "batch must be a number of instances (1 or more) or a percentage such as '20%', got '150%'"),
+    ("checkpoints", [50, 25], "checkpoints must be increasing percentages from 1 to 100, such as [25, 50], got "
+                              "[50, 25]"),
+    ("bake_seconds", -1, "bake_seconds must be a whole number from 0 to 86400, got -1"),
+    ("skip_matching", "yes", "skip_matching must be true or false, got 'yes'"),
+])
+def test_bad_rollout_input_is_refused_naming_the_value(field: str, value: Any, message: str) -> None:
+    data = {"asg_name": "web", "to": {"launch_template_version": "2"}, field: value}
+    with pytest.raises(InvalidInput) as refused:
+        parse_rollout_request(data)
+    assert str(refused.value) == message
+
+
+# --- on the embedded AWS --------------------------------------------------------------------------------------
+
+
+def start(aws: EmbeddedAws, **payload: Any) -> str:
+    payload = {"asg_name": "web", "to": {"launch_template_version": "2"}, "timing": FAST} | payload
+    name = rollout_name(payload["asg_name"], datetime.now(UTC).strftime("%Y%m%dT%H%M%S%f")[:15])
+    return aws.client("stepfunctions").start_execution(
+        stateMachineArn=aws.deployment.state_machine_arns[ROLLOUT], name=name + f"{time.monotonic_ns() % 1000:03d}",
+        input=json.dumps(payload))["executionArn"]
+
+
+def mixed_group(aws: EmbeddedAws, **tags: str) -> tuple[list[str], str]:
+    """web: 2 on-demand and 1 spot on version 1 (desired 3, max 4), version 2 ready; (on-demand ids, spot id)."""
+    network = create_network()
+    raw = create_group(network, GroupSpec("web", desired=2, max_size=4, extra_tags=tags))
+    on_demand = [i["InstanceId"] for i in raw["Instances"]]
+    autoscaling = aws.client("autoscaling")
+    autoscaling.update_auto_scaling_group(AutoScalingGroupName="web", DesiredCapacity=2)
+    spot = attach_spot(network, raw)
+    assert new_template_version(raw) == "2"
+    return on_demand, spot
+
+
+TOP_STATES = set(json.loads(STACK.state_machine(ROLLOUT).path.read_text())["States"])
+
+
+def path(aws: EmbeddedAws, arn: str) -> list[str]:
+    """The rollout's own states entered, in order (its Map iterations' states left out: see `children`)."""
+    return [s for s in states_entered(aws, arn) if s in TOP_STATES]
+
+
+def members(aws: EmbeddedAws) -> dict[str, dict[str, Any]]:
+    group = aws.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=["web"])[
+        "AutoScalingGroups"][0]
+    ids = [i["InstanceId"] for i in group["Instances"] if i["LifecycleState"] == "InService"]
+    found = aws.client("ec2").describe_instances(InstanceIds=ids)["Reservations"]
+    return {i["InstanceId"]: i for r in found for i in r["Instances"]}
+
+
+def version_of(instance: dict[str, Any]) -> str:
+    return next(t["Value"] for t in instance.get("Tags", []) if t["Key"] == VERSION_TAG)
+
+
+def wait_at(aws: EmbeddedAws, arn: str, state: str, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while path(aws, arn)[-1:] != [state]:
+        assert aws.client("stepfunctions").describe_execution(executionArn=arn)["status"] == "RUNNING"
+        assert time.monotonic() < deadline, states_entered(aws, arn)
+        time.sleep(0.2)
+
+
+def test_a_rollout_of_a_mixed_group_keeps_the_mix_never_dips_and_skips_what_matches(aws: EmbeddedAws) -> None:
+    on_demand, spot = mixed_group(aws, **{"AsgOptimiser:MinOnDemand": "1"})
+    with InvariantChecker(["web"]) as check:
+        arn = start(aws, batch="2")
+        described = aws.wait(arn, timeout=120)
+    assert check.finish() == []
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route", "RunBatch", "Bake",
+                                        "Gate", "Route", "RolledOut"]
+    after = members(aws)
+    markets = sorted(i.get("InstanceLifecycle", "on-demand") for i in after.values())
+    # the floor (MinOnDemand 1) keeps one on-demand, refused as a swap and kept; the rest are spots on version 2
+    assert markets == ["on-demand", "spot", "spot"]
+    assert sorted(version_of(i) for i in after.values() if i.get("InstanceLifecycle") == "spot") == ["2", "2"]
+    assert spot not in after and len(set(on_demand) & set(after)) == 1
+    samples = check.for_group("web")
+    assert samples and all(s.in_service >= s.desired for s in samples)
+    children = aws.client("stepfunctions").list_executions(stateMachineArn=aws.deployment.replace_arn)["executions"]
+    stamp = arn.rsplit("-rollout-", 1)[1][:15]
+    assert len(children) == 3 and all(c["name"].endswith(stamp) for c in children)
+    assert {json.loads(aws.client("stepfunctions").describe_execution(executionArn=c["executionArn"])["input"])[
+        "reason"] for c in children} == {"rollout"}
+    again = start(aws, batch="2")  # skip matching: the spots already run version 2, the kept on-demand is retried
+    assert aws.wait(again, timeout=120)["status"] == "SUCCEEDED"
+    planned = plan_of(aws, again)
+    kept = next(i for i in after if i in on_demand)
+    assert (planned["skipped"], planned["batches"]) == (2, [[kept]])
+
+
+def plan_of(aws: EmbeddedAws, arn: str) -> dict[str, Any]:
+    pages = aws.client("stepfunctions").get_paginator("get_execution_history").paginate(executionArn=arn)
+    exited = next(e for page in pages for e in page["events"] if e["type"].endswith("StateExited")
+                  and e["stateExitedEventDetails"]["name"] == "Plan")
+    return dict(json.loads(exited["stateExitedEventDetails"]["output"]))
+
+
+def test_an_alarm_at_a_checkpoint_resumed_stops_the_rollout_and_rolls_back(aws: EmbeddedAws) -> None:
+    on_demand, spot = mixed_group(aws)
+    aws.put_alarm("web-5xx", "OK")
+    arn = start(aws, batch="1", checkpoints=[30], alarms=["web-5xx"])
+    wait_at(aws, arn, "Checkpoint")
+    assert "Checkpoint" in cli("rollout", "status", "--asg", "web").stdout
+    aws.set_alarm("web-5xx", ALARM)
+    resumed = cli("rollout", "resume", "--asg", "web")
+    assert resumed.exit_code == 0, resumed.output
+    described = aws.wait(arn, timeout=120)
+    assert (described["status"], described.get("error")) == ("FAILED", "RolloutRolledBack")
+    assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route", "Checkpoint",
+                                        "RunBatch", "Bake", "Gate", "Route", "RunRollback", "RolledBack"]
+    after = members(aws)
+    assert sorted(version_of(i) for i in after.values()) == ["1", "1", "1"]  # the two moved ones back on 1
+    assert len({*on_demand, spot} & set(after)) == 1  # the third was never touched
+
+
+def test_a_child_failure_beyond_the_budget_stops_the_rollout(aws: EmbeddedAws) -> None:
+    mixed_group(aws)
+    with FaultInjector() as faults:
+        faults.fail("ec2", "CreateFleet", "InsufficientInstanceCapacity", times=10)
+        arn = start(aws, batch="1", failure_budget=0)
+        described = aws.wait(arn, timeout=120)
+    assert (described["status"], described.get("error")) == ("FAILED", "RolloutStopped")
+    assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route", "Stopped"]
+
+
+def test_cancel_at_a_checkpoint(aws: EmbeddedAws) -> None:
+    mixed_group(aws)
+    arn = start(aws, batch="1", checkpoints=[30])
+    wait_at(aws, arn, "Checkpoint")
+    assert cli("rollout", "cancel", "--asg", "web").exit_code == 0
+    described = aws.wait(arn, timeout=60)
+    assert (described["status"], described.get("error")) == ("FAILED", "RolloutCancelled")
+    assert cli("rollout", "resume", "--asg", "web").exit_code == 2
+
+
+def test_an_instance_refresh_in_progress_refuses_the_rollout(aws: EmbeddedAws) -> None:
+    mixed_group(aws)
+    aws.client("autoscaling").start_instance_refresh(AutoScalingGroupName="web")
+    arn = start(aws)
+    described = aws.wait(arn, timeout=60)
+    output = json.loads(described["output"])
+    assert described["status"] == "SUCCEEDED" and output["outcome"] == "refused"
+    assert output["why"].startswith("ASG web has an instance refresh ") and "InProgress" in output["why"]
+    assert path(aws, arn) == ["Plan", "Planned", "Refused"]
+
+
+def test_two_rollouts_of_one_group_the_second_is_refused(aws: EmbeddedAws) -> None:
+    mixed_group(aws)
+    first = start(aws, batch="1", checkpoints=[30])
+    wait_at(aws, first, "Checkpoint")
+    second = start(aws)
+    output = json.loads(aws.wait(second, timeout=60)["output"])
+    assert output["outcome"] == "refused" and output["why"] == (
+        f"ASG web already has a rollout running: {first.rsplit(':', 1)[1]}")
+    assert cli("rollout", "cancel", "--asg", "web").exit_code == 0
+    aws.wait(first, timeout=60)
+
+
+def test_cli_refuses_bad_rollout_input_with_one_line(aws: EmbeddedAws) -> None:
+    mixed_group(aws)
+    for args, message in [
+        (["--asg", "web"], "error: give exactly one of --version N or --image ami-..."),
+        (["--asg", "web", "--version", "2", "--batch", "0"], "error: batch must be a number of instances (1 or "
+                                                            "more) or a percentage such as '20%', got '0'"),
+        (["--asg", "nope", "--version", "2"], "error: ASG nope does not exist in us-east-1"),
+    ]:
+        result = cli("rollout", "start", *args)
+        assert (result.exit_code, result.stderr.strip()) == (2, message)
+    assert aws.client("stepfunctions").list_executions(
+        stateMachineArn=aws.deployment.state_machine_arns[ROLLOUT])["executions"] == []
