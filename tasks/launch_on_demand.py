@@ -34,6 +34,8 @@ def on_demand_request(event: dict[str, Any]) -> dict[str, Any]:
         "TagSpecifications": [{"ResourceType": "instance",
                                "Tags": [{"Key": k, "Value": v} for k, v in sorted(tags.items())]}],
     }
+    if event.get("image_id"):  # a rollout to an AMI: the template's other settings, this image
+        request["ImageId"] = event["image_id"]
     if event.get("subnet_id"):
         request["SubnetId"] = event["subnet_id"]
     else:

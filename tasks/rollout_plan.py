@@ -14,6 +14,7 @@ from tasks.aws.groups import active_refreshes, describe_group
 from tasks.aws.instances import instances_by_id
 from tasks.aws.pause_state import alarm_states, paused_group
 from tasks.aws.rollout_records import running_rollouts
+from tasks.core.eligibility import policy_of
 from tasks.core.errors import NotOptedIn
 from tasks.core.requests import parse_now
 from tasks.core.rollout import parse_rollout_request, plan, refusal
@@ -40,7 +41,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         logger.info("rollout refused", extra={"why": why})
         return {"outcome": "refused", "asg_name": group.name, "why": why}
     members = [m.instance_id for m in group.members if m.lifecycle_state == "InService"]
+    floor = policy_of(group).on_demand_floor(group.desired)  # on-demand the rollout keeps on-demand
     state = plan(request, name=name, stamp=started, group_version=group.launch_template_version, members=members,
-                 instances=instances_by_id(members), timing=timing.flat())
+                 instances=instances_by_id(members), timing=timing.flat(), floor=floor)
     logger.info("rollout planned", extra={"batches": len(state["batches"]), "skipped": state["skipped"]})
     return state

@@ -189,14 +189,29 @@ def gate(*, failed: int, budget: int, alarms: Mapping[str, AlarmState], named: S
 
 
 def child(asg_name: str, instance_id: str, launch: Mapping[str, str], stamp: Any, timing: Mapping[str, int],
-          rollout: str) -> dict[str, Any]:
+          rollout: str, market: str = "spot") -> dict[str, Any]:
     """One child execution of the replacement workflow: named as every swap is (so the scanner, the sweep and
     the per-instance claim see it), with the rollout's start time, so its children share the rollout's stamp."""
     from tasks.core.naming import execution_name
 
     return {"name": execution_name(asg_name, instance_id, stamp),
             "input": {"asg_name": asg_name, "instance_id": instance_id, "reason": "rollout", "launch": dict(launch),
-                      "timing": dict(timing), "rollout": rollout}}
+                      "market": market, "timing": dict(timing), "rollout": rollout}}
+
+
+def markets(ids: Sequence[str], instances: Mapping[str, Instance], *, on_demand_now: int, floor: int) -> dict[str, str]:
+    """The market of each replacement: a spot stays spot; of the on-demand instances (oldest first) as many
+    become spot as the on-demand floor leaves room for, the others are replaced by on-demand instances."""
+    room = max(0, on_demand_now - floor)
+    chosen: dict[str, str] = {}
+    for instance_id in ids:
+        if not instances[instance_id].on_demand:
+            chosen[instance_id] = "spot"
+        elif room > 0:
+            chosen[instance_id], room = "spot", room - 1
+        else:
+            chosen[instance_id] = "on-demand"
+    return chosen
 
 
 def previous_launch(target: Target, instance: Instance, group_version: str) -> dict[str, str]:
@@ -221,7 +236,7 @@ def settle(results: Sequence[Mapping[str, Any]], previous: Mapping[str, Mapping[
             failed.append({"instance_id": old, "name": result.get("name"), "error": result.get("error")})
         elif output.get("outcome") in (None, "launched") and (output.get("spot") or {}).get("spot_instance_id"):
             moved.append({"instance_id": old, "new_instance_id": output["spot"]["spot_instance_id"],
-                          "previous": dict(previous.get(old, {}))})
+                          "market": output["spot"].get("market", "spot"), "previous": dict(previous.get(old, {}))})
         else:
             kept.append({"instance_id": old, "outcome": output.get("outcome"), "why": output.get("why")})
     return moved, kept, failed
@@ -258,14 +273,17 @@ def refusal(request: RolloutRequest, own_name: str, running: Iterable[str], refr
 
 
 def plan(request: RolloutRequest, *, name: str, stamp: Any, group_version: str, members: Sequence[str],
-         instances: Mapping[str, Instance], timing: Mapping[str, int]) -> dict[str, Any]:
+         instances: Mapping[str, Instance], timing: Mapping[str, int], floor: int) -> dict[str, Any]:
     """The rollout's state as the state machine carries it: batches of instances to replace, the first batch's
     child executions, what each instance ran (for rollback), and the gate's settings."""
     ids = to_replace(request.to, members, instances, skip_matching=request.skip_matching)
     size = batch_size(request.batch, len(ids))
     planned = batches(ids, size)
     launch = request.to.launch()
+    on_demand_now = sum(1 for i in members if i in instances and instances[i].on_demand)
+    chosen = markets(ids, instances, on_demand_now=on_demand_now, floor=floor)
     state: dict[str, Any] = {
+        "markets": chosen,
         "asg_name": request.asg_name, "execution_name": name, "target": launch, "timing": dict(timing),
         "previous": {i: previous_launch(request.to, instances[i], group_version) for i in ids},
         "batches": planned, "checkpoint_after": checkpoint_after([len(b) for b in planned], request.checkpoints),
@@ -276,7 +294,7 @@ def plan(request: RolloutRequest, *, name: str, stamp: Any, group_version: str, 
     }
     if not ids:
         return {**state, "outcome": "nothing", "why": f"every instance already runs {request.to}", "current": []}
-    state["current"] = [child(request.asg_name, i, launch, stamp, timing, name) for i in planned[0]]
+    state["current"] = [child(request.asg_name, i, launch, stamp, timing, name, chosen[i]) for i in planned[0]]
     state.update(outcome="rolling", why=f"batch 1 of {len(planned)}: {len(planned[0])} of {len(ids)} instance(s)")
     return state
 
@@ -299,9 +317,11 @@ def after_batch(state: Mapping[str, Any], results: Sequence[Mapping[str, Any]], 
     current: list[dict[str, Any]] = []
     if decision.action in (CONTINUE, CHECKPOINT):
         index += 1
-        current = [child(asg, i, state["target"], stamp, state["timing"], name) for i in state["batches"][index]]
+        current = [child(asg, i, state["target"], stamp, state["timing"], name, state["markets"][i])
+                   for i in state["batches"][index]]
     elif decision.action == ROLLBACK:
-        current = [child(asg, m["new_instance_id"], m["previous"], stamp, state["timing"], name) for m in moved]
+        current = [child(asg, m["new_instance_id"], m["previous"], stamp, state["timing"], name, m["market"])
+                   for m in moved]
     out = {k: v for k, v in state.items() if k != "results"}
     return {**out, "moved": moved, "kept": kept, "failed": failed, "batch_index": index, "current": current,
             "action": decision.action, "why": decision.why,
