@@ -33,7 +33,7 @@ from tasks.core.rollout import (
     parse_rollout_request,
     rollout_name,
 )
-from tests.cli_helpers import cli
+from tests.cli_helpers import cli, cli_json
 from tests.conftest import FAST
 from tests.workflow_helpers import states_entered
 
@@ -255,3 +255,27 @@ def test_cli_refuses_bad_rollout_input_with_one_line(aws: EmbeddedAws) -> None:
         assert (result.exit_code, result.stderr.strip()) == (2, message)
     assert aws.client("stepfunctions").list_executions(
         stateMachineArn=aws.deployment.state_machine_arns[ROLLOUT])["executions"] == []
+
+
+def test_status_counts_instances_behind_the_version_the_group_launches(aws: EmbeddedAws) -> None:
+    mixed_group(aws)
+    group = next(g for g in cli_json("status")["groups"] if g["asg_name"] == "web")
+    assert group["launches"] == "version 2 (ami-0b2c3d4e5f6071829)" and len(group["behind"]) == 3
+    assert aws.wait(start(aws, batch="3"), timeout=120)["status"] == "SUCCEEDED"
+    group = next(g for g in cli_json("status")["groups"] if g["asg_name"] == "web")
+    assert group["behind"] == []
+
+
+def test_a_swap_in_flight_and_a_rollout_never_work_on_the_same_instance(aws: EmbeddedAws) -> None:
+    on_demand, _ = mixed_group(aws)
+    swap = aws.start_swap("web", on_demand[0], timing={**FAST, "boot_poll_seconds": 30})  # holds its claim
+    wait_at_swap = time.monotonic() + 30
+    while "WaitForBoot" not in states_entered(aws, swap):
+        assert time.monotonic() < wait_at_swap
+        time.sleep(0.2)
+    arn = start(aws, batch="3")
+    described = aws.wait(arn, timeout=120)
+    assert described["status"] == "SUCCEEDED"
+    kept = json.loads(described["output"])["kept"]
+    assert [k["instance_id"] for k in kept] == [on_demand[0]] and kept[0]["outcome"] == "refused"
+    aws.client("stepfunctions").stop_execution(executionArn=swap)

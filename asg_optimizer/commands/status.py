@@ -21,9 +21,11 @@ from asg_optimizer.commands.pause import pauses
 from asg_optimizer.hourly_cost import PriceSheet, price_instances
 from asg_optimizer.inventory import belongs_to, executions, instances, is_spot, opted_in_groups
 from asg_optimizer.timeline import json_object, not_swapped_why, outcome_of, readable_cause
+from tasks.aws.instances import instance_from_response
 from tasks.core.pause import Pause
 from tasks.core.plural import counted
 from tasks.core.policy import Policy, PolicyError, parse_policy
+from tasks.core.rollout import behind
 
 # How far back `status` looks for each group's last finished swap: ListExecutions has no per-group filter.
 LAST_SWAP_LOOKBACK = 1000
@@ -43,6 +45,8 @@ class GroupStatus:
     in_flight: list[str] = field(default_factory=list)
     last_swap: dict[str, Any] | None = None
     tags: dict[str, str] = field(default_factory=dict)
+    behind: list[str] = field(default_factory=list)  # instances on an older template version or AMI
+    launches: str | None = None  # what the group launches now: "version N (ami-...)"
     paused: str | None = None  # why nothing new starts in the group (the fleet's pause or its own alarms)
 
     @property
@@ -140,6 +144,26 @@ def _last_swaps(target: Target, names: list[str]) -> dict[str, dict[str, Any]]:
     return result
 
 
+def launched_versions(target: Target, raw_groups: list[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
+    """Group name -> (the template version it launches now, that version's AMI): `$Latest`/`$Default` resolved,
+    one DescribeLaunchTemplateVersions per distinct template and version."""
+    ec2, found, cache = target.client("ec2"), {}, {}
+    for raw in raw_groups:
+        spec = raw.get("LaunchTemplate") or (raw.get("MixedInstancesPolicy") or {}).get("LaunchTemplate", {}).get(
+            "LaunchTemplateSpecification")
+        if not spec or not spec.get("LaunchTemplateId"):
+            continue
+        key = (spec["LaunchTemplateId"], spec.get("Version") or "$Default")
+        if key not in cache:
+            versions = ec2.describe_launch_template_versions(LaunchTemplateId=key[0], Versions=[key[1]])[
+                "LaunchTemplateVersions"]
+            cache[key] = ((str(versions[0]["VersionNumber"]), versions[0].get("LaunchTemplateData", {}).get("ImageId"))
+                          if versions else None)
+        if cache[key]:
+            found[raw["AutoScalingGroupName"]] = cache[key]
+    return found
+
+
 def gather(target: Target, patterns: list[str] | None = None) -> tuple[list[GroupStatus], PriceSheet]:
     """The opted-in groups (those `patterns` match, if given), their instances, executions and prices."""
     raw_groups = opted_in_groups(target)
@@ -166,6 +190,14 @@ def gather(target: Target, patterns: list[str] | None = None) -> tuple[list[Grou
             instance_ids=ids, on_demand=len(ids) - spot, spot=spot, policy=policy, policy_error=problem,
             in_flight=sorted(n for n in running if belongs_to(n, name)), tags=tags,
         ))
+    launches = launched_versions(target, raw_groups)
+    for status, raw in zip(statuses, raw_groups, strict=True):
+        now_launching = launches.get(raw["AutoScalingGroupName"])
+        if now_launching:
+            version, image = now_launching
+            status.launches = f"version {version} ({image})" if image else f"version {version}"
+            status.behind = behind([instance_from_response(found[i]) for i in status.instance_ids if i in found],
+                                   version, image)
     last = _last_swaps(target, [s.name for s in statuses])
     for status in statuses:
         status.last_swap = last.get(status.name)
@@ -203,6 +235,8 @@ def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, 
                 policy = f"[bold red]BELOW FLOOR {s.on_demand}/{s.policy.on_demand_floor(s.desired)}[/]; {policy}"
         if s.paused and (fleet is None or s.paused != fleet.why):  # the fleet's pause is printed once, above
             policy = f"[bold yellow]{escape(s.paused)}[/]; {policy}"
+        if s.behind:  # what a rollout would replace
+            policy = f"[yellow]{counted(len(s.behind), 'instance')} behind {escape(s.launches or '')}[/]; {policy}"
         rows.append([escape(s.name), f"{s.desired} ({s.min_size}-{s.max_size})", str(s.on_demand), str(s.spot),
                      policy, str(len(s.in_flight)), _last_swap_text(s.last_swap, at), _money(cost, missing),
                      _money(saving, missing)])
@@ -267,7 +301,7 @@ def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str, fleet:
             "asg_name": s.name, "desired": s.desired, "min_size": s.min_size, "max_size": s.max_size,
             "on_demand": s.on_demand, "spot": s.spot,
             "policy": policy_dict(s.policy, s.desired) if s.policy else None, "policy_error": s.policy_error,
-            "below_floor": s.below_floor, "paused": s.paused,
+            "below_floor": s.below_floor, "paused": s.paused, "launches": s.launches, "behind": s.behind,
             "in_flight": s.in_flight, "last_swap": last,
             "hourly_cost": cost, "hourly_saving": saving, "unpriced": missing,
         })

@@ -15,6 +15,7 @@ from rich.table import Table
 from asg_optimizer.demo.commitments import CommitmentsRun, run_commitments
 from asg_optimizer.demo.execution_state import current_state
 from asg_optimizer.demo.fleet_cost import fleet_hourly_cost
+from asg_optimizer.demo.rollout import RolloutRun, run_rollout
 from asg_optimizer.local.clock import RealClock
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import InterruptionRun, run_interruption
@@ -32,6 +33,7 @@ DEMO_TIMING = {"boot_poll_seconds": 1, "boot_max_polls": 20, "group_poll_seconds
                "lb_poll_seconds": 1, "lb_max_polls": 30}
 MAX_SCANS = 5
 INTERRUPTED_GROUP = "web"
+ROLLOUT_GROUP = "workers"  # its spots are rolled to a new AMI (launch template version 2) at the end
 WEB_GROUP = "web"  # behind a target group: health checks of 5 s x 2, a 30 s deregistration delay
 # Load-balancer time runs 10x: a target's 10 s of health checks take 1 s, its 30 s of draining 3 s.
 DEMO_CLOCK_SCALE = 10.0
@@ -65,12 +67,13 @@ class DemoReport:
     saving_percent: float = 0.0
     interruption: InterruptionRun | None = None
     commitments: CommitmentsRun | None = None
+    rollout: RolloutRun | None = None
     seconds: float = 0.0
 
     @property
     def ok(self) -> bool:
         """Every opted-in on-demand swapped, never below desired, settings restored, the rest untouched."""
-        if self.violations or (self.commitments and not self.commitments.ok):
+        if self.violations or (self.commitments and not self.commitments.ok) or (self.rollout and not self.rollout.ok):
             return False
         if self.interruption and (self.interruption.status != "SUCCEEDED" or self.interruption.violations
                                   or self.interruption.lowest_in_service < self.interruption.desired):
@@ -140,7 +143,8 @@ def result_table(report: DemoReport) -> Table:
 
 
 def run_demo(console: Console, *, as_json: bool = False) -> DemoReport:
-    """Build the demo fleet; let the scanner swap every eligible on-demand instance; interrupt one spot; report."""
+    """Build the demo fleet; let the scanner swap every eligible on-demand instance; interrupt one spot; the
+    commitments part; roll the workers to a new AMI; report."""
     started = time.monotonic()
     report = DemoReport()
     names = [spec.name for spec in DEMO_FLEET]
@@ -175,6 +179,7 @@ def run_demo(console: Console, *, as_json: bool = False) -> DemoReport:
         report.saving_percent = after.saving_against(before)[1]
         report.interruption = run_interruption(aws, INTERRUPTED_GROUP)
         report.commitments = run_commitments(aws, network, DEMO_TIMING)
+        report.rollout = run_rollout(aws, ROLLOUT_GROUP, DEMO_TIMING)
     report.seconds = time.monotonic() - started
     _print(console, report, as_json)
     return report
@@ -227,6 +232,7 @@ def _print(console: Console, report: DemoReport, as_json: bool) -> None:
             "saving_percent": report.saving_percent, "executions": report.executions,
             "interruption": asdict(run) if run else None,
             "commitments": asdict(report.commitments) if report.commitments else None,
+            "rollout": asdict(report.rollout) if report.rollout else None,
         }))
         return
     console.print()
@@ -241,7 +247,11 @@ def _print(console: Console, report: DemoReport, as_json: bool) -> None:
         )
     for line in report.commitments.lines if report.commitments else []:
         console.print(f"commitments: {escape(line)}")
+    if report.rollout:
+        console.print(f"rollout: {escape(report.rollout.line)}")
     commitment_violations = report.commitments.violations if report.commitments else []
-    for violation in [*report.violations, *(run.violations if run else []), *commitment_violations]:
+    rollout_violations = report.rollout.violations if report.rollout else []
+    for violation in [*report.violations, *(run.violations if run else []), *commitment_violations,
+                      *rollout_violations]:
         console.print(f"[red]violation:[/] {violation}")
     console.print("[green]all invariants held[/]" if report.ok else "[red]an invariant was broken[/]")

@@ -326,3 +326,10 @@ def after_batch(state: Mapping[str, Any], results: Sequence[Mapping[str, Any]], 
     return {**out, "moved": moved, "kept": kept, "failed": failed, "batch_index": index, "current": current,
             "action": decision.action, "why": decision.why,
             "phase": "rollback" if decision.action == ROLLBACK else state["phase"]}
+
+
+def behind(instances: Iterable[Instance], version: str, image_id: str | None) -> list[str]:
+    """The instances on another launch template version (or AMI) than the one their group launches now: what a
+    rollout would replace (`status` shows how many)."""
+    return sorted(i.instance_id for i in instances
+                  if i.tags.get(VERSION_TAG) != version or (image_id is not None and i.image_id != image_id))
