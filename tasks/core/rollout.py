@@ -24,6 +24,9 @@ _IMAGE = re.compile(r"ami-[0-9a-f]{8,17}")
 _BATCH = re.compile(r"(?P<n>[1-9][0-9]*)(?P<percent>%)?")
 MAX_BAKE_SECONDS = 86_400  # a day: a Wait longer than that is a forgotten rollout, not a bake
 CONTINUE, CHECKPOINT, ROLLBACK, STOP, DONE = "continue", "checkpoint", "rollback", "stop", "done"
+# A child's name is a swap's name (<asg>-<instance>-<second>): a swap of the same instance started in the same
+# second already holds it, so the instance is in flight, not failed.
+ALREADY_RUNNING = "StepFunctions.ExecutionAlreadyExistsException"
 
 
 @dataclass(frozen=True)
@@ -232,7 +235,9 @@ def settle(results: Sequence[Mapping[str, Any]], previous: Mapping[str, Mapping[
         source = result.get("input") or {}
         old = source.get("instance_id", "")
         output = result.get("output") if isinstance(result.get("output"), dict) else {}
-        if result.get("status") != "SUCCEEDED":
+        if result.get("error") == ALREADY_RUNNING:  # a swap of this instance, started in the same second
+            kept.append({"instance_id": old, "outcome": "in-flight", "why": f"{result.get('name')} already exists"})
+        elif result.get("status") != "SUCCEEDED":
             failed.append({"instance_id": old, "name": result.get("name"), "error": result.get("error")})
         elif output.get("outcome") in (None, "launched") and (output.get("spot") or {}).get("spot_instance_id"):
             moved.append({"instance_id": old, "new_instance_id": output["spot"]["spot_instance_id"],
