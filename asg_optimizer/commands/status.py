@@ -147,7 +147,9 @@ def _last_swaps(target: Target, names: list[str]) -> dict[str, dict[str, Any]]:
 def launched_versions(target: Target, raw_groups: list[dict[str, Any]]) -> dict[str, tuple[str, str | None]]:
     """Group name -> (the template version it launches now, that version's AMI): `$Latest`/`$Default` resolved,
     one DescribeLaunchTemplateVersions per distinct template and version."""
-    ec2, found, cache = target.client("ec2"), {}, {}
+    ec2 = target.client("ec2")
+    found: dict[str, tuple[str, str | None]] = {}
+    cache: dict[tuple[str, str], tuple[str, str | None] | None] = {}
     for raw in raw_groups:
         spec = raw.get("LaunchTemplate") or (raw.get("MixedInstancesPolicy") or {}).get("LaunchTemplate", {}).get(
             "LaunchTemplateSpecification")
@@ -159,8 +161,9 @@ def launched_versions(target: Target, raw_groups: list[dict[str, Any]]) -> dict[
                 "LaunchTemplateVersions"]
             cache[key] = ((str(versions[0]["VersionNumber"]), versions[0].get("LaunchTemplateData", {}).get("ImageId"))
                           if versions else None)
-        if cache[key]:
-            found[raw["AutoScalingGroupName"]] = cache[key]
+        launches = cache[key]
+        if launches:
+            found[raw["AutoScalingGroupName"]] = launches
     return found
 
 

@@ -234,7 +234,8 @@ def settle(results: Sequence[Mapping[str, Any]], previous: Mapping[str, Mapping[
     for result in results:
         source = result.get("input") or {}
         old = source.get("instance_id", "")
-        output = result.get("output") if isinstance(result.get("output"), dict) else {}
+        found = result.get("output")
+        output: dict[str, Any] = found if isinstance(found, dict) else {}
         if result.get("error") == ALREADY_RUNNING:  # a swap of this instance, started in the same second
             kept.append({"instance_id": old, "outcome": "in-flight", "why": f"{result.get('name')} already exists"})
         elif result.get("status") != "SUCCEEDED":
