@@ -294,8 +294,12 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         group_records(ctx),  # no capacity or spot quota: the execution ends, its claim goes
         *launch_spots(ctx),
     ],
-    # tasks/launch_on_demand.py: RunInstances from the group's template
-    "launch-on-demand": launch_on_demand,
+    # tasks/launch_on_demand.py: RunInstances from the group's template; no capacity cools the on-demand pool
+    "launch-on-demand": lambda ctx: [
+        cooldown_items(ctx, "dynamodb:BatchWriteItem"),
+        group_records(ctx),  # no capacity: the execution ends, its claim goes
+        *launch_on_demand(ctx),
+    ],
     # tasks/check_spot.py: describe_instance_status
     "check-spot": lambda ctx: [unscoped(ctx, "Describe", "ec2:DescribeInstanceStatus")],
     # tasks/attach_spot.py: under the group's lease, MaxSize, suspend AZRebalance, attach, retire, give back

@@ -3,7 +3,9 @@ keeps an instance on-demand). RunInstances from the group's own launch template 
 subnet, of the requested type (Validate's `target_instance_type`), tagged at creation with the instance it replaces
 and the execution that owns it, like a spot, so CheckSpot, AttachSpot, RetireOnDemand, Cleanup and the sweep treat
 it the same way. The client token makes a retried invocation return the same instance. No capacity for the type in
-that zone is an outcome (`no-capacity`, nothing launched), as for spot.
+that zone is an outcome (`no-capacity`, nothing launched), as for spot: the on-demand pool (type and zone, market
+on-demand) cools in the cooldown table like a spot pool, so the scanner's swaps back skip it until the cooldown
+ends instead of retrying every scan, and the instance's claim is released.
 """
 
 from __future__ import annotations
@@ -14,7 +16,10 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from tasks.aws.clients import aws_handler, client, error_code
+from tasks.aws.coordination import cool_pools, release_claim
+from tasks.core.cooldowns import ON_DEMAND
 from tasks.core.naming import client_token
+from tasks.core.prices import Pool
 from tasks.core.tags import EXECUTION, REPLACES
 from tasks.launch_spot import LAUNCHED, NO_CAPACITY, template_of
 
@@ -43,6 +48,18 @@ def on_demand_request(event: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
+def no_capacity(event: dict[str, Any], code: str) -> dict[str, Any]:
+    """The execution ends here (outcome no-capacity): the on-demand pool cools, the instance's claim is released."""
+    pool = Pool(event["target_instance_type"], event["availability_zone"])
+    cool_pools([pool], reason=NO_CAPACITY, source=event["execution_name"], market=ON_DEMAND)
+    release_claim(event["asg_name"], event["instance_id"], event["execution_name"])
+    logger.warning("no on-demand capacity", extra={"pool": str(pool), "code": code})
+    return {"outcome": NO_CAPACITY, "market": ON_DEMAND, "asg_name": event["asg_name"],
+            "instance_id": event["instance_id"], "availability_zone": event["availability_zone"],
+            "why": f"{code}: no on-demand {pool.instance_type} in {pool.availability_zone}",
+            "cooled_pools": [f"{pool} (on-demand)"]}
+
+
 @aws_handler
 @logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
@@ -53,10 +70,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     except ClientError as error:
         if error_code(error) not in NO_CAPACITY_CODES:
             raise
-        logger.warning("no on-demand capacity", extra={"type": wanted, "code": error_code(error)})
-        return {"outcome": NO_CAPACITY, "market": "on-demand", "asg_name": event["asg_name"],
-                "instance_id": event["instance_id"], "availability_zone": event["availability_zone"],
-                "why": f"{error_code(error)}: no on-demand {wanted} in {event['availability_zone']}"}
+        return no_capacity(event, error_code(error))
     logger.info("on-demand launched", extra={"instance_id": launched["InstanceId"], "type": wanted})
-    return {"outcome": LAUNCHED, "market": "on-demand", "spot_instance_id": launched["InstanceId"],
+    return {"outcome": LAUNCHED, "market": ON_DEMAND, "spot_instance_id": launched["InstanceId"],
             "spot_instance_type": wanted}

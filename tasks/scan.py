@@ -30,14 +30,13 @@ from tasks.aws.executions import replace_state_machine_arn, running_swaps, start
 from tasks.aws.groups import active_refreshes, group_from_response, launch_hook_blocks, named_groups, opted_in_groups
 from tasks.aws.instances import instances_by_id
 from tasks.aws.pause_state import current_pause
-from tasks.core.cooldowns import quota_skip
+from tasks.core.cooldowns import ON_DEMAND, SPOT, quota_skip
 from tasks.core.pause import group_pause, tagged_alarms
 from tasks.core.requests import ScanRequest, parse_scan_request
 from tasks.core.selection import SKIP, GroupSkip, Plan, select
 from tasks.core.spot_share import spot_share_percent
 
 logger = Logger()
-ON_DEMAND = "on-demand"
 
 
 def start_all(arn: str, starts: Iterable[tuple[str, str, str, str | None]], request: ScanRequest,
@@ -48,7 +47,7 @@ def start_all(arn: str, starts: Iterable[tuple[str, str, str, str | None]], requ
     for asg_name, instance_id, reason, on_demand_type in starts:
         try:
             name, new = start_swap(arn, asg_name, instance_id, reason=reason, timing=request.timing, at=at,
-                                   market=ON_DEMAND if on_demand_type else "spot", instance_type=on_demand_type)
+                                   market=ON_DEMAND if on_demand_type else SPOT, instance_type=on_demand_type)
         except ClientError as error:
             logger.warning("swap not started", extra={"asg": asg_name, "instance_id": instance_id,
                                                       "error": error_code(error)})
@@ -109,7 +108,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         else:
             logger.info("group skipped", extra={"asg": skip.asg_name, "why": skip.why})
     back, waiting = reverse_swaps(covered, groups, instances, running, [s.asg_name for s in plan.skipped_groups],
-                                  now) if covered and not request.dry_run else ([], [])
+                                  now, cooldowns.on_demand_pools) if covered and not request.dry_run else ([], [])
     starts = [(p.asg_name, p.instance_id, "scheduled", None) for p in plan.picks] + [
         (p.asg_name, p.instance_id, "commitment", p.instance_type) for p in back]
     # named from the scheduled event's time: a duplicate delivery of the same event starts nothing new

@@ -180,3 +180,52 @@ def test_manual_replace_strands_nothing_when_the_ri_floats_to_another_on_demand(
     assert json.loads(result.stdout)["outcome"] == "swapped"
     other = next(i["InstanceId"] for i in raw["Instances"] if i["InstanceId"] != covered)
     assert verdicts(run_scan(aws, dry_run=True))[other][0] == "skip"  # the RI now pays for the other one
+
+
+def test_swap_back_without_on_demand_capacity_cools_the_pool_and_waits_out_the_cooldown(aws: EmbeddedAws,
+                                                                                          make_group) -> None:
+    """An idle RI, a spot, no on-demand m5.large left in us-east-1a: the swap back ends no-capacity (an outcome,
+    SUCCEEDED), the on-demand pool cools in the cooldown table, the next scan starts nothing for it and says so;
+    once the cooldown is over (with capacity back) the swap back goes."""
+    raw = make_group("web", desired=1, max_size=2, zones=("a",), extra_tags=POLICY)
+    first = aws.wait(aws.start_swap("web", raw["Instances"][0]["InstanceId"], timing=FAST))
+    spot = json.loads(first["output"])["spot"]["spot_instance_id"]
+    ri = buy_ri(aws)
+    commitments.reset_cache()
+    os.environ.pop("COMMITMENTS", None)
+    aws.ec2_model.on_demand_capacity[("m5.large", "us-east-1a")] = 0
+    t0 = datetime.now(UTC)
+    run_scan(aws, now=t0.isoformat(), timing=FAST)  # the RI is seen idle
+    scan2 = run_scan(aws, now=(t0 + timedelta(minutes=16)).isoformat(), timing=FAST)
+    assert len(scan2["started"]) == 1 and verdicts(scan2)[spot][0] == "to-on-demand"
+    arn = next(e["executionArn"] for e in executions(aws) if e["name"] == scan2["started"][0])
+    described = aws.wait(arn)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    output = json.loads(described["output"])
+    assert output["outcome"] == "no-capacity" and output["why"] == (
+        "InsufficientInstanceCapacity: no on-demand m5.large in us-east-1a")
+    assert output["cooled_pools"] == ["m5.large in us-east-1a (on-demand)"]
+    assert members(aws, "web") == {spot: "InService"} and state_of(aws, spot) == "running"
+    table = os.environ["COOLDOWN_TABLE"]
+    item = aws.client("dynamodb").get_item(TableName=table, Key={
+        "cooldown_key": {"S": "pool#m5.large#us-east-1a#on-demand"}})["Item"]
+    assert item["reason"]["S"] == "no-capacity" and item["source"]["S"] == described["name"]
+    until = int(item["expires_at"]["N"])
+    assert until - t0.timestamp() == pytest.approx(30 * 60, abs=120)  # the spot pools' TTL, from the launch
+    assert "Item" not in aws.client("dynamodb").get_item(TableName=table, Key={  # no spot pool was cooled
+        "cooldown_key": {"S": "pool#m5.large#us-east-1a"}})
+    scan3 = run_scan(aws, now=(t0 + timedelta(minutes=20)).isoformat(), timing=FAST)
+    assert scan3["started"] == [] and verdicts(scan3)[spot] == (
+        "skip", "stays spot for now: on-demand m5.large in us-east-1a is cooling down after no on-demand capacity")
+    assert scan3["idle_commitment_per_hour"] > 0 and ri
+    aws.ec2_model.on_demand_capacity.pop(("m5.large", "us-east-1a"))
+    after = datetime.fromtimestamp(until + 1, UTC)
+    with InvariantChecker(["web"], watch_spots=True) as watch:
+        scan4 = run_scan(aws, now=after.isoformat(), timing=FAST)
+        assert len(scan4["started"]) == 1 and verdicts(scan4)[spot][0] == "to-on-demand"
+        arn = next(e["executionArn"] for e in executions(aws) if e["name"] == scan4["started"][0])
+        described = aws.wait(arn)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    new_id = json.loads(described["output"])["spot"]["spot_instance_id"]
+    assert "InstanceLifecycle" not in instances(aws, instance_id=new_id)[0] and state_of(aws, spot) == "terminated"
+    assert watch.finish() == []

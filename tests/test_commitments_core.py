@@ -28,6 +28,7 @@ from tasks.core.commitments import (
     platform_of,
     stranded_by,
 )
+from tasks.core.prices import Pool
 
 NOW = datetime(2026, 12, 2, 1, 0, tzinfo=UTC)
 PRICES = {"m5.large": 0.096, "m5.xlarge": 0.192, "m5.2xlarge": 0.384, "c5.large": 0.085, "c5.xlarge": 0.17}
@@ -270,6 +271,29 @@ def test_reverse_swap_one_at_a_time_and_not_into_a_busy_group() -> None:
     assert not picks and skips[0].why == "stays spot for now: a swap is in flight in the group"
     picks, skips = plan_reverse(coverage, [spot(1), spot(2)], groups_in_flight=(), reverse_in_flight=False, **args)
     assert len(picks) == 1 and skips[0].why == "stays spot for now: 1 swap(s) back per scan"
+
+
+def test_reverse_swap_skips_a_cooling_on_demand_pool_and_takes_another_spot() -> None:
+    """No on-demand capacity for a swap back cooled m5.large in us-east-1a: that spot waits and says why, the
+    idle RI's other candidate (regional, any zone) goes instead; once the pool stops cooling the first goes."""
+    coverage = cover([], [regional("ri-flex", "m5.large")], [], NOW)
+    args = {"idle_since": {"ri-flex": 0.0}, "now": 5000.0, "groups_in_flight": (), "reverse_in_flight": False}
+    spots = [spot(1), spot(2, zone="us-east-1b")]
+    cooling = frozenset({Pool("m5.large", "us-east-1a")})
+    picks, skips = plan_reverse(coverage, spots, cooling_on_demand=cooling, **args)
+    assert [p.instance_id for p in picks] == [spot(2).instance_id]
+    assert [(s.instance_id, s.why) for s in skips] == [(spot(1).instance_id, (
+        "stays spot for now: on-demand m5.large in us-east-1a is cooling down after no on-demand capacity"))]
+    coverage = cover([], [regional("ri-flex", "m5.large")], [], NOW)
+    picks, skips = plan_reverse(coverage, spots, cooling_on_demand=frozenset(), **args)
+    assert [p.instance_id for p in picks] == [spot(1).instance_id] and skips == []  # the RI is spent on it
+
+
+def test_a_cooling_spot_pool_does_not_hold_a_swap_back() -> None:
+    coverage = cover([], [zonal("ri-zonal-a", "m5.large", "us-east-1a")], [], NOW)
+    picks, _ = plan_reverse(coverage, [spot(1)], idle_since={"ri-zonal-a": 0.0}, now=5000.0, groups_in_flight=(),
+                            reverse_in_flight=False, cooling_on_demand=frozenset({Pool("m5.large", "us-east-1b")}))
+    assert [p.instance_id for p in picks] == [spot(1).instance_id]
 
 
 def test_no_flapping_across_three_consecutive_scans() -> None:

@@ -20,7 +20,7 @@ from tasks.aws.prices import (
     pricing_filters,
     snapshot,
 )
-from tasks.core.cooldowns import cooling_pools, instance_key, pool_key, pool_of, types_cooling_in
+from tasks.core.cooldowns import ON_DEMAND, SPOT, cooling_pools, instance_key, pool_key, pool_of, types_cooling_in
 from tasks.core.prices import (
     LINUX,
     OPERATING_SYSTEMS,
@@ -150,3 +150,15 @@ def test_cooldown_keys_and_expiry() -> None:
     entries = [(pool_key(pool), 200.0), (pool_key(Pool("c5.large", B)), 99.0), (instance_key("i-1"), 500.0)]
     assert cooling_pools(entries, now=100.0) == {pool}
     assert types_cooling_in({pool, Pool("c5.large", B)}, A) == {"m5.large"}
+
+
+def test_on_demand_pool_cools_under_its_own_key_never_as_a_spot_pool() -> None:
+    pool = Pool("m5.large", A)
+    assert pool_key(pool) == pool_key(pool, SPOT) == "pool#m5.large#us-east-1a"  # spot keys as written before
+    assert pool_key(pool, ON_DEMAND) == "pool#m5.large#us-east-1a#on-demand"
+    assert pool_of(pool_key(pool, ON_DEMAND), ON_DEMAND) == pool and pool_of(pool_key(pool, ON_DEMAND)) is None
+    assert pool_of(pool_key(pool), ON_DEMAND) is None
+    entries = [(pool_key(pool, ON_DEMAND), 200.0), (pool_key(Pool("c5.large", B)), 200.0)]
+    assert cooling_pools(entries, now=100.0, market=ON_DEMAND) == {pool}
+    assert cooling_pools(entries, now=100.0) == {Pool("c5.large", B)}
+    assert cooling_pools(entries, now=200.0, market=ON_DEMAND) == frozenset()  # expired, TTL or not

@@ -39,7 +39,7 @@ from tasks.core.errors import InvalidInput
 from tasks.core.model import Group, Instance
 from tasks.core.naming import instance_of
 from tasks.core.policy import PolicyError, parse_policy
-from tasks.core.prices import operating_system
+from tasks.core.prices import Pool, operating_system
 from tasks.core.selection import executions_by_group
 
 AWARE_ENV, RESERVE_ENV = "COMMITMENTS", "SAVINGS_PLAN_RESERVE_PER_HOUR"
@@ -252,11 +252,11 @@ def manual_swap_strands(instance_id: str) -> str | None:
 
 
 def reverse_swaps(fleet: FleetCoverage, groups: list[Group], instances: Mapping[str, Instance],
-                  running: Iterable[str], skipped: Iterable[str], now: datetime) -> tuple[list[ReversePick],
-                                                                                         list[ReverseSkip]]:
+                  running: Iterable[str], skipped: Iterable[str], now: datetime,
+                  cooling_on_demand: Iterable[Pool] = ()) -> tuple[list[ReversePick], list[ReverseSkip]]:
     """The spots to swap back to on-demand this scan (and why others wait); records when commitments went idle.
     A RUNNING execution whose instance is a spot counts as a swap back in flight (rebalances do too: waiting a
-    scan costs little)."""
+    scan costs little). `cooling_on_demand`: the on-demand pools on cooldown (tasks.aws.coordination)."""
     previous = idle_records()
     since = track_idle(fleet.coverage, previous, now.timestamp())
     save_idle_records(since, previous, now.timestamp())
@@ -266,4 +266,4 @@ def reverse_swaps(fleet: FleetCoverage, groups: list[Group], instances: Mapping[
                           and inst.lifecycle == "spot" for name in running)
     spots = spot_facts(groups, instances, fleet.prices, set(skipped))
     return plan_reverse(fleet.coverage, spots, idle_since=since, now=now.timestamp(), groups_in_flight=busy,
-                        reverse_in_flight=bool(reverse_running))
+                        reverse_in_flight=bool(reverse_running), cooling_on_demand=frozenset(cooling_on_demand))

@@ -22,6 +22,8 @@ from tasks.aws.clients import client, error_code
 from tasks.aws.groups import describe_group
 from tasks.core.cooldowns import (
     COOLDOWN_SECONDS,
+    ON_DEMAND,
+    SPOT,
     cooling_pools,
     expiry,
     instance_key,
@@ -65,10 +67,10 @@ def _item(key: str, expires_at: int, reason: str, source: str) -> dict[str, dict
 
 
 def cool_pools(pools: Iterable[Pool], *, reason: str, source: str, now: float | None = None,
-               seconds: int = COOLDOWN_SECONDS) -> list[str]:
-    """Put pools on cooldown (a later cooldown replaces an earlier one); returns the keys written."""
+               seconds: int = COOLDOWN_SECONDS, market: str = SPOT) -> list[str]:
+    """Put pools of `market` on cooldown (a later cooldown replaces an earlier one); returns the keys written."""
     until = expiry(time.time() if now is None else now, seconds)
-    keys = sorted({pool_key(p) for p in pools})
+    keys = sorted({pool_key(p, market) for p in pools})
     dynamodb = client("dynamodb")
     for start in range(0, len(keys), _BATCH):
         requests = [{"PutRequest": {"Item": _item(k, until, reason, source)}} for k in keys[start:start + _BATCH]]
@@ -138,13 +140,14 @@ def cool_quota(region: str, *, code: str, source: str, now: float | None = None,
 
 @dataclass(frozen=True)
 class Cooldowns:
-    pools: frozenset[Pool]
+    pools: frozenset[Pool]  # spot pools
     quotas: dict[str, str]  # region -> the quota error code that put it on cooldown
+    on_demand_pools: frozenset[Pool] = frozenset()  # a swap back found no on-demand capacity there lately
 
 
 def active_cooldowns(now: float | None = None) -> Cooldowns:
-    """Every pool and every region's spot quota cooling now (one paginated Scan: the table holds only the
-    entries of the last half hour)."""
+    """Every pool (spot and on-demand) and every region's spot quota cooling now (one paginated Scan: the table
+    holds only the entries of the last half hour)."""
     at = time.time() if now is None else now
     pages = client("dynamodb").get_paginator("scan").paginate(
         TableName=table_name(),
@@ -156,7 +159,7 @@ def active_cooldowns(now: float | None = None) -> Cooldowns:
     entries = [(item[KEY]["S"], float(item[EXPIRES_AT]["N"])) for item in items]
     quotas = {region: item.get("code", {}).get("S", "quota")
               for item in items if (region := quota_region_of(item[KEY]["S"])) and float(item[EXPIRES_AT]["N"]) > at}
-    return Cooldowns(cooling_pools(entries, at), quotas)
+    return Cooldowns(cooling_pools(entries, at), quotas, cooling_pools(entries, at, ON_DEMAND))
 
 
 def release_instance(instance_id: str) -> None:
@@ -165,7 +168,7 @@ def release_instance(instance_id: str) -> None:
 
 
 def active_pools(now: float | None = None) -> frozenset[Pool]:
-    """Every pool cooling now."""
+    """Every spot pool cooling now."""
     return active_cooldowns(now).pools
 
 

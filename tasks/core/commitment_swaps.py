@@ -7,7 +7,9 @@ Hysteresis, so a swap back never flaps with the forward swaps:
 - the new on-demand must be wholly covered by what is idle (partial cover is no reason to leave spot), and once
   launched it is covered, so the forward path keeps it (the same ledger decides both directions);
 - no reverse swap starts while one is in flight (account-wide) or while the group has any swap in flight, and at
-  most `max_per_scan` start per scan; the churned spot is claimed in the cooldown store like any churn.
+  most `max_per_scan` start per scan; the churned spot is claimed in the cooldown store like any churn;
+- none starts into an on-demand pool (type and zone) that is cooling: a swap back that found no on-demand
+  capacity there cools it (tasks/launch_on_demand.py), so the next scans do not retry it until the cooldown ends.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from tasks.core.commitments import OPTED_IN, Coverage, Usage, short_id
 from tasks.core.model import Group, Instance
 from tasks.core.policy import PolicyError, parse_policy
+from tasks.core.prices import Pool
 from tasks.core.tags import is_opted_in
 
 MIN_IDLE_SECONDS = 15 * 60
@@ -89,9 +92,11 @@ def track_idle(coverage: Coverage, previous: Mapping[str, float], now: float) ->
 
 def plan_reverse(coverage: Coverage, spots: Sequence[SpotFact], *, idle_since: Mapping[str, float], now: float,
                  groups_in_flight: Collection[str], reverse_in_flight: bool, min_idle_seconds: int = MIN_IDLE_SECONDS,
-                 max_per_scan: int = 1) -> tuple[list[ReversePick], list[ReverseSkip]]:
+                 max_per_scan: int = 1, cooling_on_demand: Collection[Pool] = frozenset(),
+                 ) -> tuple[list[ReversePick], list[ReverseSkip]]:
     """Which spots to swap back to on-demand now. Commits each pick in `coverage`, so a second pick in the same
-    scan cannot spend the same idle units."""
+    scan cannot spend the same idle units. `cooling_on_demand`: on-demand pools on cooldown (no capacity lately);
+    a spot whose swap back would launch into one waits, and another spot may go instead."""
     picks: list[ReversePick] = []
     skips: list[ReverseSkip] = []
     for spot in sorted(spots, key=lambda s: (s.launch_time, s.instance_id)):  # the longest-running spot first
@@ -106,6 +111,8 @@ def plan_reverse(coverage: Coverage, spots: Sequence[SpotFact], *, idle_since: M
             why = "a swap back to on-demand is in flight: one at a time"
         elif spot.asg_name in groups_in_flight:
             why = "a swap is in flight in the group"
+        elif (pool := Pool(spot.instance_type, spot.availability_zone)) in cooling_on_demand:
+            why = f"on-demand {pool} is cooling down after no on-demand capacity"
         elif young:
             idle_for = int(now - idle_since.get(young[0], now))
             why = (f"{short_id(young[0])} idle for {idle_for}s, under the {min_idle_seconds}s needed before a swap "

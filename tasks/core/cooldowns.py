@@ -1,6 +1,8 @@
 """Cooldowns: a spot pool that just had no capacity, was interrupted or got a rebalance recommendation is avoided
 for a while, an instance just churned is not churned again, and a region whose spot quota CreateFleet reported
-exceeded gets no spot launch at all for a while. Keys and expiry only; the store is elsewhere."""
+exceeded gets no spot launch at all for a while. An on-demand pool (a type in a zone, market on-demand) that just
+had no capacity for a swap back is avoided the same way, under its own key, so it never makes a spot pool look
+cold or the other way round. Keys and expiry only; the store is elsewhere."""
 
 from __future__ import annotations
 
@@ -13,10 +15,13 @@ _POOL, _INSTANCE, _QUOTA = "pool", "instance", "quota"
 # Spot quota errors in CreateFleet's Errors: the account's limit, not the pool's capacity nor a bad request.
 QUOTA_CODES = frozenset({"MaxSpotInstanceCountExceeded", "VcpuLimitExceeded", "InstanceLimitExceeded",
                          "MaxSpotFleetRequestCountExceeded", "MaxFleetCountExceeded"})
+SPOT, ON_DEMAND = "spot", "on-demand"  # the market a pool cools in
 
 
-def pool_key(pool: Pool) -> str:
-    return f"{_POOL}#{pool.instance_type}#{pool.availability_zone}"
+def pool_key(pool: Pool, market: str = SPOT) -> str:
+    """`pool#<type>#<zone>` for spot (the key written before markets existed), `pool#<type>#<zone>#on-demand`."""
+    key = f"{_POOL}#{pool.instance_type}#{pool.availability_zone}"
+    return key if market == SPOT else f"{key}#{market}"
 
 
 def instance_key(instance_id: str) -> str:
@@ -38,10 +43,14 @@ def quota_skip(region: str, code: str) -> str:
     return f"spot quota exceeded in {region} ({code}): backing off until the cooldown ends"
 
 
-def pool_of(key: str) -> Pool | None:
-    """The pool a key names, or None for instance keys and keys we did not write."""
+def pool_of(key: str, market: str = SPOT) -> Pool | None:
+    """The pool a key names in `market`, or None for instance keys, the other market's pools and keys we did not
+    write."""
     parts = key.split("#")
-    return Pool(parts[1], parts[2]) if len(parts) == 3 and parts[0] == _POOL else None
+    if parts[0] != _POOL or len(parts) not in (3, 4):
+        return None
+    found = parts[3] if len(parts) == 4 else SPOT
+    return Pool(parts[1], parts[2]) if found == market else None
 
 
 def expiry(now: float, seconds: int = COOLDOWN_SECONDS) -> int:
@@ -49,12 +58,12 @@ def expiry(now: float, seconds: int = COOLDOWN_SECONDS) -> int:
     return int(now) + seconds
 
 
-def cooling_pools(entries: Iterable[tuple[str, float]], now: float) -> frozenset[Pool]:
-    """Pools still cooling from (key, expires_at) entries. TTL deletes expired items only eventually (up to two
-    days late), so the expiry is checked here, not trusted to be gone."""
+def cooling_pools(entries: Iterable[tuple[str, float]], now: float, market: str = SPOT) -> frozenset[Pool]:
+    """Pools of `market` still cooling from (key, expires_at) entries. TTL deletes expired items only eventually
+    (up to two days late), so the expiry is checked here, not trusted to be gone."""
     found = set()
     for key, expires_at in entries:
-        pool = pool_of(key)
+        pool = pool_of(key, market)
         if pool is not None and expires_at > now:
             found.add(pool)
     return frozenset(found)
