@@ -45,7 +45,7 @@ from tasks.core.templates import UnsupportedLaunchTemplate, fleet_refusal
 
 logger = Logger()
 metrics = Metrics()
-LAUNCHED, NO_CAPACITY, QUOTA_EXCEEDED = "launched", "no-capacity", "quota-exceeded"
+LAUNCHED, NO_CAPACITY, QUOTA_EXCEEDED, REFUSED = "launched", "no-capacity", "quota-exceeded", "refused"
 # What CreateFleet answers a request its template cannot be combined with (not throttling: nothing to read then).
 TEMPLATE_REFUSALS = frozenset({"InvalidParameterValue", "InvalidParameterCombination", "InvalidParameter"})
 
@@ -129,6 +129,15 @@ def quota_exceeded(event: dict[str, Any], code: str, why: str) -> dict[str, Any]
             "availability_zone": event["availability_zone"], "why": why}
 
 
+def refused(event: dict[str, Any], refusal: UnsupportedLaunchTemplate) -> dict[str, Any]:
+    """The group's template is one CreateFleet cannot launch from: nothing was launched, so the execution ends as
+    outcome refused (like Validate's refusals: a setting to change, not a failure that pages) and frees its claim."""
+    release_claim(event["asg_name"], event["instance_id"], event["execution_name"])
+    logger.warning("launch template refused", extra={"why": str(refusal)})
+    return {"outcome": REFUSED, "reason": type(refusal).__name__, "why": str(refusal),
+            "asg_name": event["asg_name"], "instance_id": event["instance_id"]}
+
+
 def fresh_launch(event: dict[str, Any], prices: PriceBook, cooling: Cooldowns) -> dict[str, Any] | str:
     """The request and the prices it was chosen at, or why there is no candidate."""
     on_demand = prices.on_demand(event["instance_type"])
@@ -189,6 +198,13 @@ def refuse_unusable_template(event: dict[str, Any]) -> None:
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(asg=event["asg_name"], execution=event["execution_name"])
+    try:
+        return launch_spot(event)
+    except UnsupportedLaunchTemplate as refusal:
+        return refused(event, refusal)
+
+
+def launch_spot(event: dict[str, Any]) -> dict[str, Any]:
     execution, region = event["execution_name"], os.environ["AWS_REGION"]
     original_pool = Pool(event["instance_type"], event["availability_zone"])
     prices = PriceBook(region, operating_system(event["platform_details"]))

@@ -154,7 +154,12 @@ def test_launch_templates_create_fleet_cannot_use_are_refused_before_anything_is
     for name, raw, says in (("market", market, "InstanceMarketOptions"), ("eni", interfaces, "NetworkInterfaces")):
         before = settings(aws, name)
         arn, described = swap(aws, name, raw["Instances"][0]["InstanceId"])
-        assert described["status"] == "FAILED" and described["error"] == "UnsupportedLaunchTemplate"
-        assert cause(described).startswith(f"ASG {name}: launch template sets {says}")
-        assert states_entered(aws, arn)[-4:] == ["LaunchSpot", "Cleanup", "RestoreAfterFailure", "SwapFailed"]
+        assert described["status"] == "SUCCEEDED", described.get("cause")  # a setting to change, not a page
+        output = json.loads(described["output"])
+        assert (output["outcome"], output["reason"]) == ("refused", "UnsupportedLaunchTemplate")
+        assert output["why"].startswith(f"ASG {name}: launch template sets {says}")
+        assert states_entered(aws, arn)[-3:] == ["LaunchSpot", "Launched", "LaunchRefused"]
         assert launched_by(aws, described["name"]) == [] and settings(aws, name) == before
+    # the refusal freed the instance's claim: a later swap of it gets as far as LaunchSpot again, not SwapInFlight
+    _, again = swap(aws, "market", market["Instances"][0]["InstanceId"], later=2)
+    assert json.loads(again["output"])["reason"] == "UnsupportedLaunchTemplate"
