@@ -37,6 +37,7 @@ from tasks.core.selection import SKIP, GroupSkip, Plan, select
 from tasks.core.spot_share import spot_share_percent
 
 logger = Logger()
+metrics = Metrics()
 
 
 def start_all(arn: str, starts: Iterable[tuple[str, str, str, str | None]], request: ScanRequest,
@@ -67,7 +68,6 @@ def _emit_spot_share(request: ScanRequest, groups: list[Any], instances: dict[st
     share = spot_share_percent(groups, instances)
     if request.dry_run or request.asg_names is not None or share is None:
         return
-    metrics = Metrics()  # made here: its namespace comes from the environment as the function runs
     metrics.add_metric(name="SpotShare", unit=MetricUnit.Percent, value=share)
     metrics.flush_metrics()
 

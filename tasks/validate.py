@@ -42,6 +42,7 @@ from tasks.core.tags import OPT_IN
 from tasks.core.timing import parse_timing
 
 logger = Logger()
+metrics = Metrics()
 
 
 @aws_handler
@@ -50,7 +51,6 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         return _validate(event)
     except SwapRefused as refusal:  # an outcome, not a failure: counted on the dashboard's "Swaps skipped"
-        metrics = Metrics()  # made here: its namespace comes from the environment as the function runs
         asg_name = (event.get("input") or {}).get("asg_name")
         if isinstance(asg_name, str) and asg_name:
             metrics.add_dimension(name="AutoScalingGroup", value=asg_name)

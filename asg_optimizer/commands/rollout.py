@@ -169,6 +169,14 @@ def _on_target(target: Target, asg: str, wanted: dict[str, str] | None) -> tuple
     return on, len(parsed) - on
 
 
+def _running(target: Target, asg: str) -> dict[str, Any]:
+    """The group's running rollout; none is a one-line error (exit 2)."""
+    running = _latest(target, asg, "RUNNING")
+    if running is None:
+        raise CliError(f"ASG {asg} has no running rollout")
+    return running
+
+
 def _token(target: Target, name: str) -> str | None:
     item = target.client("dynamodb").get_item(TableName=table_name(target), Key={KEY: {"S": TOKEN_PREFIX + name}},
                                               ConsistentRead=True).get("Item")
@@ -180,9 +188,7 @@ def _token(target: Target, name: str) -> str | None:
 def resume(ctx: typer.Context, asg: str = typer.Option(..., "--asg", help="The Auto Scaling group.")) -> None:
     """Let a rollout waiting at a checkpoint go on with its next batch."""
     target = settings(ctx).target
-    running = _latest(target, asg, "RUNNING")
-    if running is None:
-        raise CliError(f"ASG {asg} has no running rollout")
+    running = _running(target, asg)
     token = _token(target, running["name"])
     if token is None or describe(target, asg, running)["state"] != "Checkpoint":
         raise CliError(f"rollout {running['name']} is not waiting at a checkpoint")
@@ -195,9 +201,7 @@ def resume(ctx: typer.Context, asg: str = typer.Option(..., "--asg", help="The A
 def cancel(ctx: typer.Context, asg: str = typer.Option(..., "--asg", help="The Auto Scaling group.")) -> None:
     """Stop a rollout after its running batch (at once at a checkpoint); moved instances stay on the target."""
     target = settings(ctx).target
-    running = _latest(target, asg, "RUNNING")
-    if running is None:
-        raise CliError(f"ASG {asg} has no running rollout")
+    running = _running(target, asg)
     name = running["name"]
     target.client("dynamodb").put_item(TableName=table_name(target), Item={
         KEY: {"S": CANCEL_PREFIX + name}, "at": {"S": datetime.now(UTC).isoformat(timespec="seconds")}})
