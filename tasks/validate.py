@@ -90,7 +90,7 @@ def _validate(event: dict[str, Any]) -> dict[str, Any]:
     # A manual swap to spot never strands a commitment unless forced (the scanner and launch events keep covered
     # instances themselves; a rollout chooses its market, docs/replacement.md).
     if reason == "manual" and market == SPOT and not forced and policy.uses_commitments:
-        stranded = manual_swap_strands(instance_id)
+        stranded = manual_swap_strands(instance)
         if stranded:
             raise CoveredByCommitment(f"instance {instance_id} in ASG {asg_name} is {stranded}")
     claimed = claim(asg_name, instance_id, execution_name)  # after every refusal that needs no claim

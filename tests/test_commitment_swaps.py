@@ -229,3 +229,24 @@ def test_swap_back_without_on_demand_capacity_cools_the_pool_and_waits_out_the_c
     new_id = json.loads(described["output"])["spot"]["spot_instance_id"]
     assert "InstanceLifecycle" not in instances(aws, instance_id=new_id)[0] and state_of(aws, spot) == "terminated"
     assert watch.finish() == []
+
+
+def test_manual_swap_reads_no_group_when_no_commitment_could_cover_the_instance(aws: EmbeddedAws,
+                                                                                 make_group) -> None:
+    """Validate's commitment check reads the commitments (kept by the container) first, and the fleet (every
+    opted-in group, the region's usage) only when one of them could pay for this instance at all."""
+    from tasks.aws.instances import instances_by_id
+    from tests.test_scan import counted_calls
+
+    raw = make_group("web", desired=2, max_size=4, zones=("a",), extra_tags=POLICY)
+    instance_id = raw["Instances"][0]["InstanceId"]
+    instance = instances_by_id([instance_id])[instance_id]
+    buy_ri(aws, zone="us-east-1b")  # an m5.large RI of another zone: it cannot pay for an instance in us-east-1a
+    with counted_calls() as calls:
+        assert commitments.manual_swap_strands(instance) is None
+    assert dict(calls) == {"ec2.DescribeReservedInstances": 1, "savingsplans.DescribeSavingsPlans": 1}
+    buy_ri(aws, count=2)  # one that pays for both: the fleet is read, and the verdict is the full one
+    commitments.reset_cache()
+    with counted_calls() as calls:
+        assert (commitments.manual_swap_strands(instance) or "").startswith("paid for by RI ")
+    assert calls["auto-scaling.DescribeAutoScalingGroups"] >= 1 and calls["ec2.DescribeInstances"] >= 1

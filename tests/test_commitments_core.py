@@ -22,6 +22,7 @@ from tasks.core.commitments import (
     ReservedInstance,
     SavingsPlan,
     Usage,
+    could_be_covered,
     cover,
     hourly_cost,
     normalization_factor,
@@ -340,3 +341,39 @@ def test_a_swap_strands_a_commitment_only_when_its_idle_share_grows(usages: list
                                                                      plans: list[SavingsPlan], taken: int,
                                                                      line: str | None) -> None:
     assert stranded_by(usages, reserved, plans, NOW, f"i-{taken:017x}") == line
+
+
+COULD_COVER = [  # (usage, reserved, plans, could a commitment pay for it at all)
+    (use(1), [zonal("ri-a", "m5.large", "us-east-1a")], [], True),
+    (use(1, zone="us-east-1b"), [zonal("ri-a", "m5.large", "us-east-1a")], [], False),  # a zonal RI's zone only
+    (use(1, "m5.xlarge"), [zonal("ri-a", "m5.large", "us-east-1a")], [], False),  # zonal: exact type
+    (use(1, "m5.2xlarge", zone="us-east-1b"), [regional("ri-flex", "m5.large")], [], True),  # size-flexible
+    (use(1, "c5.large"), [regional("ri-flex", "m5.large")], [], False),  # another family
+    (use(1, "m5.xlarge", platform="Windows"), [regional("ri-flex", "m5.large")], [], False),
+    (use(1, "m5.xlarge", tenancy="dedicated"), [regional("ri-flex", "m5.large")], [], False),
+    (use(1, platform="Windows"), [regional("ri-win", "m5.large", platform="Windows")], [], True),  # exact type
+    (use(1), [regional("ri-old", "m5.large", end=NOW - timedelta(hours=1))], [], False),  # expired
+    (use(1, "c5.large"), [], [plan("sp-m5", EC2_INSTANCE, 0.05, 0.3, "m5")], False),  # the plan's family only
+    (use(1, "m5.xlarge"), [], [plan("sp-m5", EC2_INSTANCE, 0.05, 0.3, "m5")], True),
+    (use(1, "c5.large", platform="Windows"), [], [plan("sp-any", COMPUTE, 0.05, 0.3)], True),  # rates unread: could
+    (use(1), [], [], False),
+]
+
+
+@pytest.mark.parametrize(("usage", "reserved", "plans", "could"), COULD_COVER)
+def test_a_commitment_could_cover_only_usage_its_matching_rules_admit(usage: Usage, reserved: list[ReservedInstance],
+                                                                      plans: list[SavingsPlan], could: bool) -> None:
+    assert could_be_covered(usage, reserved, plans, NOW) is could
+
+
+@settings(max_examples=300, deadline=None)
+@given(usage_strategy, st.lists(usage_strategy, max_size=10, unique_by=lambda u: u.instance_id),
+       st.lists(ri_strategy, max_size=4, unique_by=lambda r: r.reservation_id),
+       st.lists(plan_strategy, max_size=3, unique_by=lambda p: p.plan_id))
+def test_usage_no_commitment_could_cover_strands_nothing_and_takes_no_share(
+        target: Usage, others: list[Usage], ris: list[ReservedInstance], plans: list[SavingsPlan]) -> None:
+    """What lets a manual swap skip the fleet read: `could_be_covered` False means the full verdict is None."""
+    usages = [target, *(u for u in others if u.instance_id != target.instance_id)]
+    if not could_be_covered(target, ris, plans, NOW):
+        assert stranded_by(usages, ris, plans, NOW, target.instance_id) is None
+        assert not cover(usages, ris, plans, NOW).of(target.instance_id).shares  # type: ignore[union-attr]

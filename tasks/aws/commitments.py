@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -31,6 +31,7 @@ from tasks.core.commitments import (
     ReservedInstance,
     SavingsPlan,
     Usage,
+    could_be_covered,
     cover,
     platform_of,
     stranded_by,
@@ -143,8 +144,13 @@ def _plan_from(raw: Mapping[str, Any], region: str, types: list[str], client: Cl
             tenancy = "default" if props.get("tenancy", "shared") == "shared" else props["tenancy"]
             rates[(props.get("instanceType", ""), props.get("productDescription", "Linux/UNIX"), tenancy)] = \
                 float(row["rate"])
+    return replace(plan_terms(raw), rates=rates)
+
+
+def plan_terms(raw: Mapping[str, Any]) -> SavingsPlan:
+    """A plan as DescribeSavingsPlans describes it, without its rates (DescribeSavingsPlanRates)."""
     end = raw.get("end")
-    return SavingsPlan(raw["savingsPlanId"], raw["savingsPlanType"], float(raw["commitment"]), rates,
+    return SavingsPlan(raw["savingsPlanId"], raw["savingsPlanType"], float(raw["commitment"]), {},
                        raw.get("ec2InstanceFamily") or None, raw.get("region") or None,
                        datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None, raw.get("state", "active"))
 
@@ -244,11 +250,22 @@ def fleet_coverage(groups: Iterable[Group], *, extra_types: Iterable[str] = (), 
                          settings.savings_plan_reserve)
 
 
-def manual_swap_strands(instance_id: str) -> str | None:
+def manual_swap_strands(instance: Instance) -> str | None:
     """Why swapping this on-demand to spot would leave a commitment paid for and idle, read as the scanner reads
-    (every opted-in group, the region's usage); None when nothing would be stranded or there is no commitment."""
-    fleet = fleet_coverage([group_from_response(g) for g in opted_in_groups()])
-    return fleet.stranded_by(instance_id) if fleet else None
+    (every opted-in group, the region's usage); None when nothing would be stranded. The commitments come first
+    (kept by the container): when none could pay for this instance at all (tasks.core.commitments
+    could_be_covered), the verdict is None without reading the fleet."""
+    settings = CommitmentSettings.from_env()
+    if not settings.enabled:
+        return None
+    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    reserved, raw_plans = _read(region, client)
+    usage = Usage(instance.instance_id, instance.instance_type, instance.availability_zone, 0.0,
+                  instance.platform_details or "Linux/UNIX", instance.tenancy)
+    if not could_be_covered(usage, reserved, [plan_terms(p) for p in raw_plans], datetime.now(UTC)):
+        return None
+    fleet = fleet_coverage([group_from_response(g) for g in opted_in_groups()], settings=settings, region=region)
+    return fleet.stranded_by(instance.instance_id) if fleet else None
 
 
 def reverse_swaps(fleet: FleetCoverage, groups: list[Group], instances: Mapping[str, Instance],

@@ -28,6 +28,7 @@ def instance_from_response(raw: dict[str, Any]) -> Instance:
         launch_time=str(raw.get("LaunchTime", "")) or None,
         platform_details=raw.get("PlatformDetails"),
         image_id=raw.get("ImageId", ""),
+        tenancy=raw.get("Placement", {}).get("Tenancy", "default"),
     )
 
 

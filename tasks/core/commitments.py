@@ -387,6 +387,28 @@ def hourly_cost(coverage: Coverage, instance_ids: Iterable[str]) -> float:
     return round(sum(c.marginal_cost for i in instance_ids if (c := coverage.of(i)) is not None), 6)
 
 
+def could_be_covered(usage: Usage, reserved: Iterable[ReservedInstance], plans: Iterable[SavingsPlan],
+                     now: datetime) -> bool:
+    """Whether any active commitment could pay for this usage at all, by the matching rules `cover` applies (zonal
+    RIs: zone, type, platform, tenancy; other RIs: type, platform, tenancy, or the family when size-flexible; EC2
+    Instance plans: the family; Compute plans: anything). A plan's rates are not consulted (they are read only for
+    the fleet), so a plan counts by its kind and family. False means `cover` gives this usage nothing, so taking
+    it away strands nothing: the fleet need not be read to say so."""
+    kind = (usage.instance_type, usage.platform, usage.tenancy)
+    flexible = _factor_of(usage) is not None and usage.platform == LINUX and usage.tenancy == DEFAULT_TENANCY
+    for ri in reserved:
+        if not ri.active(now):
+            continue
+        if ri.zonal and ri.availability_zone != usage.availability_zone:
+            continue
+        if kind == (ri.instance_type, ri.platform, ri.tenancy):
+            return True
+        if ri.size_flexible and flexible and family_of(ri.instance_type) == family_of(usage.instance_type):
+            return True
+    return any(p.active(now) and (p.plan_type != EC2_INSTANCE or not p.instance_family
+                                  or p.instance_family == family_of(usage.instance_type)) for p in plans)
+
+
 def stranded_by(usages: Sequence[Usage], reserved: Sequence[ReservedInstance], plans: Sequence[SavingsPlan],
                 now: datetime, instance_id: str, *, savings_plan_reserve: float = 0.0) -> str | None:
     """Why taking this on-demand instance away would strand a commitment, or None. Its marginal value: the

@@ -106,6 +106,7 @@ class Instance:
     launch_time: str | None = None
     platform_details: str | None = None  # EC2's billing platform ("Windows", ...); absent: Linux/UNIX
     image_id: str = ""
+    tenancy: str = "default"  # Placement.Tenancy: which commitments could pay for it
 
     @property
     def on_demand(self) -> bool:
