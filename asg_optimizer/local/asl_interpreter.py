@@ -30,6 +30,8 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
+from asg_optimizer.local.patching import Patches
+
 _original_client_for = boto_client.boto_client_for
 _original_parse = AmazonStateLanguageParser.parse
 _original_environment = ExecutionWorker._get_evaluation_environment
@@ -38,7 +40,7 @@ _original_stop = ExecutionWorker.stop
 STOP_WAIT_SECONDS = 10.0  # the longest a stop waits for the worker thread to reach the first state
 _kept: dict[tuple[str, bool], Any] = {}
 _lock = threading.Lock()
-_patched: list[Any] = []  # modules whose `boto_client_for` we replaced
+_patches = Patches()
 
 
 class _ScaledSleep:
@@ -99,30 +101,23 @@ def _stop(worker: ExecutionWorker, stop_date: Any, error: str | None, cause: str
 def install() -> None:
     """Patch the interpreter (idempotent). Every module that imported `boto_client_for` is repointed (the Lambda
     task's `lambda_eval_utils` is imported above so that it is among them)."""
-    with _lock:
-        if _patched:
-            return
-        for name, module in sys.modules.copy().items():  # copied in one step: other threads may be importing
-            ours = getattr(module, "boto_client_for", None) is _original_client_for
-            if name.startswith("moto.stepfunctions") and ours:
-                module.boto_client_for = _client_for  # type: ignore[attr-defined]
-                _patched.append(module)
-        AmazonStateLanguageParser.parse = staticmethod(_parse)  # type: ignore[method-assign]
-        ExecutionWorker._get_evaluation_environment = _environment  # type: ignore[assignment,method-assign]
-        ExecutionWorker.start = _start  # type: ignore[method-assign]
-        ExecutionWorker.stop = _stop  # type: ignore[assignment,method-assign]
-        retrier_decl.time = _retry_time  # type: ignore[assignment]
+    _patches.install(_patch)
+
+
+def _patch(patches: Patches) -> None:
+    for name, module in sys.modules.copy().items():  # copied in one step: other threads may be importing
+        ours = getattr(module, "boto_client_for", None) is _original_client_for
+        if name.startswith("moto.stepfunctions") and ours:
+            patches.replace(module, "boto_client_for", _client_for)
+    patches.replace(AmazonStateLanguageParser, "parse", staticmethod(_parse))
+    patches.replace(ExecutionWorker, "_get_evaluation_environment", _environment)
+    patches.replace(ExecutionWorker, "start", _start)
+    patches.replace(ExecutionWorker, "stop", _stop)
+    patches.replace(retrier_decl, "time", _retry_time)
 
 
 def uninstall() -> None:
+    _patches.undo()
     with _lock:
-        for module in _patched:
-            module.boto_client_for = _original_client_for
-        _patched.clear()
         _kept.clear()
-        AmazonStateLanguageParser.parse = staticmethod(_original_parse)  # type: ignore[method-assign]
-        ExecutionWorker._get_evaluation_environment = _original_environment  # type: ignore[method-assign]
-        ExecutionWorker.start = _original_start  # type: ignore[method-assign]
-        ExecutionWorker.stop = _original_stop  # type: ignore[method-assign]
-        retrier_decl.time = time
-        _retry_time.scale = 1.0
+    _retry_time.scale = 1.0

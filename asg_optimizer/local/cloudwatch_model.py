@@ -12,15 +12,14 @@ Alarm states are set with moto's SetAlarmState (tests, `local serve` users), as 
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from moto.cloudwatch.exceptions import InvalidParameterCombination, ValidationError
 from moto.cloudwatch.responses import CloudWatchResponse
 from moto.core.responses import ActionResult
 
+from asg_optimizer.local.patching import Patches
+
 MAX_ALARM_NAMES = 100
-_saved: dict[str, Callable[..., Any]] = {}
+_patches = Patches()
 
 
 def describe_alarms(self: CloudWatchResponse) -> ActionResult:
@@ -46,13 +45,8 @@ def describe_alarms(self: CloudWatchResponse) -> ActionResult:
 
 
 def install() -> None:
-    if _saved:
-        return
-    _saved["describe_alarms"] = CloudWatchResponse.describe_alarms
-    CloudWatchResponse.describe_alarms = describe_alarms  # type: ignore[method-assign]
+    _patches.install(lambda p: p.replace(CloudWatchResponse, "describe_alarms", describe_alarms))
 
 
 def uninstall() -> None:
-    for method, original in _saved.items():
-        setattr(CloudWatchResponse, method, original)
-    _saved.clear()
+    _patches.undo()

@@ -37,6 +37,7 @@ from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.responses.reserved_instances import ReservedInstances
 
 from asg_optimizer.local.ec2_model import _when as request_time
+from asg_optimizer.local.patching import Patches
 from tasks.aws.prices import snapshot
 from tasks.core.prices import LINUX, snapshot_price
 
@@ -93,7 +94,7 @@ class CommitmentsModel:
     plans: dict[str, Plan] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)  # operations answered, for tests
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _saved: dict[str, Any] = field(default_factory=dict)
+    _patches: Patches = field(default_factory=Patches)
     _offerings: list[dict[str, Any]] = field(default_factory=list)
 
     # --- shared ------------------------------------------------------------------------------------------------
@@ -395,39 +396,27 @@ class CommitmentsModel:
 
     # --- wiring ------------------------------------------------------------------------------------------------
     def install(self) -> None:
-        if self._saved:
-            return
+        self._patches.install(self._patch)
+
+    def uninstall(self) -> None:
+        self._patches.undo()
+
+    def _patch(self, patches: Patches) -> None:
         model = self
-        self._saved = {
-            "offerings": ReservedInstances.describe_reserved_instances_offerings,
-            "purchase": ReservedInstances.purchase_reserved_instances_offering,
-            "describe": ReservedInstances.describe_reserved_instances,
-            "stubber": BotocoreStubber.process_request,
-        }
-        setattr(  # noqa: B010 (a moto method replaced; an assignment would not type-check)
-            ReservedInstances, "describe_reserved_instances_offerings", lambda r: model._describe_offerings(r))
-        setattr(  # noqa: B010 (a moto method replaced; an assignment would not type-check)
-            ReservedInstances, "purchase_reserved_instances_offering", lambda response: model._purchase(response))
-        setattr(  # noqa: B010 (a moto method replaced; an assignment would not type-check)
-            ReservedInstances, "describe_reserved_instances", lambda response: model._describe_reserved(response))
-        original = self._saved["stubber"]
+        patches.replace(ReservedInstances, "describe_reserved_instances_offerings",
+                        lambda response: model._describe_offerings(response))
+        patches.replace(ReservedInstances, "purchase_reserved_instances_offering",
+                        lambda response: model._purchase(response))
+        patches.replace(ReservedInstances, "describe_reserved_instances",
+                        lambda response: model._describe_reserved(response))
 
         def process_request(stubber: BotocoreStubber, request: Any) -> Any:
             if "://savingsplans." in request.url:
                 operation = request.url.rstrip("/").rsplit("/", 1)[-1]
                 return model.answer_savings_plans(operation, json.loads(request.body or b"{}"))
-            return original(stubber, request)
+            return patches.original(BotocoreStubber, "process_request")(stubber, request)
 
-        BotocoreStubber.process_request = process_request  # type: ignore[assignment,method-assign]
-
-    def uninstall(self) -> None:
-        if not self._saved:
-            return
-        ReservedInstances.describe_reserved_instances_offerings = self._saved["offerings"]  # type: ignore[method-assign]
-        ReservedInstances.purchase_reserved_instances_offering = self._saved["purchase"]  # type: ignore[method-assign]
-        ReservedInstances.describe_reserved_instances = self._saved["describe"]  # type: ignore[method-assign]
-        BotocoreStubber.process_request = self._saved["stubber"]  # type: ignore[method-assign]
-        self._saved = {}
+        patches.replace(BotocoreStubber, "process_request", process_request)
 
 
 class _ServiceError(Exception):

@@ -14,7 +14,6 @@ tag store, in its order, is the same answer.
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from moto.ec2.exceptions import InvalidInstanceIdError
@@ -22,8 +21,9 @@ from moto.ec2.models.core import TaggedEC2Resource
 from moto.ec2.models.instances import InstanceBackend
 from moto.ec2.utils import EC2_PREFIX_TO_RESOURCE, get_prefix
 
-_saved: dict[tuple[type, str], Any] = {}
-_lock = threading.Lock()
+from asg_optimizer.local.patching import Patches
+
+_patches = Patches()
 
 
 def _index(backend: InstanceBackend, wanted: list[str]) -> dict[str, Any]:
@@ -74,16 +74,14 @@ _PATCHES: dict[type, dict[str, Any]] = {
 
 
 def install() -> None:
-    with _lock:
-        if not _saved:
-            for owner, replacements in _PATCHES.items():
-                for name, replacement in replacements.items():
-                    _saved[(owner, name)] = getattr(owner, name)
-                    setattr(owner, name, replacement)
+    _patches.install(_patch)
+
+
+def _patch(patches: Patches) -> None:
+    for owner, replacements in _PATCHES.items():
+        for name, replacement in replacements.items():
+            patches.replace(owner, name, replacement)
 
 
 def uninstall() -> None:
-    with _lock:
-        for (owner, name), original in _saved.items():
-            setattr(owner, name, original)
-        _saved.clear()
+    _patches.undo()

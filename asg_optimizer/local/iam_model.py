@@ -18,6 +18,7 @@ from moto.autoscaling.exceptions import AutoscalingClientError
 from moto.autoscaling.responses import AutoScalingResponse
 
 from asg_optimizer.local.interleaving import running_function
+from asg_optimizer.local.patching import Patches
 from tasks.core.tags import OPT_IN, is_opted_in
 
 # Operation -> the responses method moto answers it with; every action infra/iam.py grants on opted-in groups only.
@@ -29,7 +30,7 @@ GROUP_CHANGING_ACTIONS = {
     "TerminateInstanceInAutoScalingGroup": "terminate_instance_in_auto_scaling_group",
     "UpdateAutoScalingGroup": "update_auto_scaling_group",
 }
-_saved: dict[str, Callable[..., Any]] = {}
+_patches = Patches()
 
 
 class AccessDenied(AutoscalingClientError):
@@ -65,14 +66,13 @@ def _guard(operation: str, original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def install() -> None:
-    if _saved:
-        return
+    _patches.install(_patch)
+
+
+def _patch(patches: Patches) -> None:
     for operation, method in GROUP_CHANGING_ACTIONS.items():
-        _saved[method] = getattr(AutoScalingResponse, method)
-        setattr(AutoScalingResponse, method, _guard(operation, _saved[method]))
+        patches.replace(AutoScalingResponse, method, _guard(operation, getattr(AutoScalingResponse, method)))
 
 
 def uninstall() -> None:
-    for method, original in _saved.items():
-        setattr(AutoScalingResponse, method, original)
-    _saved.clear()
+    _patches.undo()

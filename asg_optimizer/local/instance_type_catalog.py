@@ -12,7 +12,9 @@ from typing import Any
 
 from moto.ec2.responses.instances import InstanceResponse
 
-_saved: dict[str, Any] = {}
+from asg_optimizer.local.patching import Patches
+
+_patches = Patches()
 _kept: dict[tuple[Any, ...], str] = {}
 _lock = threading.Lock()
 
@@ -22,9 +24,10 @@ def _describe_instance_types(response: InstanceResponse) -> Any:
     with _lock:
         kept = _kept.get(key)
     if kept is None:
-        status, _, body = response.serialized(_saved["describe"](response))
+        describe = _patches.original(InstanceResponse, "describe_instance_types")
+        status, _, body = response.serialized(describe(response))
         if status != 200:
-            return _saved["describe"](response)
+            return describe(response)
         kept = body if isinstance(body, str) else body.decode()
         with _lock:
             _kept[key] = kept
@@ -32,13 +35,8 @@ def _describe_instance_types(response: InstanceResponse) -> Any:
 
 
 def install() -> None:
-    with _lock:
-        if not _saved:
-            _saved["describe"] = InstanceResponse.describe_instance_types
-            InstanceResponse.describe_instance_types = _describe_instance_types  # type: ignore[assignment,method-assign]
+    _patches.install(lambda p: p.replace(InstanceResponse, "describe_instance_types", _describe_instance_types))
 
 
 def uninstall() -> None:
-    with _lock:
-        if _saved:
-            InstanceResponse.describe_instance_types = _saved.pop("describe")  # type: ignore[method-assign]
+    _patches.undo()

@@ -22,9 +22,11 @@ from typing import Any
 
 from moto.core.botocore_stubber import BotocoreStubber
 
+from asg_optimizer.local.patching import Patches
+
 CALL_LOCK = threading.RLock()
 _local = threading.local()
-_saved: dict[str, Any] = {}
+_patches = Patches()
 _ACTION = re.compile(r"(?:^|&)Action=([A-Za-z0-9]+)")
 
 
@@ -210,20 +212,17 @@ def atomic_call(call: Callable[[], Any], operation: str) -> Any:
 
 def install() -> None:
     """In-process: every request moto answers is one atomic call."""
-    if _saved:
-        return
-    original = _saved["process_request"] = BotocoreStubber.process_request
+    _patches.install(lambda p: p.replace(BotocoreStubber, "process_request", _process_request))
 
-    def process_request(stubber: BotocoreStubber, request: Any) -> Any:
-        path = getattr(request, "url", "") or ""
-        return atomic_call(lambda: original(stubber, request), operation_of(request.headers, request.body, path))
 
-    BotocoreStubber.process_request = process_request  # type: ignore[assignment,method-assign]
+def _process_request(stubber: BotocoreStubber, request: Any) -> Any:
+    original = _patches.original(BotocoreStubber, "process_request")
+    path = getattr(request, "url", "") or ""
+    return atomic_call(lambda: original(stubber, request), operation_of(request.headers, request.body, path))
 
 
 def uninstall() -> None:
-    if _saved:
-        BotocoreStubber.process_request = _saved.pop("process_request")  # type: ignore[method-assign]
+    _patches.undo()
 
 
 def atomic_requests(app: Any) -> Any:

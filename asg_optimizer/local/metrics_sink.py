@@ -17,17 +17,19 @@ from aws_lambda_powertools.metrics.functions import is_metrics_disabled
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 from aws_lambda_powertools.shared import constants
 
+from asg_optimizer.local.patching import Patches
+
 METRICS_FILE = "ASG_OPTIMIZER_METRICS_FILE"
 documents: list[dict[str, Any]] = []
 _lock = threading.Lock()
-_saved: dict[str, Any] = {}
+_patches = Patches()
 
 
 def flush_into_sink(provider: AmazonCloudWatchEMFProvider, raise_on_empty_metrics: bool = False) -> None:
     """Powertools' flush, with the EMF document kept instead of printed (same empty-set rule)."""
     if not provider.metric_set:
-        if raise_on_empty_metrics:
-            _saved["flush"](provider, raise_on_empty_metrics)  # Powertools' own error
+        if raise_on_empty_metrics:  # Powertools' own error
+            _patches.original(AmazonCloudWatchEMFProvider, "flush_metrics")(provider, raise_on_empty_metrics)
         return
     if is_metrics_disabled():
         return
@@ -53,14 +55,10 @@ def metric_values(name: str) -> list[tuple[dict[str, Any], list[float]]]:
 
 
 def install() -> None:
-    if _saved:
-        return
-    _saved["flush"] = AmazonCloudWatchEMFProvider.flush_metrics
-    AmazonCloudWatchEMFProvider.flush_metrics = flush_into_sink  # type: ignore[method-assign,assignment]
+    _patches.install(lambda p: p.replace(AmazonCloudWatchEMFProvider, "flush_metrics", flush_into_sink))
 
 
 def uninstall() -> None:
-    if _saved:
-        AmazonCloudWatchEMFProvider.flush_metrics = _saved.pop("flush")  # type: ignore[method-assign]
+    _patches.undo()
     with _lock:
         documents.clear()

@@ -14,6 +14,7 @@ from typing import Any
 
 from moto.core.botocore_stubber import BotocoreStubber
 
+from asg_optimizer.local.patching import Patches
 from tasks.aws.prices import snapshot
 from tasks.core.prices import OPERATING_SYSTEMS, snapshot_price
 
@@ -41,7 +42,7 @@ def product_entry(region: str, instance_type: str, operating_system: str, price:
 class PricingApiModel:
     available: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
-    _saved: Any = None
+    _patches: Patches = field(default_factory=Patches)
 
     def answer(self, body: dict[str, Any]) -> tuple[int, dict[str, str], str]:
         self.requests.append(body)
@@ -54,15 +55,18 @@ class PricingApiModel:
         price = None
         if body.get("ServiceCode") == "AmazonEC2" and os is not None:
             price = snapshot_price(snapshot(), wanted.get("regionCode", ""), wanted.get("instanceType", ""), os)
-        entries = [] if price is None else [
-            product_entry(wanted["regionCode"], wanted["instanceType"], os.pricing_name, price)  # type: ignore[union-attr]
+        entries = [] if price is None or os is None else [
+            product_entry(wanted["regionCode"], wanted["instanceType"], os.pricing_name, price)
         ]
         return 200, headers, json.dumps({"FormatVersion": "aws_v1", "PriceList": entries})
 
     def install(self) -> None:
-        if self._saved is not None:
-            return
-        self._saved = original = BotocoreStubber.process_request
+        self._patches.install(self._patch)
+
+    def uninstall(self) -> None:
+        self._patches.undo()
+
+    def _patch(self, patches: Patches) -> None:
         model = self
 
         def process_request(stubber: BotocoreStubber, request: Any) -> Any:
@@ -72,11 +76,6 @@ class PricingApiModel:
                 if target.endswith(".GetProducts"):
                     return model.answer(json.loads(request.body or b"{}"))
                 return 400, {}, json.dumps({"__type": "InvalidParameterException", "Message": f"{target} not modeled"})
-            return original(stubber, request)
+            return patches.original(BotocoreStubber, "process_request")(stubber, request)
 
-        BotocoreStubber.process_request = process_request  # type: ignore[assignment,method-assign]
-
-    def uninstall(self) -> None:
-        if self._saved is not None:
-            BotocoreStubber.process_request = self._saved  # type: ignore[method-assign]
-            self._saved = None
+        patches.replace(BotocoreStubber, "process_request", process_request)

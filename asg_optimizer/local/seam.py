@@ -19,9 +19,11 @@ from typing import Any
 from moto.awslambda.models import LambdaFunction
 
 from asg_optimizer.local import interleaving
+from asg_optimizer.local.patching import Patches
 
 SEAM_PARAMETERS = ["self", "event"]
 _original = LambdaFunction._invoke_lambda
+_patches = Patches()
 
 # Observers see every invocation: (function name, event, result or error payload, errored).
 Observer = Callable[[str, dict[str, Any], dict[str, Any], bool], None]
@@ -101,9 +103,9 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
 def install() -> None:
     check_seam()
     interleaving.install()
-    LambdaFunction._invoke_lambda = _invoke_in_process  # type: ignore[method-assign]
+    _patches.install(lambda p: p.replace(LambdaFunction, "_invoke_lambda", _invoke_in_process))
 
 
 def uninstall() -> None:
-    LambdaFunction._invoke_lambda = _original  # type: ignore[method-assign]
+    _patches.undo()
     interleaving.uninstall()

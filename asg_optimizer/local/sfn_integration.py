@@ -17,7 +17,9 @@ from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state
     StateTaskServiceSfn,
 )
 
-_saved: dict[str, Any] = {}
+from asg_optimizer.local.patching import Patches
+
+_patches = Patches()
 
 
 def _pascal(response: dict[str, Any]) -> None:
@@ -28,13 +30,14 @@ def _pascal(response: dict[str, Any]) -> None:
 
 def _normalise_parameters(self: StateTaskServiceSfn, parameters: dict[str, Any], boto_service_name: Any = None,
                           service_action_name: Any = None) -> None:
-    _saved["_normalise_parameters"](self, parameters, boto_service_name, service_action_name)
+    _patches.original(StateTaskServiceSfn, "_normalise_parameters")(self, parameters, boto_service_name,
+                                                                    service_action_name)
     for key in list(parameters):
         parameters[key[0].lower() + key[1:]] = parameters.pop(key)
 
 
 def _eval_service_task(self: StateTaskServiceSfn, env: Any, *args: Any, **kwargs: Any) -> None:
-    _saved["_eval_service_task"](self, env, *args, **kwargs)
+    _patches.original(StateTaskServiceSfn, "_eval_service_task")(self, env, *args, **kwargs)
     _pascal(env.stack[-1])
 
 
@@ -45,15 +48,14 @@ def _normalise_response(self: StateTaskServiceSfn, response: Any, boto_service_n
 
 
 def install() -> None:
-    if _saved:
-        return
+    _patches.install(_patch)
+
+
+def _patch(patches: Patches) -> None:
     for name, model in (("_normalise_parameters", _normalise_parameters), ("_eval_service_task", _eval_service_task),
                         ("_normalise_response", _normalise_response)):
-        _saved[name] = getattr(StateTaskServiceSfn, name)
-        setattr(StateTaskServiceSfn, name, model)
+        patches.replace(StateTaskServiceSfn, name, model)
 
 
 def uninstall() -> None:
-    for name, original in _saved.items():
-        setattr(StateTaskServiceSfn, name, original)
-    _saved.clear()
+    _patches.undo()

@@ -5,11 +5,11 @@ zone, as AWS does."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from moto.autoscaling.models import FakeAutoScalingGroup
 
-_saved: dict[str, Any] = {}
+from asg_optimizer.local.patching import Patches
+
+_patches = Patches()
 
 
 def _zone_of(group: FakeAutoScalingGroup, subnet_id: str) -> str:
@@ -17,7 +17,7 @@ def _zone_of(group: FakeAutoScalingGroup, subnet_id: str) -> str:
 
 
 def _spread(group: FakeAutoScalingGroup, count_needed: int, propagated_tags: dict[str, str]) -> None:
-    launch = _saved["replace"]
+    launch = _patches.original(FakeAutoScalingGroup, "replace_autoscaling_group_instances")
     subnets = [s for s in (group.vpc_zone_identifier or "").split(",") if s]
     if len(subnets) <= 1:
         return launch(group, count_needed, propagated_tags)
@@ -39,11 +39,8 @@ def _spread(group: FakeAutoScalingGroup, count_needed: int, propagated_tags: dic
 
 
 def install() -> None:
-    if not _saved:
-        _saved["replace"] = FakeAutoScalingGroup.replace_autoscaling_group_instances
-        FakeAutoScalingGroup.replace_autoscaling_group_instances = _spread  # type: ignore[assignment,method-assign]
+    _patches.install(lambda p: p.replace(FakeAutoScalingGroup, "replace_autoscaling_group_instances", _spread))
 
 
 def uninstall() -> None:
-    if _saved:
-        FakeAutoScalingGroup.replace_autoscaling_group_instances = _saved.pop("replace")  # type: ignore[method-assign]
+    _patches.undo()
