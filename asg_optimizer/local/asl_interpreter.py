@@ -108,12 +108,10 @@ def _patch(patches: Patches) -> None:
     for name, module in sys.modules.copy().items():  # copied in one step: other threads may be importing
         ours = getattr(module, "boto_client_for", None) is _original_client_for
         if name.startswith("moto.stepfunctions") and ours:
-            patches.replace(module, "boto_client_for", _client_for)
-    patches.replace(AmazonStateLanguageParser, "parse", staticmethod(_parse))
-    patches.replace(ExecutionWorker, "_get_evaluation_environment", _environment)
-    patches.replace(ExecutionWorker, "start", _start)
-    patches.replace(ExecutionWorker, "stop", _stop)
-    patches.replace(retrier_decl, "time", _retry_time)
+            patches.replace(module, boto_client_for=_client_for)
+    patches.replace(AmazonStateLanguageParser, parse=staticmethod(_parse))
+    patches.replace(ExecutionWorker, _get_evaluation_environment=_environment, start=_start, stop=_stop)
+    patches.replace(retrier_decl, time=_retry_time)
 
 
 def uninstall() -> None:

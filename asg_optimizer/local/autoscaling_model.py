@@ -32,6 +32,8 @@ from moto.autoscaling.responses import AutoScalingResponse
 from moto.core.responses import ActionResult
 from moto.ec2.responses.instances import InstanceResponse
 
+from asg_optimizer.local.patching import Patches, Patching
+
 ACTIVE_REFRESH = ("Pending", "InProgress", "Cancelling", "RollbackInProgress", "Baking")
 
 
@@ -60,13 +62,13 @@ REFUSED_IN_ACTIVITY = ("terminate_instance_in_auto_scaling_group", "update_auto_
 
 
 @dataclass
-class AutoScalingModel:
+class AutoScalingModel(Patching):
     refreshes: dict[str, list[dict[str, Any]]] = field(default_factory=dict)  # group name -> newest first
     activity_calls: int = 0  # Terminate/Update calls refused after each activity-starting call (0: off)
     refused_in_activity: list[str] = field(default_factory=list)  # "Operation group" per refusal, for tests
     _in_activity: dict[str, int] = field(default_factory=dict)  # group name -> calls still refused
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _saved: dict[str, Any] = field(default_factory=dict)
+    _patches: Patches = field(default_factory=Patches)
 
     def start_refresh(self, group_name: str, backend: AutoScalingBackend) -> str:
         if group_name not in backend.autoscaling_groups:
@@ -132,15 +134,8 @@ class AutoScalingModel:
             with self._lock:
                 self._in_activity[group] = self.activity_calls
 
-    def install(self) -> None:
-        if self._saved:
-            return
-        model = self
-        self._saved = {"create": AutoScalingBackend.create_auto_scaling_group,
-                       "describe_instances": InstanceResponse.describe_instances,
-                       "tags": AutoScalingBackend.create_or_update_tags,
-                       **{name: getattr(AutoScalingResponse, name) for name in ACTIVITY_STARTERS}}
-        original_tags = self._saved["tags"]
+    def _patch(self, patches: Patches) -> None:
+        model, original = self, patches.original
 
         def create_or_update_tags(backend: AutoScalingBackend, tags: list[dict[str, str]]) -> None:
             for name in {t["ResourceId"] for t in tags}:
@@ -149,28 +144,25 @@ class AutoScalingModel:
                 if len(keys) > MAX_GROUP_TAGS:
                     raise LimitExceeded(f"The number of tags for Auto Scaling group {name} would be {len(keys)}; "
                                         f"the limit is {MAX_GROUP_TAGS}")
-            original_tags(backend, tags)
+            original(AutoScalingBackend, "create_or_update_tags")(backend, tags)
 
         def guarded(name: str) -> Any:
-            original = self._saved[name]
-
             def call(response: AutoScalingResponse) -> Any:
                 group = model._group_of(name, response)
                 model._refuse_in_activity(name, group)
-                result = original(response)
+                result = original(AutoScalingResponse, name)(response)
                 model._activity_started(name, group, response)
                 return result
 
             return call
 
         for name in ACTIVITY_STARTERS:
-            setattr(AutoScalingResponse, name, guarded(name))
-        original_create, original_describe = self._saved["create"], self._saved["describe_instances"]
+            patches.replace(AutoScalingResponse, **{name: guarded(name)})
 
         def describe_instances(response: InstanceResponse) -> Any:
             ids = response._get_param("InstanceIds", [])
             if not ids or "MaxResults" in response.data:  # moto's own answer (or its InvalidParameterCombination)
-                return original_describe(response)
+                return original(InstanceResponse, "describe_instances")(response)
             response.error_on_dryrun()
             reservations = response.ec2_backend.get_reservations_by_instance_ids(
                 ids, filters=response._filters_from_querystring()
@@ -178,7 +170,7 @@ class AutoScalingModel:
             return ActionResult({"Reservations": reservations, "NextToken": None})
 
         def create_auto_scaling_group(backend: AutoScalingBackend, *args: Any, **kwargs: Any) -> Any:
-            group = original_create(backend, *args, **kwargs)
+            group = original(AutoScalingBackend, "create_auto_scaling_group")(backend, *args, **kwargs)
             group.health_check_grace_period = int(kwargs.get("health_check_period") or 0)
             return group
 
@@ -198,21 +190,9 @@ class AutoScalingModel:
             limit = response._get_int_param("MaxRecords") or 50
             return ActionResult({"InstanceRefreshes": found[:limit]})
 
-        AutoScalingBackend.create_auto_scaling_group = create_auto_scaling_group  # type: ignore[assignment,method-assign]
-        AutoScalingBackend.create_or_update_tags = create_or_update_tags  # type: ignore[assignment,method-assign]
-        InstanceResponse.describe_instances = describe_instances  # type: ignore[assignment,method-assign]
-        AutoScalingResponse.start_instance_refresh = start_instance_refresh  # type: ignore[attr-defined]
-        AutoScalingResponse.cancel_instance_refresh = cancel_instance_refresh  # type: ignore[attr-defined]
-        AutoScalingResponse.describe_instance_refreshes = describe_instance_refreshes  # type: ignore[attr-defined]
-
-    def uninstall(self) -> None:
-        if not self._saved:
-            return
-        AutoScalingBackend.create_auto_scaling_group = self._saved["create"]  # type: ignore[method-assign]
-        AutoScalingBackend.create_or_update_tags = self._saved["tags"]  # type: ignore[method-assign]
-        for name in ACTIVITY_STARTERS:
-            setattr(AutoScalingResponse, name, self._saved[name])
-        InstanceResponse.describe_instances = self._saved["describe_instances"]  # type: ignore[method-assign]
-        for name in ("start_instance_refresh", "cancel_instance_refresh", "describe_instance_refreshes"):
-            delattr(AutoScalingResponse, name)
-        self._saved = {}
+        patches.replace(AutoScalingBackend, create_auto_scaling_group=create_auto_scaling_group,
+                                            create_or_update_tags=create_or_update_tags)
+        patches.replace(InstanceResponse, describe_instances=describe_instances)
+        patches.add(AutoScalingResponse, start_instance_refresh=start_instance_refresh,
+                                         cancel_instance_refresh=cancel_instance_refresh,
+                                         describe_instance_refreshes=describe_instance_refreshes)

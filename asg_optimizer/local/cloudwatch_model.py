@@ -45,7 +45,7 @@ def describe_alarms(self: CloudWatchResponse) -> ActionResult:
 
 
 def install() -> None:
-    _patches.install(lambda p: p.replace(CloudWatchResponse, "describe_alarms", describe_alarms))
+    _patches.install(lambda p: p.replace(CloudWatchResponse, describe_alarms=describe_alarms))
 
 
 def uninstall() -> None:

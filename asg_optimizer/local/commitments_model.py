@@ -37,7 +37,7 @@ from moto.ec2.exceptions import EC2ClientError
 from moto.ec2.responses.reserved_instances import ReservedInstances
 
 from asg_optimizer.local.ec2_model import _when as request_time
-from asg_optimizer.local.patching import Patches
+from asg_optimizer.local.patching import Patches, Patching
 from tasks.aws.prices import snapshot
 from tasks.core.prices import LINUX, snapshot_price
 
@@ -87,7 +87,7 @@ class Plan:
 
 
 @dataclass
-class CommitmentsModel:
+class CommitmentsModel(Patching):
     region: str = "us-east-1"
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     reservations: dict[str, Reservation] = field(default_factory=dict)
@@ -367,7 +367,7 @@ class CommitmentsModel:
         if plan is None:
             raise _ServiceError("ResourceNotFoundException", f"Savings Plan {body.get('savingsPlanId')!r} not found",
                                 404)
-        rows = []
+        rows: list[dict[str, Any]] = []
         for instance_type in self.types():
             rate = self.rate(plan, instance_type)
             if rate is None:
@@ -384,7 +384,7 @@ class CommitmentsModel:
             if name in ("productType", "serviceCode", "usageType", "operation"):
                 rows = [r for r in rows if r[name] in values]
             elif name in ("region", "instanceType", "productDescription", "tenancy"):
-                rows = [r for r in rows if any(p["name"] == name and p["value"] in values for p in r["properties"])]  # type: ignore[index]
+                rows = [r for r in rows if any(p["name"] == name and p["value"] in values for p in r["properties"])]
             else:
                 raise _ServiceError("ValidationException", f"filter name {name!r} is not valid")
         page, token = _page(rows, body.get("nextToken"), size)
@@ -395,20 +395,12 @@ class CommitmentsModel:
             self.plans[plan_id].end = self.clock() - timedelta(seconds=1)
 
     # --- wiring ------------------------------------------------------------------------------------------------
-    def install(self) -> None:
-        self._patches.install(self._patch)
-
-    def uninstall(self) -> None:
-        self._patches.undo()
-
     def _patch(self, patches: Patches) -> None:
         model = self
-        patches.replace(ReservedInstances, "describe_reserved_instances_offerings",
-                        lambda response: model._describe_offerings(response))
-        patches.replace(ReservedInstances, "purchase_reserved_instances_offering",
-                        lambda response: model._purchase(response))
-        patches.replace(ReservedInstances, "describe_reserved_instances",
-                        lambda response: model._describe_reserved(response))
+        patches.replace(ReservedInstances,
+                        describe_reserved_instances_offerings=lambda response: model._describe_offerings(response),
+                        purchase_reserved_instances_offering=lambda response: model._purchase(response),
+                        describe_reserved_instances=lambda response: model._describe_reserved(response))
 
         def process_request(stubber: BotocoreStubber, request: Any) -> Any:
             if "://savingsplans." in request.url:
@@ -416,7 +408,7 @@ class CommitmentsModel:
                 return model.answer_savings_plans(operation, json.loads(request.body or b"{}"))
             return patches.original(BotocoreStubber, "process_request")(stubber, request)
 
-        patches.replace(BotocoreStubber, "process_request", process_request)
+        patches.replace(BotocoreStubber, process_request=process_request)
 
 
 class _ServiceError(Exception):

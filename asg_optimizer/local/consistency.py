@@ -16,13 +16,15 @@ from typing import Any
 from moto.ec2.exceptions import InvalidInstanceIdError
 from moto.ec2.models.instances import InstanceBackend
 
+from asg_optimizer.local.patching import Patches, Patching
+
 
 @dataclass
-class VisibilityModel:
+class VisibilityModel(Patching):
     lag_calls: int = 0
     _hidden: dict[str, int] = field(default_factory=dict)  # instance id -> describe calls it still misses
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _saved: dict[str, Any] = field(default_factory=dict)
+    _patches: Patches = field(default_factory=Patches)
 
     def launched(self, instance_ids: list[str]) -> None:
         if self.lag_calls > 0:
@@ -37,39 +39,28 @@ class VisibilityModel:
                 self._hidden[instance_id] -= 1
             return unseen
 
-    def install(self) -> None:
-        if self._saved:
-            return
-        model = self
-        self._saved = {name: getattr(InstanceBackend, name) for name in
-                       ("get_reservations_by_instance_ids", "describe_instances", "describe_instance_status")}
-        saved = self._saved
+    def _patch(self, patches: Patches) -> None:
+        model, original = self, patches.original
 
         def by_ids(backend: InstanceBackend, instance_ids: list[str], filters: Any = None) -> Any:
             unseen = model._unseen(list(instance_ids))
             if unseen:
                 raise InvalidInstanceIdError(sorted(unseen)[0])
-            return saved["get_reservations_by_instance_ids"](backend, instance_ids, filters)
+            return original(InstanceBackend, "get_reservations_by_instance_ids")(backend, instance_ids, filters)
 
         def filtered(backend: InstanceBackend, filters: Any = None) -> Any:
-            reservations = saved["describe_instances"](backend, filters)
+            reservations = original(InstanceBackend, "describe_instances")(backend, filters)
             unseen = model._unseen([i.id for r in reservations for i in r.instances])
             for reservation in reservations:
                 reservation.instances = [i for i in reservation.instances if i.id not in unseen]
             return [r for r in reservations if r.instances]
 
         def statuses(backend: InstanceBackend, instance_ids: list[str], include_all: bool, filters: Any) -> Any:
-            found = saved["describe_instance_status"](backend, instance_ids, include_all, filters)
+            found = original(InstanceBackend, "describe_instance_status")(backend, instance_ids, include_all, filters)
             unseen = model._unseen([i.id for i in found])
             if instance_ids and unseen:
                 raise InvalidInstanceIdError(sorted(unseen)[0])
             return [i for i in found if i.id not in unseen]
 
-        InstanceBackend.get_reservations_by_instance_ids = by_ids  # type: ignore[assignment,method-assign]
-        InstanceBackend.describe_instances = filtered  # type: ignore[assignment,method-assign]
-        InstanceBackend.describe_instance_status = statuses  # type: ignore[assignment,method-assign]
-
-    def uninstall(self) -> None:
-        for name, original in self._saved.items():
-            setattr(InstanceBackend, name, original)
-        self._saved = {}
+        patches.replace(InstanceBackend, get_reservations_by_instance_ids=by_ids, describe_instances=filtered,
+                                         describe_instance_status=statuses)

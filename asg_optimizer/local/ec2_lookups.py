@@ -79,8 +79,7 @@ def install() -> None:
 
 def _patch(patches: Patches) -> None:
     for owner, replacements in _PATCHES.items():
-        for name, replacement in replacements.items():
-            patches.replace(owner, name, replacement)
+        patches.replace(owner, **replacements)
 
 
 def uninstall() -> None:

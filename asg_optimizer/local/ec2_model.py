@@ -43,13 +43,14 @@ from moto.ec2.responses.spot_instances import SpotInstances
 
 from asg_optimizer import sessions
 from asg_optimizer.local.consistency import VisibilityModel
+from asg_optimizer.local.patching import Patches, Patching
 from asg_optimizer.local.platforms import PlatformModel
 from asg_optimizer.local.spot_market import Offer, Refusal, SpotMarket, max_price
 from tasks.core.prices import OPERATING_SYSTEMS, Pool
 
 
 @dataclass
-class Ec2Model:
+class Ec2Model(Patching):
     boot_delay_seconds: float = 2.0
     boot_status_reads: int = 0
     boot_held: bool = False
@@ -60,7 +61,7 @@ class Ec2Model:
     _booted_at: dict[str, float] = field(default_factory=dict)
     _tokens: dict[str, Any] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _saved: dict[str, Any] = field(default_factory=dict)
+    _patches: Patches = field(default_factory=Patches)
     market: SpotMarket = field(default_factory=SpotMarket)
     platforms: PlatformModel = field(default_factory=PlatformModel)
     visibility: VisibilityModel = field(default_factory=VisibilityModel)  # eventual consistency of describes
@@ -111,7 +112,7 @@ class Ec2Model:
                 self._take_spot_capacity(backend, kwargs, count)
             else:
                 self._take_capacity(self.on_demand_capacity, "On-Demand", backend, kwargs, count)
-            reservation = self._saved["run_instances"](
+            reservation = self._patches.original(InstanceBackend, "run_instances")(
                 backend, image_id, count, user_data, security_group_names, **kwargs
             )
             now = time.monotonic()
@@ -130,7 +131,8 @@ class Ec2Model:
                        kwargs: dict[str, Any], count: int) -> None:
         zone = kwargs.get("placement")
         if kwargs.get("subnet_id"):
-            zone = backend.get_subnet(kwargs["subnet_id"]).availability_zone  # type: ignore[attr-defined]
+            subnet = backend.get_subnet(kwargs["subnet_id"])  # type: ignore[attr-defined]  # on EC2Backend, not the mixin
+            zone = subnet.availability_zone
         instance_type = kwargs.get("instance_type") or "m1.small"
         pool = (instance_type, str(zone))
         left = capacity.get(pool)
@@ -148,7 +150,7 @@ class Ec2Model:
         get = response._get_param
         target = get("TargetCapacitySpecification", {})
         if get("Type") != "instant" or target.get("DefaultTargetCapacityType") != "spot":
-            return self._saved["create_fleet"](response)
+            return self._patches.original(Fleets, "create_fleet")(response)
         response.error_on_dryrun()
         token, spot_options, configs = get("ClientToken"), get("SpotOptions", {}), get("LaunchTemplateConfigs", [])
         backend = response.ec2_backend
@@ -259,54 +261,36 @@ class Ec2Model:
         timer.start()
 
     def install(self) -> None:
-        if self._saved:
-            return
         self.platforms.install()
-        self.visibility.install()
+        self.visibility.install()  # before ours: our DescribeInstanceStatus counts the answers it lets through
+        super().install()
+
+    def uninstall(self) -> None:
+        super().uninstall()
+        self.visibility.uninstall()
+        self.platforms.uninstall()
+        for timer in self._timers:
+            timer.cancel()
+
+    def _patch(self, patches: Patches) -> None:
         model = self
-        self._saved = {
-            "run_instances": InstanceBackend.run_instances,
-            "instance_status": Instance.instance_status,
-            "system_status": Instance.system_status,
-            "create_fleet": Fleets.create_fleet,
-            "spot_price_history": SpotInstances.describe_spot_price_history,
-        }
-        listed = InstanceBackend.describe_instance_status
 
         def describe_instance_status(backend: InstanceBackend, *args: Any, **kwargs: Any) -> Any:
-            found = listed(backend, *args, **kwargs)
+            found = patches.original(InstanceBackend, "describe_instance_status")(backend, *args, **kwargs)
             for instance in found:  # one more answer for each: boot_status_reads counts these
                 model._status_reads[instance.id] = model._status_reads.get(instance.id, 0) + 1
             return found
 
-        self._saved["describe_instance_status"] = listed
-        InstanceBackend.describe_instance_status = describe_instance_status  # type: ignore[assignment,method-assign]
-        Fleets.create_fleet = lambda response: model._create_fleet(response)  # type: ignore[assignment,method-assign]
-        setattr(  # noqa: B010 (a moto method replaced; an assignment would not type-check)
-            SpotInstances, "describe_spot_price_history", lambda response: model._spot_price_history(response))
+        patches.replace(InstanceBackend, describe_instance_status=describe_instance_status)
+        patches.replace(Fleets, create_fleet=lambda response: model._create_fleet(response))
+        patches.replace(SpotInstances, describe_spot_price_history=lambda response: model._spot_price_history(response))
 
         def run_instances(backend: InstanceBackend, image_id: str, count: int, user_data: Any,
                           security_group_names: list[str], **kwargs: Any) -> Any:
             return model._run_instances(backend, image_id, count, user_data, security_group_names, **kwargs)
 
-        InstanceBackend.run_instances = run_instances  # type: ignore[assignment,method-assign]
-        Instance.instance_status = property(self._status)  # type: ignore[method-assign,assignment]
-        Instance.system_status = property(self._status)  # type: ignore[method-assign,assignment]
-
-    def uninstall(self) -> None:
-        if not self._saved:
-            return
-        InstanceBackend.describe_instance_status = self._saved["describe_instance_status"]  # type: ignore[method-assign]
-        self.platforms.uninstall()
-        self.visibility.uninstall()
-        InstanceBackend.run_instances = self._saved["run_instances"]  # type: ignore[method-assign]
-        Instance.instance_status = self._saved["instance_status"]  # type: ignore[method-assign]
-        Instance.system_status = self._saved["system_status"]  # type: ignore[method-assign]
-        Fleets.create_fleet = self._saved["create_fleet"]  # type: ignore[method-assign]
-        SpotInstances.describe_spot_price_history = self._saved["spot_price_history"]  # type: ignore[method-assign]
-        for timer in self._timers:
-            timer.cancel()
-        self._saved = {}
+        patches.replace(InstanceBackend, run_instances=run_instances)
+        patches.replace(Instance, instance_status=property(self._status), system_status=property(self._status))
 
 
 def _fingerprint(response: Fleets) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import boto3
 from moto import mock_aws
+from moto.core.config import DefaultConfig
 
 from asg_optimizer import sessions
 from asg_optimizer.local import (
@@ -61,7 +62,7 @@ from tasks.core.naming import execution_name
 from tasks.core.pause import DEFAULT_FAILURE_BUDGET
 
 REGION = "us-east-1"
-MOTO_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+MOTO_CONFIG: DefaultConfig = {"stepfunctions": {"execute_state_machine": True}}
 LAMBDA_RUNTIME = "python3.12"
 _ASSUME_LAMBDA = {"Version": "2012-10-17", "Statement": [
     {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
@@ -190,7 +191,7 @@ class EmbeddedAws:
         self.commitments_model = CommitmentsModel(region=region)
         self.rebalanced: dict[str, str | None] = {}  # spot -> the replacement Capacity Rebalancing launched
         self.stepfunctions_model = StepFunctionsModel(list_executions_lag_seconds)
-        self._mock = mock_aws(config=MOTO_CONFIG)  # type: ignore[call-overload]
+        self._mock = mock_aws(config=MOTO_CONFIG)
         self.deployment = Deployment()
         self._endpoints: dict[str, str] = {}
         self._session: Any = None

@@ -71,7 +71,7 @@ def install() -> None:
 
 def _patch(patches: Patches) -> None:
     for operation, method in GROUP_CHANGING_ACTIONS.items():
-        patches.replace(AutoScalingResponse, method, _guard(operation, getattr(AutoScalingResponse, method)))
+        patches.replace(AutoScalingResponse, **{method: _guard(operation, getattr(AutoScalingResponse, method))})
 
 
 def uninstall() -> None:

@@ -47,6 +47,7 @@ from moto.elbv2.responses import ELBV2Response
 
 from asg_optimizer.local.clock import Clock, RealClock
 from asg_optimizer.local.load_balancers import LoadBalancerModel
+from asg_optimizer.local.patching import Patches, Patching
 
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
 TERMINATING = "autoscaling:EC2_INSTANCE_TERMINATING"
@@ -74,12 +75,12 @@ class _Progress:
 
 
 @dataclass
-class InstanceLifecycleModel:
+class InstanceLifecycleModel(Patching):
     load_balancers: LoadBalancerModel
     clock: Clock = field(default_factory=RealClock)
     progress: dict[str, _Progress] = field(default_factory=dict)  # instance id -> where it is in its lifecycle
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _saved: dict[str, Any] = field(default_factory=dict)
+    _patches: Patches = field(default_factory=Patches)
     _backend: AutoScalingBackend | None = None
 
     # --- helpers -------------------------------------------------------------------------------------------
@@ -156,16 +157,19 @@ class InstanceLifecycleModel:
                 state.lifecycle_state = "Pending:Wait"
                 self.progress[state.instance.id] = _Progress(group.name, "launch-wait", actions=self._actions(hooks))
 
+    def _moto_terminate(self, backend: AutoScalingBackend, instance_id: str, should_decrement: bool) -> Any:
+        return self._patches.original(AutoScalingBackend, "terminate_instance")(backend, instance_id, should_decrement)
+
     def terminate(self, backend: AutoScalingBackend, instance_id: str, should_decrement: bool) -> Any:
         """TerminateInstanceInAutoScalingGroup: drain, run termination hooks, then terminate."""
         group = next((g for g in backend.autoscaling_groups.values() if self._state(g, instance_id)), None)
         if group is None:
-            return self._saved["terminate"](backend, instance_id, should_decrement)  # moto's own error
+            return self._moto_terminate(backend, instance_id, should_decrement)  # moto's own error
         state = self._state(group, instance_id)
         assert state is not None
         has_lb = bool(group.target_group_arns or group.load_balancer_names)
         if not has_lb and not self.hooks(backend, group.name, TERMINATING):
-            return self._saved["terminate"](backend, instance_id, should_decrement)
+            return self._moto_terminate(backend, instance_id, should_decrement)
         original = int(group.desired_capacity or 0)
         with self._lock:
             if state.lifecycle_state in LEAVING_STATES:
@@ -205,24 +209,12 @@ class InstanceLifecycleModel:
             return next(a.token for a in self.progress[instance_id].actions if a.hook == hook)
 
     # --- moto patches --------------------------------------------------------------------------------------
-    def install(self) -> None:
-        if self._saved:
-            return
-        model = self
-        self._saved = {
-            "replace": FakeAutoScalingGroup.replace_autoscaling_group_instances,
-            "active": FakeAutoScalingGroup.active_instances,
-            "terminate": AutoScalingBackend.terminate_instance,
-            "attach": AutoScalingBackend.attach_instances,
-            "put_hook": AutoScalingResponse.put_lifecycle_hook,
-            # (class, its own call_action or None when it inherits BaseResponse's)
-            "calls": {cls: vars(cls).get("call_action") for cls in (AutoScalingResponse, ELBV2Response, ELBResponse)},
-        }
-        saved = self._saved
+    def _patch(self, patches: Patches) -> None:
+        model, original = self, patches.original
 
         def replace(group: FakeAutoScalingGroup, count: int, tags: dict[str, str]) -> None:
             before = {id(s) for s in group.instance_states}
-            saved["replace"](group, count, tags)
+            original(FakeAutoScalingGroup, "replace_autoscaling_group_instances")(group, count, tags)
             model.launched(group, [s for s in group.instance_states if id(s) not in before])
 
         def active(group: FakeAutoScalingGroup) -> list[InstanceState]:
@@ -245,7 +237,7 @@ class InstanceLifecycleModel:
             leaving = [s for s in group.instance_states if s.lifecycle_state in LEAVING_STATES]
             group.instance_states = [s for s in group.instance_states if s not in leaving]
             try:
-                saved["attach"](backend, group_name, instance_ids)
+                original(AutoScalingBackend, "attach_instances")(backend, group_name, instance_ids)
             finally:
                 group.instance_states[:0] = leaving
             group.desired_capacity = desired
@@ -257,7 +249,7 @@ class InstanceLifecycleModel:
             result = response._get_param("DefaultResult")
             if result is not None and result not in ("CONTINUE", "ABANDON"):
                 raise ValidationError(f"Default result {result!r} must be CONTINUE or ABANDON")
-            return saved["put_hook"](response)
+            return original(AutoScalingResponse, "put_lifecycle_hook")(response)
 
         def complete_lifecycle_action(response: AutoScalingResponse) -> EmptyResult:
             model.complete(response._get_param("AutoScalingGroupName"), response._get_param("LifecycleHookName"),
@@ -272,40 +264,18 @@ class InstanceLifecycleModel:
             return EmptyResult()
 
         def ticking(cls: type) -> Any:
-            original = cls.call_action  # type: ignore[attr-defined]
-
             def call_action(response: Any) -> Any:
                 from moto.autoscaling.models import autoscaling_backends
 
                 model.tick(autoscaling_backends[response.current_account][response.region])
-                return original(response)
+                return original(cls, "call_action")(response)
 
             return call_action
 
-        FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[assignment,method-assign]
-        FakeAutoScalingGroup.active_instances = active  # type: ignore[assignment,method-assign]
-        AutoScalingBackend.terminate_instance = terminate  # type: ignore[assignment,method-assign]
-        AutoScalingBackend.attach_instances = attach  # type: ignore[assignment,method-assign]
-        AutoScalingResponse.put_lifecycle_hook = put_lifecycle_hook  # type: ignore[assignment,method-assign]
-        AutoScalingResponse.complete_lifecycle_action = complete_lifecycle_action  # type: ignore[attr-defined]
-        AutoScalingResponse.record_lifecycle_action_heartbeat = record_heartbeat  # type: ignore[attr-defined]
-        for cls in saved["calls"]:
-            cls.call_action = ticking(cls)
-
-    def uninstall(self) -> None:
-        if not self._saved:
-            return
-        saved = self._saved
-        FakeAutoScalingGroup.replace_autoscaling_group_instances = saved["replace"]  # type: ignore[method-assign]
-        FakeAutoScalingGroup.active_instances = saved["active"]  # type: ignore[method-assign]
-        AutoScalingBackend.terminate_instance = saved["terminate"]  # type: ignore[method-assign]
-        AutoScalingBackend.attach_instances = saved["attach"]  # type: ignore[method-assign]
-        AutoScalingResponse.put_lifecycle_hook = saved["put_hook"]  # type: ignore[method-assign]
-        for name in ("complete_lifecycle_action", "record_lifecycle_action_heartbeat"):
-            delattr(AutoScalingResponse, name)
-        for cls, own in saved["calls"].items():
-            if own is None:
-                del cls.call_action  # back to BaseResponse's
-            else:
-                cls.call_action = own
-        self._saved = {}
+        patches.replace(FakeAutoScalingGroup, replace_autoscaling_group_instances=replace, active_instances=active)
+        patches.replace(AutoScalingBackend, terminate_instance=terminate, attach_instances=attach)
+        patches.replace(AutoScalingResponse, put_lifecycle_hook=put_lifecycle_hook)
+        patches.add(AutoScalingResponse, complete_lifecycle_action=complete_lifecycle_action,
+                                         record_lifecycle_action_heartbeat=record_heartbeat)
+        for cls in (AutoScalingResponse, ELBV2Response, ELBResponse):  # ELB's inherit BaseResponse's: undo deletes
+            patches.replace(cls, call_action=ticking(cls))

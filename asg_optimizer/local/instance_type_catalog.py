@@ -35,7 +35,7 @@ def _describe_instance_types(response: InstanceResponse) -> Any:
 
 
 def install() -> None:
-    _patches.install(lambda p: p.replace(InstanceResponse, "describe_instance_types", _describe_instance_types))
+    _patches.install(lambda p: p.replace(InstanceResponse, describe_instance_types=_describe_instance_types))
 
 
 def uninstall() -> None:

@@ -212,7 +212,7 @@ def atomic_call(call: Callable[[], Any], operation: str) -> Any:
 
 def install() -> None:
     """In-process: every request moto answers is one atomic call."""
-    _patches.install(lambda p: p.replace(BotocoreStubber, "process_request", _process_request))
+    _patches.install(lambda p: p.replace(BotocoreStubber, process_request=_process_request))
 
 
 def _process_request(stubber: BotocoreStubber, request: Any) -> Any:

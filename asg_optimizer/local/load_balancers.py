@@ -33,6 +33,7 @@ from moto.elb.responses import ELBResponse
 from moto.elbv2.models import ELBv2Backend, FakeHealthStatus, FakeTargetGroup
 
 from asg_optimizer.local.clock import Clock, RealClock
+from asg_optimizer.local.patching import Patches, Patching
 
 SERVING = "InService"
 DEFAULT_DEREGISTRATION_DELAY = 300
@@ -53,14 +54,14 @@ def connection_draining(balancer: Any) -> int:
 
 
 @dataclass
-class LoadBalancerModel:
+class LoadBalancerModel(Patching):
     clock: Clock = field(default_factory=RealClock)
     never_healthy: set[str] = field(default_factory=set)  # instance types or image ids that never pass
     _registered: dict[tuple[str, str], float] = field(default_factory=dict)  # (lb key, instance) -> when
     _draining: dict[tuple[str, str], float] = field(default_factory=dict)  # (lb key, instance) -> drained at
     _by_group: dict[str, set[tuple[str, str]]] = field(default_factory=dict)  # group -> what it registered
     _lock: threading.RLock = field(default_factory=threading.RLock)
-    _saved: dict[str, Any] = field(default_factory=dict)
+    _patches: Patches = field(default_factory=Patches)
 
     # --- the rules -----------------------------------------------------------------------------------------
     def _fails(self, instance: Any) -> bool:
@@ -171,28 +172,16 @@ class LoadBalancerModel:
                     had.difference_update((lb_key, i) for i in leaving)
 
     # --- moto patches --------------------------------------------------------------------------------------
-    def install(self) -> None:
-        if self._saved:
-            return
-        model = self
-        self._saved = {
-            "tg_register": FakeTargetGroup.register, "tg_deregister": FakeTargetGroup.deregister,
-            "tg_terminated": FakeTargetGroup.deregister_terminated_instances,
-            "health_for": FakeTargetGroup.health_for, "describe_target_health": ELBv2Backend.describe_target_health,
-            "elb_register": ELBBackend.register_instances, "elb_deregister": ELBBackend.deregister_instances,
-            "describe_instance_health": ELBResponse.describe_instance_health,
-            "update_tgs": AutoScalingBackend.update_attached_target_groups,
-            "update_elbs": AutoScalingBackend.update_attached_elbs,
-        }
-        saved = self._saved
+    def _patch(self, patches: Patches) -> None:
+        model, original = self, patches.original
 
         def tg_register(target_group: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
-            saved["tg_register"](target_group, targets)
+            original(FakeTargetGroup, "register")(target_group, targets)
             for target in targets:
                 model._register((target_group.arn, target["Id"]))
 
         def tg_deregister(target_group: FakeTargetGroup, targets: list[dict[str, Any]]) -> None:
-            saved["tg_deregister"](target_group, targets)
+            original(FakeTargetGroup, "deregister")(target_group, targets)
             for target in targets:
                 model._deregister((target_group.arn, target["Id"]), deregistration_delay(target_group))
 
@@ -216,18 +205,18 @@ class LoadBalancerModel:
                     draining = [i for (lb, i), end in model._draining.items() if lb == arn and now < end]
                 group = backend.target_groups[arn]
                 targets = [*group.targets.values(), *({"Id": i} for i in draining if i not in group.targets)]
-            return saved["describe_target_health"](backend, arn, targets)
+            return original(ELBv2Backend, "describe_target_health")(backend, arn, targets)
 
         def elb_register(backend: ELBBackend, name: str, instance_ids: Any, from_autoscaling: bool = False) -> Any:
             ids = list(instance_ids)
-            result = saved["elb_register"](backend, name, ids, from_autoscaling)
+            result = original(ELBBackend, "register_instances")(backend, name, ids, from_autoscaling)
             for instance_id in ids:
                 model._register((f"elb:{name}", instance_id))
             return result
 
         def elb_deregister(backend: ELBBackend, name: str, instance_ids: Any, from_autoscaling: bool = False) -> Any:
             ids = list(instance_ids)
-            result = saved["elb_deregister"](backend, name, ids, from_autoscaling)
+            result = original(ELBBackend, "deregister_instances")(backend, name, ids, from_autoscaling)
             for instance_id in ids:
                 model._deregister((f"elb:{name}", instance_id), connection_draining(backend.load_balancers[name]))
             return result
@@ -245,35 +234,16 @@ class LoadBalancerModel:
             ec2 = ec2_backends[backend.account_id][backend.region_name]
             return ActionResult({"InstanceStates": [model.instance_state(balancer, i, ec2) for i in ids]})
 
-        FakeTargetGroup.register = tg_register  # type: ignore[assignment,method-assign]
-        FakeTargetGroup.deregister = tg_deregister  # type: ignore[assignment,method-assign]
-        FakeTargetGroup.deregister_terminated_instances = tg_terminated  # type: ignore[assignment,method-assign]
-        FakeTargetGroup.health_for = health_for  # type: ignore[assignment,method-assign]
-        ELBv2Backend.describe_target_health = describe_target_health  # type: ignore[assignment,method-assign]
-        ELBBackend.register_instances = elb_register  # type: ignore[assignment,method-assign]
-        ELBBackend.deregister_instances = elb_deregister  # type: ignore[assignment,method-assign]
-        ELBResponse.describe_instance_health = describe_instance_health  # type: ignore[assignment,method-assign]
+        patches.replace(FakeTargetGroup, register=tg_register, deregister=tg_deregister,
+                                         deregister_terminated_instances=tg_terminated, health_for=health_for)
+        patches.replace(ELBv2Backend, describe_target_health=describe_target_health)
+        patches.replace(ELBBackend, register_instances=elb_register, deregister_instances=elb_deregister)
+        patches.replace(ELBResponse, describe_instance_health=describe_instance_health)
+
         def sync(backend: AutoScalingBackend, group_name: str) -> None:
             model.sync_group(backend, group_name)
 
-        AutoScalingBackend.update_attached_target_groups = sync  # type: ignore[assignment,method-assign]
-        AutoScalingBackend.update_attached_elbs = sync  # type: ignore[assignment,method-assign]
-
-    def uninstall(self) -> None:
-        if not self._saved:
-            return
-        saved = self._saved
-        FakeTargetGroup.register = saved["tg_register"]  # type: ignore[method-assign]
-        FakeTargetGroup.deregister = saved["tg_deregister"]  # type: ignore[method-assign]
-        FakeTargetGroup.deregister_terminated_instances = saved["tg_terminated"]  # type: ignore[method-assign]
-        FakeTargetGroup.health_for = saved["health_for"]  # type: ignore[method-assign]
-        ELBv2Backend.describe_target_health = saved["describe_target_health"]  # type: ignore[method-assign]
-        ELBBackend.register_instances = saved["elb_register"]  # type: ignore[method-assign]
-        ELBBackend.deregister_instances = saved["elb_deregister"]  # type: ignore[method-assign]
-        ELBResponse.describe_instance_health = saved["describe_instance_health"]  # type: ignore[method-assign]
-        AutoScalingBackend.update_attached_target_groups = saved["update_tgs"]  # type: ignore[method-assign]
-        AutoScalingBackend.update_attached_elbs = saved["update_elbs"]  # type: ignore[method-assign]
-        self._saved = {}
+        patches.replace(AutoScalingBackend, update_attached_target_groups=sync, update_attached_elbs=sync)
 
 
 def _clb(instance_id: str, state: str, reason: str, description: str) -> dict[str, str]:

@@ -55,7 +55,7 @@ def metric_values(name: str) -> list[tuple[dict[str, Any], list[float]]]:
 
 
 def install() -> None:
-    _patches.install(lambda p: p.replace(AmazonCloudWatchEMFProvider, "flush_metrics", flush_into_sink))
+    _patches.install(lambda p: p.replace(AmazonCloudWatchEMFProvider, flush_metrics=flush_into_sink))
 
 
 def uninstall() -> None:

@@ -17,6 +17,8 @@ from typing import Any
 
 from moto.autoscaling.models import AutoScalingBackend, FakeAutoScalingGroup, InstanceState
 
+from asg_optimizer.local.patching import Patches, Patching
+
 
 def overrides_of(group: FakeAutoScalingGroup) -> list[dict[str, Any]]:
     policy = group.mixed_instances_policy or {}
@@ -24,8 +26,8 @@ def overrides_of(group: FakeAutoScalingGroup) -> list[dict[str, Any]]:
 
 
 @dataclass
-class MixedInstancesModel:
-    _saved: dict[str, Any] = field(default_factory=dict)
+class MixedInstancesModel(Patching):
+    _patches: Patches = field(default_factory=Patches)
 
     @staticmethod
     def _choose(group: FakeAutoScalingGroup, overrides: list[dict[str, Any]]) -> dict[str, Any]:
@@ -46,7 +48,7 @@ class MixedInstancesModel:
             if spec:
                 group.launch_template_version = spec.get("Version") or "$Default"
             template, version = group.ec2_launch_template, group.launch_template_version
-            self._saved["replace"](group, 1, dict(tags))
+            self._patches.original(FakeAutoScalingGroup, "replace_autoscaling_group_instances")(group, 1, dict(tags))
         finally:
             group.ec2_launch_template, group.launch_template_version = default_template, default_version
         for state in group.instance_states:
@@ -55,50 +57,35 @@ class MixedInstancesModel:
             state.instance.instance_type = state.instance_type = override.get("InstanceType", state.instance_type)
             assert template is not None  # the override resolved to a template before its launch
             # moto's InstanceState has no field for either; DescribeAutoScalingGroups' model reads them back.
-            state.own_template = {  # type: ignore[attr-defined]
+            vars(state)["own_template"] = {
                 "LaunchTemplateId": template.id, "LaunchTemplateName": template.name, "Version": str(version)}
             if override.get("WeightedCapacity"):
-                state.weighted_capacity = str(override["WeightedCapacity"])  # type: ignore[attr-defined]
+                vars(state)["weighted_capacity"] = str(override["WeightedCapacity"])
 
-    def install(self) -> None:
-        if self._saved:
-            return
-        model = self
-        self._saved = {"replace": FakeAutoScalingGroup.replace_autoscaling_group_instances,
-                       "template": InstanceState.launch_template,
-                       "attach": AutoScalingBackend.attach_instances}
-        saved = self._saved
+    def _patch(self, patches: Patches) -> None:
+        model, original = self, patches.original
 
         def replace(group: FakeAutoScalingGroup, count: int, tags: dict[str, str]) -> None:
             overrides = overrides_of(group)
             if not overrides:
-                return saved["replace"](group, count, tags)
+                return original(FakeAutoScalingGroup, "replace_autoscaling_group_instances")(group, count, tags)
             for _ in range(count):
                 model._launch_one(group, model._choose(group, overrides), tags)
             return None
 
         def launch_template(state: InstanceState) -> dict[str, Any] | None:
             own = state.__dict__.get("own_template")
-            return own if own is not None else saved["template"].fget(state)
+            return own if own is not None else original(InstanceState, "launch_template").fget(state)
 
         def attach(backend: AutoScalingBackend, group_name: str, instance_ids: list[str]) -> None:
-            saved["attach"](backend, group_name, instance_ids)
+            original(AutoScalingBackend, "attach_instances")(backend, group_name, instance_ids)
             group = backend.autoscaling_groups[group_name]
             weights = {o.get("InstanceType"): o.get("WeightedCapacity") for o in overrides_of(group)}
             if any(weights.values()):
                 for state in group.instance_states:
                     if state.instance.id in instance_ids:
-                        state.weighted_capacity = str(  # type: ignore[attr-defined]
-                            weights.get(state.instance.instance_type) or 1)
+                        vars(state)["weighted_capacity"] = str(weights.get(state.instance.instance_type) or 1)
 
-        FakeAutoScalingGroup.replace_autoscaling_group_instances = replace  # type: ignore[assignment,method-assign]
-        InstanceState.launch_template = property(launch_template)  # type: ignore[method-assign,assignment]
-        AutoScalingBackend.attach_instances = attach  # type: ignore[assignment,method-assign]
-
-    def uninstall(self) -> None:
-        if not self._saved:
-            return
-        FakeAutoScalingGroup.replace_autoscaling_group_instances = self._saved["replace"]  # type: ignore[method-assign]
-        InstanceState.launch_template = self._saved["template"]  # type: ignore[method-assign]
-        AutoScalingBackend.attach_instances = self._saved["attach"]  # type: ignore[method-assign]
-        self._saved = {}
+        patches.replace(FakeAutoScalingGroup, replace_autoscaling_group_instances=replace)
+        patches.replace(InstanceState, launch_template=property(launch_template))
+        patches.replace(AutoScalingBackend, attach_instances=attach)

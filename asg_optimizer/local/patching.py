@@ -43,17 +43,20 @@ class Patches:
                 raise
             self._installed = True
 
-    def replace(self, owner: object, name: str, new: object) -> None:
-        """`owner.name = new`; the value it had stays reachable as `original(owner, name)`."""
-        original = getattr(owner, name)  # AttributeError: there is nothing of that name to replace
-        self._set(owner, name, new)
-        self._originals[(owner, name)] = original
+    def replace(self, owner: object, /, **new: object) -> None:
+        """`owner.name = value` for each `name=value`, in order; what each had stays reachable as
+        `original(owner, name)`."""
+        for name, value in new.items():
+            original = getattr(owner, name)  # AttributeError: there is nothing of that name to replace
+            self._set(owner, name, value)
+            self._originals[(owner, name)] = original
 
-    def add(self, owner: object, name: str, new: object) -> None:
-        """`owner.name = new` for an attribute it lacks (an operation moto does not implement); undo removes it."""
-        if hasattr(owner, name):
-            raise AttributeError(f"{owner!r} already has {name!r}: add would hide it (replace it instead)")
-        self._set(owner, name, new)
+    def add(self, owner: object, /, **new: object) -> None:
+        """`owner.name = value` for attributes it lacks (operations moto does not implement); undo removes them."""
+        for name, value in new.items():
+            if hasattr(owner, name):
+                raise AttributeError(f"{owner!r} already has {name!r}: add would hide it (replace it instead)")
+            self._set(owner, name, value)
 
     def original(self, owner: object, name: str) -> Any:
         """What `replace` found at `owner.name` (as getattr gave it: a staticmethod's function, a property).
@@ -77,3 +80,20 @@ class Patches:
                 raise ValueError(f"{name!r} of {owner!r} replaced twice by one Patches")
             self._done.append((owner, name, vars(owner).get(name, _NONE)))
             setattr(owner, name, new)
+
+
+class Patching:
+    """A model that works by patching: `install` runs its `_patch` once, `uninstall` undoes it (either may be
+    called any number of times, and `uninstall` after an install that failed). Each model has its own
+    `_patches: Patches = field(default_factory=Patches)`."""
+
+    _patches: Patches
+
+    def install(self) -> None:
+        self._patches.install(self._patch)
+
+    def uninstall(self) -> None:
+        self._patches.undo()
+
+    def _patch(self, patches: Patches) -> None:
+        raise NotImplementedError

@@ -9,12 +9,12 @@ report the platform of the AMI they were launched from (EC2 keeps it for the ins
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from moto.ec2.models.amis import Ami
 from moto.ec2.models.instances import Instance
 
 from asg_optimizer.local.fleet import IMAGE_ID
+from asg_optimizer.local.patching import Patches, Patching
 
 LINUX, WINDOWS, RHEL, SUSE = "Linux/UNIX", "Windows", "Red Hat Enterprise Linux", "SUSE Linux"
 SQL_SERVER = "Windows with SQL Server Standard"
@@ -26,20 +26,16 @@ USAGE_OPERATIONS = {LINUX: "RunInstances", WINDOWS: "RunInstances:0002", RHEL: "
 
 
 @dataclass
-class PlatformModel:
+class PlatformModel(Patching):
     images: dict[str, str] = field(default_factory=lambda: {
         IMAGE_ID: LINUX, WINDOWS_IMAGE: WINDOWS, RHEL_IMAGE: RHEL, SUSE_IMAGE: SUSE, SQL_SERVER_IMAGE: SQL_SERVER})
-    _saved: dict[Any, dict[str, Any]] = field(default_factory=dict)  # class -> its own attributes we replaced
+    _patches: Patches = field(default_factory=Patches)
 
     def platform_of(self, image_id: str, moto_platform: str | None = None) -> str:
         return self.images.get(image_id) or (WINDOWS if moto_platform == "windows" else LINUX)
 
-    def install(self) -> None:
-        if self._saved:
-            return
+    def _patch(self, patches: Patches) -> None:
         model = self
-        self._saved = {cls: {name: cls.__dict__.get(name) for name in ("platform_details", "usage_operation")}
-                       for cls in (Instance, Ami)}
 
         def instance_platform(instance: Instance) -> str:
             return model.platform_of(instance.image_id, instance.platform)
@@ -47,19 +43,7 @@ class PlatformModel:
         def image_platform(image: Ami) -> str:
             return model.platform_of(image.id, image.platform)
 
-        Instance.platform_details = property(instance_platform)  # type: ignore[attr-defined]
-        Instance.usage_operation = property(  # type: ignore[attr-defined]
-            lambda i: USAGE_OPERATIONS.get(instance_platform(i), "RunInstances"))
-        Ami.platform_details = property(image_platform)  # type: ignore[attr-defined]
-        Ami.usage_operation = property(  # type: ignore[attr-defined]
-            lambda a: USAGE_OPERATIONS.get(image_platform(a), "RunInstances"))
-
-    def uninstall(self) -> None:
-        for cls, saved in self._saved.items():
-            for name, value in saved.items():
-                if value is None:
-                    if name in cls.__dict__:
-                        delattr(cls, name)
-                else:
-                    setattr(cls, name, value)
-        self._saved = {}
+        patches.add(Instance, platform_details=property(instance_platform),
+                    usage_operation=property(lambda i: USAGE_OPERATIONS.get(instance_platform(i), "RunInstances")))
+        patches.add(Ami, platform_details=property(image_platform),
+                    usage_operation=property(lambda a: USAGE_OPERATIONS.get(image_platform(a), "RunInstances")))

@@ -14,7 +14,7 @@ from typing import Any
 
 from moto.core.botocore_stubber import BotocoreStubber
 
-from asg_optimizer.local.patching import Patches
+from asg_optimizer.local.patching import Patches, Patching
 from tasks.aws.prices import snapshot
 from tasks.core.prices import OPERATING_SYSTEMS, snapshot_price
 
@@ -39,7 +39,7 @@ def product_entry(region: str, instance_type: str, operating_system: str, price:
 
 
 @dataclass
-class PricingApiModel:
+class PricingApiModel(Patching):
     available: bool = True
     requests: list[dict[str, Any]] = field(default_factory=list)
     _patches: Patches = field(default_factory=Patches)
@@ -60,12 +60,6 @@ class PricingApiModel:
         ]
         return 200, headers, json.dumps({"FormatVersion": "aws_v1", "PriceList": entries})
 
-    def install(self) -> None:
-        self._patches.install(self._patch)
-
-    def uninstall(self) -> None:
-        self._patches.undo()
-
     def _patch(self, patches: Patches) -> None:
         model = self
 
@@ -78,4 +72,4 @@ class PricingApiModel:
                 return 400, {}, json.dumps({"__type": "InvalidParameterException", "Message": f"{target} not modeled"})
             return patches.original(BotocoreStubber, "process_request")(stubber, request)
 
-        patches.replace(BotocoreStubber, "process_request", process_request)
+        patches.replace(BotocoreStubber, process_request=process_request)

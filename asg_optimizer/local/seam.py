@@ -103,7 +103,7 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
 def install() -> None:
     check_seam()
     interleaving.install()
-    _patches.install(lambda p: p.replace(LambdaFunction, "_invoke_lambda", _invoke_in_process))
+    _patches.install(lambda p: p.replace(LambdaFunction, _invoke_lambda=_invoke_in_process))
 
 
 def uninstall() -> None:

@@ -54,7 +54,7 @@ def install() -> None:
 def _patch(patches: Patches) -> None:
     for name, model in (("_normalise_parameters", _normalise_parameters), ("_eval_service_task", _eval_service_task),
                         ("_normalise_response", _normalise_response)):
-        patches.replace(StateTaskServiceSfn, name, model)
+        patches.replace(StateTaskServiceSfn, **{name: model})
 
 
 def uninstall() -> None:

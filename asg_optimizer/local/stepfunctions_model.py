@@ -12,20 +12,19 @@ from typing import Any
 from moto.core.utils import utcnow
 from moto.stepfunctions.models import StepFunctionBackend
 
+from asg_optimizer.local.patching import Patches, Patching
+
 
 @dataclass
-class StepFunctionsModel:
+class StepFunctionsModel(Patching):
     lag_seconds: float = 0.0
-    _saved: dict[str, Any] = field(default_factory=dict)
+    _patches: Patches = field(default_factory=Patches)
 
-    def install(self) -> None:
-        if self._saved:
-            return
-        model, original = self, StepFunctionBackend.list_executions
-        self._saved["list_executions"] = original
+    def _patch(self, patches: Patches) -> None:
+        model = self
 
         def list_executions(backend: StepFunctionBackend, *args: Any, **kwargs: Any) -> Any:
-            listed = original(backend, *args, **kwargs)
+            listed = patches.original(StepFunctionBackend, "list_executions")(backend, *args, **kwargs)
             if model.lag_seconds <= 0:
                 return listed
             visible_before = utcnow() - timedelta(seconds=model.lag_seconds)
@@ -34,11 +33,7 @@ class StepFunctionsModel:
                 return [e for e in page if _naive(e.start_date) <= visible_before], token
             return [e for e in listed if _naive(e.start_date) <= visible_before]
 
-        StepFunctionBackend.list_executions = list_executions  # type: ignore[assignment,method-assign]
-
-    def uninstall(self) -> None:
-        if self._saved:
-            StepFunctionBackend.list_executions = self._saved.pop("list_executions")  # type: ignore[method-assign]
+        patches.replace(StepFunctionBackend, list_executions=list_executions)
 
 
 def _naive(at: Any) -> Any:

@@ -39,7 +39,7 @@ def _spread(group: FakeAutoScalingGroup, count_needed: int, propagated_tags: dic
 
 
 def install() -> None:
-    _patches.install(lambda p: p.replace(FakeAutoScalingGroup, "replace_autoscaling_group_instances", _spread))
+    _patches.install(lambda p: p.replace(FakeAutoScalingGroup, replace_autoscaling_group_instances=_spread))
 
 
 def uninstall() -> None:
