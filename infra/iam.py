@@ -289,8 +289,11 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         unscoped(ctx, "Describe", "ec2:DescribeInstanceTypes", "ec2:DescribeLaunchTemplateVersions",
                  "ec2:DescribeSpotPriceHistory", "ec2:DescribeInstances"),
         prices(ctx),
-        # Scan: cooling pools and quotas; BatchWriteItem: pools cool; PutItem: the region's spot quota cools
-        cooldown_items(ctx, "dynamodb:Scan", "dynamodb:BatchWriteItem", "dynamodb:PutItem"),
+        # BatchWriteItem: pools cool; PutItem: the region's spot quota cools
+        cooldown_items(ctx, "dynamodb:BatchWriteItem", "dynamodb:PutItem"),
+        # BatchGetItem: the candidate pools' cooldowns and the region's spot quota, those keys only
+        allow("CooldownReads", ["dynamodb:BatchGetItem"], ctx.table_arn(COOLDOWN_TABLE),
+              {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["pool#*", "quota#*"]}}),
         group_records(ctx),  # no capacity or spot quota: the execution ends, its claim goes
         *launch_spots(ctx),
     ],

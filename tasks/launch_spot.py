@@ -28,14 +28,14 @@ from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
 from tasks.aws.clients import aws_handler, client, error_code
-from tasks.aws.coordination import Cooldowns, active_cooldowns, cool_pools, cool_quota, release_claim
+from tasks.aws.coordination import Cooldowns, cool_pools, cool_quota, launch_cooldowns, release_claim
 from tasks.aws.instance_types import InstanceCatalog, template_data, template_maps_instance_store
 from tasks.aws.instances import LIVE_STATES, describe_instances
 from tasks.aws.prices import PriceBook
 from tasks.core.cooldowns import COOLDOWN_SECONDS, quota_skip, types_cooling_in
 from tasks.core.errors import SpotNotVisibleYet
 from tasks.core.fleet_result import FleetResult, LaunchFailed, read_fleet
-from tasks.core.instance_types import Candidate, CandidateChoice, choose_candidates, incompatibility
+from tasks.core.instance_types import MAX_OVERRIDES, Candidate, CandidateChoice, choose_candidates, incompatibility
 from tasks.core.model import Instance
 from tasks.core.naming import client_token
 from tasks.core.policy import parse_policy
@@ -85,8 +85,9 @@ def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...]) -> d
 
 
 def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: float,
-                   cooling: Cooldowns) -> CandidateChoice:
-    """Compatible types with a spot price in the zone at most the original's on-demand price, not cooling.
+                   region: str) -> tuple[CandidateChoice, Cooldowns]:
+    """Compatible types with a spot price in the zone at most the original's on-demand price, not cooling, and the
+    cooldowns read for them: exactly those pools' keys and the region's spot quota (tasks.aws.coordination).
 
     The group's policy tags come from Validate's read of the group. The template is read only when the original
     type has instance storage: for any other type, instance-store mappings in the template map nothing.
@@ -100,11 +101,16 @@ def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: fl
     compatible = [name for name, info in types.items()
                   if incompatibility(original, info, policy, needs_instance_storage=needs_storage) is None]
     zone = event["availability_zone"]
-    return choose_candidates(
-        original, types, policy, needs_instance_storage=needs_storage,
-        spot_prices=prices.spot_prices(compatible, zone), on_demand_price=on_demand_price,
-        cooling=types_cooling_in(cooling.pools, zone),
-    )
+    spot_prices = prices.spot_prices(compatible, zone)
+
+    def choose(cooling: frozenset[str], limit: int = MAX_OVERRIDES) -> CandidateChoice:
+        return choose_candidates(original, types, policy, needs_instance_storage=needs_storage,
+                                 spot_prices=spot_prices, on_demand_price=on_demand_price, cooling=cooling,
+                                 limit=limit)
+
+    priced = choose(frozenset(), limit=len(types))  # every candidate a cooldown could rule out: the keys to read
+    cooldowns = launch_cooldowns([Pool(c.instance_type, zone) for c in priced.candidates], region)
+    return choose(types_cooling_in(cooldowns.pools, zone)), cooldowns
 
 
 def no_capacity(event: dict[str, Any], pools: list[Pool], why: str) -> dict[str, Any]:
@@ -138,16 +144,20 @@ def refused(event: dict[str, Any], refusal: UnsupportedLaunchTemplate) -> dict[s
             "asg_name": event["asg_name"], "instance_id": event["instance_id"]}
 
 
-def fresh_launch(event: dict[str, Any], prices: PriceBook, cooling: Cooldowns) -> dict[str, Any] | str:
-    """The request and the prices it was chosen at, or why there is no candidate."""
+def fresh_launch(event: dict[str, Any], prices: PriceBook, region: str) -> tuple[dict[str, Any] | str, str | None]:
+    """The request and the prices it was chosen at, or why there is nothing to launch; and the quota error code
+    when the region's spot quota is cooling (nothing is launched then)."""
     on_demand = prices.on_demand(event["instance_type"])
-    choice = candidates_for(event, prices, on_demand.price, cooling)
+    choice, cooling = candidates_for(event, prices, on_demand.price, region)
+    quota = cooling.quotas.get(region)
+    if quota:
+        return quota_skip(region, quota), quota
     if not choice.candidates:
-        return f"no candidate type: {choice.summary()}"
+        return f"no candidate type: {choice.summary()}", None
     logger.info("candidates", extra={"candidates": len(choice.candidates), "left_out": choice.summary()})
     return {"request": fleet_request(event, choice.candidates),
             "spot_prices": {c.instance_type: c.spot_price for c in choice.candidates},
-            "on_demand_price": on_demand.price, "on_demand_price_source": on_demand.source}
+            "on_demand_price": on_demand.price, "on_demand_price_source": on_demand.source}, None
 
 
 def own_spot(execution: str) -> Instance | None:
@@ -208,9 +218,7 @@ def launch_spot(event: dict[str, Any]) -> dict[str, Any]:
     execution, region = event["execution_name"], os.environ["AWS_REGION"]
     original_pool = Pool(event["instance_type"], event["availability_zone"])
     prices = PriceBook(region, operating_system(event["platform_details"]))
-    cooling = active_cooldowns()
-    quota = cooling.quotas.get(region)
-    planned = quota_skip(region, quota) if quota else fresh_launch(event, prices, cooling)
+    planned, quota = fresh_launch(event, prices, region)
     if isinstance(planned, str):  # nothing to launch now, unless an earlier attempt of this execution launched
         spot = own_spot(execution)
         if spot is None:

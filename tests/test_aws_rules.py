@@ -115,3 +115,33 @@ def test_list_executions_is_eventually_consistent_when_modeled() -> None:
         assert sfn.describe_execution(executionArn=started["executionArn"])["status"] == "RUNNING"
         time.sleep(1.1)
         assert [e["name"] for e in sfn.list_executions(stateMachineArn=machine)["executions"]] == ["young"]
+
+
+def cooldown_keys(n: int, start: int = 0) -> list[dict[str, dict[str, str]]]:
+    return [{"cooldown_key": {"S": f"pool#t{i}#us-east-1a"}} for i in range(start, start + n)]
+
+
+def test_batch_get_item_refuses_more_than_100_keys_a_request(aws: EmbeddedAws) -> None:
+    """moto agrees with AWS: more than 100 keys is a ValidationException, and so are duplicate keys."""
+    table = aws.deployment.table_names["cooldowns"]
+    dynamodb = aws.client("dynamodb")
+    assert dynamodb.batch_get_item(RequestItems={table: {"Keys": cooldown_keys(100)}})["Responses"] == {table: []}
+    for keys in (cooldown_keys(101), cooldown_keys(2) + cooldown_keys(1)):
+        with pytest.raises(ClientError) as refused:
+            dynamodb.batch_get_item(RequestItems={table: {"Keys": keys}})
+        assert refused.value.response["Error"]["Code"] == "ValidationException"
+
+
+def test_batch_get_item_answers_in_part_with_unprocessed_keys_when_modeled(aws: EmbeddedAws) -> None:
+    """AWS may answer part of a BatchGetItem (throughput, size) and return the rest in UnprocessedKeys; moto only
+    past 16 MB. With `batch_reads.unprocessed_calls = 1` the next call answers the first half of the keys."""
+    table = aws.deployment.table_names["cooldowns"]
+    dynamodb = aws.client("dynamodb")
+    for key in cooldown_keys(4):
+        dynamodb.put_item(TableName=table, Item={**key, "expires_at": {"N": "1"}})
+    aws.batch_reads.unprocessed_calls = 1
+    first = dynamodb.batch_get_item(RequestItems={table: {"Keys": cooldown_keys(4)}})
+    assert [i["cooldown_key"]["S"] for i in first["Responses"][table]] == ["pool#t0#us-east-1a", "pool#t1#us-east-1a"]
+    assert first["UnprocessedKeys"] == {table: {"Keys": cooldown_keys(2, start=2)}}
+    again = dynamodb.batch_get_item(RequestItems=first["UnprocessedKeys"])
+    assert len(again["Responses"][table]) == 2 and not again.get("UnprocessedKeys")

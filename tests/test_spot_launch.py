@@ -4,6 +4,7 @@ capacity is an outcome (nothing launched, pools cooling), and cooling pools are 
 from __future__ import annotations
 
 import json
+import time
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.metrics_sink import metric_values
@@ -121,3 +122,55 @@ def test_a_policy_denying_every_type_is_refused_as_a_policy_and_cools_nothing(aw
     assert "LaunchSpot" not in states_entered(aws, arn)
     assert cooling(aws) == {}  # a configuration is not a capacity problem: no pool cools down
     assert settings(aws, "web") == before
+
+
+def test_launch_reads_only_its_pools_cooldowns_and_a_warm_container_keeps_them(aws: EmbeddedAws, make_group) -> None:
+    """LaunchSpot reads exactly its candidate pools' cooldown keys and the region's quota key (BatchGetItem), never a
+    Scan of the whole coordination table; a warm container keeps what it read for COOLDOWN_READ_SECONDS."""
+    from tests.test_scan import counted_calls
+
+    raw = make_group("web", desired=2, max_size=4, zones=("a",), extra_tags=ALLOWED)
+    first, second = (i["InstanceId"] for i in raw["Instances"])
+    with counted_calls() as calls:
+        _, described = swap(aws, "web", first)
+        assert json.loads(described["output"])["spot"]["outcome"] == "launched"
+        assert calls["dynamodb.BatchGetItem"] == 1 and calls["dynamodb.Scan"] == 0
+        _, described = swap(aws, "web", second)
+    assert json.loads(described["output"])["spot"]["outcome"] == "launched"
+    assert calls["dynamodb.BatchGetItem"] == 1 and calls["dynamodb.Scan"] == 0  # the same pools, read moments ago
+
+
+def test_cooldown_read_honours_own_writes_at_once_and_another_containers_within_the_bound(aws: EmbeddedAws) -> None:
+    from tasks.aws.coordination import COOLDOWN_READ_SECONDS, cool_pools, launch_cooldowns
+    from tests.test_scan import counted_calls
+
+    here, there = Pool("m5.large", "us-east-1a"), Pool("m6i.large", "us-east-1a")
+    table = aws.deployment.table_names["cooldowns"]
+    with counted_calls() as calls:
+        t0 = time.time()
+        assert launch_cooldowns([here, there], "us-east-1", now=t0).pools == frozenset()
+        cool_pools([here], reason="no-capacity", source="this container", now=t0 + 1)  # our own write: at once
+        aws.client("dynamodb").put_item(TableName=table, Item={  # another container's, behind our back
+            "cooldown_key": {"S": "pool#m6i.large#us-east-1a"}, "expires_at": {"N": str(int(t0) + 1800)},
+            "reason": {"S": "no-capacity"}, "source": {"S": "another container"}})
+        assert launch_cooldowns([here, there], "us-east-1", now=t0 + 2).pools == {here}
+        assert calls["dynamodb.BatchGetItem"] == 1  # nothing read again within the bound
+        late = launch_cooldowns([here, there], "us-east-1", now=t0 + COOLDOWN_READ_SECONDS + 1)
+        assert late.pools == {here, there} and late.quotas == {}
+        assert calls["dynamodb.BatchGetItem"] == 2
+
+
+def test_cooldown_read_asks_100_keys_a_request_and_again_for_unprocessed_keys(aws: EmbeddedAws) -> None:
+    """BatchGetItem takes at most 100 keys and may answer part of them (UnprocessedKeys): a read of 250 pools and
+    the quota key is three requests, plus one per partial answer, and misses nothing."""
+    from tasks.aws.coordination import cool_pools, forget_cooldown_reads, launch_cooldowns
+    from tests.test_scan import counted_calls
+
+    pools = [Pool(f"m5.x{n}large", "us-east-1a") for n in range(250)]
+    cool_pools(pools[::50], reason="no-capacity", source="test")
+    forget_cooldown_reads()
+    aws.batch_reads.unprocessed_calls = 2
+    with counted_calls() as calls:
+        found = launch_cooldowns(pools, "us-east-1")
+    assert found.pools == set(pools[::50]) and found.quotas == {}
+    assert aws.batch_reads.partial_answers == 2 and calls["dynamodb.BatchGetItem"] == 3 + 2

@@ -39,6 +39,7 @@ from asg_optimizer.local import (
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.clock import Clock, RealClock
 from asg_optimizer.local.commitments_model import CommitmentsModel
+from asg_optimizer.local.dynamodb_model import BatchReadModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.instance_lifecycle import InstanceLifecycleModel
 from asg_optimizer.local.load_balancers import LoadBalancerModel
@@ -189,6 +190,7 @@ class EmbeddedAws:
         self.lifecycle = InstanceLifecycleModel(self.load_balancers, clock=self.clock)
         self.mixed_instances = MixedInstancesModel()
         self.commitments_model = CommitmentsModel(region=region)
+        self.batch_reads = BatchReadModel()  # DynamoDB BatchGetItem's partial answers (UnprocessedKeys)
         self.rebalanced: dict[str, str | None] = {}  # spot -> the replacement Capacity Rebalancing launched
         self.stepfunctions_model = StepFunctionsModel(list_executions_lag_seconds)
         self._mock = mock_aws(config=MOTO_CONFIG)
@@ -225,6 +227,7 @@ class EmbeddedAws:
             metrics_sink.install()
             self.pricing_api.install()
             self.commitments_model.install()
+            self.batch_reads.install()
             reset_clients()
             self.deployment = deploy(environment=self.environment)
         except BaseException:  # a half-started embedded AWS must not leave moto's mock and our patches on
@@ -246,6 +249,7 @@ class EmbeddedAws:
         zone_balance.uninstall()
         instance_type_catalog.uninstall()
         ec2_lookups.uninstall()
+        self.batch_reads.uninstall()
         self.commitments_model.uninstall()  # before the Pricing API: both wrap moto's request stubber, in this order
         self.pricing_api.uninstall()
         seam.uninstall()

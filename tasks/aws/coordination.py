@@ -4,12 +4,18 @@ DynamoDB over alternatives: it survives across invocations and executions (an AS
 shared by groups; SSM parameters throttle at tens of writes per second), a conditional put makes "churn an
 instance at most once per cooldown" atomic, and TTL removes old entries without a sweeper. TTL deletes late,
 so readers compare `expires_at` with the clock themselves.
+
+LaunchSpot reads exactly the keys it needs (its candidate pools and the region's spot quota: BatchGetItem), not the
+table, and a warm container keeps what it read or wrote for COOLDOWN_READ_SECONDS: its own writes count at once, a
+cooldown another container wrote counts within that bound (a pool that just had no capacity is tried at most once
+more by each warm container; CreateFleet then finds it empty and cools it again).
 """
 
 from __future__ import annotations
 
 import os
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -18,7 +24,7 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
-from tasks.aws.clients import client, error_code
+from tasks.aws.clients import batches, client, error_code
 from tasks.aws.groups import describe_group
 from tasks.core.cooldowns import (
     COOLDOWN_SECONDS,
@@ -53,6 +59,9 @@ from tasks.core.prices import Pool
 TABLE_ENV = "COOLDOWN_TABLE"
 KEY, EXPIRES_AT = "cooldown_key", "expires_at"
 _BATCH = 25  # BatchWriteItem's limit
+_GET_BATCH = 100  # BatchGetItem's limit of keys a request
+_GET_ATTEMPTS = 5  # BatchGetItem answers part of a request under load: the rest is asked again, backing off
+COOLDOWN_READ_SECONDS = 30  # how long a warm container trusts what it read (or wrote) of a cooldown key
 
 
 def table_name() -> str:
@@ -82,6 +91,7 @@ def cool_pools(pools: Iterable[Pool], *, reason: str, source: str, now: float | 
             time.sleep(0.2)
         if pending:
             raise RuntimeError(f"cooldown table kept {len(pending[table_name()])} writes unprocessed")
+    _remember({k: _item(k, until, reason, source) for k in keys}, time.time() if now is None else now)
     return keys
 
 
@@ -133,8 +143,10 @@ def cool_quota(region: str, *, code: str, source: str, now: float | None = None,
                seconds: int = COOLDOWN_SECONDS) -> str:
     """Back off every spot launch in the region (the spot quota is the account's, per region); returns the key."""
     key = quota_key(region)
-    item = _item(key, expiry(time.time() if now is None else now, seconds), "quota-exceeded", source)
-    client("dynamodb").put_item(TableName=table_name(), Item={**item, "code": {"S": code}})
+    at = time.time() if now is None else now
+    item = {**_item(key, expiry(at, seconds), "quota-exceeded", source), "code": {"S": code}}
+    client("dynamodb").put_item(TableName=table_name(), Item=item)
+    _remember({key: item}, at)
     return key
 
 
@@ -160,6 +172,77 @@ def active_cooldowns(now: float | None = None) -> Cooldowns:
     quotas = {region: item.get("code", {}).get("S", "quota")
               for item in items if (region := quota_region_of(item[KEY]["S"])) and float(item[EXPIRES_AT]["N"]) > at}
     return Cooldowns(cooling_pools(entries, at), quotas, cooling_pools(entries, at, ON_DEMAND))
+
+
+# What this container read or wrote of cooldown keys: key -> (when, epoch seconds; the item, None: no cooldown),
+# for the table and client it was read through (a new client, as between embedded AWS accounts, reads again).
+_seen: dict[str, tuple[float, dict[str, Any] | None]] = {}
+_seen_through: list[Any] = [None, ""]
+_seen_lock = threading.Lock()
+
+
+def _seen_now(dynamodb: Any, table: str) -> dict[str, tuple[float, dict[str, Any] | None]]:
+    """The remembered keys for this client and table (the caller holds _seen_lock)."""
+    if _seen_through[0] is not dynamodb or _seen_through[1] != table:
+        _seen.clear()
+        _seen_through[:] = [dynamodb, table]
+    return _seen
+
+
+def _remember(items: dict[str, dict[str, Any] | None], at: float) -> None:
+    dynamodb = client("dynamodb")
+    with _seen_lock:
+        _seen_now(dynamodb, table_name()).update({k: (at, item) for k, item in items.items()})
+
+
+def forget_cooldown_reads() -> None:
+    """Drop what the container remembers of the cooldown table (tests that write it behind the functions' back)."""
+    with _seen_lock:
+        _seen.clear()
+
+
+def read_cooldown_keys(keys: Iterable[str], at: float) -> dict[str, dict[str, Any] | None]:
+    """key -> its item (None: absent) for exactly these keys: remembered ones younger than COOLDOWN_READ_SECONDS,
+    the others by BatchGetItem, 100 keys a request, the UnprocessedKeys of a partial answer asked again (boto3 has
+    no paginator for it); still unprocessed after _GET_ATTEMPTS, the read is retryable (AwsThrottled)."""
+    dynamodb = client("dynamodb")
+    table = table_name()
+    wanted = sorted(set(keys))
+    with _seen_lock:
+        seen = _seen_now(dynamodb, table)
+        for key in [k for k, (when, _) in seen.items() if not 0 <= at - when < COOLDOWN_READ_SECONDS]:
+            del seen[key]
+        found = {k: seen[k][1] for k in wanted if k in seen}
+    missing = [k for k in wanted if k not in found]
+    read: dict[str, dict[str, Any] | None] = dict.fromkeys(missing)
+    for batch in batches(missing, _GET_BATCH):
+        pending: dict[str, Any] = {table: {"Keys": [{KEY: {"S": k}} for k in batch]}}
+        for attempt in range(_GET_ATTEMPTS):
+            if attempt:
+                time.sleep(random.uniform(0, 0.05 * 2 ** attempt))
+            response = dynamodb.batch_get_item(RequestItems=pending)
+            for item in response.get("Responses", {}).get(table, []):
+                read[item[KEY]["S"]] = item
+            pending = response.get("UnprocessedKeys") or {}
+            if not pending:
+                break
+        if pending:
+            raise AwsThrottled(f"BatchGetItem: the cooldown table left {len(pending[table]['Keys'])} keys "
+                               f"unprocessed {_GET_ATTEMPTS} times")
+    with _seen_lock:
+        _seen_now(dynamodb, table).update({k: (at, item) for k, item in read.items()})
+    return found | read
+
+
+def launch_cooldowns(pools: Iterable[Pool], region: str, now: float | None = None) -> Cooldowns:
+    """The spot cooldowns of exactly these pools, and the region's spot quota (LaunchSpot's read; see the module
+    docstring for how long a warm container keeps it)."""
+    at = time.time() if now is None else now
+    quota = quota_key(region)
+    items = read_cooldown_keys([*(pool_key(p) for p in pools), quota], at)
+    live = {k: item for k, item in items.items() if item is not None and float(item[EXPIRES_AT]["N"]) > at}
+    quotas = {region: live[quota].get("code", {}).get("S", "quota")} if quota in live else {}
+    return Cooldowns(cooling_pools([(k, float(i[EXPIRES_AT]["N"])) for k, i in live.items()], at), quotas)
 
 
 def release_instance(instance_id: str) -> None:
