@@ -33,7 +33,7 @@ SWAP_OPERATIONS = [
     ("dynamodb", "UpdateItem"),  # the instance claim, the group's lease and its release
     ("ec2", "DescribeInstanceTypes"),
     ("ec2", "DescribeSpotPriceHistory"),
-    ("dynamodb", "Scan"),
+    ("dynamodb", "BatchGetItem"),  # the candidate pools' cooldowns and the spot quota
     ("ec2", "CreateFleet"),
     ("ec2", "DescribeInstanceStatus"),
     ("autoscaling", "UpdateAutoScalingGroup"),

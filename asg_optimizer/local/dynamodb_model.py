@@ -18,15 +18,17 @@ from typing import Any
 
 from moto.dynamodb.responses import DynamoHandler
 
+from asg_optimizer.local.patching import Patches, Patching
+
 _MOTO_LIMIT = 100  # keys a request; moto refuses more itself (the ValidationException is AWS's)
 
 
 @dataclass
-class BatchReadModel:
+class BatchReadModel(Patching):
     unprocessed_calls: int = 0
     partial_answers: int = 0  # calls answered in part, for tests
     _lock: threading.Lock = field(default_factory=threading.Lock)
-    _saved: dict[str, Any] = field(default_factory=dict)
+    _patches: Patches = field(default_factory=Patches)
 
     def _take(self) -> bool:
         with self._lock:
@@ -36,17 +38,14 @@ class BatchReadModel:
             self.partial_answers += 1
             return True
 
-    def install(self) -> None:
-        if self._saved:
-            return
-        model = self
-        original = self._saved["batch_get_item"] = DynamoHandler.batch_get_item
+    def _patch(self, patches: Patches) -> None:
+        model, original = self, patches.original
 
         def batch_get_item(handler: DynamoHandler) -> Any:
             requested: dict[str, Any] = handler.body.get("RequestItems") or {}
             total = sum(len(r.get("Keys", [])) for r in requested.values())
             if total <= 1 or total > _MOTO_LIMIT or not model._take():
-                return original(handler)
+                return original(DynamoHandler, "batch_get_item")(handler)
             left: dict[str, Any] = {}
             for table, request in requested.items():
                 keys = request["Keys"]
@@ -54,14 +53,8 @@ class BatchReadModel:
                 if keys[kept:]:
                     left[table] = {**request, "Keys": keys[kept:]}
                 request["Keys"] = keys[:kept]
-            answer = original(handler)
-            result: dict[str, Any] = answer.result  # type: ignore[assignment]  # moto's dict, typed as object
-            result.setdefault("UnprocessedKeys", {}).update(left)
+            answer = original(DynamoHandler, "batch_get_item")(handler)
+            answer.result.setdefault("UnprocessedKeys", {}).update(left)
             return answer
 
-        DynamoHandler.batch_get_item = batch_get_item  # type: ignore[assignment,method-assign]
-
-    def uninstall(self) -> None:
-        for name, saved in self._saved.items():
-            setattr(DynamoHandler, name, saved)
-        self._saved = {}
+        patches.replace(DynamoHandler, batch_get_item=batch_get_item)
