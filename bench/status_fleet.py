@@ -25,7 +25,7 @@ def main(count: int) -> None:
     runner = CliRunner()
     with EmbeddedAws(boot_delay_seconds=0) as aws:
         started = time.monotonic()
-        network = create_network()
+        network = create_network(prefix_length=20)  # ~400 instances: more than a /24 per zone holds
         for n in range(count):
             create_group(network, GroupSpec(f"fleet-{n:03d}-{'api' if n % 3 else 'worker'}", desired=1 + n % 3,
                                             max_size=4, instance_type=("m5.large", "c5.xlarge", "r5.large")[n % 3],

@@ -23,6 +23,7 @@ from infra.names import (
     dead_letter_queue_name,
     events_role_name,
     function_log_group,
+    in_region,
     rule_name,
     state_machine_log_group,
     state_machine_role_name,
@@ -69,18 +70,22 @@ class SpotOptimizer(pulumi.ComponentResource):
     """Functions, state machines, tables, schedules, event rules, DLQ, dashboard and alarms of asg-optimizer."""
 
     def __init__(self, name: str, settings: Settings, *, scope: Scope | None = None, stack: Stack = STACK,
-                 opts: pulumi.ResourceOptions | None = None) -> None:
+                 other_region: bool = False, opts: pulumi.ResourceOptions | None = None) -> None:
+        """`other_region`: this copy serves another region than the provider's (`opts` carries that region's
+        provider): its logical names start with the region and its account-wide names (IAM roles, the dashboard)
+        end with it, so the copies of one stack never share a name."""
         scope = scope or aws_scope(settings.prefix)
         plan = plan_stack(settings, scope, stack)  # raises before anything is registered
         super().__init__("asg-optimizer:index:SpotOptimizer", name, None, opts)
         self.settings, self.stack, self.scope, self.plan = settings, stack, scope, plan
+        self.qualifier = scope.region if other_region else None
         self._child = pulumi.ResourceOptions(parent=self)
 
         self.dead_letter_queue = aws.sqs.Queue(
-            "dead-letters", name=dead_letter_queue_name(settings.prefix),
+            self._n("dead-letters"), name=dead_letter_queue_name(settings.prefix),
             message_retention_seconds=DEAD_LETTER_RETENTION, sqs_managed_sse_enabled=True, opts=self._child)
         if plan.dead_letter_queue_policy:
-            aws.sqs.QueuePolicy("dead-letters", queue_url=self.dead_letter_queue.url,
+            aws.sqs.QueuePolicy(self._n("dead-letters"), queue_url=self.dead_letter_queue.url,
                                 policy=iam.dumps(plan.dead_letter_queue_policy), opts=self._child)
         self.tables = {t.key: self._table(t) for t in stack.tables}
         code = code_archive()
@@ -95,8 +100,14 @@ class SpotOptimizer(pulumi.ComponentResource):
         self.outputs = self._outputs()
         self.register_outputs(self.outputs)
 
+    def _n(self, logical: str) -> str:
+        """A child's logical name: Pulumi URNs hold the parent's type, not its name, so each region's copy
+        prefixes its own (the provider's region keeps the names it always had)."""
+        return logical if self.qualifier is None else f"{self.qualifier}-{logical}"
+
     def _role(self, logical: str, role_name: str, trust: dict[str, Any], policy: dict[str, Any]
               ) -> tuple[aws.iam.Role, aws.iam.RolePolicy]:
+        logical, role_name = self._n(logical), in_region(role_name, self.qualifier)  # roles are account-wide
         role = aws.iam.Role(logical, name=role_name, assume_role_policy=iam.dumps(trust), opts=self._child)
         inline = aws.iam.RolePolicy(logical, role=role.id, name="least-privilege", policy=iam.dumps(policy),
                                     opts=self._child)
@@ -105,7 +116,7 @@ class SpotOptimizer(pulumi.ComponentResource):
     def _table(self, table: Table) -> aws.dynamodb.Table:
         """On-demand billing, one string key, expiry by TTL (the embedded AWS creates it the same way)."""
         return aws.dynamodb.Table(
-            f"{table.key}-table", name=table.name(self.settings.prefix), billing_mode="PAY_PER_REQUEST",
+            self._n(f"{table.key}-table"), name=table.name(self.settings.prefix), billing_mode="PAY_PER_REQUEST",
             hash_key=table.partition_key, attributes=[{"name": table.partition_key, "type": "S"}],
             ttl={"attribute_name": table.ttl_attribute, "enabled": True}, opts=self._child)
 
@@ -113,12 +124,12 @@ class SpotOptimizer(pulumi.ComponentResource):
         planned = self.plan.functions[function.key]
         tables = [self.tables[t.key] for t in self.stack.tables if t.environment in function.environment]
         name = function.name(self.settings.prefix)
-        logs = aws.cloudwatch.LogGroup(f"{function.key}-function-logs", name=function_log_group(name),
+        logs = aws.cloudwatch.LogGroup(self._n(f"{function.key}-function-logs"), name=function_log_group(name),
                                        retention_in_days=self.settings.log_retention_days, opts=self._child)
         role, policy = self._role(f"{function.key}-function-role", name, iam.assume_role("lambda.amazonaws.com"),
                                   planned.policy)
         return aws.lambda_.Function(
-            function.key,
+            self._n(function.key),
             name=name,
             description=function.description,
             role=role.arn,
@@ -138,7 +149,7 @@ class SpotOptimizer(pulumi.ComponentResource):
 
     def _state_machine(self, machine: StateMachine) -> aws.sfn.StateMachine:
         name = machine.name(self.settings.prefix)
-        logs = aws.cloudwatch.LogGroup(f"{machine.key}-states-logs", name=state_machine_log_group(name),
+        logs = aws.cloudwatch.LogGroup(self._n(f"{machine.key}-states-logs"), name=state_machine_log_group(name),
                                        retention_in_days=self.settings.log_retention_days, opts=self._child)
         trust = iam.assume_role("states.amazonaws.com", account=self.scope.account,
                                 source_arn=self.scope.state_machine_arn(name))
@@ -150,7 +161,7 @@ class SpotOptimizer(pulumi.ComponentResource):
         definition = pulumi.Output.all(**arns).apply(
             lambda resolved: render_state_machine(machine, resolved, machine_arns))
         return aws.sfn.StateMachine(
-            machine.key,
+            self._n(machine.key),
             name=name,
             type="STANDARD",
             role_arn=role.arn,
@@ -169,8 +180,8 @@ class SpotOptimizer(pulumi.ComponentResource):
         return role
 
     def _rule(self, key: str, target: str, description: str, **trigger: Any) -> aws.cloudwatch.EventRule:
-        rule = aws.cloudwatch.EventRule(key, name=rule_name(self.settings.prefix, key), description=description,
-                                        opts=self._child, **trigger)
+        rule = aws.cloudwatch.EventRule(self._n(key), name=rule_name(self.settings.prefix, key),
+                                        description=description, opts=self._child, **trigger)
         delivery: dict[str, Any] = {
             "rule": rule.name,
             "dead_letter_config": {"arn": self.dead_letter_queue.arn},
@@ -180,12 +191,12 @@ class SpotOptimizer(pulumi.ComponentResource):
         if target in self.functions:
             function = self.functions[target]
             permission = aws.lambda_.Permission(
-                f"{key}-invoke", action="lambda:InvokeFunction", function=function.name,
+                self._n(f"{key}-invoke"), action="lambda:InvokeFunction", function=function.name,
                 principal="events.amazonaws.com", source_arn=rule.arn, opts=self._child)
-            aws.cloudwatch.EventTarget(key, arn=function.arn, **delivery,
+            aws.cloudwatch.EventTarget(self._n(key), arn=function.arn, **delivery,
                                        opts=pulumi.ResourceOptions(parent=self, depends_on=[permission]))
         else:
-            aws.cloudwatch.EventTarget(key, arn=self.state_machines[target].arn,
+            aws.cloudwatch.EventTarget(self._n(key), arn=self.state_machines[target].arn,
                                        role_arn=self.events_roles[target].arn, **delivery, opts=self._child)
         return rule
 
@@ -193,28 +204,33 @@ class SpotOptimizer(pulumi.ComponentResource):
         prefix = self.settings.prefix
         self.alarm_topic: aws.sns.Topic | None = None
         if self.settings.alarm_email:
-            self.alarm_topic = aws.sns.Topic("alarms", name=f"{prefix}-alarms", opts=self._child)
-            aws.sns.TopicSubscription("alarm-email", topic=self.alarm_topic.arn, protocol="email",
+            self.alarm_topic = aws.sns.Topic(self._n("alarms"), name=f"{prefix}-alarms", opts=self._child)
+            aws.sns.TopicSubscription(self._n("alarm-email"), topic=self.alarm_topic.arn, protocol="email",
                                       endpoint=self.settings.alarm_email, opts=self._child)
         actions = [self.alarm_topic.arn] if self.alarm_topic else []
-        self.dashboard = aws.cloudwatch.Dashboard("dashboard", dashboard_name=prefix,
+        # Dashboards are account-wide: another region's copy is named after its region.
+        self.dashboard = aws.cloudwatch.Dashboard(self._n("dashboard"), dashboard_name=self.dashboard_name,
                                                   dashboard_body=self.plan.dashboard_body, opts=self._child)
         for machine in self.stack.state_machines:
             name = machine.name(prefix)
             aws.cloudwatch.MetricAlarm(
-                f"{machine.key}-failed", name=f"{name}-failed",
+                self._n(f"{machine.key}-failed"), name=f"{name}-failed",
                 alarm_description=f"Executions of {name} failed or timed out: see its executions list",
                 comparison_operator="GreaterThanOrEqualToThreshold", threshold=1, evaluation_periods=1,
                 treat_missing_data="notBreaching",
                 metric_queries=failed_executions_queries(self.scope.state_machine_arn(name)),  # type: ignore[arg-type]
                 alarm_actions=actions, ok_actions=actions, opts=self._child)
         aws.cloudwatch.MetricAlarm(
-            "dead-letters", name=f"{prefix}-dead-letters",
+            self._n("dead-letters"), name=f"{prefix}-dead-letters",
             alarm_description="An event or invocation could not be delivered: see the dead-letter queue",
             namespace="AWS/SQS", metric_name="ApproximateNumberOfMessagesVisible",
             dimensions={"QueueName": dead_letter_queue_name(prefix)}, statistic="Maximum", period=300,
             evaluation_periods=1, threshold=1, comparison_operator="GreaterThanOrEqualToThreshold",
             treat_missing_data="notBreaching", alarm_actions=actions, opts=self._child)
+
+    @property
+    def dashboard_name(self) -> str:
+        return in_region(self.settings.prefix, self.qualifier)
 
     def _outputs(self) -> dict[str, Any]:
         arn = self.scope.state_machine_arn(self.stack.state_machine(REPLACE).name(self.settings.prefix))
@@ -222,7 +238,7 @@ class SpotOptimizer(pulumi.ComponentResource):
             "stateMachineArn": self.state_machines[REPLACE].arn,
             "stateMachineName": self.state_machines[REPLACE].name,
             "executionsConsoleUrl": self.scope.executions_console_url(arn),
-            "dashboardUrl": self.scope.dashboard_console_url(self.settings.prefix),
+            "dashboardUrl": self.scope.dashboard_console_url(self.dashboard_name),
             "deadLetterQueueUrl": self.dead_letter_queue.url,
             "manualTriggerCommand": manual_trigger_command(arn, self.scope.region),
             "functionNames": {key: f.name for key, f in self.functions.items()},
@@ -230,3 +246,56 @@ class SpotOptimizer(pulumi.ComponentResource):
         if SCANNER in self.functions:
             outputs["scannerFunctionName"] = self.functions[SCANNER].name
         return outputs
+
+
+# The provider settings (stack config `aws:<key>`) an explicit provider does not read by itself but each region's
+# provider must share with the stack's own: the same account, credentials and tags in every region.
+PROVIDER_SETTINGS = {"profile": "profile", "assumeRoles": "assume_roles", "allowedAccountIds": "allowed_account_ids",
+                     "forbiddenAccountIds": "forbidden_account_ids", "defaultTags": "default_tags",
+                     "sharedConfigFiles": "shared_config_files", "sharedCredentialsFiles": "shared_credentials_files"}
+
+
+def region_provider(region: str) -> aws.Provider:
+    """An explicit AWS provider for `region`, with the stack's own provider settings (an explicit provider does
+    not read the stack's `aws:` config)."""
+    config = pulumi.Config("aws")
+    shared: dict[str, Any] = {}
+    for key, argument in PROVIDER_SETTINGS.items():
+        value = config.get(key)
+        if value is None:
+            continue
+        try:
+            shared[argument] = json.loads(value) if key != "profile" else value
+        except json.JSONDecodeError:
+            shared[argument] = value
+    return aws.Provider(f"aws-{region}", region=region, **shared)
+
+
+def deploy(settings: Settings, *, home: Scope | None = None, stack: Stack = STACK) -> dict[str, SpotOptimizer]:
+    """The optimizer in each region of `settings.regions` (default: the provider's), by region. The provider's
+    region is the stack's default provider and keeps the names it always had; every other region gets its own
+    provider and region-qualified names. Every region is planned (and so validated) before anything is
+    registered."""
+    home = home or aws_scope(settings.prefix)
+    scopes = {region: Scope(home.partition, region, home.account, home.prefix)
+              for region in settings.regions_for(home.region)}
+    for scope in scopes.values():
+        plan_stack(settings, scope, stack)
+    deployed = {}
+    for region, scope in scopes.items():
+        if region == home.region:
+            deployed[region] = SpotOptimizer("asg-optimizer", settings, scope=scope, stack=stack)
+        else:
+            deployed[region] = SpotOptimizer(
+                f"asg-optimizer-{region}", settings, scope=scope, stack=stack, other_region=True,
+                opts=pulumi.ResourceOptions(providers=[region_provider(region)]))
+    return deployed
+
+
+def stack_outputs(deployed: dict[str, SpotOptimizer], home_region: str) -> dict[str, Any]:
+    """The provider region's outputs as ever (`stateMachineArn`, ...); with any other region, `regions` too:
+    region -> that region's outputs (every region's, the provider's included)."""
+    outputs: dict[str, Any] = dict(deployed[home_region].outputs) if home_region in deployed else {}
+    if set(deployed) != {home_region}:
+        outputs["regions"] = {region: optimizer.outputs for region, optimizer in deployed.items()}
+    return outputs

@@ -69,6 +69,11 @@ class Settings:
     commitments: str = "use"  # use | ignore: RI / Savings Plan awareness, account-wide
     savings_plan_reserve_per_hour: float = 0.0  # $/h of Savings Plans left for usage outside opted-in groups
     kms_key_arns: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()  # where to deploy; empty: the AWS provider's own region only
+
+    def regions_for(self, provider_region: str) -> tuple[str, ...]:
+        """The regions this stack deploys into: `regions`, else the provider's."""
+        return self.regions or (provider_region,)
 
     def layer_arn(self, partition: str, region: str) -> str:
         """The Powertools layer: the configured ARN, else AWS's public v3 layer for this runtime/architecture."""
@@ -108,6 +113,7 @@ KEYS: dict[str, str] = {
     "pauseFailureBudget": "failed swaps per hour the fleet tolerates; one more pauses it (0: the first pauses it)",
     "commitments": "use or ignore: keep on-demand that RIs and Savings Plans pay for, swap spots back when idle",
     "savingsPlanReservePerHour": "USD per hour of Savings Plan commitment left for usage outside opted-in groups",
+    "regions": "AWS regions to deploy into from this one stack (list, or comma-separated; default: aws:region)",
 }
 
 _RATE = re.compile(r"^rate\((?P<value>\d+) (?P<unit>minute|minutes|hour|hours|day|days)\)$")
@@ -200,8 +206,47 @@ def _schedules(raw: Mapping[str, Any], stack: Stack) -> dict[str, str]:
     return expressions
 
 
-def _names_fit(prefix: str, stack: Stack) -> None:
-    for _, what, name, limit in physical_names(prefix, stack):
+def known_regions() -> dict[str, str]:
+    """Every region botocore knows -> its partition (aws, aws-cn, aws-us-gov, ...)."""
+    import botocore.session
+
+    probe = botocore.session.get_session()
+    return {region: partition for partition in probe.get_available_partitions()
+            for region in probe.get_available_regions("ec2", partition_name=partition)}
+
+
+def _regions(raw: Mapping[str, Any]) -> tuple[str, ...]:
+    """A list (`pulumi config set --path 'regions[0]' eu-west-1`, or a JSON list) or a comma-separated string of
+    known region names, each once, all in one partition (one account cannot span partitions)."""
+    value = raw.get("regions")
+    if value is None:
+        return ()
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise _fail("regions", "must be a list of region names or a comma-separated string", value) from None
+    if isinstance(value, str):
+        value = [r.strip() for r in value.split(",") if r.strip()]
+    if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
+        raise _fail("regions", "must be a list of region names or a comma-separated string", value)
+    known = known_regions()
+    for region in value:
+        if region not in known:
+            close = difflib.get_close_matches(region, sorted(known), n=1)
+            raise _fail("regions", "is not an AWS region" + (f" (did you mean {close[0]!r}?)" if close else
+                                                              " (e.g. us-east-1)"), region)
+        if value.count(region) > 1:
+            raise _fail("regions", "lists a region twice", region)
+    partitions = {known[r] for r in value}
+    if len(partitions) > 1:
+        raise _fail("regions", f"spans partitions {', '.join(sorted(partitions))} (one stack deploys into one "
+                    "account: one stack per partition)", ",".join(value))
+    return tuple(value)
+
+
+def _names_fit(prefix: str, stack: Stack, regions: tuple[str, ...] = ()) -> None:
+    for _, what, name, limit in physical_names(prefix, stack, regions):
         if len(name) > limit:
             raise _fail("prefix", f"is too long: the name of {what}, {name!r}, exceeds {limit} characters", prefix)
 
@@ -241,7 +286,8 @@ def parse_settings(raw: Mapping[str, Any], stack: Stack = STACK) -> Settings:
     prefix = _text(raw, "prefix", DEFAULT_PREFIX)
     if not _PREFIX.match(prefix):
         raise _fail("prefix", "must start with a letter and hold only letters, digits and '-'", prefix)
-    _names_fit(prefix, stack)
+    regions = _regions(raw)
+    _names_fit(prefix, stack, regions)
 
     memory = _integer(raw, "memorySize")
     if memory is not None and not MEMORY_MB[0] <= memory <= MEMORY_MB[1]:
@@ -294,7 +340,14 @@ def parse_settings(raw: Mapping[str, Any], stack: Stack = STACK) -> Settings:
     if isinstance(reserve, bool) or reserve_amount < 0:
         raise _fail("savingsPlanReservePerHour", "must be a number of dollars per hour, 0 or more", reserve)
 
+    if layer_arn is not None and regions and any(r != layer_arn.split(":")[3] for r in regions):
+        others = [r for r in regions if r != layer_arn.split(":")[3]]
+        raise _fail("powertoolsLayerArn", f"is a layer of {layer_arn.split(':')[3]}, which Lambda cannot use in "
+                    f"{', '.join(others)} (a layer serves its own region only): unset it or deploy one region per "
+                    "stack", layer_arn)
+
     return Settings(
+        regions=regions,
         pause_alarms=_pause_alarms(raw),
         pause_failure_budget=_failure_budget(raw),
         commitments=_choice(raw, "commitments", "use", ("use", "ignore")),

@@ -47,9 +47,25 @@ def state_machine_log_group(machine_name: str) -> str:
     return f"/aws/vendedlogs/states/{machine_name}"
 
 
-def physical_names(prefix: str, stack: Stack) -> list[tuple[str, str, str, int]]:
+def in_region(name: str, region: str | None) -> str:
+    """The name of an account-wide resource (an IAM role, a dashboard) deployed for another region than the
+    provider's: the region appended, so each region's copy is its own (None: the provider's region, as ever)."""
+    return name if region is None else f"{name}-{region}"
+
+
+def physical_names(prefix: str, stack: Stack, regions: tuple[str, ...] = ()) -> list[tuple[str, str, str, int]]:
     """(kind, what, name, AWS length limit) for every explicitly named resource; names of one kind share a
-    namespace in AWS (IAM roles: the account), so they must also be unique within their kind."""
+    namespace in AWS (IAM roles: the account), so they must also be unique within their kind. With `regions`,
+    the account-wide names of every region's copy too (the longest region name decides whether they fit)."""
+    base = _physical_names(prefix, stack)
+    names = list(base)
+    for region in regions:
+        names += [(kind, f"{what} in {region}", in_region(name, region), limit)
+                  for kind, what, name, limit in base if kind == "role"]
+    return names
+
+
+def _physical_names(prefix: str, stack: Stack) -> list[tuple[str, str, str, int]]:
     names = [("function", f"function {f.key}", f.name(prefix), LAMBDA_NAME_MAX) for f in stack.functions]
     names += [("role", f"role of function {f.key}", f.name(prefix), ROLE_NAME_MAX) for f in stack.functions]
     for machine in stack.state_machines:

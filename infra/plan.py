@@ -59,7 +59,9 @@ def _check_targets(stack: Stack, prefix: str) -> None:
 
 def plan_stack(settings: Settings, scope: Scope, stack: Stack) -> Plan:
     _check_targets(stack, scope.prefix)
-    ctx = iam.Context(scope, stack, settings.instance_role_pattern, settings.kms_key_arns)
+    # A KMS key serves its own region only: each region's launcher may use that region's keys.
+    keys = tuple(k for k in settings.kms_key_arns if k.split(":")[3] == scope.region)
+    ctx = iam.Context(scope, stack, settings.instance_role_pattern, keys)
     targets: list[Schedule | EventRule] = [*stack.schedules, *stack.rules]
     targeted = {t.function for t in targets}
     # A key naming both a function and a state machine (`spot-interruption`) targets the function: rules and

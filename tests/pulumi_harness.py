@@ -26,6 +26,7 @@ class Registered:
     typ: str
     name: str
     inputs: dict[str, Any]
+    region: str = REGION  # the region of the provider it was registered with (the default provider's: REGION)
 
 
 @dataclass
@@ -45,8 +46,8 @@ class Deployment:
         return found[0]
 
 
-def _arn(service: str, resource: str, *, region: bool = True) -> str:
-    return f"arn:{PARTITION}:{service}:{REGION if region else ''}:{ACCOUNT}:{resource}"
+def _arn(service: str, resource: str, *, region: str | None = REGION) -> str:
+    return f"arn:{PARTITION}:{service}:{region or ''}:{ACCOUNT}:{resource}"
 
 
 class RecordingMocks(pulumi.runtime.Mocks):
@@ -54,20 +55,27 @@ class RecordingMocks(pulumi.runtime.Mocks):
 
     def __init__(self, deployment: Deployment) -> None:
         self.deployment = deployment
+        self.provider_regions: dict[str, str] = {}  # explicit provider id -> its region
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
-        self.deployment.resources.append(Registered(args.typ, args.name, dict(args.inputs)))
         inputs = dict(args.inputs)
+        if args.typ == "pulumi:providers:aws":
+            self.provider_regions[f"{args.name}-provider-id"] = inputs.get("region", REGION)
+            self.deployment.resources.append(Registered(args.typ, args.name, inputs, inputs.get("region", REGION)))
+            return f"{args.name}-provider-id", inputs
+        # A provider reference is "<urn>::<id>"; none (or the default provider's) deploys into REGION.
+        region = self.provider_regions.get((args.provider or "").rsplit("::", 1)[-1], REGION)
+        self.deployment.resources.append(Registered(args.typ, args.name, inputs, region))
         name = inputs.get("name") or args.name
         computed: dict[str, Any] = {
-            "aws:lambda/function:Function": {"arn": _arn("lambda", f"function:{name}")},
-            "aws:sfn/stateMachine:StateMachine": {"arn": _arn("states", f"stateMachine:{name}")},
-            "aws:iam/role:Role": {"arn": _arn("iam", f"role/{name}", region=False)},
-            "aws:sqs/queue:Queue": {"arn": _arn("sqs", name),
-                                    "url": f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{name}"},
-            "aws:cloudwatch/logGroup:LogGroup": {"arn": _arn("logs", f"log-group:{name}")},
-            "aws:cloudwatch/eventRule:EventRule": {"arn": _arn("events", f"rule/{name}")},
-            "aws:sns/topic:Topic": {"arn": _arn("sns", name)},
+            "aws:lambda/function:Function": {"arn": _arn("lambda", f"function:{name}", region=region)},
+            "aws:sfn/stateMachine:StateMachine": {"arn": _arn("states", f"stateMachine:{name}", region=region)},
+            "aws:iam/role:Role": {"arn": _arn("iam", f"role/{name}", region=None)},
+            "aws:sqs/queue:Queue": {"arn": _arn("sqs", name, region=region),
+                                    "url": f"https://sqs.{region}.amazonaws.com/{ACCOUNT}/{name}"},
+            "aws:cloudwatch/logGroup:LogGroup": {"arn": _arn("logs", f"log-group:{name}", region=region)},
+            "aws:cloudwatch/eventRule:EventRule": {"arn": _arn("events", f"rule/{name}", region=region)},
+            "aws:sns/topic:Topic": {"arn": _arn("sns", name, region=region)},
         }.get(args.typ, {})
         return f"{name}-id", {**inputs, "name": name, **computed}
 

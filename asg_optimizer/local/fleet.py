@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -34,21 +35,29 @@ class GroupSpec:
 class Network:
     vpc_id: str
     subnets: dict[str, str]  # zone suffix -> subnet id
+    region: str = "us-east-1"
 
 
-def create_network(region: str = "us-east-1") -> Network:
-    ec2 = boto3.client("ec2")
-    vpc_id = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+VPC_CIDR = "10.40.0.0/16"
+
+
+def create_network(region: str = "us-east-1", prefix_length: int = 24) -> Network:
+    """A VPC with one subnet per zone a, b, c; a /24 holds 251 instances (moto hands out addresses as AWS does,
+    five reserved), so a fleet of hundreds of instances needs a shorter prefix (e.g. 20: 4091 per zone)."""
+    ec2 = boto3.client("ec2", region_name=region)
+    vpc_id = ec2.create_vpc(CidrBlock=VPC_CIDR)["Vpc"]["VpcId"]
+    blocks = ipaddress.ip_network(VPC_CIDR).subnets(new_prefix=prefix_length)
     subnets = {}
-    for index, suffix in enumerate("abc"):
-        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"10.40.{index}.0/24", AvailabilityZone=f"{region}{suffix}")
+    for suffix, block in zip("abc", blocks, strict=False):
+        subnet = ec2.create_subnet(VpcId=vpc_id, CidrBlock=str(block), AvailabilityZone=f"{region}{suffix}")
         subnets[suffix] = subnet["Subnet"]["SubnetId"]
-    return Network(vpc_id, subnets)
+    return Network(vpc_id, subnets, region)
 
 
 def create_group(network: Network, spec: GroupSpec) -> dict[str, Any]:
     """An ASG with its own launch template, `desired` on-demand instances spread over `zones`."""
-    ec2, autoscaling = boto3.client("ec2"), boto3.client("autoscaling")
+    ec2 = boto3.client("ec2", region_name=network.region)
+    autoscaling = boto3.client("autoscaling", region_name=network.region)
     template = ec2.create_launch_template(
         LaunchTemplateName=f"{spec.name}-lt",
         LaunchTemplateData={"ImageId": spec.image_id, "InstanceType": spec.instance_type, **spec.template_data},
