@@ -14,10 +14,13 @@ from typer.core import TyperGroup
 
 from asg_optimizer.aws_session import Target
 from asg_optimizer.commands import assess, commitments, executions, local, pause, plan, replace, rollout, status, sweep
-from asg_optimizer.commands.output import Output, Settings, console
+from asg_optimizer.commands.output import Output, Settings, console, fail
+from asg_optimizer.commands.regions import MERGING
 from stack.description import DEFAULT_PREFIX
 
 __all__ = ["app", "console"]
+
+CSV_COMMANDS = ("assess", "status", "plan", "executions")
 
 
 
@@ -68,13 +71,16 @@ app = typer.Typer(no_args_is_help=True, help="Keep opted-in Auto Scaling Groups 
 @app.callback()
 def main(
     ctx: typer.Context,
-    region: str | None = typer.Option(None, "--region", help="AWS region (default: your profile's or AWS_REGION)."),
+    region: Annotated[list[str] | None, typer.Option(
+        "--region", help="AWS region (default: your profile's or AWS_REGION); assess, status, plan, executions and "
+                         "local serve take it several times.")] = None,
     profile: str | None = typer.Option(None, "--profile", help="AWS profile from ~/.aws/config."),
     endpoint_url: str | None = typer.Option(
         None, "--endpoint-url",
         help="Send every call here instead of AWS, e.g. http://127.0.0.1:4566 for `local serve` "
              "(default: AWS_ENDPOINT_URL)."),
-    output: Annotated[Output, typer.Option("--output", "-o", help="table or json (csv: assess only).")] = Output.table,
+    output: Annotated[Output, typer.Option(
+        "--output", "-o", help="table, json, or csv (assess, status, plan, executions).")] = Output.table,
     state_machine_arn: str | None = typer.Option(
         None, "--state-machine-arn",
         help="The replacement state machine (default: the one named <prefix>-replace-instance)."),
@@ -82,8 +88,16 @@ def main(
                                help="Name prefix the stack was deployed with."),
 ) -> None:
     """Keep opted-in Auto Scaling Groups on spot, safely."""
-    ctx.obj = Settings(Target(region=region, profile=profile, endpoint_url=endpoint_url,
-                              state_machine=state_machine_arn, prefix=prefix), output)
+    regions = list(dict.fromkeys(region or []))
+    command = ctx.invoked_subcommand or ""
+    if len(regions) > 1 and command not in MERGING:
+        raise fail(f"--region given {len(regions)} times ({', '.join(regions)}): `{command}` works in one region; "
+                   f"only {', '.join(c for c in MERGING if c != 'local')} and local serve take several")
+    if output is Output.csv and command not in CSV_COMMANDS:
+        raise fail(f"-o csv: `{command}` prints no rows to put in CSV; use -o table or -o json (csv: "
+                   f"{', '.join(CSV_COMMANDS)})")
+    ctx.obj = Settings(Target(region=regions[0] if regions else None, profile=profile, endpoint_url=endpoint_url,
+                              state_machine=state_machine_arn, prefix=prefix), output, regions)
 
 
 app.command("assess")(assess.assess_fleet)

@@ -69,13 +69,14 @@ class Served:
 
 
 @contextmanager
-def serve(*options: str) -> Iterator[Served]:
-    """`asg-optimizer local serve` on a free port in a process of its own, until SIGTERM (which must stop it)."""
+def serve(*options: str, regions: tuple[str, ...] = ()) -> Iterator[Served]:
+    """`asg-optimizer local serve` on a free port in a process of its own, until SIGTERM (which must stop it);
+    `regions`: the global --region, once per region."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
     process = subprocess.Popen(
-        [sys.executable, "-c", "from asg_optimizer.cli import app; app()", "local", "serve", "--port", str(port),
-         *options],
+        [sys.executable, "-c", "from asg_optimizer.cli import app; app()", *(f"--region={r}" for r in regions),
+         "local", "serve", "--port", str(port), *options],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )
     server = Served(process, f"http://127.0.0.1:{port}")

@@ -9,7 +9,6 @@ Priced as Linux/UNIX (DescribeInstances' platform is not read here yet)."""
 from __future__ import annotations
 
 import csv
-import dataclasses
 import io
 from typing import Any
 
@@ -18,6 +17,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from asg_optimizer.aws_session import Target
+from asg_optimizer.commands import regions
 from asg_optimizer.commands.output import Output, console, operator_command, print_json, settings
 from tasks.aws.clients import clients_from
 from tasks.aws.groups import every_group, group_from_response, lifecycle_hooks
@@ -77,15 +77,6 @@ def assess_region(target: Target) -> list[GroupAssessment]:
     return found
 
 
-def regions_of(target: Target, all_regions: bool) -> list[Target]:
-    """The target's region, or (--all-regions) every region enabled in the account (DescribeRegions)."""
-    if not all_regions:
-        return [target]
-    regions = sorted(r["RegionName"] for r in target.client("ec2").describe_regions()["Regions"])
-    return [dataclasses.replace(target, region=r, _session=None, _clients={}, _state_machine_arn=None,
-                                _machines=None) for r in regions]
-
-
 def as_dict(a: GroupAssessment) -> dict[str, Any]:
     return {"region": a.region, "asg_name": a.asg_name, "status": a.status, "on_demand": a.on_demand,
             "spot": a.spot, "hourly_saving": a.hourly_saving, "monthly_saving": a.monthly_saving,
@@ -127,12 +118,13 @@ def as_csv(found: list[GroupAssessment]) -> str:
 @operator_command
 def assess_fleet(
     ctx: typer.Context,
-    all_regions: bool = typer.Option(False, "--all-regions", help="Every region enabled in the account."),
+    all_regions: bool = typer.Option(False, "--all-regions", help="Every region enabled in the account (or give "
+                                                                   "--region several times)."),
 ) -> None:
     """Before opting in: every group, whether it could be opted in or why not, its on-demand count and the saving
     at today's spot prices, biggest first; near-miss tags with a did-you-mean. Changes nothing."""
     options = settings(ctx)
-    targets = regions_of(options.target, all_regions)
+    targets = regions.targets(options, all_regions, need_stack=False)
     found = by_saving(a for target in targets for a in assess_region(target))
     if options.output is Output.csv:
         typer.echo(as_csv(found), nl=False)

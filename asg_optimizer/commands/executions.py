@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from asg_optimizer.aws_session import CliError, Target
+from asg_optimizer.commands import regions
 from asg_optimizer.commands.execution_view import (
     header,
     outcome_lines,
@@ -21,10 +22,21 @@ from asg_optimizer.commands.execution_view import (
     status_text,
     steps_table,
 )
-from asg_optimizer.commands.output import ago, console, duration, now, operator_command, print_json, settings
+from asg_optimizer.commands.output import (
+    ago,
+    console,
+    duration,
+    now,
+    operator_command,
+    print_csv,
+    print_json,
+    settings,
+)
 from asg_optimizer.inventory import belongs_to, executions, group_exists
 from asg_optimizer.timeline import Timeline, json_object, not_swapped_why, outcome_of, readable_cause
 
+CSV_FIELDS = ("region", "name", "kind", "trigger", "asg_name", "instance_id", "status", "outcome", "started",
+              "stopped", "seconds", "error", "cause", "why")
 STATUSES = ("RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED", "PENDING_REDRIVE")
 _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 
@@ -97,19 +109,31 @@ def list_executions(
     status: str | None = typer.Option(None, "--status", help=f"One of {', '.join(STATUSES)}."),
     since: str | None = typer.Option(None, "--since", help="Started within this long, e.g. 30m, 2h, 1d."),
     limit: int = typer.Option(50, "--limit", min=1, help="At most this many."),
+    all_regions: bool = typer.Option(False, "--all-regions", help="Every enabled region where the stack is deployed, "
+                                                                  "merged (or give --region several times)."),
 ) -> None:
-    """Replacement executions and interruption fallbacks, newest first (a deleted group's too)."""
+    """Replacement executions and interruption fallbacks, newest first (a deleted group's too); several regions
+    merge, newest first, with a region column."""
     options = settings(ctx)
-    target = options.target
+    targets = regions.targets(options, all_regions)
     wanted_status, window = parse_status(status), parse_since(since) if since is not None else None
-    target.state_machine_arn()
-    rows = _with_outcomes(target, select(target, asg, wanted_status, window, limit))
-    if asg is not None and not rows and not group_exists(target, asg):
-        raise CliError(f"ASG {asg} does not exist in {target.region_name} and no execution of it matches")
+    rows: list[dict[str, Any]] = []
+    for target in targets:
+        target.state_machine_arn()
+        found = _with_outcomes(target, select(target, asg, wanted_status, window, limit))
+        rows += [{**r, "region": target.region_name, "console_url": target.console_url(r["arn"])} for r in found]
+    rows = sorted(rows, key=lambda r: r["started"], reverse=True)[:limit]  # newest first across regions
+    where = ", ".join(t.region_name for t in targets)
+    if asg is not None and not rows and not any(group_exists(t, asg) for t in targets):
+        raise CliError(f"ASG {asg} does not exist in {where} and no execution of it matches")
+    several = len(targets) > 1
+    if options.csv:
+        print_csv(CSV_FIELDS, rows)
+        return
     if options.json:
-        print_json({"executions": [
-            {**r, "started": r["started"].isoformat(), "stopped": r["stopped"].isoformat() if r["stopped"] else None,
-             "console_url": target.console_url(r["arn"])} for r in rows]})
+        print_json({**({"regions": [t.region_name for t in targets]} if several else {}), "executions": [
+            {**{k: v for k, v in r.items() if several or k != "region"}, "started": r["started"].isoformat(),
+             "stopped": r["stopped"].isoformat() if r["stopped"] else None} for r in rows]})
         return
     out = console()
     if not rows:
@@ -117,13 +141,13 @@ def list_executions(
         return
     at = now()
     table = Table(title="Swaps and interruption fallbacks, newest first", title_justify="left")
-    for column in ("execution", "trigger", "status", "started", "took"):
+    for column in ("execution", *(("region",) if several else ()), "trigger", "status", "started", "took"):
         table.add_column(column, no_wrap=True)
     table.add_column("error / why not swapped", overflow="fold")
     for r in rows:
         error = escape(f"{r['error']}: {r['cause']}") if r["error"] else escape(r["why"] or "")
-        table.add_row(r["name"], escape(r["trigger"] or r["kind"]), status_text(r["status"], r["outcome"]),
-                      ago(r["started"], at), duration(r["seconds"]), error)
+        table.add_row(r["name"], *((r["region"],) if several else ()), escape(r["trigger"] or r["kind"]),
+                      status_text(r["status"], r["outcome"]), ago(r["started"], at), duration(r["seconds"]), error)
     out.print(table)
     if len(rows) == limit:
         out.print(f"First {limit} shown; --limit for more.", style="dim")

@@ -41,9 +41,15 @@ def serve(
     from asg_optimizer.local.server import LocalServer, PortInUse
     from tasks.spot_events import NOTICE_ENV
 
-    region = settings(ctx).target.region or "us-east-1"
-    server = LocalServer(host=host, port=port, region=region, boot_delay_seconds=boot_delay,
-                         environment={NOTICE_ENV: str(spot_notice)})
+    given = settings(ctx).regions or ["us-east-1"]
+    for name in given:
+        try:
+            settings(ctx).target.check_region(name)
+        except CliError as error:
+            raise fail(str(error)) from None
+    region = given[0]
+    server = LocalServer(host=host, port=port, region=region, other_regions=tuple(given[1:]),
+                         boot_delay_seconds=boot_delay, environment={NOTICE_ENV: str(spot_notice)})
     try:
         deployment = server.start()
     except PortInUse as error:
@@ -57,21 +63,22 @@ def serve(
     signal.signal(signal.SIGINT, on_signal)
     try:
         endpoint = server.endpoint
-        say(f"asg-optimizer local AWS on {endpoint} (region {region}), stack deployed:")
-        for arn in sorted(deployment.state_machine_arns.values()):
+        say(f"asg-optimizer local AWS on {endpoint} (region {', '.join(given)}), stack deployed:")
+        for arn in sorted(a for d in server.deployments.values() for a in d.state_machine_arns.values()):
             say(f"  state machine  {arn}")
         say(f"  functions      {len(deployment.function_arns)}, named {DEFAULT_PREFIX}-<key>: "
             f"{', '.join(sorted(deployment.function_arns))}")
-        if demo_fleet:
-            groups = server.create_fleet(DEMO_FLEET)
+        for fleet_region in given if demo_fleet else []:  # the demo's groups in every region served
+            groups = server.create_fleet(DEMO_FLEET, fleet_region)
             described = ", ".join(
                 f"{spec.name} ({len(groups[spec.name]['Instances'])} on-demand"
                 f"{'' if spec.opted_in else ', not opted in'})" for spec in DEMO_FLEET)
-            say(f"  demo fleet     {described}")
+            say(f"  demo fleet     {described}" + (f" in {fleet_region}" if len(given) > 1 else ""))
         if scan_every:
             server.scan_every(scan_every, say)
             say(f"  scanner        every {scan_every:g}s")
-        say(f"Try:  asg-optimizer --endpoint-url {endpoint} status")
+        several = "".join(f" --region {r}" for r in given) if len(given) > 1 else ""
+        say(f"Try:  asg-optimizer --endpoint-url {endpoint}{several} status")
         # The AWS CLI and boto3 want a region and some credentials (any value signs for the local server).
         dummy = f"AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local AWS_REGION={region}"
         say(f"      {dummy} aws --endpoint-url {endpoint} stepfunctions list-state-machines")

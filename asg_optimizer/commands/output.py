@@ -3,12 +3,14 @@ one line on stderr with exit code 2 (the operator can fix it) or 1 (AWS failed u
 
 from __future__ import annotations
 
+import csv
 import fnmatch
 import functools
+import io
 import json
 import os
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any, TypeVar
@@ -29,7 +31,7 @@ _ACCESS_CODES = frozenset({
 class Output(StrEnum):
     table = "table"
     json = "json"
-    csv = "csv"  # `assess` only; the other commands print their table
+    csv = "csv"  # assess, status, plan, executions: one header row, one row per group, instance or execution
 
 
 @dataclass
@@ -38,10 +40,15 @@ class Settings:
 
     target: Target
     output: Output = Output.table
+    regions: list[str] = field(default_factory=list)  # every --region given, in order (target.region: the first)
 
     @property
     def json(self) -> bool:
         return self.output is Output.json
+
+    @property
+    def csv(self) -> bool:
+        return self.output is Output.csv
 
 
 def settings(ctx: typer.Context) -> Settings:
@@ -69,6 +76,17 @@ def matching(names: Iterable[str], patterns: Sequence[str], what: str, option: s
         if not any(fnmatch.fnmatchcase(n, pattern) for n in names):
             raise CliError(f"{option} {pattern!r} matches no {what}")
     return [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+
+
+def print_csv(fields: Sequence[str], rows: Iterable[dict[str, Any]]) -> None:
+    """One header row, then one row per item (lists joined with '; ', None as empty)."""
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=list(fields), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: "; ".join(map(str, v)) if isinstance(v, list | tuple) else "" if v is None else
+                         v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()})
+    typer.echo(buffer.getvalue(), nl=False)
 
 
 def print_json(data: Any) -> None:

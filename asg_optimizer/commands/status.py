@@ -3,6 +3,7 @@ reads it (defaults filled in), swaps in flight, the last swap's outcome, and wha
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
@@ -14,9 +15,19 @@ from rich.table import Table
 from rich.text import Text
 
 from asg_optimizer.aws_session import Target
+from asg_optimizer.commands import regions
 from asg_optimizer.commands.commitments import paid_by_commitments, read_fleet
 from asg_optimizer.commands.execution_view import status_text
-from asg_optimizer.commands.output import ago, console, matching, now, operator_command, print_json, settings
+from asg_optimizer.commands.output import (
+    ago,
+    console,
+    matching,
+    now,
+    operator_command,
+    print_csv,
+    print_json,
+    settings,
+)
 from asg_optimizer.commands.pause import pauses
 from asg_optimizer.hourly_cost import PriceSheet, price_instances
 from asg_optimizer.inventory import belongs_to, executions, instances, is_spot, opted_in_groups
@@ -48,6 +59,7 @@ class GroupStatus:
     behind: list[str] = field(default_factory=list)  # instances on an older template version or AMI
     launches: str | None = None  # what the group launches now: "version N (ami-...)"
     paused: str | None = None  # why nothing new starts in the group (the fleet's pause or its own alarms)
+    region: str | None = None  # set when status reads several regions
 
     @property
     def below_floor(self) -> bool:
@@ -96,10 +108,10 @@ class Sort(StrEnum):
 def sort_statuses(statuses: list[GroupStatus], prices: PriceSheet, by: Sort) -> list[GroupStatus]:
     """By name; or the biggest hourly saving (or most on-demand instances) first, ties by name."""
     if by is Sort.saving:
-        return sorted(statuses, key=lambda s: (-prices.totals(s.instance_ids)[1], s.name))
+        return sorted(statuses, key=lambda s: (-prices.totals(s.instance_ids)[1], s.name, s.region or ""))
     if by is Sort.on_demand:
-        return sorted(statuses, key=lambda s: (-s.on_demand, s.name))
-    return sorted(statuses, key=lambda s: s.name)
+        return sorted(statuses, key=lambda s: (-s.on_demand, s.name, s.region or ""))
+    return sorted(statuses, key=lambda s: (s.name, s.region or ""))
 
 
 def policy_dict(policy: Policy, desired: int) -> dict[str, Any]:
@@ -167,12 +179,15 @@ def launched_versions(target: Target, raw_groups: list[dict[str, Any]]) -> dict[
     return found
 
 
-def gather(target: Target, patterns: list[str] | None = None) -> tuple[list[GroupStatus], PriceSheet]:
-    """The opted-in groups (those `patterns` match, if given), their instances, executions and prices."""
+def gather(target: Target, patterns: list[str] | None = None, *, strict: bool = True
+           ) -> tuple[list[GroupStatus], PriceSheet]:
+    """The opted-in groups (those `patterns` match, if given), their instances, executions and prices. `strict`:
+    a pattern that matches no group is an error (one region); else the caller checks across regions."""
     raw_groups = opted_in_groups(target)
     if patterns:
-        wanted = set(matching([g["AutoScalingGroupName"] for g in raw_groups], patterns,
-                              f"opted-in ASG in {target.region_name}"))
+        names = [g["AutoScalingGroupName"] for g in raw_groups]
+        wanted = set(matching(names, patterns, f"opted-in ASG in {target.region_name}") if strict else
+                     [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)])
         raw_groups = [g for g in raw_groups if g["AutoScalingGroupName"] in wanted]
     member_ids = [i["InstanceId"] for g in raw_groups for i in g.get("Instances", [])]
     found = instances(target, member_ids)
@@ -221,7 +236,8 @@ def _last_swap_text(last: dict[str, Any] | None, at: datetime) -> str:
 
 
 def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, region: str,
-                 fleet: Pause | None = None, width: int = 120) -> Table:
+                 fleet: Pause | None = None, width: int = 120, fleets: dict[str, Pause | None] | None = None
+                 ) -> Table:
     """One line per group, totals first. Cells never wrap (a long one ends in …); the numbers keep their full
     width and the rest is shared by name, policy and last activity, so a long ASG name squeezes nothing else."""
     cost, saving, missing = prices.totals(i for s in statuses for i in s.instance_ids)
@@ -236,7 +252,8 @@ def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, 
             policy = escape(compact_policy(s.policy, s.desired))
             if s.below_floor:
                 policy = f"[bold red]BELOW FLOOR {s.on_demand}/{s.policy.on_demand_floor(s.desired)}[/]; {policy}"
-        if s.paused and (fleet is None or s.paused != fleet.why):  # the fleet's pause is printed once, above
+        shown = fleets.get(s.region or "") if fleets is not None else fleet
+        if s.paused and (shown is None or s.paused != shown.why):  # the fleet's pause is printed once, above
             policy = f"[bold yellow]{escape(s.paused)}[/]; {policy}"
         if s.behind:  # what a rollout would replace
             policy = f"[yellow]{counted(len(s.behind), 'instance')} behind {escape(s.launches or '')}[/]; {policy}"
@@ -244,11 +261,16 @@ def render_table(statuses: list[GroupStatus], prices: PriceSheet, at: datetime, 
                      policy, str(len(s.in_flight)), _last_swap_text(s.last_swap, at), _money(cost, missing),
                      _money(saving, missing)])
     headers = ["ASG", "desired", "od", "spot", "policy", "in flight", "last activity", "$/h", "saving/h"]
-    widths = column_widths(headers, rows, flexible=(0, 4, 6), width=width)
+    flexible = (0, 4, 6)
+    if any(s.region for s in statuses):  # several regions: which one each group is in, after its name
+        headers.insert(1, "region")
+        rows = [[row[0], "" if i == 0 else statuses[i - 1].region or "", *row[1:]] for i, row in enumerate(rows)]
+        flexible = (0, 5, 7)
+    widths = column_widths(headers, rows, flexible=flexible, width=width)
     table = Table(title=f"Opted-in Auto Scaling groups in {region}", title_justify="left")
     for index, (header, size) in enumerate(zip(headers, widths, strict=True)):
         table.add_column(header, no_wrap=True, overflow="ellipsis", width=size,
-                         justify="left" if index in (0, 4, 6) else "right")
+                         justify="left" if index in flexible or header == "region" else "right")
     table.add_row(*rows[0], style="bold")
     table.add_section()
     for row in rows[1:]:
@@ -326,6 +348,63 @@ def as_json(statuses: list[GroupStatus], prices: PriceSheet, region: str, fleet:
     }
 
 
+@dataclass
+class RegionStatus:
+    """What status read in one region."""
+
+    region: str
+    statuses: list[GroupStatus]
+    prices: PriceSheet
+    fleet: Pause | None
+    paid: float
+
+
+def read_region(target: Target, asg: list[str] | None, at: datetime, *, strict: bool = True) -> RegionStatus:
+    target.state_machine_arn()  # fail early, before reading the fleet, when the stack is not there
+    statuses, prices = gather(target, asg, strict=strict)
+    fleet, per_group = pauses(target, {s.name: s.tags for s in statuses}, at)
+    for s in statuses:
+        s.paused = per_group[s.name].why if s.name in per_group else None
+    paid = paid_by_commitments(read_fleet(target)[2], [i for s in statuses for i in s.instance_ids])
+    return RegionStatus(target.region_name, statuses, prices, fleet, paid)
+
+
+def merged(found: list[RegionStatus]) -> tuple[list[GroupStatus], PriceSheet]:
+    """Every region's groups (each marked with its region) and one price sheet (instance ids are unique)."""
+    statuses: list[GroupStatus] = []
+    prices = PriceSheet(snapshot_as_of=found[0].prices.snapshot_as_of)
+    for part in found:
+        for s in part.statuses:
+            s.region = part.region
+        statuses += part.statuses
+        prices.costs |= part.prices.costs
+        prices.unpriced |= part.prices.unpriced
+        prices.pricing_api_types += part.prices.pricing_api_types
+    return statuses, prices
+
+
+CSV_FIELDS = ("region", "asg_name", "desired", "min_size", "max_size", "on_demand", "spot", "below_floor", "policy",
+              "policy_error", "paused", "behind", "launches", "in_flight", "last_activity", "hourly_cost",
+              "hourly_saving", "unpriced")
+
+
+def csv_rows(statuses: list[GroupStatus], prices: PriceSheet, region: str) -> list[dict[str, Any]]:
+    rows = []
+    for s in statuses:
+        cost, saving, missing = prices.totals(s.instance_ids)
+        last = s.last_swap
+        activity = "" if last is None else " ".join(filter(None, [
+            last["trigger"] or last["kind"], last["status"], f"({last['outcome']})" if last["outcome"] else None,
+            last["error"] or last.get("reason"), last["stopped"].isoformat() if last["stopped"] else None]))
+        rows.append({
+            "region": s.region or region, "asg_name": s.name, "desired": s.desired, "min_size": s.min_size,
+            "max_size": s.max_size, "on_demand": s.on_demand, "spot": s.spot, "below_floor": s.below_floor,
+            "policy": compact_policy(s.policy, s.desired) if s.policy else None, "policy_error": s.policy_error,
+            "paused": s.paused, "behind": len(s.behind), "launches": s.launches, "in_flight": len(s.in_flight),
+            "last_activity": activity, "hourly_cost": cost, "hourly_saving": saving, "unpriced": len(missing)})
+    return rows
+
+
 @operator_command
 def status(
     ctx: typer.Context,
@@ -334,31 +413,48 @@ def status(
                                            "e.g. --asg 'web-*'.")] = None,
     sort: Annotated[Sort, typer.Option("--sort", help="name, saving (biggest first) or on-demand (most first).")
                     ] = Sort.name,
+    all_regions: bool = typer.Option(False, "--all-regions", help="Every enabled region where the stack is deployed, "
+                                                                  "merged (or give --region several times)."),
 ) -> None:
     """Every opted-in ASG on one line: sizes, on-demand vs spot, policy, swaps in flight, last activity, cost and
-    saving; totals first."""
+    saving; totals first. Several regions merge into one table with a region column."""
     options = settings(ctx)
-    target = options.target
-    target.state_machine_arn()  # fail early, before reading the fleet, when the stack is not there
-    statuses, prices = gather(target, asg)
-    statuses = sort_statuses(statuses, prices, sort)
+    targets = regions.targets(options, all_regions)
     at = now()
-    fleet, per_group = pauses(target, {s.name: s.tags for s in statuses}, at)
-    for s in statuses:
-        s.paused = per_group[s.name].why if s.name in per_group else None
-    paid = paid_by_commitments(read_fleet(target)[2], [i for s in statuses for i in s.instance_ids])
+    if len(targets) == 1:
+        one = read_region(targets[0], asg, at)
+        statuses, prices, fleet, paid, where = one.statuses, one.prices, one.fleet, one.paid, one.region
+        fleets: dict[str, Pause | None] | None = None
+    else:
+        found = [read_region(t, asg, at, strict=False) for t in targets]
+        statuses, prices = merged(found)
+        if asg:
+            matching([s.name for s in statuses], asg, f"opted-in ASG in {', '.join(f.region for f in found)}")
+        fleets = {f.region: f.fleet for f in found}
+        fleet, paid, where = None, round(sum(f.paid for f in found), 6), ", ".join(f.region for f in found)
+    statuses = sort_statuses(statuses, prices, sort)
+    if options.csv:
+        print_csv(CSV_FIELDS, csv_rows(statuses, prices, where))
+        return
     if options.json:
-        print_json(as_json(statuses, prices, target.region_name, fleet, paid))
+        data = as_json(statuses, prices, where, fleet, paid)
+        if fleets is not None:  # several regions: each group says its region, the pause is per region
+            data = {"regions": list(fleets), "paused": {r: p.why if p else None for r, p in fleets.items()},
+                    **{k: v for k, v in data.items() if k not in ("region", "paused")}}
+            for group, s in zip(data["groups"], statuses, strict=True):
+                group["region"] = s.region
+        print_json(data)
         return
     out = console()
-    if fleet:
-        out.print(f"{fleet.why} (running swaps finish; interruption fallbacks still run)", style="bold yellow",
-                  markup=False, highlight=False)
+    for region, paused in ((fleets or {}).items() if fleets is not None else [("", fleet)]):
+        if paused:
+            out.print(f"{region + ': ' if region else ''}{paused.why} (running swaps finish; interruption fallbacks "
+                      "still run)", style="bold yellow", markup=False, highlight=False)
     if not statuses:
-        out.print(f"No Auto Scaling group in {target.region_name} is opted in (tag AsgOptimiser=true).")
+        out.print(f"No Auto Scaling group in {where} is opted in (tag AsgOptimiser=true).")
         return
-    out.print(render_table(statuses, prices, at, target.region_name, fleet, out.width))
-    notes = [f"{s.name}: {s.policy_error}" for s in statuses if s.policy_error]
+    out.print(render_table(statuses, prices, at, where, fleet, out.width, fleets))
+    notes = [f"{s.name}{f' ({s.region})' if s.region else ''}: {s.policy_error}" for s in statuses if s.policy_error]
     notes.append(f"Estimated: on-demand prices from the bundled snapshot of {prices.snapshot_as_of}, spot prices in "
                  "force now; saving = on-demand minus spot for the spot instances.")
     if paid:

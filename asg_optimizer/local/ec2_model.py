@@ -45,7 +45,7 @@ from asg_optimizer import sessions
 from asg_optimizer.local.consistency import VisibilityModel
 from asg_optimizer.local.patching import Patches, Patching
 from asg_optimizer.local.platforms import PlatformModel
-from asg_optimizer.local.spot_market import Offer, Refusal, SpotMarket, max_price
+from asg_optimizer.local.spot_market import ZONE_SUFFIXES, Offer, Refusal, SpotMarket, max_price
 from tasks.core.prices import OPERATING_SYSTEMS, Pool
 
 
@@ -234,7 +234,8 @@ class Ec2Model(Patching):
         get = response._get_param
         filters = response._filters_from_querystring()
         types = list(get("InstanceTypes", []) or filters.get("instance-type", []))
-        zones = list(filters.get("availability-zone", []))
+        # No zone asked: every zone of the request's region (local serve serves several regions).
+        zones = list(filters.get("availability-zone", [])) or [f"{response.region}{s}" for s in ZONE_SUFFIXES]
         descriptions = set(get("ProductDescriptions", []) or filters.get("product-description", []))
         platforms = [os.platform_details for os in OPERATING_SYSTEMS.values()
                      if not descriptions or descriptions & set(os.spot_product_descriptions)]

@@ -106,11 +106,22 @@ class Deployment:
         return self.state_machine_arns[REPLACE]
 
 
-def deploy(stack: Stack = STACK, prefix: str = DEFAULT_PREFIX, environment: dict[str, str] | None = None) -> Deployment:
-    """Create the stack's functions and state machines with plain boto3 calls (works in-process or served)."""
-    iam, lam, sfn = boto3.client("iam"), boto3.client("lambda"), boto3.client("stepfunctions")
-    lambda_role = iam.create_role(RoleName=f"{prefix}-lambda", AssumeRolePolicyDocument=json.dumps(_ASSUME_LAMBDA))
-    states_role = iam.create_role(RoleName=f"{prefix}-states", AssumeRolePolicyDocument=json.dumps(_ASSUME_STATES))
+def _role(iam: Any, name: str, trust: dict[str, Any]) -> dict[str, Any]:
+    """The role, created once: IAM is account-wide, so a second region's deployment finds the first one's."""
+    try:
+        return dict(iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust)))
+    except iam.exceptions.EntityAlreadyExistsException:
+        return dict(iam.get_role(RoleName=name))
+
+
+def deploy(stack: Stack = STACK, prefix: str = DEFAULT_PREFIX, environment: dict[str, str] | None = None,
+           region: str | None = None) -> Deployment:
+    """Create the stack's functions and state machines with plain boto3 calls (works in-process or served), in
+    `region` (default: the environment's)."""
+    iam = boto3.client("iam", region_name=region)
+    lam, sfn = boto3.client("lambda", region_name=region), boto3.client("stepfunctions", region_name=region)
+    lambda_role = _role(iam, f"{prefix}-lambda", _ASSUME_LAMBDA)
+    states_role = _role(iam, f"{prefix}-states", _ASSUME_STATES)
     deployment = Deployment()
     base = {"POWERTOOLS_SERVICE_NAME": "asg-optimizer", **(environment or {})}
     code = _code_zip()
@@ -130,7 +141,7 @@ def deploy(stack: Stack = STACK, prefix: str = DEFAULT_PREFIX, environment: dict
     # The stack settings' defaults (infra/config.py), unless the caller's environment sets them.
     values = {PAUSE_ALARMS: "", PAUSE_FAILURE_BUDGET: str(DEFAULT_FAILURE_BUDGET), **base}
     for table in stack.tables:
-        deployment.table_names[table.key] = values[table.environment] = create_table(table, prefix)
+        deployment.table_names[table.key] = values[table.environment] = create_table(table, prefix, region)
     # Functions that start executions need the state machine ARN, so they come after the state machines
     # (which reference only the step functions).
     late = [f for f in stack.functions if set(f.environment) & set(STATE_MACHINE_ARN_ENVIRONMENT)]
@@ -153,9 +164,9 @@ def deploy(stack: Stack = STACK, prefix: str = DEFAULT_PREFIX, environment: dict
     return deployment
 
 
-def create_table(table: Table, prefix: str) -> str:
+def create_table(table: Table, prefix: str, region: str | None = None) -> str:
     """The DynamoDB table as the Pulumi program makes it: on-demand billing, one string key, TTL on."""
-    dynamodb, name = boto3.client("dynamodb"), table.name(prefix)
+    dynamodb, name = boto3.client("dynamodb", region_name=region), table.name(prefix)
     dynamodb.create_table(
         TableName=name, BillingMode="PAY_PER_REQUEST",
         KeySchema=[{"AttributeName": table.partition_key, "KeyType": "HASH"}],

@@ -10,16 +10,20 @@ import importlib
 import inspect
 import json
 import os
+import threading
 import traceback
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from moto.awslambda.models import LambdaFunction
 
+from asg_optimizer import sessions
 from asg_optimizer.local import interleaving
 from asg_optimizer.local.patching import Patches
+from tasks.aws.clients import _CONFIG, _PRICING_CONFIG, PRICING_REGION, clients_from
 
 SEAM_PARAMETERS = ["self", "event"]
 _original = LambdaFunction._invoke_lambda
@@ -32,6 +36,59 @@ observers: list[Observer] = []
 
 class SeamChanged(RuntimeError):
     pass
+
+
+class RegionRoom:
+    """Handlers of one region at a time. The functions share this process's environment, and two regions' copies
+    of a function differ in it (AWS_REGION, their state machines' ARNs): concurrent handlers of one region are
+    fine (the same values), of two regions they would read each other's. A region waiting gets its turn before
+    more handlers of the one inside enter, so none waits for ever."""
+
+    def __init__(self) -> None:
+        self._turn = threading.Condition()
+        self._inside: str | None = None
+        self._count = 0
+        self._waiting: dict[str, int] = {}
+
+    def _may_enter(self, region: str) -> bool:
+        if self._inside is None:
+            return True
+        return self._inside == region and not any(n for r, n in self._waiting.items() if r != region)
+
+    @contextmanager
+    def of(self, region: str) -> Iterator[None]:
+        with self._turn:
+            self._waiting[region] = self._waiting.get(region, 0) + 1
+            while not self._may_enter(region):
+                self._turn.wait()
+            self._waiting[region] -= 1
+            self._inside, self._count = region, self._count + 1
+        try:
+            yield
+        finally:
+            with self._turn:
+                self._count -= 1
+                if self._count == 0:
+                    self._inside = None
+                self._turn.notify_all()
+
+
+_room = RegionRoom()
+_regional: dict[tuple[str, str], Any] = {}  # (region, service) -> client, for functions outside home_region
+_regional_lock = threading.Lock()
+home_region: list[str] = []  # the region whose functions use the handlers' own clients (set by install)
+
+
+def _regional_client(region: str, service: str) -> Any:
+    """A handler's client in its function's region (Lambda gives each region's copy its own AWS_REGION); the
+    Price List API stays in us-east-1, as tasks.aws.clients makes it."""
+    key = (region, service)
+    with _regional_lock:
+        if key not in _regional:
+            config = _PRICING_CONFIG if service == "pricing" else _CONFIG
+            _regional[key] = sessions.session(region_name=PRICING_REGION if service == "pricing" else region
+                                              ).client(service, config=config)
+        return _regional[key]
 
 
 def check_seam() -> None:
@@ -81,11 +138,19 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
     # Handlers run concurrently, as Lambdas do: each AWS call they make is atomic, the handler is not
     # (asg_optimizer.local.interleaving).
     execution = payload.get("execution_name") if isinstance(payload, dict) else None
-    with interleaving.invocation(self.function_name, str(execution) if execution else None):
-        # The functions share one process environment; each sets the variables it was deployed with.
+    region = str(self.region)
+    elsewhere = bool(home_region) and region != home_region[0]
+    with _room.of(region), interleaving.invocation(self.function_name, str(execution) if execution else None):
+        # The functions share one process environment; each sets the variables it was deployed with, and its
+        # region (one region's handlers at a time: RegionRoom).
         os.environ.update({k: str(v) for k, v in (self.environment_vars or {}).items()})
+        os.environ["AWS_REGION"] = os.environ["AWS_DEFAULT_REGION"] = region
         try:
-            result = resolve_handler(str(self.handler))(payload, context)
+            if elsewhere:  # another region's copy: its clients in its region, not the home region's cached ones
+                with clients_from(lambda service: _regional_client(region, service)):
+                    result = resolve_handler(str(self.handler))(payload, context)
+            else:
+                result = resolve_handler(str(self.handler))(payload, context)
             errored = False
         except Exception as error:  # a handler error is the function's result, as in Lambda
             result = {
@@ -103,9 +168,13 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
 def install() -> None:
     check_seam()
     interleaving.install()
+    home_region[:] = [os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"]
     _patches.install(lambda p: p.replace(LambdaFunction, _invoke_lambda=_invoke_in_process))
 
 
 def uninstall() -> None:
     _patches.undo()
+    home_region.clear()
+    with _regional_lock:
+        _regional.clear()
     interleaving.uninstall()

@@ -99,6 +99,7 @@ class LocalServer:
     host: str = "127.0.0.1"
     port: int = 4566
     region: str = REGION
+    other_regions: tuple[str, ...] = ()  # more regions of the account with the stack deployed (moto serves all)
     boot_delay_seconds: float = 2.0
     environment: dict[str, str] = field(default_factory=dict)  # extra variables for every function
     ec2_model: Ec2Model = field(init=False)
@@ -106,6 +107,7 @@ class LocalServer:
     pricing_api: PricingApiModel = field(default_factory=PricingApiModel)
     commitments_model: CommitmentsModel = field(default_factory=CommitmentsModel)
     deployment: Deployment = field(default_factory=Deployment)
+    deployments: dict[str, Deployment] = field(default_factory=dict)  # by region
     _server: _MotoServer | None = None
     _internal: _MotoServer | None = None
     _scanner: threading.Thread | None = None
@@ -145,12 +147,19 @@ class LocalServer:
         self.commitments_model.install()
         reset_clients()
         self.deployment = deploy(environment=self.environment)
+        self.deployments = {self.region: self.deployment}
+        for region in self.other_regions:  # the same stack in each: functions run with their region's clients
+            self.deployments[region] = deploy(environment=self.environment, region=region)
         self._server = _MotoServer(self.host, self.port, self.pricing_api, self.commitments_model)
         self._server.start()
         return self.deployment
 
-    def create_fleet(self, specs: tuple[GroupSpec, ...]) -> dict[str, dict[str, Any]]:
-        network = create_network(self.region)
+    @property
+    def regions(self) -> tuple[str, ...]:
+        return (self.region, *self.other_regions)
+
+    def create_fleet(self, specs: tuple[GroupSpec, ...], region: str | None = None) -> dict[str, dict[str, Any]]:
+        network = create_network(region or self.region)
         return {spec.name: create_group(network, spec) for spec in specs}
 
     def scan_every(self, seconds: float, report: Callable[[str], None]) -> None:
@@ -158,22 +167,25 @@ class LocalServer:
         scanner = STACK.function("scanner").name(DEFAULT_PREFIX)
 
         def loop() -> None:
-            client = sessions.session(region_name=self.region).client("lambda", endpoint_url=self.endpoint)
+            clients = {region: sessions.session(region_name=region).client("lambda", endpoint_url=self.endpoint)
+                       for region in self.regions}
+            where = (lambda region: f" in {region}") if self.other_regions else (lambda region: "")
             while not self._stop.wait(seconds):
-                try:
-                    response = client.invoke(FunctionName=scanner, Payload=b"{}")
-                    body = json.loads(response["Payload"].read() or b"{}")
-                except Exception:
+                for region, client in clients.items():  # each region's scanner in turn, as each schedule would
+                    try:
+                        response = client.invoke(FunctionName=scanner, Payload=b"{}")
+                        body = json.loads(response["Payload"].read() or b"{}")
+                    except Exception:
+                        if self._stop.is_set():
+                            return  # the server stopped under a scan in flight: nothing to report
+                        raise
                     if self._stop.is_set():
-                        return  # the server stopped under a scan in flight: nothing to report
-                    raise
-                if self._stop.is_set():
-                    return
-                if response.get("FunctionError"):
-                    report(f"scan failed: {body.get('errorType')}: {body.get('errorMessage')}")
-                else:
-                    for name in body.get("started", []):
-                        report(f"scan started {name}")
+                        return
+                    if response.get("FunctionError"):
+                        report(f"scan failed{where(region)}: {body.get('errorType')}: {body.get('errorMessage')}")
+                    else:
+                        for name in body.get("started", []):
+                            report(f"scan started {name}{where(region)}")
 
         self._scanner = threading.Thread(target=loop, name="local-scan", daemon=True)
         self._scanner.start()

@@ -70,7 +70,8 @@ class SpotMarket:
     def on_demand_price(self, pool: Pool, platform: str = LINUX.platform_details) -> float | None:
         """The snapshot's on-demand price: the spot price's ceiling when a request names no MaxPrice."""
         os = OPERATING_SYSTEMS.get(platform)
-        return None if os is None else snapshot_price(snapshot(), self.region, pool.instance_type, os)
+        region = pool.availability_zone[:-1] or self.region  # the pool's own region (local serve has several)
+        return None if os is None else snapshot_price(snapshot(), region, pool.instance_type, os)
 
     def default_price(self, pool: Pool, platform: str = LINUX.platform_details) -> float | None:
         on_demand = self.on_demand_price(pool, platform)
