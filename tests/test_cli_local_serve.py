@@ -165,14 +165,25 @@ def test_replace_through_it_then_interrupt_the_spot(served: Served, monkeypatch:
     assert swapped.exit_code == 0, swapped.output
     spot = re.search(r"replaced by spot (i-[0-9a-f]+)", flat(swapped.stdout)).group(1)  # type: ignore[union-attr]
 
-    interrupted = cli("local", "interrupt", spot)
+    interrupted = cli("local", "interrupt", spot)  # not a terminal: one line per state of the fallback (item 9)
     assert interrupted.exit_code == 0, interrupted.output
     lines = interrupted.stdout.splitlines()
     warned, answer = lines[0].split(": ", 1)
     assert warned == f"EC2 Spot Instance Interruption Warning for {spot} -> asg-optimizer-spot-interruption"
     assert json.loads(answer)["started"] is True
+    fallback = json.loads(answer)["execution_name"]
     assert lines[1] == f"EC2 takes {spot} back in 2s (Ctrl-C leaves it running)"
-    assert re.fullmatch(rf"{spot} reclaimed after [\d.]+s", lines[2])
+    assert lines[2] == f"Following the fallback {fallback} (asg-optimizer show {fallback}: its timeline)"
+    shown = json.loads(cli("-o", "json", "show", fallback).stdout)
+    entered = [s["state"] + (f" (visit {s['visit']})" if s["visit"] > 1 else "") for s in shown["steps"]]
+    progress = [line for line in lines if line.startswith("  +")]
+    assert [line.split(" ", 3)[-1] for line in progress] == entered  # each state once, in order, none missed
+    assert lines[3:3 + len(progress)] == progress
+    assert lines[3 + len(progress)] == f"{fallback}: SUCCEEDED (replaced)"  # how the fallback ended
+    ended = flat("\n".join(lines[4 + len(progress):-1]))
+    assert ended.startswith("Path: RaiseCapacity → Raised") and "Fallback done in " in ended, ended
+    assert f"spot {spot} warned, on-demand capacity in" in ended
+    assert re.fullmatch(rf"{spot} reclaimed after [\d.]+s", lines[-1])
     ec2 = served.client("ec2")
     state = ec2.describe_instances(InstanceIds=[spot])["Reservations"][0]["Instances"][0]["State"]["Name"]
     assert state in ("shutting-down", "terminated")
@@ -182,6 +193,14 @@ def test_replace_through_it_then_interrupt_the_spot(served: Served, monkeypatch:
     refused = cli("local", "interrupt", on_demand)
     assert (refused.exit_code, refused.stderr) == (
         2, f"error: instance {on_demand} is on-demand: only spot instances get interruption warnings\n")
+
+
+def test_interrupt_help_documents_reclaim_and_its_default_wait(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "200")
+    shown = flat(cli("local", "interrupt", "--help").stdout.replace("│", " "))  # the help's box, undone
+    assert "--reclaim --no-reclaim" in shown and "[default: reclaim]" in shown
+    assert "(120 s unless `local serve --spot-notice` set another)" in shown
+    assert "--follow --no-follow" in shown and "one line per state when not on a terminal" in shown
 
 
 def test_scan_every_runs_the_deployed_scanner() -> None:

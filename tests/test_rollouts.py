@@ -290,3 +290,31 @@ def test_a_swap_in_flight_and_a_rollout_never_work_on_the_same_instance(aws: Emb
     # refused by the instance's claim, or (started in the same second as the swap) its name already taken
     assert [k["instance_id"] for k in kept] == [on_demand[0]] and kept[0]["outcome"] in ("refused", "in-flight")
     aws.client("stepfunctions").stop_execution(executionArn=swap)
+
+
+def test_rollout_wait_prints_one_line_per_change_not_per_poll(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`rollout start --wait` in a CI log (issue 17 item 9): the same state polled again prints nothing."""
+    import io
+
+    from rich.console import Console
+
+    from asg_optimizer.commands import rollout as rollout_cli
+
+    polls = iter([
+        {"name": "web-rollout-1", "status": "RUNNING", "state": "Plan"},
+        {"name": "web-rollout-1", "status": "RUNNING", "state": "Plan"},
+        {"name": "web-rollout-1", "status": "RUNNING", "state": "Batch", "batch": 1, "batches": 2, "moved": 0,
+         "kept": 0, "failed": 0},
+        {"name": "web-rollout-1", "status": "RUNNING", "state": "Batch", "batch": 1, "batches": 2, "moved": 0,
+         "kept": 0, "failed": 0},
+        {"name": "web-rollout-1", "status": "SUCCEEDED", "state": None, "batch": 2, "batches": 2, "moved": 2,
+         "kept": 0, "failed": 0},
+    ])
+    monkeypatch.setattr(rollout_cli, "POLL_SECONDS", 0.0)
+    out = io.StringIO()
+    rollout_cli.watch(lambda: next(polls), Console(file=out, width=200))
+    assert out.getvalue().splitlines() == [
+        "web-rollout-1: RUNNING, at Plan",
+        "web-rollout-1: RUNNING, at Batch; batch 1 of 2, 0 moved, 0 kept, 0 failed",
+        "web-rollout-1: SUCCEEDED, at -; batch 2 of 2, 2 moved, 0 kept, 0 failed",
+    ]

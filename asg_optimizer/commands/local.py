@@ -10,11 +10,15 @@ from types import FrameType
 from typing import Any
 
 import typer
+from rich.console import Console
 
 from asg_optimizer.aws_session import CliError
-from asg_optimizer.commands.output import fail, operator_command, print_json, settings
+from asg_optimizer.commands.execution_view import header, outcome_lines
+from asg_optimizer.commands.output import console, fail, now, operator_command, print_json, settings
+from asg_optimizer.commands.replace import follow
 from asg_optimizer.inventory import instances
 from stack.description import DEFAULT_PREFIX
+from tasks.core.interruption import NOTICE_SECONDS
 
 app = typer.Typer(no_args_is_help=True, help="The embedded AWS on this machine (no account needed).")
 
@@ -100,12 +104,19 @@ def interrupt(
     ctx: typer.Context,
     instance_id: str = typer.Argument(..., metavar="INSTANCE_ID", help="A spot instance in the local AWS."),
     rebalance: bool = typer.Option(False, "--rebalance", help="A rebalance recommendation instead of a warning."),
-    reclaim: bool = typer.Option(True, "--reclaim/--no-reclaim",
-                                 help="Terminate the spot when its notice ends, as EC2 does (waits until then)."),
+    reclaim: bool = typer.Option(
+        True, "--reclaim/--no-reclaim",
+        help=f"After the warning, terminate the spot when its notice ends, as EC2 does: the notice the deployed "
+             f"function gives ({NOTICE_SECONDS} s unless `local serve --spot-notice` set another), counted from the "
+             "warning, or once the fallback has ended if that is later. --no-reclaim leaves it running."),
+    follow_it: bool = typer.Option(
+        True, "--follow/--no-follow",
+        help="Follow the execution the event started (the fallback, or a rebalance's swap) to its end and say how "
+             "it ended; one line per state when not on a terminal."),
 ) -> None:
-    """Send a spot's interruption warning (or rebalance recommendation) to `local serve`, as EC2 would."""
+    """Send a spot's interruption warning (or rebalance recommendation) to `local serve`, as EC2 would, follow
+    what it started, then reclaim the spot at the end of its notice. Exit 1 if that execution did not succeed."""
     from asg_optimizer.local.events import rules_for, spot_event
-    from tasks.core.interruption import NOTICE_SECONDS
     from tasks.spot_events import NOTICE_ENV
 
     options = settings(ctx)
@@ -123,25 +134,46 @@ def interrupt(
     sent = time.monotonic()
     results: dict[str, Any] = {}
     notice = NOTICE_SECONDS
+    out = console() if not options.json else Console(quiet=True)
     for rule in rules_for(event):
         results[rule.key] = target.invoke(rule.function, event)
         config = target.client("lambda").get_function_configuration(FunctionName=target.function_name(rule.function))
         notice = int(config.get("Environment", {}).get("Variables", {}).get(NOTICE_ENV, notice))
-        if not options.json:
-            typer.echo(f"{event['detail-type']} for {instance_id} -> {target.function_name(rule.function)}: "
-                       f"{json.dumps(results[rule.key], sort_keys=True)}")
-    reclaimed = None
-    if reclaim and not rebalance:
-        if not options.json:
-            typer.echo(f"EC2 takes {instance_id} back in {notice}s (Ctrl-C leaves it running)")
-        try:
+        say_unless(options.json, f"{event['detail-type']} for {instance_id} -> {target.function_name(rule.function)}: "
+                   f"{json.dumps(results[rule.key], sort_keys=True)}")
+    reclaiming = reclaim and not rebalance
+    if reclaiming:
+        say_unless(options.json, f"EC2 takes {instance_id} back in {notice}s (Ctrl-C leaves it running)")
+    timeline = None
+    started = [r["execution_name"] for r in results.values() if isinstance(r.get("execution_name"), str)]
+    try:
+        if follow_it and started:
+            machine = target.interruption_machine_arn() if not rebalance else target.state_machine_arn()
+            arn = str(machine).replace(":stateMachine:", ":execution:", 1) + ":" + started[0]
+            kind = "swap" if rebalance else "fallback"
+            say_unless(options.json, f"Following the {kind} {started[0]} (asg-optimizer show {started[0]}: its "
+                                     "timeline)")
+            timeline = follow(target, arn, out)
+            at = now()
+            out.print(header(timeline))
+            for line in outcome_lines(timeline, at):
+                out.print(line)
+        reclaimed = None
+        if reclaiming:
             time.sleep(max(0.0, notice - (time.monotonic() - sent)))
-        except KeyboardInterrupt:
-            typer.echo(f"{instance_id} left running", err=True)
-            raise typer.Exit(130) from None
-        target.client("ec2").terminate_instances(InstanceIds=[instance_id])
-        reclaimed = round(time.monotonic() - sent, 1)
-        if not options.json:
-            typer.echo(f"{instance_id} reclaimed after {reclaimed}s")
+            target.client("ec2").terminate_instances(InstanceIds=[instance_id])
+            reclaimed = round(time.monotonic() - sent, 1)
+            say_unless(options.json, f"{instance_id} reclaimed after {reclaimed}s")
+    except KeyboardInterrupt:
+        typer.echo(f"{instance_id} left running", err=True)
+        raise typer.Exit(130) from None
     if options.json:
-        print_json({"event": event, "results": results, "reclaimed_after_seconds": reclaimed})
+        print_json({"event": event, "results": results, "reclaimed_after_seconds": reclaimed,
+                    "execution": timeline.as_dict(now(), target.region_name) if timeline else None})
+    if timeline is not None and timeline.status != "SUCCEEDED":
+        raise typer.Exit(1)
+
+
+def say_unless(quiet: bool, line: str) -> None:
+    if not quiet:
+        typer.echo(line)

@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import typer
 from botocore.exceptions import ClientError
+from rich.console import Console
 
 from asg_optimizer.aws_session import CliError, Target
 from asg_optimizer.commands.output import console, operator_command, print_json, settings
@@ -136,11 +138,21 @@ def start(ctx: typer.Context,
         return
     out = console()
     out.print(f"Started {name}", markup=False, highlight=False)
-    while wait:
-        found = describe(target, asg)
-        out.print(_line(found), markup=False, highlight=False)
+    if wait:
+        watch(lambda: describe(target, asg), out)
+
+
+def watch(read: Callable[[], dict[str, Any]], out: Console) -> None:
+    """Follow a rollout until it ends or waits at a checkpoint: one line per change (a CI log gets the story,
+    not one line per poll)."""
+    told = None
+    while True:
+        found = read()
+        if _line(found) != told:
+            told = _line(found)
+            out.print(told, markup=False, highlight=False)
         if found["status"] != "RUNNING" or found["state"] == "Checkpoint":
-            break
+            return
         time.sleep(POLL_SECONDS)
 
 
