@@ -17,6 +17,7 @@ from tasks.aws.prices import (
     NoOnDemandPrice,
     PriceBook,
     forget_prices,
+    forget_spot_prices,
     pricing_filters,
     snapshot,
 )
@@ -130,6 +131,7 @@ def test_embedded_market_prices_pools_and_pricing_api(aws: EmbeddedAws) -> None:
     assert prices["m5.large"] == aws.ec2_model.market.price("m5.large", A)
     assert 0.3 * 0.096 <= prices["m5.large"] <= 0.65 * 0.096
     aws.ec2_model.market.set_price("m5.large", A, 0.0123)
+    forget_spot_prices()  # a warm container sees the move within SPOT_PRICE_TTL_SECONDS
     assert PriceBook("us-east-1", LINUX).spot_prices(["m5.large"], A) == {"m5.large": 0.0123}
     history = aws.client("ec2").describe_spot_price_history(InstanceTypes=["m5.large"],
                                                             Filters=[{"Name": "availability-zone", "Values": [A]}])
@@ -162,3 +164,31 @@ def test_on_demand_pool_cools_under_its_own_key_never_as_a_spot_pool() -> None:
     assert cooling_pools(entries, now=100.0, market=ON_DEMAND) == {pool}
     assert cooling_pools(entries, now=100.0) == {Pool("c5.large", B)}
     assert cooling_pools(entries, now=200.0, market=ON_DEMAND) == frozenset()  # expired, TTL or not
+
+
+def test_spot_prices_are_kept_per_zone_os_and_type_for_the_ttl(aws: EmbeddedAws,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A warm container asks DescribeSpotPriceHistory once per zone, OS and type every SPOT_PRICE_TTL_SECONDS; a
+    zone, OS or type it has not read is asked (only what is missing), never served another's price."""
+    from tasks.aws import prices
+    from tests.test_scan import counted_calls
+
+    now = [1000.0]
+    monkeypatch.setattr(prices, "_clock", lambda: now[0])
+    market, windows = aws.ec2_model.market, OPERATING_SYSTEMS["Windows"]
+    with counted_calls() as calls:
+        first = PriceBook("us-east-1", LINUX).spot_prices(["m5.large", "m6i.large"], A)
+        market.set_price("m5.large", A, 0.0123)
+        now[0] += prices.SPOT_PRICE_TTL_SECONDS - 1
+        assert PriceBook("us-east-1", LINUX).spot_prices(["m6i.large", "m5.large"], A) == first  # kept
+        assert calls["ec2.DescribeSpotPriceHistory"] == 1
+        assert PriceBook("us-east-1", LINUX).spot_prices(["m5.large"], B) == {"m5.large": market.price("m5.large", B)}
+        assert PriceBook("us-east-1", windows).spot_prices(["m5.large"], A) == {
+            "m5.large": market.price("m5.large", A, windows.platform_details)}
+        both = PriceBook("us-east-1", LINUX).spot_prices(["m5.large", "c5.large", "x9.none"], A)
+        assert both == {"m5.large": first["m5.large"], "c5.large": market.price("c5.large", A)}
+        assert calls["ec2.DescribeSpotPriceHistory"] == 4  # zone b, Windows, then c5.large and x9.none only
+        assert PriceBook("us-east-1", LINUX).spot_prices(["x9.none"], A) == {}  # no price is kept too
+        now[0] += 2
+        assert PriceBook("us-east-1", LINUX).spot_prices(["m5.large"], A) == {"m5.large": 0.0123}  # TTL over
+        assert calls["ec2.DescribeSpotPriceHistory"] == 5

@@ -1,11 +1,13 @@
 """Prices from AWS: spot from DescribeSpotPriceHistory (latest per type and zone, for the instance's OS) and
 on-demand from the Pricing API, with the bundled snapshot (tasks/data/prices.json) when the Pricing API cannot
-answer. On-demand prices from the Pricing API are kept by the container for a day."""
+answer. On-demand prices from the Pricing API are kept by the container for a day, spot prices for
+SPOT_PRICE_TTL_SECONDS."""
 
 from __future__ import annotations
 
 import functools
 import json
+import threading
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -63,6 +65,23 @@ ON_DEMAND_TTL_SECONDS = 24 * 3600
 _on_demand_cache: dict[tuple[str, str, str], tuple[float, OnDemandPrice]] = {}
 
 
+# Spot prices move gradually (with long-term supply and demand, not bids): a warm container keeps each pool's
+# price in force for five minutes, per region, OS, zone and type, so any other type, zone or OS
+# is read afresh. A price that moved meanwhile is seen up to that late; EC2 still caps a spot launched without a
+# MaxPrice at its type's own on-demand price. A new EC2 client (another account, or tests between mocks) reads again.
+SPOT_PRICE_TTL_SECONDS = 300
+_spot_cache: dict[tuple[str, str, str, str], tuple[float, float | None]] = {}  # -> (when read, price; None: none)
+_spot_read_through: list[Any] = [None]
+_spot_lock = threading.Lock()
+_clock = time.monotonic  # tests move it
+
+
+def forget_spot_prices() -> None:
+    """Drop the kept spot prices (tests that move a price and want the next read to see it at once)."""
+    with _spot_lock:
+        _spot_cache.clear()
+
+
 class PriceBook:
     """Prices for one region and OS; on-demand prices from the Pricing API are kept by the container."""
 
@@ -102,19 +121,36 @@ class PriceBook:
         return OnDemandPrice(offline, SNAPSHOT)
 
     def spot_prices(self, instance_types: Iterable[str], availability_zone: str) -> dict[str, float]:
-        """The spot price in force now per type in one zone; types without a price are absent."""
+        """The spot price in force now per type in one zone; types without a price are absent. Types whose price
+        the container read within SPOT_PRICE_TTL_SECONDS are not asked again."""
         wanted = sorted(set(instance_types))
         if not wanted:
             return {}
-        pages = client("ec2").get_paginator("describe_spot_price_history").paginate(
-            InstanceTypes=wanted,
-            ProductDescriptions=self.os.spot_product_descriptions,
-            Filters=[{"Name": "availability-zone", "Values": [availability_zone]}],
-            StartTime=datetime.now(UTC),  # from now: the one price in force per pool, not the history
-        )
-        points = spot_points(row for page in pages for row in page["SpotPriceHistory"])
-        return {pool.instance_type: price for pool, price in latest_spot_prices(points, self.os).items()
-                if pool.availability_zone == availability_zone}
+        ec2 = client("ec2")
+        now = _clock()
+        key = (self.region, self.os.spot_description, availability_zone)
+        with _spot_lock:
+            if _spot_read_through[0] is not ec2:
+                _spot_cache.clear()
+                _spot_read_through[0] = ec2
+            kept = {t: hit[1] for t in wanted
+                    if (hit := _spot_cache.get((*key, t))) is not None and 0 <= now - hit[0] < SPOT_PRICE_TTL_SECONDS}
+        missing = [t for t in wanted if t not in kept]
+        if missing:
+            pages = ec2.get_paginator("describe_spot_price_history").paginate(
+                InstanceTypes=missing,
+                ProductDescriptions=self.os.spot_product_descriptions,
+                Filters=[{"Name": "availability-zone", "Values": [availability_zone]}],
+                StartTime=datetime.now(UTC),  # from now: the one price in force per pool, not the history
+            )
+            points = spot_points(row for page in pages for row in page["SpotPriceHistory"])
+            read = {pool.instance_type: price for pool, price in latest_spot_prices(points, self.os).items()
+                    if pool.availability_zone == availability_zone}
+            found = {t: read.get(t) for t in missing}
+            with _spot_lock:
+                _spot_cache.update({(*key, t): (now, price) for t, price in found.items()})
+            kept |= found
+        return {t: price for t, price in kept.items() if price is not None}
 
 
 def refresh_snapshot(regions: Iterable[str], instance_types: Iterable[str], os: OperatingSystem) -> dict[str, Any]:
