@@ -381,24 +381,26 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         *pause_reads(ctx),
         *commitments(ctx),  # covered on-demand stays; idle commitments pull spots back
     ],
-    # tasks/sweep.py: our spots by tag, their membership, group records and claims, running swaps; terminate
-    # orphans, give back crashed executions' holds, drop their claims
+    # tasks/sweep.py: our spots by tag, their membership, group records and claims, running swaps and rollouts;
+    # terminate orphans, give back crashed executions' holds, drop their claims and stopped rollouts' claims
     "sweep": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances",
                  "ec2:DescribeInstances"),
-        list_executions(ctx, REPLACE, INTERRUPTION),
+        list_executions(ctx, REPLACE, INTERRUPTION, ROLLOUT),
         terminate_own_spots(ctx),
         opted_in_groups(ctx, "Repair", "autoscaling:UpdateAutoScalingGroup", "autoscaling:ResumeProcesses"),
         cooldown_items(ctx, "dynamodb:Scan"),  # the group records and claims
         group_records(ctx),
     ],
-    # tasks/rollout_plan.py: the group, its refreshes and instances, running rollouts, the pause and failed swaps,
-    # the rollout's alarms
+    # tasks/rollout_plan.py: the group, its refreshes and instances, the pause and failed swaps, the rollout's
+    # alarms; the group's rollout claim; the commitments (covered on-demand stays on-demand)
     "rollout-plan": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeInstanceRefreshes",
                  "ec2:DescribeInstances"),
-        list_executions(ctx, REPLACE, ROLLOUT),
+        list_executions(ctx, REPLACE),
         *pause_reads(ctx),
+        group_records(ctx),  # UpdateItem on group# only: the rollout claim (and its release when nothing to do)
+        *commitments(ctx),
     ],
     # tasks/rollout_gate.py: the group's tags (its pause), the alarms, the pause and failed swaps, a cancel request
     "rollout-gate": lambda ctx: [
@@ -411,6 +413,8 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         allow("CheckpointToken", ["dynamodb:PutItem"], ctx.table_arn(COOLDOWN_TABLE),
               {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["rollout#token#*"]}}),
     ],
+    # tasks/rollout_release.py: every ending drops the group's rollout claim
+    "rollout-release": lambda ctx: [group_records(ctx)],
     # tasks/launch_event.py: the launching group, the pause, its instances, running and failed swaps, commitments,
     # start one
     "launch-event": lambda ctx: [

@@ -102,7 +102,9 @@ ROLLOUT = "rollout"
 # Set at deploy to the state machines' ARNs, for the functions that start executions.
 REPLACE_STATE_MACHINE_ARN = "REPLACE_STATE_MACHINE_ARN"
 INTERRUPTION_STATE_MACHINE_ARN = "INTERRUPTION_STATE_MACHINE_ARN"
-STATE_MACHINE_ARN_ENVIRONMENT = {REPLACE_STATE_MACHINE_ARN: REPLACE, INTERRUPTION_STATE_MACHINE_ARN: INTERRUPTION}
+ROLLOUT_STATE_MACHINE_ARN = "ROLLOUT_STATE_MACHINE_ARN"
+STATE_MACHINE_ARN_ENVIRONMENT = {REPLACE_STATE_MACHINE_ARN: REPLACE, INTERRUPTION_STATE_MACHINE_ARN: INTERRUPTION,
+                                 ROLLOUT_STATE_MACHINE_ARN: ROLLOUT}
 COOLDOWN_TABLE = "COOLDOWN_TABLE"
 # The fleet-wide pause's stack settings (pauseAlarms, pauseFailureBudget), for the functions that start swaps.
 PAUSE_ALARMS = "PAUSE_ALARMS"
@@ -134,7 +136,8 @@ STACK = Stack(
         Function("scanner", "tasks.scan.handler", "Find opted-in on-demand instances and start their swaps",
                  timeout=300, memory=512, environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
         Function("sweep", "tasks.sweep.handler", "Terminate orphaned spots; repair groups a crashed swap left held",
-                 timeout=120, environment=(REPLACE_STATE_MACHINE_ARN, INTERRUPTION_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
+                 timeout=120, environment=(REPLACE_STATE_MACHINE_ARN, INTERRUPTION_STATE_MACHINE_ARN,
+                                           ROLLOUT_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
         Function("launch-event", "tasks.launch_event.handler", "Swap a newly launched on-demand after its grace",
                  environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
         Function("spot-interruption", "tasks.spot_events.on_interruption",
@@ -152,6 +155,8 @@ STACK = Stack(
                  environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
         Function("rollout-checkpoint", "tasks.rollout_checkpoint.handler",
                  "Rollout: keep the checkpoint's task token for `rollout resume`", environment=(COOLDOWN_TABLE,)),
+        Function("rollout-release", "tasks.rollout_release.handler",
+                 "Rollout: every ending drops the group's rollout claim", environment=(COOLDOWN_TABLE,)),
     ),
     state_machines=(
         StateMachine(
@@ -184,6 +189,7 @@ STACK = Stack(
                 "RolloutPlanFunctionArn": "rollout-plan",
                 "RolloutGateFunctionArn": "rollout-gate",
                 "RolloutCheckpointFunctionArn": "rollout-checkpoint",
+                "RolloutReleaseFunctionArn": "rollout-release",
             },
             machines={"ReplaceStateMachineArn": REPLACE},
         ),

@@ -90,3 +90,28 @@ def test_instance_types_are_answered_once_per_request_and_errors_are_not_kept(aw
     with pytest.raises(ClientError, match="InvalidInstanceType"):
         ec2.describe_instance_types(InstanceTypes=["nope.large"])
     assert len(instance_type_catalog._kept) == 1
+
+
+def test_stop_execution_of_an_execution_waiting_for_a_task_token_aborts_it_and_runs_no_catch(aws: EmbeddedAws
+                                                                                           ) -> None:
+    """AWS: a stop aborts an execution whose task waits for its token at once (no Catch runs). moto left the task
+    waiting (up to its TimeoutSeconds: RUNNING), and once woken let its failure turn the stop into FAILED."""
+    definition = json.dumps({"StartAt": "Hold", "States": {
+        "Hold": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+                 "Parameters": {"FunctionName": aws.deployment.function_arns["rollout-checkpoint"],
+                                "Payload": {"token.$": "$$.Task.Token", "execution_name.$": "$$.Execution.Name",
+                                            "asg_name": "web", "why": "test"}},
+                 "TimeoutSeconds": 3600, "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "Caught"}], "End": True},
+        "Caught": {"Type": "Pass", "End": True}}})
+    sfn = aws.client("stepfunctions")
+    arn = sfn.start_execution(stateMachineArn=_machine(aws, "waits-for-token", definition), name="w1")["executionArn"]
+    deadline = time.monotonic() + 10
+    while not [e for e in sfn.get_execution_history(executionArn=arn)["events"]
+               if e["type"] == "TaskSubmitted"]:  # the token is kept: the task now waits for it
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    sfn.stop_execution(executionArn=arn)
+    assert aws.wait(arn, timeout=10)["status"] == "ABORTED"
+    entered = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=arn)["events"]
+               if e["type"].endswith("StateEntered")]
+    assert entered == ["Hold"]

@@ -6,18 +6,23 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from asg_optimizer.local import interleaving
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.faults import FaultInjector
 from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, create_network, new_template_version
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import ROLLOUT, STACK
+from tasks.aws import commitments
+from tasks.core.coordination import RolloutClaim
+from tasks.core.coordination import rollout_claim as rollout_claim_of
 from tasks.core.errors import InvalidInput
 from tasks.core.pause import ALARM, AlarmState
 from tasks.core.rollout import (
@@ -26,6 +31,7 @@ from tasks.core.rollout import (
     DONE,
     ROLLBACK,
     STOP,
+    TIMEOUT_SECONDS,
     VERSION_TAG,
     batch_size,
     checkpoint_after,
@@ -34,8 +40,12 @@ from tasks.core.rollout import (
     rollout_name,
     settle,
 )
+from tasks.core.sweep import stale_rollout_claim
 from tests.cli_helpers import cli, cli_json
 from tests.conftest import FAST
+from tests.test_commitment_swaps import buy_ri
+from tests.test_scan import run_scan
+from tests.test_sweep import run_sweep
 from tests.workflow_helpers import states_entered
 
 # --- the pure decisions ---------------------------------------------------------------------------------------
@@ -150,6 +160,15 @@ def version_of(instance: dict[str, Any]) -> str:
     return next(t["Value"] for t in instance.get("Tags", []) if t["Key"] == VERSION_TAG)
 
 
+def rollout_claim(aws: EmbeddedAws, asg_name: str = "web") -> dict[str, Any] | None:
+    """The group's rollout claim in its coordination record (None: no rollout holds the group)."""
+    item = aws.client("dynamodb").get_item(TableName=aws.deployment.table_names["cooldowns"],
+                                           Key={"cooldown_key": {"S": f"group#{asg_name}"}},
+                                           ConsistentRead=True).get("Item") or {}
+    claim = item.get("rollout", {}).get("M")
+    return {k: next(iter(v.values())) for k, v in claim.items()} if claim else None
+
+
 def wait_at(aws: EmbeddedAws, arn: str, state: str, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while path(aws, arn)[-1:] != [state]:
@@ -165,7 +184,9 @@ def test_a_rollout_of_a_mixed_group_keeps_the_mix_never_dips_and_skips_what_matc
         described = aws.wait(arn, timeout=120)
     assert check.finish() == []
     assert described["status"] == "SUCCEEDED", described.get("cause")
-    assert path(aws, arn) == ["Plan", "Planned", *["RunBatch", "Bake", "Gate", "Route"] * 3, "RolledOut"]
+    assert path(aws, arn) == ["Plan", "Planned", *["RunBatch", "Bake", "Gate", "Route"] * 3, "Release", "Ended",
+                              "RolledOut"]
+    assert rollout_claim(aws) is None  # released by the ending
     after = members(aws)
     markets = sorted(i.get("InstanceLifecycle", "on-demand") for i in after.values())
     # the floor (MinOnDemand 1) keeps one on-demand: replaced by an on-demand from version 2; the rest spots
@@ -183,6 +204,7 @@ def test_a_rollout_of_a_mixed_group_keeps_the_mix_never_dips_and_skips_what_matc
     assert aws.wait(again, timeout=60)["status"] == "SUCCEEDED"
     assert path(aws, again) == ["Plan", "Planned", "NothingToDo"]
     assert plan_of(aws, again)["why"] == "every instance already runs launch template version 2"
+    assert rollout_claim(aws) is None
 
 
 def plan_of(aws: EmbeddedAws, arn: str) -> dict[str, Any]:
@@ -190,6 +212,33 @@ def plan_of(aws: EmbeddedAws, arn: str) -> dict[str, Any]:
     exited = next(e for page in pages for e in page["events"] if e["type"].endswith("StateExited")
                   and e["stateExitedEventDetails"]["name"] == "Plan")
     return dict(json.loads(exited["stateExitedEventDetails"]["output"]))
+
+
+def test_an_on_demand_a_reserved_instance_covers_is_rolled_to_an_on_demand_that_keeps_the_coverage(
+        aws: EmbeddedAws) -> None:
+    """Without the RI every instance could go to spot (no floor); the one the RI pays for stays on-demand, as the
+    scanner keeps it: the new on-demand has its type and zone, so the RI covers it in turn."""
+    on_demand, spot = mixed_group(aws, **{"AsgOptimiser:GracePeriod": "0"})
+    covered = aws.client("ec2").describe_instances(InstanceIds=[on_demand[0]])["Reservations"][0]["Instances"][0]
+    zone = covered["Placement"]["AvailabilityZone"]
+    ri = buy_ri(aws, zone=zone)
+    commitments.reset_cache()
+    with InvariantChecker(["web"]) as check:
+        arn = start(aws, batch="1")
+        described = aws.wait(arn, timeout=120)
+    assert check.finish() == []
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    planned = plan_of(aws, arn)
+    assert planned["markets"] == {on_demand[0]: "on-demand", on_demand[1]: "spot", spot: "spot"}
+    assert planned["covered"] == {on_demand[0]: f"kept on-demand: covered by RI {ri[:8]}… (m5.large, {zone}, "
+                                                "1 of 1 in use)"}
+    after = members(aws)
+    assert sorted(i.get("InstanceLifecycle", "on-demand") for i in after.values()) == ["on-demand", "spot", "spot"]
+    new = next(i for i in after.values() if not i.get("InstanceLifecycle"))
+    assert (new["InstanceType"], new["Placement"]["AvailabilityZone"], version_of(new)) == ("m5.large", zone, "2")
+    commitments.reset_cache()
+    kept = {p["instance_id"]: p["why"] for p in run_scan(aws, dry_run=True)["plan"]}
+    assert kept[new["InstanceId"]].startswith(f"kept on-demand: covered by RI {ri[:8]}…")
 
 
 def test_an_alarm_at_a_checkpoint_resumed_stops_the_rollout_and_rolls_back(aws: EmbeddedAws) -> None:
@@ -204,7 +253,8 @@ def test_an_alarm_at_a_checkpoint_resumed_stops_the_rollout_and_rolls_back(aws: 
     described = aws.wait(arn, timeout=120)
     assert (described["status"], described.get("error")) == ("FAILED", "RolloutRolledBack")
     assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route", "Checkpoint",
-                                        "RunBatch", "Bake", "Gate", "Route", "RunRollback", "RolledBack"]
+                              "RunBatch", "Bake", "Gate", "Route", "RunRollback", "Release", "Ended", "RolledBack"]
+    assert rollout_claim(aws) is None
     after = members(aws)
     assert sorted(version_of(i) for i in after.values()) == ["1", "1", "1"]  # the two moved ones back on 1
     assert len({*on_demand, spot} & set(after)) == 1  # the third was never touched
@@ -217,7 +267,8 @@ def test_a_child_failure_beyond_the_budget_stops_the_rollout(aws: EmbeddedAws) -
         arn = start(aws, batch="1", failure_budget=0)
         described = aws.wait(arn, timeout=120)
     assert (described["status"], described.get("error")) == ("FAILED", "RolloutStopped")
-    assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route", "Stopped"]
+    assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route", "Release", "Ended", "Stopped"]
+    assert rollout_claim(aws) is None
 
 
 def test_cancel_at_a_checkpoint(aws: EmbeddedAws) -> None:
@@ -227,6 +278,8 @@ def test_cancel_at_a_checkpoint(aws: EmbeddedAws) -> None:
     assert cli("rollout", "cancel", "--asg", "web").exit_code == 0
     described = aws.wait(arn, timeout=60)
     assert (described["status"], described.get("error")) == ("FAILED", "RolloutCancelled")
+    assert path(aws, arn)[-5:] == ["Route", "Checkpoint", "Release", "Ended", "Cancelled"]
+    assert rollout_claim(aws) is None
     assert cli("rollout", "resume", "--asg", "web").exit_code == 2
 
 
@@ -239,18 +292,91 @@ def test_an_instance_refresh_in_progress_refuses_the_rollout(aws: EmbeddedAws) -
     assert described["status"] == "SUCCEEDED" and output["outcome"] == "refused"
     assert output["why"].startswith("ASG web has an instance refresh ") and "InProgress" in output["why"]
     assert path(aws, arn) == ["Plan", "Planned", "Refused"]
+    assert rollout_claim(aws) is None  # refused before the claim
 
 
 def test_two_rollouts_of_one_group_the_second_is_refused(aws: EmbeddedAws) -> None:
     mixed_group(aws)
     first = start(aws, batch="1", checkpoints=[30])
     wait_at(aws, first, "Checkpoint")
+    claim = rollout_claim(aws)
+    assert claim is not None and claim["execution"] == first.rsplit(":", 1)[1]
+    assert int(claim["expires"]) - int(claim["since"]) == TIMEOUT_SECONDS  # bounded by the execution's timeout
     second = start(aws)
     output = json.loads(aws.wait(second, timeout=60)["output"])
     assert output["outcome"] == "refused" and output["why"] == (
         f"ASG web already has a rollout running: {first.rsplit(':', 1)[1]}")
+    assert rollout_claim(aws) == claim  # the refused one neither took nor dropped it
     assert cli("rollout", "cancel", "--asg", "web").exit_code == 0
     aws.wait(first, timeout=60)
+    assert rollout_claim(aws) is None
+
+
+@pytest.fixture
+def lagging_aws() -> Iterator[EmbeddedAws]:
+    """ListExecutions lags a minute behind StartExecution: a "is another rollout listed" check sees nothing."""
+    with EmbeddedAws(boot_delay_seconds=1.5, retry_scale=0.05, list_executions_lag_seconds=60) as embedded:
+        yield embedded
+
+
+def test_two_rollouts_started_together_exactly_one_runs_the_other_refused_naming_it(lagging_aws: EmbeddedAws
+                                                                                     ) -> None:
+    aws = lagging_aws
+    mixed_group(aws)
+    # Both Plans read the group before either goes on (the worst interleaving), and neither is listed yet.
+    with interleaving.hold_after_first_call("rollout-plan", 2) as hold:
+        arns = [start(aws, batch="1", checkpoints=[30]), start(aws, batch="1", checkpoints=[30])]
+        deadline = time.monotonic() + 60
+        while not all("Planned" in path(aws, a) for a in arns):
+            assert time.monotonic() < deadline, [states_entered(aws, a) for a in arns]
+            time.sleep(0.2)
+    assert hold.tripped and not hold.timed_out
+    running = [a for a in arns if "RunBatch" in path(aws, a)]
+    assert len(running) == 1, [path(aws, a) for a in arns]
+    (winner,), (loser,) = running, [a for a in arns if a not in running]
+    described = aws.wait(loser, timeout=60)
+    assert path(aws, loser) == ["Plan", "Planned", "Refused"]
+    assert json.loads(described["output"])["why"] == (
+        f"ASG web already has a rollout running: {winner.rsplit(':', 1)[1]}")
+    claim = rollout_claim(aws)
+    assert claim is not None and claim["execution"] == winner.rsplit(":", 1)[1]
+    aws.client("stepfunctions").stop_execution(executionArn=winner)
+
+
+def test_a_rollout_stopped_from_outside_leaves_its_claim_to_the_sweep(aws: EmbeddedAws) -> None:
+    """StopExecution runs no Catch, so no Release: the sweep drops the claim of a rollout not RUNNING once the
+    claim is older than the orphan bound (15 minutes; ListExecutions may not list a rollout just started)."""
+    mixed_group(aws)
+    arn = start(aws, batch="1", checkpoints=[30])
+    wait_at(aws, arn, "Checkpoint")
+    name = arn.rsplit(":", 1)[1]
+    aws.client("stepfunctions").stop_execution(executionArn=arn)
+    assert aws.wait(arn, timeout=30)["status"] == "ABORTED"
+    assert rollout_claim(aws) is not None and "Release" not in path(aws, arn)
+    young = run_sweep(aws)  # the claim is seconds old: left, as the listing may lag
+    assert rollout_claim(aws) is not None and not [a for a in young["actions"] if "rollout claim" in a]
+    later = run_sweep(aws, now=(datetime.now(UTC) + timedelta(minutes=16)).isoformat())
+    assert f"released the rollout claim of {name} on ASG web: rollout not running" in later["actions"]
+    assert rollout_claim(aws) is None
+    again = start(aws, batch="1", checkpoints=[30])  # the group is free for the next rollout
+    wait_at(aws, again, "Checkpoint")
+    assert rollout_claim(aws)["execution"] == again.rsplit(":", 1)[1]  # type: ignore[index]
+    aws.client("stepfunctions").stop_execution(executionArn=again)
+
+
+def test_the_sweep_leaves_a_running_rollouts_claim_and_drops_an_expired_one() -> None:
+    claim = RolloutClaim("web-rollout-20261202T110000", since=1000, expires=1000 + TIMEOUT_SECONDS)
+    running = {claim.execution}
+    assert not stale_rollout_claim(claim, running, now=1000 + 3600, min_age_seconds=900)
+    assert not stale_rollout_claim(claim, set(), now=1000 + 899, min_age_seconds=900)  # may be listed late
+    assert stale_rollout_claim(claim, set(), now=1000 + 900, min_age_seconds=900)
+    assert stale_rollout_claim(claim, running, now=claim.expires, min_age_seconds=900)  # cannot be running
+
+
+def test_the_claim_is_bounded_by_the_rollout_state_machines_timeout() -> None:
+    asl = json.loads(STACK.state_machine(ROLLOUT).path.read_text())
+    assert asl["TimeoutSeconds"] == TIMEOUT_SECONDS
+    assert rollout_claim_of("r", 1000.7, TIMEOUT_SECONDS) == RolloutClaim("r", 1000, 1000 + TIMEOUT_SECONDS)
 
 
 def test_cli_refuses_bad_rollout_input_with_one_line(aws: EmbeddedAws) -> None:

@@ -11,6 +11,11 @@
   stop that comes first fails (`'NoneType' object has no attribute 'set_stop'`, a 500), or, a moment later, is
   ignored (the program is not running yet). AWS aborts the execution. The environment is built in StartExecution
   itself, and a stop waits (bounded) until the program runs, then aborts it.
+- StopExecution of an execution waiting for a task token (`.waitForTaskToken`, e.g. a rollout at a checkpoint):
+  moto marks the program stopped but leaves the task waiting for its token (up to its TimeoutSeconds), so the
+  execution stays RUNNING. AWS aborts it at once. The stop wakes the execution's waiting callbacks, so the
+  program ends as stopped (ABORTED, no Catch runs); the woken task's failure no longer turns a stopped program
+  into a failed one (moto's `set_error` overwrote the stop: FAILED, where AWS says ABORTED).
 - Retry back-off: a Retrier sleeps its interval (IntervalSeconds x BackoffRate^n, capped, jittered) in real
   seconds. The embedded AWS may scale that sleep (`EmbeddedAws(retry_scale=...)`; tests use a small one) so a
   throttled step does not cost the suite 2 + 4 + 8 s; the ASL, the attempts and their order stay as deployed.
@@ -26,6 +31,8 @@ from typing import Any
 
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: F401
+from moto.stepfunctions.parser.asl.eval.environment import Environment
+from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
@@ -37,6 +44,7 @@ _original_parse = AmazonStateLanguageParser.parse
 _original_environment = ExecutionWorker._get_evaluation_environment
 _original_start = ExecutionWorker.start
 _original_stop = ExecutionWorker.stop
+_original_set_error = Environment.set_error
 STOP_WAIT_SECONDS = 10.0  # the longest a stop waits for the worker thread to reach the first state
 _kept: dict[tuple[str, bool], Any] = {}
 _lock = threading.Lock()
@@ -96,6 +104,14 @@ def _stop(worker: ExecutionWorker, stop_date: Any, error: str | None, cause: str
     while env.program_state() is None and time.monotonic() < deadline:  # the worker thread has not started it
         time.sleep(0.001)
     _original_stop(worker, stop_date=stop_date, error=error, cause=cause)
+    for endpoint in list(env.callback_pool_manager._pool.values()):  # a task waiting for its token wakes
+        endpoint.interrupt_all()
+
+
+def _set_error(env: Environment, error: Any) -> None:
+    if isinstance(env.program_state(), ProgramStopped):  # stopped first: it stays ABORTED, as in AWS
+        return
+    _original_set_error(env, error)
 
 
 def install() -> None:
@@ -111,6 +127,7 @@ def _patch(patches: Patches) -> None:
             patches.replace(module, boto_client_for=_client_for)
     patches.replace(AmazonStateLanguageParser, parse=staticmethod(_parse))
     patches.replace(ExecutionWorker, _get_evaluation_environment=_environment, start=_start, stop=_stop)
+    patches.replace(Environment, set_error=_set_error)
     patches.replace(retrier_decl, time=_retry_time)
 
 

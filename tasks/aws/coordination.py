@@ -40,8 +40,10 @@ from tasks.core.cooldowns import (
 from tasks.core.coordination import (
     HOLD_ATTRIBUTE,
     LEASE_SECONDS,
+    ROLLOUT_CLAIM,
     GroupRecord,
     Hold,
+    RolloutClaim,
     Take,
     confirmed,
     hold_fields,
@@ -50,6 +52,7 @@ from tasks.core.coordination import (
     read_is_current,
     record_from_item,
     retry_take,
+    rollout_claim_from,
     unconfirmed,
 )
 from tasks.core.errors import AwsThrottled
@@ -382,6 +385,41 @@ def release_claim(asg_name: str, instance_id: str, execution: str) -> bool:
             TableName=table_name(), Key=_typed({KEY: GROUP + asg_name}), UpdateExpression="REMOVE #c",
             ConditionExpression="attribute_exists(#c) AND #c.execution = :me",
             ExpressionAttributeNames={"#c": CLAIM + instance_id}, ExpressionAttributeValues=_typed({":me": execution}),
+        )
+    except ClientError as error:
+        if error_code(error) == "ConditionalCheckFailedException":
+            return False
+        raise
+    return True
+
+
+def claim_rollout(asg_name: str, wanted: RolloutClaim, *, now: float | None = None) -> str | None:
+    """Claim the group for one rollout (one conditional UpdateItem on its record, the lease left alone): None when
+    the group is ours now (or already was: a retried Plan), else the rollout whose unexpired claim stands."""
+    at = time.time() if now is None else now
+    try:
+        client("dynamodb").update_item(
+            TableName=table_name(), Key=_typed({KEY: GROUP + asg_name}), UpdateExpression="SET #r = :claim",
+            ConditionExpression="attribute_not_exists(#r) OR #r.execution = :me OR #r.expires <= :now",
+            ExpressionAttributeNames={"#r": ROLLOUT_CLAIM},
+            ExpressionAttributeValues=_typed({":me": wanted.execution, ":now": int(at), ":claim": wanted.fields()}),
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
+        )
+    except ClientError as error:
+        if error_code(error) != "ConditionalCheckFailedException":
+            raise
+        held = rollout_claim_from(_plain(error.response.get("Item") or {}))
+        return held.execution if held else "another rollout"
+    return None
+
+
+def release_rollout(asg_name: str, execution: str) -> bool:
+    """Drop the group's rollout claim if it is this rollout's; False when it is not (someone else's, or gone)."""
+    try:
+        client("dynamodb").update_item(
+            TableName=table_name(), Key=_typed({KEY: GROUP + asg_name}), UpdateExpression="REMOVE #r",
+            ConditionExpression="#r.execution = :me", ExpressionAttributeNames={"#r": ROLLOUT_CLAIM},
+            ExpressionAttributeValues=_typed({":me": execution}),
         )
     except ClientError as error:
         if error_code(error) == "ConditionalCheckFailedException":

@@ -16,6 +16,7 @@ from tasks.core.timing import Timing
 
 STATE_MACHINE_ENV = "REPLACE_STATE_MACHINE_ARN"
 INTERRUPTION_STATE_MACHINE_ENV = "INTERRUPTION_STATE_MACHINE_ARN"
+ROLLOUT_STATE_MACHINE_ENV = "ROLLOUT_STATE_MACHINE_ARN"
 
 
 def _arn_from(env: str) -> str:
@@ -31,6 +32,10 @@ def replace_state_machine_arn() -> str:
 
 def interruption_state_machine_arn() -> str:
     return _arn_from(INTERRUPTION_STATE_MACHINE_ENV)
+
+
+def rollout_state_machine_arn() -> str:
+    return _arn_from(ROLLOUT_STATE_MACHINE_ENV)
 
 
 def running_swaps(state_machine_arn: str) -> dict[str, list[tuple[str, float]]]:

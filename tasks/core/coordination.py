@@ -267,3 +267,32 @@ def item_fields(record: GroupRecord) -> dict[str, Any]:
         if value is not None:
             fields[key] = value
     return fields
+
+
+# --- The group's rollout claim: one rollout of a group at a time (docs/coordination.md#the-rollout-claim). A
+# durable, conditional write, not "is another rollout in ListExecutions" (eventually consistent: two rollouts
+# started together each miss the other).
+ROLLOUT_CLAIM = "rollout"  # the record's attribute: {execution, since, expires}
+
+
+@dataclass(frozen=True)
+class RolloutClaim:
+    execution: str
+    since: int  # the rollout execution's start (epoch seconds)
+    expires: int  # its start plus the rollout state machine's timeout: the execution cannot be running after it
+
+    def fields(self) -> dict[str, Any]:
+        return {"execution": self.execution, "since": self.since, "expires": self.expires}
+
+
+def rollout_claim(execution: str, started: float, timeout_seconds: int) -> RolloutClaim:
+    """The claim a rollout takes, dated from its execution's start (a retried Plan writes the same claim)."""
+    return RolloutClaim(execution, int(started), int(started) + timeout_seconds)
+
+
+def rollout_claim_from(item: Mapping[str, Any] | None) -> RolloutClaim | None:
+    """The rollout claim in a group record's item (plain values), or None."""
+    raw = (item or {}).get(ROLLOUT_CLAIM)
+    if not isinstance(raw, Mapping) or not raw.get("execution"):
+        return None
+    return RolloutClaim(str(raw["execution"]), int(raw.get("since", 0)), int(raw.get("expires", 0)))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +23,7 @@ _VERSION = re.compile(r"[1-9][0-9]*")
 _IMAGE = re.compile(r"ami-[0-9a-f]{8,17}")
 _BATCH = re.compile(r"(?P<n>[1-9][0-9]*)(?P<percent>%)?")
 MAX_BAKE_SECONDS = 86_400  # a day: a Wait longer than that is a forgotten rollout, not a bake
+TIMEOUT_SECONDS = 1_209_600  # the rollout state machine's TimeoutSeconds (14 days): what bounds its group claim
 CONTINUE, CHECKPOINT, ROLLBACK, STOP, DONE = "continue", "checkpoint", "rollback", "stop", "done"
 # A child's name is a swap's name (<asg>-<instance>-<second>): a swap of the same instance started in the same
 # second already holds it, so the instance is in flight, not failed.
@@ -202,15 +203,18 @@ def child(asg_name: str, instance_id: str, launch: Mapping[str, str], stamp: Any
                       "market": market, "timing": dict(timing), "rollout": rollout}}
 
 
-def markets(ids: Sequence[str], instances: Mapping[str, Instance], *, on_demand_now: int, floor: int) -> dict[str, str]:
-    """The market of each replacement: a spot stays spot; of the on-demand instances (oldest first) as many
-    become spot as the on-demand floor leaves room for, the others are replaced by on-demand instances."""
+def markets(ids: Sequence[str], instances: Mapping[str, Instance], *, on_demand_now: int, floor: int,
+            covered: Collection[str] = ()) -> dict[str, str]:
+    """The market of each replacement: a spot stays spot; an on-demand that a Reserved Instance or Savings Plan
+    covers (`covered`) is replaced by an on-demand (the new one, same type and zone, takes the coverage over, as
+    the scanner keeps it on-demand); of the other on-demand instances (oldest first) as many become spot as the
+    on-demand floor leaves room for, the rest are replaced by on-demand instances."""
     room = max(0, on_demand_now - floor)
     chosen: dict[str, str] = {}
     for instance_id in ids:
         if not instances[instance_id].on_demand:
             chosen[instance_id] = "spot"
-        elif room > 0:
+        elif instance_id not in covered and room > 0:
             chosen[instance_id], room = "spot", room - 1
         else:
             chosen[instance_id] = "on-demand"
@@ -259,15 +263,9 @@ def rollout_name(asg_name: str, stamp: str) -> str:
     return group_prefix(asg_name)[: MAX_NAME - len(tail)].rstrip("-") + tail
 
 
-def refusal(request: RolloutRequest, own_name: str, running: Iterable[str], refresh: str | None,
-            paused: str | None, alarms: Mapping[str, AlarmState]) -> str | None:
-    """Why the rollout must not start, or None."""
-    from tasks.core.naming import group_prefix
-
-    prefix = group_prefix(request.asg_name)
-    others = sorted(n for n in running if n != own_name and n.startswith(prefix + ROLLOUT_MARK))
-    if others:
-        return f"ASG {request.asg_name} already has a rollout running: {others[0]}"
+def refusal(request: RolloutRequest, refresh: str | None, paused: str | None,
+            alarms: Mapping[str, AlarmState]) -> str | None:
+    """Why the rollout must not start, or None (another rollout of the group is the claim's to refuse, last)."""
     if refresh:
         return f"ASG {request.asg_name} has an {refresh}: Auto Scaling is replacing its instances itself"
     if paused:
@@ -278,18 +276,26 @@ def refusal(request: RolloutRequest, own_name: str, running: Iterable[str], refr
     return None
 
 
+def claimed_by(asg_name: str, holder: str) -> str:
+    """The refusal when the group's rollout claim is another rollout's."""
+    return f"ASG {asg_name} already has a rollout running: {holder}"
+
+
 def plan(request: RolloutRequest, *, name: str, stamp: Any, group_version: str, members: Sequence[str],
-         instances: Mapping[str, Instance], timing: Mapping[str, int], floor: int) -> dict[str, Any]:
+         instances: Mapping[str, Instance], timing: Mapping[str, int], floor: int,
+         covered: Mapping[str, str] | None = None) -> dict[str, Any]:
     """The rollout's state as the state machine carries it: batches of instances to replace, the first batch's
-    child executions, what each instance ran (for rollback), and the gate's settings."""
+    child executions, what each instance ran (for rollback), and the gate's settings. `covered`: on-demand
+    instances a commitment covers (id -> why), kept on-demand."""
     ids = to_replace(request.to, members, instances, skip_matching=request.skip_matching)
     size = batch_size(request.batch, len(ids))
     planned = batches(ids, size)
     launch = request.to.launch()
     on_demand_now = sum(1 for i in members if i in instances and instances[i].on_demand)
-    chosen = markets(ids, instances, on_demand_now=on_demand_now, floor=floor)
+    kept_covered = {i: why for i, why in (covered or {}).items() if i in ids and instances[i].on_demand}
+    chosen = markets(ids, instances, on_demand_now=on_demand_now, floor=floor, covered=kept_covered)
     state: dict[str, Any] = {
-        "markets": chosen,
+        "markets": chosen, "covered": kept_covered,
         "asg_name": request.asg_name, "execution_name": name, "target": launch, "timing": dict(timing),
         "previous": {i: previous_launch(request.to, instances[i], group_version) for i in ids},
         "batches": planned, "checkpoint_after": checkpoint_after([len(b) for b in planned], request.checkpoints),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterator, Mapping, Sequence
 from datetime import datetime
 
-from tasks.core.coordination import GroupRecord
+from tasks.core.coordination import GroupRecord, RolloutClaim
 from tasks.core.model import Instance
 from tasks.core.selection import launched_at
 from tasks.core.tags import EXECUTION, REPLACES
@@ -62,3 +62,13 @@ def stale_claims(claims: Sequence[tuple[str, str, float]], running: Collection[s
     the listing does not show yet."""
     return [(instance_id, execution) for instance_id, execution, at in claims
             if execution not in running and at <= now - min_age_seconds]
+
+
+def stale_rollout_claim(claim: RolloutClaim, running: Collection[str], now: float, min_age_seconds: float) -> bool:
+    """A group's rollout claim that no running rollout holds: expired (its execution's timeout has passed), or
+    its rollout not RUNNING and the claim older than `min_age_seconds` (a rollout just started may be missing from
+    the eventually consistent listing). A rollout stopped from outside (StopExecution, a timeout, a failed Lambda)
+    runs no Catch, so this is how its claim goes."""
+    if claim.expires <= now:
+        return True
+    return claim.execution not in running and claim.since <= now - min_age_seconds
