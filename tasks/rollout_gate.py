@@ -1,5 +1,8 @@
 """Rollout Gate (after each batch has baked): settle the batch's children (moved, kept, failed), read the named
-alarms, a cancel request and the pause, and decide: the next batch, a checkpoint, rollback, stop, or done."""
+alarms, a cancel request and the pause, and decide: the next batch, a checkpoint, rollback, stop, or done.
+
+The same function runs as the rollout's `Resumed` state (its input `{held: <state>}`) after a checkpoint or a
+pause was resumed: the next batch starts only if nothing stops it now and no pause is still on."""
 
 from __future__ import annotations
 
@@ -12,7 +15,7 @@ from tasks.aws.clients import aws_handler
 from tasks.aws.groups import describe_group
 from tasks.aws.pause_state import alarm_states, paused_group
 from tasks.aws.rollout_records import cancel_requested
-from tasks.core.rollout import after_batch
+from tasks.core.rollout import after_batch, after_hold
 
 logger = Logger()
 
@@ -20,11 +23,16 @@ logger = Logger()
 @aws_handler
 @logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    logger.append_keys(execution=event["execution_name"], asg=event["asg_name"])
-    paused = paused_group(describe_group(event["asg_name"]).tags, datetime.now(UTC))
-    state = after_batch(event, event.get("results") or [],
-                        alarms=alarm_states(event["alarms"]) if event["alarms"] else {},
-                        cancelled=cancel_requested(event["execution_name"]), paused=paused.why if paused else None)
-    logger.info("rollout gate", extra={"action": state["action"], "why": state["why"],
-                                       "moved": len(state["moved"]), "failed": len(state["failed"])})
-    return state
+    held = event.get("held")
+    state = held if isinstance(held, dict) else event
+    logger.append_keys(execution=state["execution_name"], asg=state["asg_name"])
+    paused = paused_group(describe_group(state["asg_name"]).tags, datetime.now(UTC))
+    alarms = alarm_states(state["alarms"]) if state["alarms"] else {}
+    cancelled, why = cancel_requested(state["execution_name"]), paused.why if paused else None
+    if isinstance(held, dict):
+        out = after_hold(state, alarms=alarms, cancelled=cancelled, paused=why)
+    else:
+        out = after_batch(state, state.get("results") or [], alarms=alarms, cancelled=cancelled, paused=why)
+    logger.info("rollout gate", extra={"action": out["action"], "why": out["why"], "resumed": held is not None,
+                                       "moved": len(out["moved"]), "failed": len(out["failed"])})
+    return out

@@ -16,10 +16,11 @@ from hypothesis import strategies as st
 
 from asg_optimizer.local import interleaving
 from asg_optimizer.local.embedded import EmbeddedAws
+from asg_optimizer.local.events import interrupt
 from asg_optimizer.local.faults import FaultInjector
 from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, create_network, new_template_version
 from asg_optimizer.local.invariants import InvariantChecker
-from stack.description import ROLLOUT, STACK
+from stack.description import INTERRUPTION, PAUSE_FAILURE_BUDGET, ROLLOUT, STACK
 from tasks.aws import commitments
 from tasks.core.coordination import RolloutClaim
 from tasks.core.coordination import rollout_claim as rollout_claim_of
@@ -241,23 +242,43 @@ def test_an_on_demand_a_reserved_instance_covers_is_rolled_to_an_on_demand_that_
     assert kept[new["InstanceId"]].startswith(f"kept on-demand: covered by RI {ri[:8]}…")
 
 
-def test_an_alarm_at_a_checkpoint_resumed_stops_the_rollout_and_rolls_back(aws: EmbeddedAws) -> None:
+def test_an_alarm_firing_mid_batch_stops_the_rollout_after_it_and_rolls_back(aws: EmbeddedAws) -> None:
     on_demand, spot = mixed_group(aws)
     aws.put_alarm("web-5xx", "OK")
     arn = start(aws, batch="1", checkpoints=[30], alarms=["web-5xx"])
     wait_at(aws, arn, "Checkpoint")
     assert "Checkpoint" in cli("rollout", "status", "--asg", "web").stdout
-    aws.set_alarm("web-5xx", ALARM)
-    resumed = cli("rollout", "resume", "--asg", "web")
-    assert resumed.exit_code == 0, resumed.output
+    # batch 2's child stops right after it attached its replacement; the alarm fires there
+    with interleaving.pause_after("attach-spot", "AttachInstances") as attached:
+        resumed = cli("rollout", "resume", "--asg", "web")
+        assert resumed.exit_code == 0, resumed.output
+        attached.wait()
+        aws.set_alarm("web-5xx", ALARM)
     described = aws.wait(arn, timeout=120)
     assert (described["status"], described.get("error")) == ("FAILED", "RolloutRolledBack")
-    assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route", "Checkpoint",
-                              "RunBatch", "Bake", "Gate", "Route", "RunRollback", "Release", "Ended", "RolledBack"]
+    assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route", "Checkpoint", "Resumed",
+                              "Route", "RunBatch", "Bake", "Gate", "Route", "RunRollback", "Release", "Ended",
+                              "RolledBack"]
     assert rollout_claim(aws) is None
     after = members(aws)
     assert sorted(version_of(i) for i in after.values()) == ["1", "1", "1"]  # the two moved ones back on 1
     assert len({*on_demand, spot} & set(after)) == 1  # the third was never touched
+
+
+def test_an_alarm_at_a_checkpoint_stops_the_rollout_when_resumed_before_another_batch(aws: EmbeddedAws) -> None:
+    on_demand, spot = mixed_group(aws)
+    aws.put_alarm("web-5xx", "OK")
+    arn = start(aws, batch="1", checkpoints=[30], alarms=["web-5xx"])
+    wait_at(aws, arn, "Checkpoint")
+    aws.set_alarm("web-5xx", ALARM)
+    assert cli("rollout", "resume", "--asg", "web").exit_code == 0
+    described = aws.wait(arn, timeout=120)
+    assert (described["status"], described.get("error")) == ("FAILED", "RolloutRolledBack")
+    assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route", "Checkpoint", "Resumed",
+                              "Route", "RunRollback", "Release", "Ended", "RolledBack"]
+    after = members(aws)
+    assert sorted(version_of(i) for i in after.values()) == ["1", "1", "1"]
+    assert len({*on_demand, spot} & set(after)) == 2  # batch 2 never started
 
 
 def test_a_child_failure_beyond_the_budget_stops_the_rollout(aws: EmbeddedAws) -> None:
@@ -404,17 +425,18 @@ def test_status_counts_instances_behind_the_version_the_group_launches(aws: Embe
 
 def test_a_swap_in_flight_and_a_rollout_never_work_on_the_same_instance(aws: EmbeddedAws) -> None:
     on_demand, _ = mixed_group(aws)
-    swap = aws.start_swap("web", on_demand[0], timing={**FAST, "boot_poll_seconds": 30})  # holds its claim
+    swap_name = f"web-{on_demand[0]}-manual"  # never a child's name: only the instance's claim can refuse it
+    swap = aws.start_swap("web", on_demand[0], timing={**FAST, "boot_poll_seconds": 30}, name=swap_name)
     wait_at_swap = time.monotonic() + 30
-    while "WaitForBoot" not in states_entered(aws, swap):
+    while "WaitForBoot" not in states_entered(aws, swap):  # it holds its claim
         assert time.monotonic() < wait_at_swap
         time.sleep(0.2)
     arn = start(aws, batch="3")
     described = aws.wait(arn, timeout=120)
     assert described["status"] == "SUCCEEDED"
-    kept = json.loads(described["output"])["kept"]
-    # refused by the instance's claim, or (started in the same second as the swap) its name already taken
-    assert [k["instance_id"] for k in kept] == [on_demand[0]] and kept[0]["outcome"] in ("refused", "in-flight")
+    assert json.loads(described["output"])["kept"] == [
+        {"instance_id": on_demand[0], "outcome": "refused",
+         "why": f"instance {on_demand[0]} is already being replaced by execution {swap_name}"}]
     aws.client("stepfunctions").stop_execution(executionArn=swap)
 
 
@@ -444,3 +466,141 @@ def test_rollout_wait_prints_one_line_per_change_not_per_poll(monkeypatch: pytes
         "web-rollout-1: RUNNING, at Batch; batch 1 of 2, 0 moved, 0 kept, 0 failed",
         "web-rollout-1: SUCCEEDED, at -; batch 2 of 2, 2 moved, 0 kept, 0 failed",
     ]
+
+
+def test_a_swap_and_a_rollout_of_one_instance_started_together_one_replaces_it_the_other_is_refused(
+        aws: EmbeddedAws) -> None:
+    """The per-instance claim, end to end: both Validates read the group before either claims (the worst
+    interleaving); exactly one replaces the instance (one replacement launched), the other is refused naming it."""
+    raw = create_group(create_network(), GroupSpec("web", desired=1, max_size=2))
+    (only,) = [i["InstanceId"] for i in raw["Instances"]]
+    assert new_template_version(raw) == "2"
+    swap_name = f"web-{only}-manual"
+    with interleaving.hold_after_first_call("validate", 2) as hold:
+        arn = start(aws, batch="1")
+        swap = aws.start_swap("web", only, timing=FAST, name=swap_name)
+        rolled, swapped = aws.wait(arn, timeout=120), aws.wait(swap, timeout=120)
+    assert hold.tripped and not hold.timed_out
+    assert (rolled["status"], swapped["status"]) == ("SUCCEEDED", "SUCCEEDED"), (rolled.get("cause"),
+                                                                                 swapped.get("cause"))
+    (child_execution,) = [c for c in children(aws) if c["name"] != swap_name]
+    out = json.loads(rolled["output"])
+    swap_output = json.loads(swapped["output"])
+    if out["moved"]:  # the rollout's child claimed first
+        assert swap_output["outcome"] == "refused" and swap_output["reason"] == "SwapInFlight"
+        assert swap_output["why"] == f"instance {only} is already being replaced by execution {child_execution['name']}"
+    else:
+        assert out["kept"] == [{"instance_id": only, "outcome": "refused",
+                                "why": f"instance {only} is already being replaced by execution {swap_name}"}]
+        assert swap_output.get("outcome") is None  # Swapped
+    replacements = aws.client("ec2").describe_instances(
+        Filters=[{"Name": "tag:AsgOptimiser:Replaces", "Values": [only]}])["Reservations"]
+    assert sum(len(r["Instances"]) for r in replacements) == 1
+
+
+# --- rollouts and the fleet-wide pause ------------------------------------------------------------------------
+
+
+def children(aws: EmbeddedAws) -> list[dict[str, Any]]:
+    return list(aws.client("stepfunctions").list_executions(stateMachineArn=aws.deployment.replace_arn)["executions"])
+
+
+def wait_for_path(aws: EmbeddedAws, arn: str, tail: list[str], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while path(aws, arn)[-len(tail):] != tail:
+        assert time.monotonic() < deadline, path(aws, arn)
+        time.sleep(0.2)
+
+
+def test_a_pause_by_alarm_holds_a_running_rollout_after_its_batch_and_it_goes_on_once_resumed(
+        aws: EmbeddedAws) -> None:
+    aws.put_alarm("web-pause", "OK")
+    mixed_group(aws, **{"AsgOptimiser:PauseOnAlarms": "web-pause"})
+    with interleaving.pause_after("attach-spot", "AttachInstances") as attached:  # batch 1's child, mid-swap
+        arn = start(aws, batch="1")
+        attached.wait()
+        aws.set_alarm("web-pause", ALARM)
+    wait_at(aws, arn, "Checkpoint")
+    assert [(c["status"], json.loads(aws.client("stepfunctions").describe_execution(
+        executionArn=c["executionArn"])["output"]).get("outcome", "swapped")) for c in children(aws)] == [
+        ("SUCCEEDED", "swapped")]  # the running child finished; no batch started since
+    shown = cli_json("rollout", "status", "--asg", "web")
+    assert shown["why"].startswith("holding before batch 2: paused: alarm web-pause in ALARM since ")
+    assert (shown["state"], shown["moved"], shown["batch"]) == ("Checkpoint", 1, 2)
+    group = next(g for g in cli_json("status")["groups"] if g["asg_name"] == "web")
+    assert group["paused"].startswith("paused: alarm web-pause in ALARM since ")
+    aws.set_alarm("web-pause", "OK")
+    assert cli("rollout", "resume", "--asg", "web").exit_code == 0
+    described = aws.wait(arn, timeout=120)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route", "Checkpoint", "Resumed",
+                              "Route", *["RunBatch", "Bake", "Gate", "Route"] * 2, "Release", "Ended", "RolledOut"]
+    assert sorted(version_of(i) for i in members(aws).values()) == ["2", "2", "2"]
+
+
+def test_a_pause_by_hand_holds_a_running_rollout_resume_while_paused_holds_it_again_and_a_fallback_still_runs(
+        aws: EmbeddedAws) -> None:
+    mixed_group(aws)
+    with interleaving.pause_after("attach-spot", "AttachInstances") as attached:
+        arn = start(aws, batch="1")
+        attached.wait()
+        assert cli("pause", "--why", "db migration").exit_code == 0
+    wait_at(aws, arn, "Checkpoint")
+    shown = cli_json("rollout", "status", "--asg", "web")
+    assert shown["why"].startswith("holding before batch 2: paused: by hand since ")
+    assert shown["why"].endswith(": db migration") and shown["moved"] == 1
+    assert cli_json("status")["paused"] == shown["why"].removeprefix("holding before batch 2: ")
+    assert cli("rollout", "resume", "--asg", "web").exit_code == 0  # still paused: it holds again, starts nothing
+    wait_for_path(aws, arn, ["Checkpoint", "Resumed", "Route", "Checkpoint"])
+    assert len(children(aws)) == 1
+    # An interruption fallback is never paused: the warning for a spot of the group is handled now.
+    before = members(aws)
+    spot = next(i for i, found in before.items()  # batch 1's replacement, on the target
+                if found.get("InstanceLifecycle") == "spot" and version_of(found) == "2")
+    name = interrupt(aws, spot).results["spot-interruption"]["execution_name"]
+    fallback = aws.deployment.state_machine_arns[INTERRUPTION].replace(":stateMachine:", ":execution:") + f":{name}"
+    assert aws.wait(fallback, timeout=60)["status"] == "SUCCEEDED"
+    assert cli("resume").exit_code == 0
+    assert cli("rollout", "resume", "--asg", "web").exit_code == 0
+    described = aws.wait(arn, timeout=120)
+    assert described["status"] == "SUCCEEDED", described.get("cause")
+    assert path(aws, arn) == ["Plan", "Planned", "RunBatch", "Bake", "Gate", "Route",
+                              *["Checkpoint", "Resumed", "Route"] * 2,  # held, resumed while paused: held again
+                              *["RunBatch", "Bake", "Gate", "Route"] * 2, "Release", "Ended", "RolledOut"]
+    assert len(json.loads(described["output"])["moved"]) == 3
+    after = members(aws)
+    assert spot not in after and len(after) == 3  # the fallback replaced it (an instance the rollout never planned)
+    assert [version_of(i) for i in after.values() if i["InstanceId"] != fallback_instance(aws, after, before)] == [
+        "2", "2"]
+
+
+def fallback_instance(aws: EmbeddedAws, after: dict[str, Any], before: dict[str, Any]) -> str:
+    """The member the group launched for the interruption fallback: the one on-demand that is in neither the
+    members before it nor the rollout's replacements (those are tagged with the instance they replace)."""
+    (found,) = [i for i, f in after.items() if i not in before and not f.get("InstanceLifecycle")
+                and not any(t["Key"] == "AsgOptimiser:Replaces" for t in f.get("Tags", []))]
+    return found
+
+
+@pytest.fixture
+def budgeted() -> Iterator[EmbeddedAws]:
+    """A stack whose pause budget tolerates no failed swap."""
+    with EmbeddedAws(boot_delay_seconds=1.5, retry_scale=0.05, environment={PAUSE_FAILURE_BUDGET: "0"}) as embedded:
+        yield embedded
+
+
+def test_a_rollout_does_not_start_while_paused_by_hand_or_by_the_failure_budget(budgeted: EmbeddedAws) -> None:
+    aws = budgeted
+    on_demand, _ = mixed_group(aws)
+    assert cli("pause", "--why", "freeze").exit_code == 0
+    by_hand = aws.wait(start(aws), timeout=60)
+    why = json.loads(by_hand["output"])["why"]
+    assert why.startswith("paused: by hand since ") and why.endswith(": freeze")
+    assert cli("resume").exit_code == 0
+    with FaultInjector() as faults:
+        faults.fail("ec2", "CreateFleet", "InsufficientInstanceCapacity")
+        assert aws.wait(aws.start_swap("web", on_demand[0], timing=FAST), timeout=60)["status"] == "FAILED"
+    budget = aws.wait(start(aws), timeout=60)
+    assert json.loads(budget["output"])["why"] == "paused: 1 swap failed in the last hour, more than the budget of 0"
+    assert path(aws, budget["executionArn"]) == ["Plan", "Planned", "Refused"]
+    assert rollout_claim(aws) is None and len(children(aws)) == 1  # the failed swap only

@@ -164,19 +164,24 @@ class Gate:
     why: str
 
 
+def _problem(*, failed: int, budget: int, alarms: Mapping[str, AlarmState], named: Sequence[str]) -> str | None:
+    """What stops the rollout: a named alarm in ALARM (or gone), or more failed children than the budget."""
+    firing = [n for n in named if alarms.get(n) is None or alarms[n].state in (ALARM, None)]
+    if firing:
+        states = [f"{n} {'in ALARM' if alarms.get(n) and alarms[n].state else 'not found'}" for n in firing]
+        return "alarm " + ", ".join(states)
+    if failed > budget:
+        return f"{failed} replacement(s) failed, more than the budget of {budget}"
+    return None
+
+
 def gate(*, failed: int, budget: int, alarms: Mapping[str, AlarmState], named: Sequence[str], moved: int,
          rollback_on_failure: bool, batch_index: int, batch_count: int, checkpoints: Sequence[int],
          cancelled: bool, paused: str | None) -> Gate:
     """What the rollout does after a batch has baked. Stop conditions first (an alarm, a missing alarm, more
     failed children than the budget), then a cancel, then the end, then a checkpoint or a pause (hold until
     resumed), else the next batch."""
-    firing = [n for n in named if alarms.get(n) is None or alarms[n].state in (ALARM, None)]
-    problem = None
-    if firing:
-        states = [f"{n} {'in ALARM' if alarms.get(n) and alarms[n].state else 'not found'}" for n in firing]
-        problem = "alarm " + ", ".join(states)
-    elif failed > budget:
-        problem = f"{failed} replacement(s) failed, more than the budget of {budget}"
+    problem = _problem(failed=failed, budget=budget, alarms=alarms, named=named)
     if problem:
         if rollback_on_failure and moved:
             return Gate(ROLLBACK, f"{problem}: rolling back {moved} moved instance(s)")
@@ -337,6 +342,45 @@ def after_batch(state: Mapping[str, Any], results: Sequence[Mapping[str, Any]], 
     out = {k: v for k, v in state.items() if k != "results"}
     return {**out, "moved": moved, "kept": kept, "failed": failed, "batch_index": index, "current": current,
             "action": decision.action, "why": decision.why,
+            "phase": "rollback" if decision.action == ROLLBACK else state["phase"]}
+
+
+def resume_gate(*, failed: int, budget: int, alarms: Mapping[str, AlarmState], named: Sequence[str], moved: int,
+                rollback_on_failure: bool, next_index: int, batch_count: int, cancelled: bool,
+                paused: str | None) -> Gate:
+    """Before the batch at `next_index` starts after a checkpoint or a pause was resumed: whatever stops a rollout
+    after a batch stops it now too (an alarm, failures beyond the budget, a cancel), and a pause still on holds it
+    again, so `rollout resume` cannot start a batch while the fleet or the group is paused."""
+    problem = _problem(failed=failed, budget=budget, alarms=alarms, named=named)
+    if problem:
+        if rollback_on_failure and moved:
+            return Gate(ROLLBACK, f"{problem}: rolling back {moved} moved instance(s)")
+        return Gate(STOP, problem)
+    if cancelled:
+        return Gate(STOP, "cancelled")
+    if paused:
+        return Gate(CHECKPOINT, f"holding before batch {next_index + 1}: {paused}")
+    return Gate(CONTINUE, f"batch {next_index + 1} of {batch_count}")
+
+
+def after_hold(state: Mapping[str, Any], *, alarms: Mapping[str, AlarmState], cancelled: bool,
+               paused: str | None) -> dict[str, Any]:
+    """The state after a checkpoint (or a pause) was resumed: its next batch (already in `current`) starts, holds
+    again, or the rollout stops or rolls back (`current`: the moved instances' way back)."""
+    from datetime import datetime
+
+    moved, index = state["moved"], int(state["batch_index"])
+    decision = resume_gate(failed=len(state["failed"]), budget=int(state["failure_budget"]), alarms=alarms,
+                           named=state["alarms"], moved=len(moved),
+                           rollback_on_failure=bool(state["rollback_on_failure"]), next_index=index,
+                           batch_count=len(state["batches"]), cancelled=cancelled, paused=paused)
+    current: list[dict[str, Any]] = list(state["current"]) if decision.action in (CONTINUE, CHECKPOINT) else []
+    if decision.action == ROLLBACK:
+        stamp, asg, name = datetime.fromisoformat(state["stamp"]), state["asg_name"], state["execution_name"]
+        current = [child(asg, m["new_instance_id"], m["previous"], stamp, state["timing"], name, m["market"])
+                   for m in moved]
+    out = {k: v for k, v in state.items() if k not in ("results", "resumed")}
+    return {**out, "current": current, "action": decision.action, "why": decision.why,
             "phase": "rollback" if decision.action == ROLLBACK else state["phase"]}
 
 
