@@ -24,7 +24,8 @@ from asg_optimizer.local.faults import FaultInjector, Injected
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 
-ZERO_WAITS = {"boot_poll_seconds": 0, "boot_max_polls": 20, "group_poll_seconds": 0, "group_max_polls": 20}
+# The shortest polls a timing may ask for (2 s), waited at x0.05 (EmbeddedAws wait_scale).
+SHORT_WAITS = {"boot_poll_seconds": 2, "boot_max_polls": 20, "group_poll_seconds": 2, "group_max_polls": 20}
 SKIPPED = {"no-capacity", "refused", "OnDemandGone"}
 
 
@@ -49,7 +50,7 @@ def main() -> int:
     started, cpu_started = time.monotonic(), time.process_time()
     outcomes: Counter[str] = Counter()
     causes: dict[str, list[str]] = defaultdict(list)
-    with EmbeddedAws(boot_delay_seconds=0.2, retry_scale=args.retry_scale) as aws:
+    with EmbeddedAws(boot_delay_seconds=0.2, retry_scale=args.retry_scale, wait_scale=0.05) as aws:
         network = create_network()
         names = [f"soak-{i:02d}" for i in range(args.groups)]
         for i, name in enumerate(names):
@@ -71,7 +72,7 @@ def main() -> int:
             while total < args.swaps and rounds < 60:
                 rounds += 1
                 faults.paused = True  # the swaps are under test, not the scan that starts them
-                result = invoke(aws, "scanner", {"timing": ZERO_WAITS})
+                result = invoke(aws, "scanner", {"timing": SHORT_WAITS})
                 faults.paused = False
                 names_started = result.get("started", [])[: args.swaps - total]
                 total += len(names_started)

@@ -32,7 +32,8 @@ import boto3
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
 
-ZERO_WAITS = {"boot_poll_seconds": 0, "boot_max_polls": 5, "group_poll_seconds": 0, "group_max_polls": 5}
+# The shortest polls a timing may ask for (2 s), waited at x0.01 (EmbeddedAws wait_scale).
+SHORT_WAITS = {"boot_poll_seconds": 2, "boot_max_polls": 5, "group_poll_seconds": 2, "group_max_polls": 5}
 PRICE_PER_TRANSITION = 0.025 / 1000
 TARGETS = {"transitions": 14, "invocations": 7, "api_calls": 15}
 SHAPES = {"balanced": (2, 4), "full": (2, 2), "unbalancing": (1, 3)}  # desired, max over zones a and b
@@ -75,7 +76,7 @@ class CallCounter:
 
 def run(aws: EmbeddedAws, groups: list[dict[str, Any]]) -> tuple[list[str], list[str], float]:
     started = time.monotonic()
-    arns = [aws.start_swap(g["AutoScalingGroupName"], g["Instances"][0]["InstanceId"], timing=ZERO_WAITS)
+    arns = [aws.start_swap(g["AutoScalingGroupName"], g["Instances"][0]["InstanceId"], timing=SHORT_WAITS)
             for g in groups]
     results = [aws.wait(arn) for arn in arns]
     elapsed = time.monotonic() - started
@@ -86,7 +87,7 @@ def run(aws: EmbeddedAws, groups: list[dict[str, Any]]) -> tuple[list[str], list
 def measure_all(swaps: int) -> dict[str, dict[str, Any]]:
     """Every shape in one account after a warm-up swap; per swap figures by shape."""
     results: dict[str, dict[str, Any]] = {}
-    with EmbeddedAws(boot_delay_seconds=0) as aws:
+    with EmbeddedAws(boot_delay_seconds=0, wait_scale=0.01) as aws:
         network = create_network()
         warm_up = create_group(network, GroupSpec("warm-up", desired=SHAPES["balanced"][0],
                                                   max_size=SHAPES["balanced"][1]))

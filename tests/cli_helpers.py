@@ -16,7 +16,7 @@ from asg_optimizer.local.embedded import EmbeddedAws
 
 METRICS_OFF = "POWERTOOLS_METRICS_DISABLED"
 # The workflow's polls at their fastest that still loop (see tests/conftest.py FAST), as --timing options.
-FAST_TIMING = ["--timing", "boot_poll_seconds=1", "--timing", "group_poll_seconds=1",
+FAST_TIMING = ["--timing", "boot_poll_seconds=2", "--timing", "group_poll_seconds=2",
                "--timing", "boot_max_polls=10", "--timing", "group_max_polls=5"]
 
 

@@ -17,7 +17,7 @@ from asg_optimizer.aws_session import NO_CREDENTIALS
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import IMAGE_ID, GroupSpec, create_group, create_network
 from tests.cli_helpers import cli, snapshot
-from tests.conftest import FAST
+from tests.conftest import FAST, WAIT_SCALE
 from tests.workflow_helpers import group, states_entered, validate_held
 
 NO_MACHINE = ("error: no deployed state machine {name} in us-east-1: deploy the stack (`pulumi up`, see README), "
@@ -26,7 +26,7 @@ NO_MACHINE = ("error: no deployed state machine {name} in us-east-1: deploy the 
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[EmbeddedAws]:
-    with EmbeddedAws(boot_delay_seconds=0.2, retry_scale=0.05) as embedded:
+    with EmbeddedAws(boot_delay_seconds=0.2, retry_scale=0.05, wait_scale=WAIT_SCALE) as embedded:
         yield embedded
 
 

@@ -100,7 +100,7 @@ def test_client_token_is_stable_and_short() -> None:
 # --- timing and input --------------------------------------------------------------------------------------------
 def test_timing_defaults_and_overrides() -> None:
     assert parse_timing(None) == Timing()
-    assert parse_timing({"boot_poll_seconds": 0}).boot_poll_seconds == 0
+    assert parse_timing({"boot_poll_seconds": 2}).boot_poll_seconds == 2
 
 
 @pytest.mark.parametrize(
@@ -108,8 +108,8 @@ def test_timing_defaults_and_overrides() -> None:
     [
         ({"boot_pol_seconds": 1}, "unknown timing key 'boot_pol_seconds'"),
         ({"boot_max_polls": 0}, "timing.boot_max_polls must be an integer from 1 to 200, got 0"),
-        ({"group_poll_seconds": "5"}, "timing.group_poll_seconds must be an integer from 0 to 600, got '5'"),
-        ({"boot_poll_seconds": True}, "timing.boot_poll_seconds must be an integer from 0 to 600, got True"),
+        ({"group_poll_seconds": "5"}, "timing.group_poll_seconds must be an integer from 2 to 600, got '5'"),
+        ({"boot_poll_seconds": True}, "timing.boot_poll_seconds must be an integer from 2 to 600, got True"),
     ],
 )
 def test_bad_timing_is_refused_naming_the_key(raw: dict[str, object], message: str) -> None:
@@ -117,7 +117,17 @@ def test_bad_timing_is_refused_naming_the_key(raw: dict[str, object], message: s
         parse_timing(raw)
 
 
-@given(st.integers(0, 3600), st.integers(0, 600), st.integers(1, 200), st.integers(0, 600), st.integers(1, 200))
+@pytest.mark.parametrize("key", ["boot_poll_seconds", "group_poll_seconds", "lb_poll_seconds"])
+@pytest.mark.parametrize("seconds", [0, 1])
+def test_a_poll_interval_under_two_seconds_is_refused_as_describe_calls_are_rate_limited(key: str,
+                                                                                        seconds: int) -> None:
+    """EC2's Describe* calls are eventually consistent and rate-limited per account: polling faster than every 2 s
+    sees nothing newer and spends the budget every other swap shares (issue 13's decision)."""
+    with pytest.raises(InvalidInput, match=f"^timing.{key} must be an integer from 2 to 600, got {seconds}$"):
+        parse_timing({key: seconds})
+
+
+@given(st.integers(0, 3600), st.integers(2, 600), st.integers(1, 200), st.integers(2, 600), st.integers(1, 200))
 def test_timing_whose_waits_exceed_the_execution_timeout_is_refused(
         delay: int, boot_poll: int, boot_polls: int, group_poll: int, group_polls: int) -> None:
     """Step Functions: an execution-level timeout (TimeoutSeconds) runs no Catch, so Cleanup and Restore would

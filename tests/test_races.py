@@ -17,7 +17,7 @@ from asg_optimizer.local.events import emit, notice_seconds, spot_event
 from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import INTERRUPTION
-from tests.conftest import FAST
+from tests.conftest import FAST, WAIT_SCALE
 from tests.workflow_helpers import group, settings
 
 NOTICE = 45  # long enough that no reclaim lands before the fallback releases its spot, however slow the machine
@@ -26,7 +26,7 @@ NOTICE = 45  # long enough that no reclaim lands before the fallback releases it
 @pytest.fixture
 def storm_aws() -> Iterator[EmbeddedAws]:
     env = {"SPOT_NOTICE_SECONDS": str(NOTICE), "SWAP_TIMING": json.dumps(FAST)}
-    with EmbeddedAws(boot_delay_seconds=0.5, retry_scale=0.05, environment=env) as embedded:
+    with EmbeddedAws(boot_delay_seconds=0.3, retry_scale=0.05, wait_scale=WAIT_SCALE, environment=env) as embedded:
         yield embedded
 
 

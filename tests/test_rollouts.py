@@ -426,7 +426,7 @@ def test_status_counts_instances_behind_the_version_the_group_launches(aws: Embe
 def test_a_swap_in_flight_and_a_rollout_never_work_on_the_same_instance(aws: EmbeddedAws) -> None:
     on_demand, _ = mixed_group(aws)
     swap_name = f"web-{on_demand[0]}-manual"  # never a child's name: only the instance's claim can refuse it
-    swap = aws.start_swap("web", on_demand[0], timing={**FAST, "boot_poll_seconds": 30}, name=swap_name)
+    swap = aws.start_swap("web", on_demand[0], timing={**FAST, "boot_poll_seconds": 600}, name=swap_name)
     wait_at_swap = time.monotonic() + 30
     while "WaitForBoot" not in states_entered(aws, swap):  # it holds its claim
         assert time.monotonic() < wait_at_swap

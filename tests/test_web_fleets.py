@@ -19,11 +19,11 @@ from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import GroupSpec, Network, attach_spot, create_group, create_network, create_target_group
 from asg_optimizer.local.invariants import InvariantChecker
 from tasks.core.swap_events import ON_DEMAND_RETIRED, SOURCE, SPOT_ATTACHED, SWAP_FAILED
-from tests.conftest import FAST
+from tests.conftest import FAST, MANUAL_WAIT_SCALE
 from tests.workflow_helpers import cause, members, refusal, states_entered
 
 STEP = 2.0  # AWS seconds per task invocation
-WEB = {"lb_poll_seconds": 0, "lb_max_polls": 30, "group_poll_seconds": 0}
+WEB = {"lb_poll_seconds": 2, "lb_max_polls": 30, "group_poll_seconds": 2}
 PINNED = {"AsgOptimiser:AllowedTypes": "m5a.large"}  # one candidate type, so a test can make it never healthy
 LAUNCHING, TERMINATING = "autoscaling:EC2_INSTANCE_LAUNCHING", "autoscaling:EC2_INSTANCE_TERMINATING"
 
@@ -38,7 +38,7 @@ def web(clock: ManualClock) -> Iterator[EmbeddedAws]:
     def tick(*_: Any) -> None:
         clock.advance(STEP)
 
-    with EmbeddedAws(boot_delay_seconds=0, retry_scale=0.05, clock=clock) as embedded:
+    with EmbeddedAws(boot_delay_seconds=0, retry_scale=0.05, wait_scale=MANUAL_WAIT_SCALE, clock=clock) as embedded:
         seam.observers.append(tick)
         try:
             yield embedded
@@ -286,7 +286,8 @@ def interruption_web(request: pytest.FixtureRequest) -> Iterator[tuple[EmbeddedA
         clock.advance(10)
 
     env = {"SPOT_NOTICE_SECONDS": "24", "SWAP_TIMING": json.dumps(FAST)}
-    with EmbeddedAws(boot_delay_seconds=0, retry_scale=0.05, clock=clock, environment=env) as embedded:
+    with EmbeddedAws(boot_delay_seconds=0, retry_scale=0.05, wait_scale=MANUAL_WAIT_SCALE, clock=clock,
+                     environment=env) as embedded:
         seam.observers.append(tick)
         try:
             yield embedded, clock, create_network()

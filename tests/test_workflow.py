@@ -122,7 +122,7 @@ def test_spot_never_ready_within_the_polls_is_terminated(aws: EmbeddedAws, make_
     raw = make_group("web", desired=1, max_size=2)
     on_demand = raw["Instances"][0]["InstanceId"]
     aws.ec2_model.boot_delay_seconds = 600
-    arn, described = swap(aws, "web", on_demand, boot_max_polls=2, boot_poll_seconds=0)
+    arn, described = swap(aws, "web", on_demand, boot_max_polls=2, boot_poll_seconds=2)
 
     assert described["error"] == "SpotNotReady"
     assert "not ready after 2 polls (state running, instance initializing, system initializing)" in cause(described)
@@ -209,11 +209,12 @@ def test_a_group_that_loses_its_opt_in_mid_swap_is_denied_by_iam_as_in_aws(aws: 
     the attach fails here as it would in an account, and the swap cleans up its spot."""
     raw = make_group("web", desired=2, max_size=4)
     on_demand = raw["Instances"][0]["InstanceId"]
-    aws.ec2_model.boot_delay_seconds = 3
-    arn = aws.start_swap("web", on_demand, timing=FAST)
+    aws.ec2_model.boot_held = True  # the spot stays initializing until the opt-in is gone, however slow the machine
+    arn = aws.start_swap("web", on_demand, timing={**FAST, "boot_max_polls": 100})
     wait_for_state(aws, arn, "CheckSpot")
     aws.client("autoscaling").delete_tags(  # a person, not a function: allowed
         Tags=[{"ResourceId": "web", "ResourceType": "auto-scaling-group", "Key": "AsgOptimiser"}])
+    aws.ec2_model.boot_held = False
     described = aws.wait(arn)
 
     assert described["status"] == "FAILED"

@@ -29,8 +29,10 @@ DEMO_FLEET = (
               extra_tags={"AsgOptimiser:MaxParallel": "2"}),
     GroupSpec("legacy-db", desired=2, max_size=3, instance_type="r5.large", opted_in=False),
 )
-DEMO_TIMING = {"boot_poll_seconds": 1, "boot_max_polls": 20, "group_poll_seconds": 1, "group_max_polls": 10,
-               "lb_poll_seconds": 1, "lb_max_polls": 30}
+# The shortest polls AWS gets (2 s), waited at half length (DEMO_WAIT_SCALE): a poll a second, as the demo shows.
+DEMO_TIMING = {"boot_poll_seconds": 2, "boot_max_polls": 20, "group_poll_seconds": 2, "group_max_polls": 10,
+               "lb_poll_seconds": 2, "lb_max_polls": 30}
+DEMO_WAIT_SCALE = 0.5
 MAX_SCANS = 5
 INTERRUPTED_GROUP = "web"
 ROLLOUT_GROUP = "workers"  # its spots are rolled to a new AMI (launch template version 2) at the end
@@ -148,7 +150,7 @@ def run_demo(console: Console, *, as_json: bool = False) -> DemoReport:
     started = time.monotonic()
     report = DemoReport()
     names = [spec.name for spec in DEMO_FLEET]
-    with EmbeddedAws(boot_delay_seconds=2.0, clock=RealClock(DEMO_CLOCK_SCALE)) as aws:
+    with EmbeddedAws(boot_delay_seconds=2.0, clock=RealClock(DEMO_CLOCK_SCALE), wait_scale=DEMO_WAIT_SCALE) as aws:
         network = create_network()
         target_group = create_target_group(network, f"{WEB_GROUP}-tg", interval=5, healthy_threshold=2,
                                            deregistration_delay=30)

@@ -19,6 +19,10 @@
 - Retry back-off: a Retrier sleeps its interval (IntervalSeconds x BackoffRate^n, capped, jittered) in real
   seconds. The embedded AWS may scale that sleep (`EmbeddedAws(retry_scale=...)`; tests use a small one) so a
   throttled step does not cost the suite 2 + 4 + 8 s; the ASL, the attempts and their order stay as deployed.
+- Wait states: a Wait (Seconds or SecondsPath: the boot and group polls, a grace period, a rollout's bake) lasts
+  its seconds times `EmbeddedAws(wait_scale=...)` (1.0: as in AWS). The definitions and the timing in the input
+  stay as deployed, so a poll interval below the 2 s minimum is refused as it would be in AWS; only the sleep is
+  shorter. A stop still ends the wait at once.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from typing import Any
 
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
 from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils  # noqa: F401
+from moto.stepfunctions.parser.asl.component.state.wait.wait_function.wait_function import WaitFunction
 from moto.stepfunctions.parser.asl.eval.environment import Environment
 from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
 from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
@@ -44,6 +49,7 @@ _original_parse = AmazonStateLanguageParser.parse
 _original_environment = ExecutionWorker._get_evaluation_environment
 _original_start = ExecutionWorker.start
 _original_stop = ExecutionWorker.stop
+_original_wait = WaitFunction._wait_interval
 _original_set_error = Environment.set_error
 STOP_WAIT_SECONDS = 10.0  # the longest a stop waits for the worker thread to reach the first state
 _kept: dict[tuple[str, bool], Any] = {}
@@ -68,6 +74,33 @@ def set_retry_scale(scale: float) -> None:
     if scale <= 0:
         raise ValueError(f"retry scale must be positive, got {scale}")
     _retry_time.scale = scale
+
+
+class _WaitScale:
+    scale = 1.0
+
+
+_wait = _WaitScale()
+
+
+def set_wait_scale(scale: float) -> None:
+    """How long a Wait state really sleeps, as a fraction of its seconds (1.0: as in AWS)."""
+    if scale <= 0:
+        raise ValueError(f"wait scale must be positive, got {scale}")
+    _wait.scale = scale
+
+
+def _wait_interval(function: WaitFunction, env: Any, wait_seconds: int) -> None:
+    """moto's wait (ended early by a stop, resumed after any other wake-up) for `wait_seconds` x the scale."""
+    if _wait.scale == 1.0:
+        _original_wait(function, env, wait_seconds)
+        return
+    deadline = time.monotonic() + wait_seconds * _wait.scale
+    while (left := deadline - time.monotonic()) > 0:
+        if env.program_state_event.wait(left) and env.is_running():
+            time.sleep(min(left, 0.01))  # woken for something else, the event still set: no busy loop
+        if not env.is_running():
+            return
 
 
 def _client_for(region: str, service: str, state_credentials: Any = None) -> Any:
@@ -129,6 +162,7 @@ def _patch(patches: Patches) -> None:
     patches.replace(ExecutionWorker, _get_evaluation_environment=_environment, start=_start, stop=_stop)
     patches.replace(Environment, set_error=_set_error)
     patches.replace(retrier_decl, time=_retry_time)
+    patches.replace(WaitFunction, _wait_interval=_wait_interval)
 
 
 def uninstall() -> None:
@@ -136,3 +170,4 @@ def uninstall() -> None:
     with _lock:
         _kept.clear()
     _retry_time.scale = 1.0
+    _wait.scale = 1.0

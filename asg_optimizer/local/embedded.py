@@ -183,14 +183,18 @@ class EmbeddedAws:
 
     def __init__(self, *, boot_delay_seconds: float = 2.0, region: str = REGION,
                  environment: dict[str, str] | None = None, clock: Clock | None = None,
-                 retry_scale: float = 1.0, list_executions_lag_seconds: float = 0.0) -> None:
+                 retry_scale: float = 1.0, wait_scale: float = 1.0,
+                 list_executions_lag_seconds: float = 0.0) -> None:
         """`environment`: extra variables for every function (e.g. SPOT_NOTICE_SECONDS for a shorter notice).
         `clock`: what load-balancer health, draining and lifecycle-hook timeouts are timed by (AWS seconds).
         `retry_scale`: how long the state machines' retry back-offs really sleep, as a fraction (tests: small).
+        `wait_scale`: how long their Wait states really sleep, as a fraction (tests: small; the timing given is
+        checked as deployed, so the 2 s minimum poll interval holds).
         `list_executions_lag_seconds`: how long a new execution stays out of ListExecutions (eventual
         consistency)."""
         self.region = region
         self.retry_scale = retry_scale
+        self.wait_scale = wait_scale
         self.environment = dict(environment or {})
         self.pricing_api = PricingApiModel()
         self.ec2_model = Ec2Model(boot_delay_seconds=boot_delay_seconds)
@@ -222,6 +226,7 @@ class EmbeddedAws:
             self._session = sessions.session(region_name=self.region)
             asl_interpreter.install()
             asl_interpreter.set_retry_scale(self.retry_scale)
+            asl_interpreter.set_wait_scale(self.wait_scale)
             seam.install()
             self.ec2_model.install()
             self.autoscaling_model.install()

@@ -20,6 +20,7 @@ from tasks.core.load_balancing import Health, release_by, serving_ids
 from tasks.core.model import Group
 from tasks.core.progress import LEAVING
 from tasks.core.tags import is_opted_in
+from tasks.core.timing import MIN_POLL_SECONDS
 
 INTERRUPTION_WARNING = "EC2 Spot Instance Interruption Warning"
 REBALANCE_RECOMMENDATION = "EC2 Instance Rebalance Recommendation"
@@ -60,8 +61,9 @@ def release_deadline(warned_at: float, notice_seconds: int = NOTICE_SECONDS,
 
 
 def poll_seconds(notice_seconds: int) -> int:
-    """How often to look for the replacement: a dozen looks within the notice, at most every 5 s."""
-    return max(1, min(5, notice_seconds // 12))
+    """How often to look for the replacement: a dozen looks within the notice, at most every 5 s, never more often
+    than the 2 s minimum poll interval (tasks.core.timing)."""
+    return max(MIN_POLL_SECONDS, min(5, notice_seconds // 12))
 
 
 def raise_refusal(group: Group, spot_id: str) -> str | None:

@@ -33,13 +33,16 @@ class Timing:
 
 
 MAX_START_DELAY = 3600  # an execution waits out at most an hour of grace period; the scanner takes longer ones
+# The shortest poll interval (issue 13): EC2's Describe* calls are eventually consistent and rate-limited (token
+# bucket, ~20 a second per account): polling faster sees nothing newer and spends the account's budget.
+MIN_POLL_SECONDS = 2
 _LIMITS = {
     "start_delay_seconds": (0, MAX_START_DELAY),
-    "boot_poll_seconds": (0, 600),
+    "boot_poll_seconds": (MIN_POLL_SECONDS, 600),
     "boot_max_polls": (1, 200),
-    "group_poll_seconds": (0, 600),
+    "group_poll_seconds": (MIN_POLL_SECONDS, 600),
     "group_max_polls": (1, 200),
-    "lb_poll_seconds": (0, 600),
+    "lb_poll_seconds": (MIN_POLL_SECONDS, 600),
     "lb_max_polls": (1, 400),
 }
 
