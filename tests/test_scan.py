@@ -107,7 +107,7 @@ def test_scan_starts_swaps_and_a_second_scan_starts_none(aws: EmbeddedAws, make_
     described = [aws.wait(e["executionArn"]) for e in executions(aws)]
     assert [d["status"] for d in described] == ["SUCCEEDED", "SUCCEEDED"]
     first_input = json.loads(described[0]["input"])
-    assert first_input["reason"] == "scheduled" and first_input["timing"]["boot_poll_seconds"] == 1
+    assert first_input["reason"] == "scheduled" and first_input["timing"]["boot_poll_seconds"] == 2
     oldest = sorted(group["Instances"], key=lambda i: i["InstanceId"])
     assert {json.loads(d["input"])["instance_id"] for d in described} <= {i["InstanceId"] for i in oldest}
     members = [i["InstanceId"] for i in aws.client("autoscaling").describe_auto_scaling_groups(
