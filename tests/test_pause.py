@@ -261,3 +261,19 @@ def test_while_paused_launch_events_and_rebalances_start_nothing_but_the_interru
     name = delivery.results["spot-interruption"]["execution_name"]
     arn = aws.deployment.state_machine_arns[INTERRUPTION].replace(":stateMachine:", ":execution:") + f":{name}"
     assert aws.wait(arn, timeout=30)["status"] == "SUCCEEDED"
+
+
+def test_status_judges_the_failure_budget_as_the_scanner_does_a_failed_fallback_does_not_count(
+        guarded: EmbeddedAws) -> None:
+    """The CLI reads the pause with the functions' own reader (tasks/aws/pause_state.py): only failed swaps count
+    against the budget, not a failed interruption fallback (the CLI's own copy counted both)."""
+    aws = guarded
+    create_group(create_network(), GroupSpec("web", desired=1, max_size=2, extra_tags=NO_GRACE))
+    fallback = aws.client("stepfunctions").start_execution(
+        stateMachineArn=aws.deployment.state_machine_arns[INTERRUPTION], name="web-fallback-failed",
+        input=json.dumps({"asg_name": "ghost", "spot_instance_id": "i-0123456789abcdef0"}))["executionArn"]
+    assert aws.wait(fallback, timeout=60)["status"] == "FAILED"
+    assert cli_json("status")["paused"] is None
+    result = run_scan(aws)
+    assert result["paused"] is None and len(result["started"]) == 1
+    _stop_all(aws)

@@ -1,13 +1,15 @@
 """`asg-optimizer pause --why ...` / `resume`: the fleet-wide pause by hand, and the pause as `status` shows it.
 
 The pause set by hand is one item in the stack's coordination table (durable, read by every function before it
-starts a swap); the stack's alarm names and failure budget are read from the deployed scanner's environment, so
-`status` judges exactly as the scanner does (tasks/core/pause.py decides for both).
+starts a swap); the stack's alarm names and failure budget are read from the deployed scanner's environment, and
+the pause is read by the functions' own reader (tasks/aws/pause_state.py) on the operator's session, so `status`
+judges exactly as the scanner does (tasks/core/pause.py decides for both).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,30 +18,11 @@ from botocore.exceptions import ClientError
 
 from asg_optimizer.aws_session import CliError, Target
 from asg_optimizer.commands.output import console, operator_command, print_json, settings
-from asg_optimizer.inventory import executions
 from stack.description import COOLDOWN_TABLE, STACK
-from tasks.aws.clients import batches
+from tasks.aws.clients import clients_from
 from tasks.aws.coordination import KEY
-from tasks.aws.pause_state import (
-    ALARM_NAMES_PER_CALL,
-    FAILED_STATUSES,
-    PAUSE_KEY,
-    SWAP_TIMEOUT,
-    alarm_from_response,
-    manual_pause_from_item,
-    pause_item,
-)
-from tasks.core.pause import (
-    FAILURE_WINDOW,
-    AlarmState,
-    ManualPause,
-    Pause,
-    failures_in_window,
-    fleet_pause,
-    group_pause,
-    pause_settings,
-    tagged_alarms,
-)
+from tasks.aws.pause_state import PAUSE_KEY, group_pauses, manual_pause_from_item, pause_item
+from tasks.core.pause import ManualPause, Pause
 
 SCANNER = "scanner"
 
@@ -58,11 +41,6 @@ def _table_call(target: Target, method: str, **kwargs: Any) -> dict[str, Any]:
         raise
 
 
-def manual(target: Target) -> ManualPause | None:
-    return manual_pause_from_item(_table_call(target, "get_item", Key={KEY: {"S": PAUSE_KEY}},
-                                              ConsistentRead=True).get("Item"))
-
-
 def _settings_environment(target: Target) -> dict[str, str]:
     name = target.function_name(SCANNER)
     try:
@@ -75,37 +53,26 @@ def _settings_environment(target: Target) -> dict[str, str]:
     return dict((found.get("Environment") or {}).get("Variables") or {})
 
 
-def _alarms(target: Target, names: Iterable[str]) -> dict[str, AlarmState]:
-    wanted = sorted(set(names))
-    found = {name: AlarmState(name, None) for name in wanted}
-    paginator = target.client("cloudwatch").get_paginator("describe_alarms")
-    for batch in batches(wanted, ALARM_NAMES_PER_CALL):
-        for page in paginator.paginate(AlarmNames=batch, AlarmTypes=["MetricAlarm"]):
-            found.update({a["AlarmName"]: alarm_from_response(a) for a in page.get("MetricAlarms", [])})
-    return found
-
-
-def _failed_stops(target: Target, now: datetime) -> list[datetime]:
-    stops = []
-    for status in FAILED_STATUSES:
-        for execution in executions(target, status):
-            if execution["startDate"] < now - FAILURE_WINDOW - SWAP_TIMEOUT:
-                break
-            if execution.get("stopDate"):
-                stops.append(execution["stopDate"])
-    return stops
+@contextmanager
+def _deployed(target: Target) -> Iterator[None]:
+    """A coordination table that is not there: the stack is not deployed here (region, prefix)."""
+    try:
+        yield
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise CliError(f"no deployed table {table_name(target)} in {target.region_name}: deploy the stack "
+                           "(`pulumi up`, see README), or pass --region or --prefix to find yours") from None
+        raise
 
 
 def pauses(target: Target, groups: dict[str, dict[str, str]], now: datetime
            ) -> tuple[Pause | None, dict[str, Pause]]:
-    """(the fleet's pause, group name -> its pause) for groups by name -> tags, as the scanner would judge."""
-    config = pause_settings(_settings_environment(target))
-    tagged = {name: tagged_alarms(tags) for name, tags in groups.items()}
-    names = set(config.alarms) | {a for alarms in tagged.values() for a in alarms}
-    alarms = _alarms(target, names) if names else {}
-    fleet = fleet_pause(config, alarms, manual(target), failures_in_window(_failed_stops(target, now), now))
-    per_group = {name: p for name, own in tagged.items() if (p := group_pause(fleet, own, alarms))}
-    return fleet, per_group
+    """(the fleet's pause, group name -> its pause) for groups by name -> tags, as the scanner would judge: the
+    functions' own reader, with the deployed scanner's settings, on the operator's session."""
+    environ = _settings_environment(target)
+    with _deployed(target), clients_from(target.client):
+        return group_pauses(groups, now, environ=environ, table=table_name(target),
+                            state_machine_arn=target.state_machine_arn())
 
 
 @operator_command

@@ -1,5 +1,8 @@
 """Read what the fleet-wide pause is decided from (tasks/core/pause.py): the named CloudWatch alarms, the pause
-set by hand (one item in the coordination table), and the swaps that failed in the last hour.
+set by hand (one item in the coordination table), and the swaps that failed in the last hour. The one reader:
+the functions call it with their environment, `asg-optimizer status` / `resume` with the deployed scanner's
+settings, table and state machine (`environ`, `table`, `state_machine_arn`) on the operator's session
+(tasks.aws.clients.clients_from), so the CLI judges exactly as the scanner does.
 
 Calls, whatever the fleet's size: one DescribeAlarms per 100 alarm names (none when no alarm is named), one
 GetItem, and one ListExecutions page per status (FAILED, TIMED_OUT) read newest first until executions start
@@ -10,7 +13,7 @@ DescribeAlarms grant on `*`, and ours is scoped to this region's alarms (infra/i
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -62,9 +65,9 @@ def alarm_states(names: Iterable[str]) -> dict[str, AlarmState]:
     return found
 
 
-def manual_pause() -> ManualPause | None:
+def manual_pause(table: str | None = None) -> ManualPause | None:
     """The pause set by hand, read consistently (a `resume` a moment ago must count)."""
-    item = client("dynamodb").get_item(TableName=table_name(), Key={KEY: {"S": PAUSE_KEY}},
+    item = client("dynamodb").get_item(TableName=table or table_name(), Key={KEY: {"S": PAUSE_KEY}},
                                        ConsistentRead=True).get("Item")
     return manual_pause_from_item(item)
 
@@ -85,17 +88,30 @@ def failed_swap_stops(state_machine_arn: str, now: datetime) -> list[datetime]:
     return stops
 
 
-def current_pause(now: datetime, group_alarms: Iterable[str] = ()) -> tuple[Pause | None, dict[str, AlarmState]]:
-    """(the fleet's pause or None, the state of every alarm named by the stack or in `group_alarms`)."""
-    settings = pause_settings(os.environ)
+def current_pause(now: datetime, group_alarms: Iterable[str] = (), *, environ: Mapping[str, str] | None = None,
+                  table: str | None = None, state_machine_arn: str | None = None
+                  ) -> tuple[Pause | None, dict[str, AlarmState]]:
+    """(the fleet's pause or None, the state of every alarm named by the stack or in `group_alarms`). `environ`,
+    `table`, `state_machine_arn`: the stack's settings, coordination table and replacement state machine (by
+    default the calling function's own)."""
+    settings = pause_settings(os.environ if environ is None else environ)
     names = set(settings.alarms) | set(group_alarms)
     alarms = alarm_states(names) if names else {}
-    failures = failures_in_window(failed_swap_stops(replace_state_machine_arn(), now), now)
-    return fleet_pause(settings, alarms, manual_pause(), failures), alarms
+    failures = failures_in_window(failed_swap_stops(state_machine_arn or replace_state_machine_arn(), now), now)
+    return fleet_pause(settings, alarms, manual_pause(table), failures), alarms
+
+
+def group_pauses(groups: Mapping[str, Mapping[str, str]], now: datetime, *, environ: Mapping[str, str] | None = None,
+                 table: str | None = None, state_machine_arn: str | None = None
+                 ) -> tuple[Pause | None, dict[str, Pause]]:
+    """(the fleet's pause, group name -> its pause) for groups by name -> tags: the fleet's and each group's own
+    tagged alarms, every alarm read once."""
+    tagged = {name: tagged_alarms(tags) for name, tags in groups.items()}
+    fleet, alarms = current_pause(now, {a for own in tagged.values() for a in own}, environ=environ, table=table,
+                                  state_machine_arn=state_machine_arn)
+    return fleet, {name: p for name, own in tagged.items() if (p := group_pause(fleet, own, alarms))}
 
 
 def paused_group(tags: dict[str, str], now: datetime) -> Pause | None:
     """The pause over one group (the fleet's and its own tagged alarms), for handlers that start one swap."""
-    group_alarms = tagged_alarms(tags)
-    fleet, alarms = current_pause(now, group_alarms)
-    return group_pause(fleet, group_alarms, alarms)
+    return group_pauses({"": tags}, now)[1].get("")
