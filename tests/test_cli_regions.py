@@ -136,3 +136,10 @@ def test_csv_of_one_region_has_one_header_and_one_row_per_group(local: Served) -
     assert lines[0].startswith("region,asg_name,desired,min_size,max_size,on_demand,spot,below_floor,policy,")
     assert [r["asg_name"] for r in _csv(result.stdout)] == ["web", "workers"]
     assert {r["region"] for r in _csv(result.stdout)} == {"us-east-1"}
+
+
+def test_interrupt_takes_the_spots_one_region(local: Served) -> None:
+    refused = cli(*BOTH, "local", "interrupt", "i-0123456789abcdef0")
+    assert (refused.exit_code, refused.stderr) == (
+        2, "error: --region given 2 times (us-east-1, eu-west-1): local interrupt sends one event, in the spot's "
+           "region: give that one\n")

@@ -121,6 +121,9 @@ def interrupt(
 
     options = settings(ctx)
     target = options.target
+    if len(options.regions) > 1:
+        raise CliError(f"--region given {len(options.regions)} times ({', '.join(options.regions)}): local "
+                       "interrupt sends one event, in the spot's region: give that one")
     if not target.local:
         raise CliError(NOT_LOCAL)
     found = instances(target, [instance_id]).get(instance_id)
