@@ -275,12 +275,15 @@ def group_records(ctx: Context) -> Statement:
 
 # The policy of each function, by function key: what its handler (and the tasks/ modules it imports) calls.
 POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
-    # tasks/validate.py: describe_group_raw, describe_instance, lifecycle_hooks, claim the instance; a manual swap
-    # reads the commitments (tasks/aws/commitments.py manual_swap_strands)
+    # tasks/validate.py: describe_group_raw, describe_instance, lifecycle_hooks (a hook cools the group), claim the
+    # instance; a manual swap reads the commitments (tasks/aws/commitments.py manual_swap_strands)
     "validate": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeLifecycleHooks",
                  "ec2:DescribeInstances"),
         group_records(ctx),
+        # a launch hook in the way cools the group (`hook#<asg>`): the scanner skips it instead of reading hooks
+        allow("HookCooldowns", ["dynamodb:PutItem"], ctx.table_arn(COOLDOWN_TABLE),
+              {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["hook#*"]}}),
         *commitments(ctx),  # a manual swap to spot must not strand a commitment
     ],
     # tasks/launch_spot.py: group, instance types, template, prices, cooldowns; CreateFleet from the template
@@ -373,7 +376,7 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
     # tasks/scan.py: opted-in groups, their instances, running swaps, refreshes of groups it picks, start swaps
     "scanner": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeInstanceRefreshes",
-                 "autoscaling:DescribeLifecycleHooks", "ec2:DescribeInstances"),
+                 "ec2:DescribeInstances"),
         list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
         # tasks/aws/coordination.py active_pools (cooling pools wait), idle records

@@ -5,9 +5,10 @@ Reads in a fixed order and a fixed number of calls whatever the number of groups
 their instances (1,000 a call), the RUNNING executions (one listing), the cooldown store (one Scan), and the
 account's commitments (tasks/aws/commitments.py: one DescribeReservedInstances, one DescribeSavingsPlans page,
 kept for 5 minutes by a warm container; the region's running instances and the plans' rates only when a
-commitment is active). For each group it picks instances in, it asks for the group's lifecycle hooks (a launch
-hook, which attached instances skip, skips the group unless bypassed); only a real run asks whether an instance
-refresh is under way (AWS has no fleet-wide listing of either). Covered on-demand instances are kept; idle
+commitment is active). Lifecycle hooks are not read: a group whose launch hook (which attached instances skip)
+made Validate refuse a swap is in the cooldown store and skipped, naming the hook, until that cools; then one swap
+asks again. Only a real run asks whether an instance refresh is under way in the groups it picks (AWS has no
+fleet-wide listing). Covered on-demand instances are kept; idle
 commitments swap spots back to on-demand (reason `commitment`, market `on-demand`).
 While the fleet (or a group) is paused (tasks/core/pause.py) it plans as usual and starts nothing there.
 """
@@ -27,10 +28,10 @@ from tasks.aws.clients import aws_handler, error_code
 from tasks.aws.commitments import fleet_coverage, reverse_swaps
 from tasks.aws.coordination import active_cooldowns
 from tasks.aws.executions import replace_state_machine_arn, running_swaps, start_swap
-from tasks.aws.groups import active_refreshes, group_from_response, launch_hook_blocks, named_groups, opted_in_groups
+from tasks.aws.groups import active_refreshes, group_from_response, named_groups, opted_in_groups
 from tasks.aws.instances import instances_by_id
 from tasks.aws.pause_state import current_pause
-from tasks.core.cooldowns import ON_DEMAND, SPOT, quota_skip
+from tasks.core.cooldowns import ON_DEMAND, SPOT, hook_skip, quota_skip
 from tasks.core.pause import group_pause, tagged_alarms
 from tasks.core.requests import ScanRequest, parse_scan_request
 from tasks.core.selection import SKIP, GroupSkip, Plan, select
@@ -88,15 +89,14 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     paused = {g.name: p.why for g in groups if (p := group_pause(fleet, tagged_alarms(g.tags), alarms))}
     if region in cooldowns.quotas:  # the region's spot quota refused a launch lately: every group waits it out
         paused |= {g.name: quota_skip(region, cooldowns.quotas[region]) for g in groups if g.name not in paused}
+    paused |= {g.name: hook_skip(*cooldowns.hooked[g.name]) for g in groups
+               if g.name in cooldowns.hooked and g.name not in paused}
     spot_types = {i.instance_type for i in instances.values() if i.lifecycle == "spot"}
     covered = fleet_coverage(groups, extra_types=spot_types, now=now)  # None: no commitments, or awareness off
     kept = covered.kept() if covered else {}
     plan = select(groups, instances, running, now, busy=paused, cooling_pools=cooling, kept=kept)
-    if plan.picks:  # launch hooks block a group in a dry run too; refreshes are asked about only for real
-        picked = {v.asg_name for v in plan.picks}
-        busy = launch_hook_blocks(g for g in groups if g.name in picked)
-        if not request.dry_run:
-            busy |= active_refreshes(picked - set(busy))
+    if plan.picks and not request.dry_run:  # refreshes are asked about only for real
+        busy = active_refreshes({v.asg_name for v in plan.picks})
         if busy:
             plan = select(groups, instances, running, now, busy=paused | busy, cooling_pools=cooling, kept=kept)
     found = {g.name for g in groups}

@@ -17,7 +17,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from tasks.aws.clients import aws_handler
 from tasks.aws.commitments import manual_swap_strands
-from tasks.aws.coordination import claim, release_claim
+from tasks.aws.coordination import claim, cool_hooked_group, release_claim
 from tasks.aws.groups import describe_group_raw, group_from_response, lifecycle_hooks, propagated_tags
 from tasks.aws.instances import instances_by_id
 from tasks.core.eligibility import (
@@ -85,7 +85,8 @@ def _validate(event: dict[str, Any]) -> dict[str, Any]:
     if weighted:
         raise WeightedGroup(weighted)
     hook = launch_hook_refusal(asg_name, lifecycle_hooks(asg_name), bypass=policy.bypass_launch_hooks)
-    if hook:
+    if hook:  # the scanner no longer reads hooks: it skips the group while this cools (tasks/aws/coordination.py)
+        cool_hooked_group(asg_name, hook, source=execution_name)
         raise LaunchHookInTheWay(hook)
     # A manual swap to spot never strands a commitment unless forced (the scanner and launch events keep covered
     # instances themselves; a rollout chooses its market, docs/replacement.md).

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import GroupSpec, Network, attach_spot, create_group, create_network, create_target_group
 from asg_optimizer.local.invariants import InvariantChecker
 from tasks.core.swap_events import ON_DEMAND_RETIRED, SOURCE, SPOT_ATTACHED, SWAP_FAILED
+from tests.cli_helpers import cli_json
 from tests.conftest import FAST, MANUAL_WAIT_SCALE
 from tests.workflow_helpers import cause, members, refusal, states_entered
 
@@ -188,16 +190,52 @@ def test_launch_hook_bypass_swaps_and_publishes_the_events(web: EmbeddedAws, net
     assert attached["availability_zone"] == raw["Instances"][0]["AvailabilityZone"]
 
 
-def test_scanner_skips_a_launch_hook_group_with_the_reason(web: EmbeddedAws, network: Network,
-                                                           clock: ManualClock) -> None:
+def scan(web: EmbeddedAws, payload: dict[str, Any]) -> dict[str, Any]:
+    answer = web.client("lambda").invoke(FunctionName=web.deployment.function_arns["scanner"],
+                                         Payload=json.dumps(payload))
+    return dict(json.loads(answer["Payload"].read()))
+
+
+def test_scanner_skips_a_group_validate_refused_for_its_launch_hook_until_the_cooldown_ends(
+        web: EmbeddedAws, network: Network, clock: ManualClock) -> None:
+    """The scanner reads no lifecycle hooks (one call per picked group would grow with the fleet): Validate's
+    refusal cools the group in the coordination table, the scanner skips it naming the hook, and once the cooldown
+    ends one swap asks again (and is refused again while the hook is there)."""
     web_group(web, network, clock)
     web.client("autoscaling").put_lifecycle_hook(LifecycleHookName="bootstrap", AutoScalingGroupName="web",
                                                  LifecycleTransition=LAUNCHING, HeartbeatTimeout=300)
-    answer = web.client("lambda").invoke(FunctionName=web.deployment.function_arns["scanner"],
-                                         Payload=json.dumps({"dry_run": True}))
-    result = json.loads(answer["Payload"].read())
-    assert result["plan"] == []
-    assert result["skipped_groups"] == [{"asg_name": "web", "why": (
+    hook = ("ASG web has launch lifecycle hook 'bootstrap', which attached spots skip; "
+            "tag AsgOptimiser:LaunchHooks=bypass to swap anyway")
+    timing = {**FAST, **WEB}
+    first = scan(web, {"timing": timing})
+    assert len(first["started"]) == 1
+    arn = web.deployment.replace_arn.replace(":stateMachine:", ":execution:") + ":" + first["started"][0]
+    assert refusal(web.wait(arn)) == ("LaunchHookInTheWay", hook)
+
+    skipped = scan(web, {"timing": timing})
+    assert skipped["started"] == [] and [p for p in skipped["plan"] if p["action"] == "replace"] == []
+    [why] = [s["why"] for s in skipped["skipped_groups"] if s["asg_name"] == "web"]
+    assert why.startswith(hook + " (a swap was refused for it; one swap tries again after ")
+    until = datetime.strptime(why.rsplit(" ", 1)[1].rstrip(")"), "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
+    assert timedelta(minutes=29) < until - datetime.now(UTC) <= timedelta(minutes=30)
+
+    later = scan(web, {"timing": timing, "now": (until + timedelta(seconds=1)).isoformat()})
+    assert later["skipped_groups"] == [] and len(later["started"]) == 1  # the cooldown is over: one swap asks
+    again = web.deployment.replace_arn.replace(":stateMachine:", ":execution:") + ":" + later["started"][0]
+    assert refusal(web.wait(again)) == ("LaunchHookInTheWay", hook)
+    assert [s["asg_name"] for s in scan(web, {"dry_run": True})["skipped_groups"]] == ["web"]  # cooling again
+
+
+def test_plan_names_a_launch_hook_before_any_swap_was_refused(web: EmbeddedAws, network: Network,
+                                                               clock: ManualClock) -> None:
+    """`plan` reads the hooks of the groups it would swap in itself (the scanner reads none), so an operator sees
+    the hook before the first refusal."""
+    web_group(web, network, clock)
+    web.client("autoscaling").put_lifecycle_hook(LifecycleHookName="bootstrap", AutoScalingGroupName="web",
+                                                 LifecycleTransition=LAUNCHING, HeartbeatTimeout=300)
+    data = cli_json("plan")
+    assert data["plan"] == [] and data["started"] == []
+    assert data["skipped_groups"] == [{"asg_name": "web", "why": (
         "ASG web has launch lifecycle hook 'bootstrap', which attached spots skip; "
         "tag AsgOptimiser:LaunchHooks=bypass to swap anyway")}]
 

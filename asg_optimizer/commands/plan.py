@@ -1,5 +1,7 @@
 """`asg-optimizer plan`: the scanner's own dry run, so what it shows is exactly what the next scheduled scan
-would start (same code, same policy parsing, same limits), and why every other instance and group is left alone."""
+would start (same code, same policy parsing, same limits), and why every other instance and group is left alone.
+The scanner does not read lifecycle hooks (Validate refuses a hooked group and the scanner then skips it for a
+while); the plan asks for the hooks of the groups it would swap in itself, so it names a launch hook first time."""
 
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from asg_optimizer.commands import regions
 from asg_optimizer.commands.output import console, matching, operator_command, print_csv, print_json, settings
 from asg_optimizer.inventory import describe_group
 from tasks.aws.clients import clients_from
-from tasks.aws.groups import every_group
+from tasks.aws.groups import every_group, group_from_response, launch_hook_blocks, named_groups
 from tasks.core.plural import counted
 
 GLOB = set("*?[")
@@ -89,6 +91,21 @@ def expand(target: Target, names: list[str]) -> list[str]:
     return list(dict.fromkeys(expanded))
 
 
+def with_launch_hooks(target: Target, result: dict[str, Any]) -> dict[str, Any]:
+    """The dry run's plan less the groups whose launch hook Validate would refuse (one DescribeLifecycleHooks per
+    group with a pick, on the CLI's credentials), each left alone naming its hook."""
+    picked = sorted({v["asg_name"] for v in result.get("plan", []) if v["action"] == "replace"})
+    if not picked:
+        return result
+    with clients_from(target.client):
+        blocked = launch_hook_blocks(group_from_response(g) for g in named_groups(picked))
+    if not blocked:
+        return result
+    return {**result, "plan": [v for v in result.get("plan", []) if v["asg_name"] not in blocked],
+            "skipped_groups": [*result.get("skipped_groups", []),
+                               *({"asg_name": name, "why": why} for name, why in sorted(blocked.items()))]}
+
+
 def skipped_table(result: dict[str, Any]) -> Table:
     regional = _regional(result)
     table = Table(title="Groups left alone", title_justify="left")
@@ -152,7 +169,7 @@ def plan(
         payload: dict[str, Any] = {"dry_run": True}
         if asg:
             payload["asg_names"] = asg
-        result = target.invoke(SCANNER, payload)
+        result = with_launch_hooks(target, target.invoke(SCANNER, payload))
     else:
         found = {t.region_name: expand_in(t, asg) if asg else [] for t in targets}
         if asg:  # a name or pattern no region holds is the operator's mistake

@@ -18,7 +18,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -32,6 +32,8 @@ from tasks.core.cooldowns import (
     SPOT,
     cooling_pools,
     expiry,
+    hook_group_of,
+    hook_key,
     instance_key,
     pool_key,
     quota_key,
@@ -153,28 +155,42 @@ def cool_quota(region: str, *, code: str, source: str, now: float | None = None,
     return key
 
 
+def cool_hooked_group(asg_name: str, refusal: str, *, source: str, now: float | None = None,
+                      seconds: int = COOLDOWN_SECONDS) -> str:
+    """Validate refused a swap for the group's launch hook: the scanner skips the group (saying why) until this
+    expires, then one swap asks again. Returns the key."""
+    key = hook_key(asg_name)
+    item = _item(key, expiry(time.time() if now is None else now, seconds), refusal, source)
+    client("dynamodb").put_item(TableName=table_name(), Item=item)
+    return key
+
+
 @dataclass(frozen=True)
 class Cooldowns:
     pools: frozenset[Pool]  # spot pools
     quotas: dict[str, str]  # region -> the quota error code that put it on cooldown
     on_demand_pools: frozenset[Pool] = frozenset()  # a swap back found no on-demand capacity there lately
+    hooked: dict[str, tuple[str, float]] = field(default_factory=dict)  # group -> (Validate's refusal, until)
 
 
 def active_cooldowns(now: float | None = None) -> Cooldowns:
-    """Every pool (spot and on-demand) and every region's spot quota cooling now (one paginated Scan: the table
-    holds only the entries of the last half hour)."""
+    """Every pool (spot and on-demand), every region's spot quota and every group refused for its launch hook,
+    cooling now (one paginated Scan: the table holds only the entries of the last half hour)."""
     at = time.time() if now is None else now
     pages = client("dynamodb").get_paginator("scan").paginate(
         TableName=table_name(),
-        FilterExpression="(begins_with(#k, :pool) OR begins_with(#k, :quota)) AND #e > :now",
+        FilterExpression="(begins_with(#k, :pool) OR begins_with(#k, :quota) OR begins_with(#k, :hook)) AND #e > :now",
         ExpressionAttributeNames={"#k": KEY, "#e": EXPIRES_AT},
-        ExpressionAttributeValues={":pool": {"S": "pool#"}, ":quota": {"S": "quota#"}, ":now": {"N": str(int(at))}},
+        ExpressionAttributeValues={":pool": {"S": "pool#"}, ":quota": {"S": "quota#"}, ":hook": {"S": hook_key("")},
+                                   ":now": {"N": str(int(at))}},
     )
     items = [item for page in pages for item in page["Items"]]
     entries = [(item[KEY]["S"], float(item[EXPIRES_AT]["N"])) for item in items]
     quotas = {region: item.get("code", {}).get("S", "quota")
               for item in items if (region := quota_region_of(item[KEY]["S"])) and float(item[EXPIRES_AT]["N"]) > at}
-    return Cooldowns(cooling_pools(entries, at), quotas, cooling_pools(entries, at, ON_DEMAND))
+    hooked = {group: (item.get("reason", {}).get("S", "launch lifecycle hook"), float(item[EXPIRES_AT]["N"]))
+              for item in items if (group := hook_group_of(item[KEY]["S"])) and float(item[EXPIRES_AT]["N"]) > at}
+    return Cooldowns(cooling_pools(entries, at), quotas, cooling_pools(entries, at, ON_DEMAND), hooked)
 
 
 # What this container read or wrote of cooldown keys: key -> (when, epoch seconds; the item, None: no cooldown),

@@ -144,7 +144,8 @@ def active_refreshes(asg_names: Iterable[str]) -> dict[str, str]:
 
 def launch_hook_blocks(groups: Iterable[Group]) -> dict[str, str]:
     """Groups whose launch lifecycle hooks attached spots would skip -> why (unless the group's policy bypasses
-    them). One DescribeLifecycleHooks per group asked about: the scanner asks only about groups it picks in."""
+    them). One DescribeLifecycleHooks per group asked about: the CLI's plan asks about the groups it would swap
+    in (the scanner reads no hooks: Validate's refusal cools the group)."""
     blocked: dict[str, str] = {}
     for group in groups:
         try:

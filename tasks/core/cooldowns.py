@@ -7,11 +7,12 @@ cold or the other way round. Keys and expiry only; the store is elsewhere."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import UTC, datetime
 
 from tasks.core.prices import Pool
 
 COOLDOWN_SECONDS = 30 * 60
-_POOL, _INSTANCE, _QUOTA = "pool", "instance", "quota"
+_POOL, _INSTANCE, _QUOTA, _HOOK = "pool", "instance", "quota", "hook"
 # Spot quota errors in CreateFleet's Errors: the account's limit, not the pool's capacity nor a bad request.
 QUOTA_CODES = frozenset({"MaxSpotInstanceCountExceeded", "VcpuLimitExceeded", "InstanceLimitExceeded",
                          "MaxSpotFleetRequestCountExceeded", "MaxFleetCountExceeded"})
@@ -31,6 +32,22 @@ def instance_key(instance_id: str) -> str:
 def quota_key(region: str) -> str:
     """The spot quota is per account and region: one key backs off every group of the region."""
     return f"{_QUOTA}#spot#{region}"
+
+
+def hook_key(asg_name: str) -> str:
+    """A group whose launch lifecycle hook Validate refused a swap for: the scanner leaves it alone while this
+    cools, instead of asking every group it picks for its hooks (one DescribeLifecycleHooks per group per scan)."""
+    return f"{_HOOK}#{asg_name}"
+
+
+def hook_group_of(key: str) -> str | None:
+    return key.removeprefix(f"{_HOOK}#") if key.startswith(f"{_HOOK}#") else None
+
+
+def hook_skip(refusal: str, until: float) -> str:
+    """Why the scanner leaves a group alone after Validate refused a swap for its launch hook (names the hook)."""
+    at = datetime.fromtimestamp(until, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return f"{refusal} (a swap was refused for it; one swap tries again after {at})"
 
 
 def quota_region_of(key: str) -> str | None:
