@@ -23,6 +23,7 @@ from typing import Any
 import boto3
 from moto import mock_aws
 from moto.core.config import DefaultConfig
+from moto.stepfunctions.parser.api import ExecutionStatus
 
 from asg_optimizer import sessions
 from asg_optimizer.local import (
@@ -178,6 +179,18 @@ def create_table(table: Table, prefix: str, region: str | None = None) -> str:
     return name
 
 
+def _stop_running_executions() -> None:
+    """Abort what still runs: an execution parked in a Wait (a scaled one ends within the suite) lives in a thread
+    of its own and would otherwise wake in the next embedded AWS of this process and act on its state."""
+    from moto.stepfunctions.parser.models import stepfunctions_parser_backends
+
+    now = datetime.now(UTC)
+    for account in list(stepfunctions_parser_backends):
+        for backend in list(stepfunctions_parser_backends[account].values()):
+            for execution in backend._get_executions(ExecutionStatus.RUNNING):
+                execution.stop(stop_date=now, error=None, cause="the embedded AWS stopped")
+
+
 class EmbeddedAws:
     """moto in-process with our models and the stack deployed; a context manager."""
 
@@ -252,6 +265,7 @@ class EmbeddedAws:
         return self
 
     def __exit__(self, *exc: object) -> None:
+        _stop_running_executions()
         metrics_sink.uninstall()
         cloudwatch_model.uninstall()
         sfn_integration.uninstall()
