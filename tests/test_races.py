@@ -89,6 +89,14 @@ def test_a_hold_makes_every_handler_of_a_kind_read_before_any_goes_on(aws: Embed
     assert sorted(order) == ["v0", "v1", "v2"]
 
 
+def test_operations_are_named_alike_for_query_and_json_protocols() -> None:
+    """In-process, botocore sends X-Amz-Target as bytes: `after="UpdateItem"` must match DynamoDB's UpdateItem."""
+    json_target = {"X-Amz-Target": b"DynamoDB_20120810.UpdateItem"}
+    assert interleaving.operation_of(json_target, b"{}") == "UpdateItem"
+    assert interleaving.operation_of({"X-Amz-Target": "AWSStepFunctions.StartExecution"}, b"{}") == "StartExecution"
+    assert interleaving.operation_of({}, b"Action=AttachInstances&Version=2011-01-01") == "AttachInstances"
+
+
 def test_a_hold_that_never_fills_times_out_instead_of_hanging(aws: EmbeddedAws) -> None:
     lam = aws.client("lambda")
     with interleaving.hold_after_first_call("validate", 2, timeout=0.2) as hold:

@@ -182,8 +182,8 @@ def _release_all() -> int:
 def operation_of(headers: Any, body: Any, path: str = "") -> str:
     """The API operation of a request: X-Amz-Target for JSON protocols, Action= for query protocols."""
     target = headers.get("X-Amz-Target") if headers is not None else None
-    if target:
-        return str(target).rpartition(".")[2]
+    if target:  # botocore's in-process requests carry it as bytes (str() of which ends in a quote)
+        return (target.decode() if isinstance(target, bytes) else str(target)).rpartition(".")[2]
     text = body.decode(errors="replace") if isinstance(body, bytes) else str(body or "")
     match = _ACTION.search(text)
     if match:
