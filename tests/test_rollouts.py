@@ -426,13 +426,14 @@ def test_status_counts_instances_behind_the_version_the_group_launches(aws: Embe
 def test_a_swap_in_flight_and_a_rollout_never_work_on_the_same_instance(aws: EmbeddedAws) -> None:
     on_demand, _ = mixed_group(aws)
     swap_name = f"web-{on_demand[0]}-manual"  # never a child's name: only the instance's claim can refuse it
-    swap = aws.start_swap("web", on_demand[0], timing={**FAST, "boot_poll_seconds": 600}, name=swap_name)
-    wait_at_swap = time.monotonic() + 30
-    while "WaitForBoot" not in states_entered(aws, swap):  # it holds its claim
-        assert time.monotonic() < wait_at_swap
-        time.sleep(0.2)
-    arn = start(aws, batch="3")
-    described = aws.wait(arn, timeout=120)
+    # The swap stays in Validate right after its claim (Validate's one UpdateItem) until the rollout has ended: held
+    # by the embedded AWS, not by a Wait state the rollout must outrun, so no machine is too slow for it.
+    with interleaving.pause_after("validate", "UpdateItem", timeout=120) as claimed:
+        swap = aws.start_swap("web", on_demand[0], timing=FAST, name=swap_name)
+        claimed.wait()
+        arn = start(aws, batch="3")
+        described = aws.wait(arn, timeout=120)
+        assert states_entered(aws, swap) == ["HasStartDelay", "Validate"]  # its claim held all along
     assert described["status"] == "SUCCEEDED"
     assert json.loads(described["output"])["kept"] == [
         {"instance_id": on_demand[0], "outcome": "refused",
