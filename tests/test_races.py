@@ -211,8 +211,9 @@ def test_a_group_with_48_tags_of_its_own_takes_6_parallel_swaps_and_a_storm_of_6
 
 @pytest.fixture
 def lagging_aws() -> Iterator[EmbeddedAws]:
-    """ListExecutions eventually consistent: an execution stays out of the listing for 30 s."""
-    with EmbeddedAws(boot_delay_seconds=0.5, list_executions_lag_seconds=30) as embedded:
+    """ListExecutions eventually consistent: an execution stays out of the listing for an hour (30 s could pass
+    on a loaded machine before the second start)."""
+    with EmbeddedAws(boot_delay_seconds=0.5, list_executions_lag_seconds=3600) as embedded:
         yield embedded
 
 

@@ -335,8 +335,9 @@ def test_two_rollouts_of_one_group_the_second_is_refused(aws: EmbeddedAws) -> No
 
 @pytest.fixture
 def lagging_aws() -> Iterator[EmbeddedAws]:
-    """ListExecutions lags a minute behind StartExecution: a "is another rollout listed" check sees nothing."""
-    with EmbeddedAws(boot_delay_seconds=1.5, retry_scale=0.05, list_executions_lag_seconds=60) as embedded:
+    """ListExecutions lags an hour behind StartExecution: a "is another rollout listed" check sees nothing, however
+    slowly the second rollout starts (a minute could pass on a loaded machine)."""
+    with EmbeddedAws(boot_delay_seconds=1.5, retry_scale=0.05, list_executions_lag_seconds=3600) as embedded:
         yield embedded
 
 
