@@ -76,12 +76,12 @@ def test_update_auto_scaling_group_sets_absolute_values(aws: EmbeddedAws) -> Non
 def test_start_execution_with_the_same_name_and_input_is_idempotent_while_it_runs(aws: EmbeddedAws) -> None:
     sfn, machine = aws.client("stepfunctions"), aws.deployment.replace_arn
     payload = json.dumps({"asg_name": "ghost", "instance_id": "i-0123456789abcdef0",
-                          "timing": {"start_delay_seconds": 600}})
+                          "timing": {"start_delay_seconds": 3600}})
     first = sfn.start_execution(stateMachineArn=machine, name="same", input=payload)
     again = sfn.start_execution(stateMachineArn=machine, name="same", input=payload)
     assert again["executionArn"] == first["executionArn"]
     with pytest.raises(ClientError) as refused:
-        sfn.start_execution(stateMachineArn=machine, name="same", input=payload.replace("600", "601"))
+        sfn.start_execution(stateMachineArn=machine, name="same", input=payload.replace("3600", "3599"))
     assert refused.value.response["Error"]["Code"] == "ExecutionAlreadyExists"
     quick = json.dumps({"asg_name": "ghost", "instance_id": "i-0123456789abcdef0"})  # refused at once: closes
     aws.wait(sfn.start_execution(stateMachineArn=machine, name="closed", input=quick)["executionArn"])

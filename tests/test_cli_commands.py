@@ -151,7 +151,7 @@ def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
     assert all(s["seconds"] >= 0 and not s["running"] for s in shown["steps"])
     assert shown["output"]["spot"]["spot_instance_id"] == spot
 
-    waiting = aws.start_swap("web", STRANGER, timing={"start_delay_seconds": 600})  # in flight however slow
+    waiting = aws.start_swap("web", STRANGER, timing={"start_delay_seconds": 3600})  # in flight however slow
     wait_for_state(aws, waiting, "StartDelay")
     table, data = cli("status"), cli_json("status")
     aws.client("stepfunctions").stop_execution(executionArn=waiting)

@@ -22,12 +22,12 @@ def test_start_execution_same_name_and_input_returns_the_first_execution_not_a_n
     execution (idempotent). The second caller did not start anything and must not report a start."""
     arn = aws.deployment.replace_arn
     payload = {"asg_name": "web", "instance_id": "i-0123456789abcdef0", "reason": "manual",
-               "timing": {"start_delay_seconds": 600}}  # waits in StartDelay: still RUNNING when repeated
+               "timing": {"start_delay_seconds": 3600}}  # waits in StartDelay: still RUNNING when repeated
     name = execution_name("web", "i-0123456789abcdef0", datetime(2026, 1, 31, 22, 30, tzinfo=UTC))
     assert start_named(arn, name, payload) is True
     assert start_named(arn, name, payload) is False
     at = datetime(2026, 1, 31, 22, 31, tzinfo=UTC)
-    timing = Timing(start_delay_seconds=600)
+    timing = Timing(start_delay_seconds=3600)
     assert start_swap(arn, "web", "i-0123456789abcdef1", reason="scheduled", timing=timing, at=at)[1] is True
     assert start_swap(arn, "web", "i-0123456789abcdef1", reason="scheduled", timing=timing, at=at)[1] is False
     listed = aws.client("stepfunctions").list_executions(stateMachineArn=arn, statusFilter="RUNNING")["executions"]

@@ -42,7 +42,7 @@ def test_schedules_run_the_scanner_and_sweep_on_a_timer(aws: EmbeddedAws, make_g
     make_group("web", desired=2, max_size=3, extra_tags={"AsgOptimiser:MaxParallel": "2"})
     # 5 minutes -> 0.5 s for the scanner, 1 s for the sweep; the swaps park in their start delay, so later scans
     # must find them in flight
-    parked = {**FAST, "start_delay_seconds": 600}
+    parked = {**FAST, "start_delay_seconds": 3600}
     with Scheduler(aws, speedup=600, inputs={"scan": {"timing": parked}}) as scheduler:
         deadline = time.monotonic() + 30
 

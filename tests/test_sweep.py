@@ -39,7 +39,7 @@ def launch_spot(aws: EmbeddedAws, network: Network, execution: str, replaces: st
 
 def live_execution(aws: EmbeddedAws, asg_name: str, instance_id: str) -> str:
     """A RUNNING execution (parked in its start delay) and its name."""
-    arn = aws.start_swap(asg_name, instance_id, timing={"start_delay_seconds": 600})
+    arn = aws.start_swap(asg_name, instance_id, timing={"start_delay_seconds": 3600})
     return arn.rsplit(":", 1)[1]
 
 
