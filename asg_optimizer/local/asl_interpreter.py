@@ -31,6 +31,8 @@ import functools
 import sys
 import threading
 import time
+import weakref
+from datetime import UTC, datetime
 from typing import Any
 
 from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
@@ -54,6 +56,7 @@ _original_set_error = Environment.set_error
 STOP_WAIT_SECONDS = 10.0  # the longest a stop waits for the worker thread to reach the first state
 _kept: dict[tuple[str, bool], Any] = {}
 _lock = threading.Lock()
+_started: weakref.WeakSet[ExecutionWorker] = weakref.WeakSet()  # stopped by uninstall if still running
 _patches = Patches()
 
 
@@ -128,6 +131,8 @@ def _environment(worker: ExecutionWorker) -> Any:
 
 def _start(worker: ExecutionWorker) -> None:
     worker.env = _environment(worker)  # before the thread: StopExecution may come before its first line runs
+    with _lock:
+        _started.add(worker)
     _original_start(worker)
 
 
@@ -166,8 +171,21 @@ def _patch(patches: Patches) -> None:
 
 
 def uninstall() -> None:
+    _stop_running()
     _patches.undo()
     with _lock:
         _kept.clear()
     _retry_time.scale = 1.0
     _wait.scale = 1.0
+
+
+def _stop_running() -> None:
+    """The executions end with the embedded AWS: one left in a Wait would wake inside the next one (another test
+    in this process) and call its Lambdas there."""
+    with _lock:
+        workers = list(_started)
+        _started.clear()
+    for worker in workers:
+        env = worker.__dict__.get("_embedded_env")
+        if env is not None and env.is_running():
+            _stop(worker, stop_date=datetime.now(UTC), error=None, cause="the embedded AWS stopped")
