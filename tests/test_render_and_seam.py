@@ -122,3 +122,36 @@ def test_an_embedded_aws_that_fails_to_start_leaves_no_mock_or_patch_behind(monk
         with EmbeddedAws(boot_delay_seconds=0) as aws:
             assert sorted(r["RoleName"] for r in aws.client("iam").list_roles()["Roles"]) == [
                 "asg-optimizer-lambda", "asg-optimizer-states"]
+
+
+def test_a_stopped_embedded_aws_never_runs_a_handler_in_the_next_one() -> None:
+    """A stopped execution's thread that wakes after its embedded AWS stopped holds the old function object; the
+    next embedded AWS deploys a function of the same name. Running the handler would act on the next one's
+    state (a test saw another test's Validate refuse in its group): the old object is refused instead."""
+    from moto.awslambda.models import lambda_backends
+
+    def validate_function(aws: EmbeddedAws) -> LambdaFunction:
+        name = next(f["FunctionName"] for f in aws.client("lambda").list_functions()["Functions"]
+                    if f["Handler"] == "tasks.validate.handler")
+        return lambda_backends["123456789012"][aws.region].get_function(name)
+
+    with EmbeddedAws(boot_delay_seconds=0) as first:
+        old = validate_function(first)
+    seen: list[str] = []
+    with EmbeddedAws(boot_delay_seconds=0) as second:
+        seam.observers.append(lambda name, *_: seen.append(name))
+        try:
+            payload, errored, _ = old._invoke_lambda(json.dumps({"input": {}, "execution_name": "late"}))
+            assert validate_function(second) is not old
+        finally:
+            seam.observers.pop()
+    assert errored and json.loads(payload)["errorType"] == "Lambda.ServiceException"
+    assert "belongs to an embedded AWS that has stopped" in json.loads(payload)["errorMessage"]
+    assert seen == []  # no handler ran
+
+
+def test_uninstall_waits_for_the_handlers_still_running() -> None:
+    flight = seam._InFlight()
+    with flight.one():
+        assert flight.drain(timeout=0.01) is False  # one still runs: the wait gives up only after its bound
+    assert flight.drain(timeout=0.0) is True

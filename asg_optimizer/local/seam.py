@@ -18,7 +18,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
-from moto.awslambda.models import LambdaFunction
+from moto.awslambda.models import LambdaFunction, lambda_backends
 
 from asg_optimizer import sessions
 from asg_optimizer.local import interleaving
@@ -74,6 +74,51 @@ class RegionRoom:
 
 
 _room = RegionRoom()
+
+
+class _InFlight:
+    """The handlers running now, so uninstall can wait for them: a handler still running when its embedded AWS
+    stops would finish its AWS calls in the next one (the same process, the same patched moto)."""
+
+    def __init__(self) -> None:
+        self._idle = threading.Condition()
+        self._count = 0
+
+    @contextmanager
+    def one(self) -> Iterator[None]:
+        with self._idle:
+            self._count += 1
+        try:
+            yield
+        finally:
+            with self._idle:
+                self._count -= 1
+                self._idle.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until no handler runs; False if some still ran after `timeout` seconds."""
+        with self._idle:
+            return self._idle.wait_for(lambda: self._count == 0, timeout=timeout)
+
+
+_in_flight = _InFlight()
+DRAIN_SECONDS = 30.0  # the longest uninstall waits for running handlers (the suite's handlers take well under it)
+
+
+class StaleFunction(RuntimeError):
+    """An invocation from an embedded AWS that has stopped (a stopped execution's thread woke up later)."""
+
+    error_type = "Lambda.ServiceException"
+
+
+def _is_current(function: LambdaFunction) -> bool:
+    """Whether this function object is the one the running moto knows: after a stop and a new start, an old
+    execution's thread still holds the old object, whose name the new deployment reuses."""
+    try:
+        found = lambda_backends[function.account_id][str(function.region)].get_function(function.function_name)
+    except Exception:  # not found, or moto reset: not ours to run
+        return False
+    return found is function
 _regional: dict[tuple[str, str], Any] = {}  # (region, service) -> client, for functions outside home_region
 _regional_lock = threading.Lock()
 home_region: list[str] = []  # the region whose functions use the handlers' own clients (set by install)
@@ -140,7 +185,11 @@ def _invoke_in_process(self: LambdaFunction, event: Any = None) -> tuple[str, bo
     execution = payload.get("execution_name") if isinstance(payload, dict) else None
     region = str(self.region)
     elsewhere = bool(home_region) and region != home_region[0]
-    with _room.of(region), interleaving.invocation(self.function_name, str(execution) if execution else None):
+    if not _is_current(self):  # never run a handler of a stopped embedded AWS against the next one's state
+        error = StaleFunction(f"function {self.function_name} belongs to an embedded AWS that has stopped")
+        return json.dumps({"errorMessage": str(error), "errorType": error.error_type}), True, ""
+    with _in_flight.one(), _room.of(region), \
+            interleaving.invocation(self.function_name, str(execution) if execution else None):
         # The functions share one process environment; each sets the variables it was deployed with, and its
         # region (one region's handlers at a time: RegionRoom).
         os.environ.update({k: str(v) for k, v in (self.environment_vars or {}).items()})
@@ -173,6 +222,7 @@ def install() -> None:
 
 
 def uninstall() -> None:
+    _in_flight.drain(DRAIN_SECONDS)  # the executions were stopped: what still runs finishes in this moto
     _patches.undo()
     home_region.clear()
     with _regional_lock:
