@@ -34,10 +34,12 @@ from tasks.core.rollout import (
     STOP,
     TIMEOUT_SECONDS,
     VERSION_TAG,
+    Gate,
     batch_size,
     checkpoint_after,
     gate,
     parse_rollout_request,
+    resume_gate,
     rollout_name,
     settle,
 )
@@ -99,6 +101,22 @@ def test_the_gate() -> None:
     assert _gate(failed=1, budget=1).action == CONTINUE
     assert _gate(cancelled=True).why == "cancelled"
     assert _gate(paused="paused: alarm x in ALARM").action == CHECKPOINT
+
+
+def test_the_gate_after_a_resume_rechecks_before_the_next_batch() -> None:
+    def resumed(**changes: Any) -> Any:
+        settings: dict[str, Any] = {"failed": 0, "budget": 0, "alarms": {}, "named": [], "moved": 1,
+                                    "rollback_on_failure": True, "next_index": 1, "batch_count": 3,
+                                    "cancelled": False, "paused": None}
+        return resume_gate(**(settings | changes))
+
+    assert resumed() == Gate(CONTINUE, "batch 2 of 3")
+    assert resumed(paused="paused: by hand since x: y") == Gate(CHECKPOINT, "holding before batch 2: paused: by "
+                                                                            "hand since x: y")
+    assert resumed(named=["a"], alarms={"a": AlarmState("a", ALARM)}) == Gate(
+        ROLLBACK, "alarm a in ALARM: rolling back 1 moved instance(s)")
+    assert resumed(named=["a"], alarms={}, moved=0) == Gate(STOP, "alarm a not found")
+    assert resumed(cancelled=True, paused="paused") == Gate(STOP, "cancelled")
 
 
 @pytest.mark.parametrize(("field", "value", "message"), [

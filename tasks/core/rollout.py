@@ -175,19 +175,25 @@ def _problem(*, failed: int, budget: int, alarms: Mapping[str, AlarmState], name
     return None
 
 
+def _stopped(problem: str | None, *, moved: int, rollback_on_failure: bool, cancelled: bool) -> Gate | None:
+    """A problem rolls the moved instances back (or stops, without rollback or with nothing moved); a cancel stops."""
+    if problem:
+        if rollback_on_failure and moved:
+            return Gate(ROLLBACK, f"{problem}: rolling back {moved} moved instance(s)")
+        return Gate(STOP, problem)
+    return Gate(STOP, "cancelled") if cancelled else None
+
+
 def gate(*, failed: int, budget: int, alarms: Mapping[str, AlarmState], named: Sequence[str], moved: int,
          rollback_on_failure: bool, batch_index: int, batch_count: int, checkpoints: Sequence[int],
          cancelled: bool, paused: str | None) -> Gate:
     """What the rollout does after a batch has baked. Stop conditions first (an alarm, a missing alarm, more
     failed children than the budget), then a cancel, then the end, then a checkpoint or a pause (hold until
     resumed), else the next batch."""
-    problem = _problem(failed=failed, budget=budget, alarms=alarms, named=named)
-    if problem:
-        if rollback_on_failure and moved:
-            return Gate(ROLLBACK, f"{problem}: rolling back {moved} moved instance(s)")
-        return Gate(STOP, problem)
-    if cancelled:
-        return Gate(STOP, "cancelled")
+    stopped = _stopped(_problem(failed=failed, budget=budget, alarms=alarms, named=named), moved=moved,
+                       rollback_on_failure=rollback_on_failure, cancelled=cancelled)
+    if stopped:
+        return stopped
     if batch_index + 1 >= batch_count:
         return Gate(DONE, f"all {batch_count} batch(es) done")
     if paused:
@@ -351,13 +357,10 @@ def resume_gate(*, failed: int, budget: int, alarms: Mapping[str, AlarmState], n
     """Before the batch at `next_index` starts after a checkpoint or a pause was resumed: whatever stops a rollout
     after a batch stops it now too (an alarm, failures beyond the budget, a cancel), and a pause still on holds it
     again, so `rollout resume` cannot start a batch while the fleet or the group is paused."""
-    problem = _problem(failed=failed, budget=budget, alarms=alarms, named=named)
-    if problem:
-        if rollback_on_failure and moved:
-            return Gate(ROLLBACK, f"{problem}: rolling back {moved} moved instance(s)")
-        return Gate(STOP, problem)
-    if cancelled:
-        return Gate(STOP, "cancelled")
+    stopped = _stopped(_problem(failed=failed, budget=budget, alarms=alarms, named=named), moved=moved,
+                       rollback_on_failure=rollback_on_failure, cancelled=cancelled)
+    if stopped:
+        return stopped
     if paused:
         return Gate(CHECKPOINT, f"holding before batch {next_index + 1}: {paused}")
     return Gate(CONTINUE, f"batch {next_index + 1} of {batch_count}")
