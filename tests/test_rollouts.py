@@ -380,6 +380,7 @@ def test_two_rollouts_started_together_exactly_one_runs_the_other_refused_naming
         f"ASG web already has a rollout running: {winner.rsplit(':', 1)[1]}")
     claim = rollout_claim(aws)
     assert claim is not None and claim["execution"] == winner.rsplit(":", 1)[1]
+    wait_at(aws, winner, "Checkpoint")  # its child has ended: none outlives the test
     aws.client("stepfunctions").stop_execution(executionArn=winner)
 
 
