@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler, client
+from tasks.aws.clients import client
 from tasks.aws.coordination import begin_section, take_lease
 from tasks.aws.groups import describe_group
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.swap_events import publish
 from tasks.core.coordination import after_take, late_suspension, plan_give_back, plan_take
 from tasks.core.errors import OnDemandGone
@@ -25,11 +24,8 @@ from tasks.core.progress import retire_now
 from tasks.core.swap_events import ON_DEMAND_RETIRED, SPOT_ATTACHED, swap_detail
 from tasks.group_writes import apply_give_back, apply_take
 
-logger = Logger()
 
-
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     spot_id, asg_name, on_demand_id, execution = (event["spot"]["spot_instance_id"], event["asg_name"],
                                                   event["instance_id"], event["execution_name"])

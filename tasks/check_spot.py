@@ -9,11 +9,12 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from tasks.aws.clients import aws_handler, client, error_code
+from tasks.aws.clients import client, error_code
+from tasks.aws.invocation import logged_metered_retryable
 from tasks.core.progress import READY, spot_readiness
 
 
-@aws_handler
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     spot_id = event["spot"]["spot_instance_id"]
     polls = int(event.get("boot", {}).get("polls", 0)) + 1

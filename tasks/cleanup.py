@@ -5,11 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler, client
+from tasks.aws.clients import client
 from tasks.aws.groups import describe_group
 from tasks.aws.instances import LIVE_STATES, describe_instance, describe_instances
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.swap_events import publish
 from tasks.core.cleanup import plan_cleanup
 from tasks.core.errors import GroupNotFound, SpotNotVisibleYet
@@ -17,11 +16,8 @@ from tasks.core.model import Group
 from tasks.core.swap_events import SWAP_FAILED, swap_detail
 from tasks.core.tags import EXECUTION
 
-logger = Logger()
 
-
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     asg_name, execution = event["asg_name"], event["execution_name"]
     spots = describe_instances(

@@ -11,23 +11,19 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler
 from tasks.aws.commitments import fleet_coverage
 from tasks.aws.executions import replace_state_machine_arn, running_swaps, start_swap
 from tasks.aws.groups import describe_group, group_from_response, opted_in_groups
 from tasks.aws.instances import instances_by_id
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.pause_state import paused_group
 from tasks.core.errors import GroupNotFound, InvalidInput
 from tasks.core.requests import parse_now, required_text
 from tasks.core.selection import REPLACE, SKIP, decide_launched
 from tasks.core.timing import MAX_START_DELAY, parse_timing
 
-logger = Logger()
 
-
-@aws_handler
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     detail = event.get("detail") or {}
     asg_name, instance_id = (

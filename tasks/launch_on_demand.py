@@ -12,18 +12,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from tasks.aws.clients import aws_handler, client, error_code
+from tasks.aws.clients import client, error_code
 from tasks.aws.coordination import cool_pools, release_claim
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.core.cooldowns import ON_DEMAND
 from tasks.core.naming import client_token
 from tasks.core.prices import Pool
 from tasks.core.tags import EXECUTION, REPLACES
 from tasks.launch_spot import LAUNCHED, NO_CAPACITY, template_of
 
-logger = Logger()
 # RunInstances' answers that mean "not here, not now" rather than a fault: the type has no capacity in the zone,
 # or the zone does not offer it.
 NO_CAPACITY_CODES = frozenset({"InsufficientInstanceCapacity", "Unsupported"})
@@ -60,8 +59,7 @@ def no_capacity(event: dict[str, Any], code: str) -> dict[str, Any]:
             "cooled_pools": [f"{pool} (on-demand)"]}
 
 
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(asg=event["asg_name"], execution=event["execution_name"])
     wanted = event["target_instance_type"]

@@ -23,14 +23,14 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from tasks.aws.clients import aws_handler, client, error_code
+from tasks.aws.clients import client, error_code
 from tasks.aws.coordination import Cooldowns, cool_pools, cool_quota, launch_cooldowns, release_claim
 from tasks.aws.instance_types import InstanceCatalog, template_data, template_maps_instance_store
 from tasks.aws.instances import LIVE_STATES, describe_instances
+from tasks.aws.invocation import logged_metered_retryable, logger, metrics
 from tasks.aws.prices import PriceBook
 from tasks.core.cooldowns import COOLDOWN_SECONDS, quota_skip, types_cooling_in
 from tasks.core.errors import SpotNotVisibleYet
@@ -43,8 +43,6 @@ from tasks.core.prices import Pool, hourly_saving, operating_system
 from tasks.core.tags import EXECUTION, REPLACES
 from tasks.core.templates import UnsupportedLaunchTemplate, fleet_refusal
 
-logger = Logger()
-metrics = Metrics()
 LAUNCHED, NO_CAPACITY, QUOTA_EXCEEDED, REFUSED = "launched", "no-capacity", "quota-exceeded", "refused"
 # What CreateFleet answers a request its template cannot be combined with (not throttling: nothing to read then).
 TEMPLATE_REFUSALS = frozenset({"InvalidParameterValue", "InvalidParameterCombination", "InvalidParameter"})
@@ -203,9 +201,7 @@ def refuse_unusable_template(event: dict[str, Any]) -> None:
         raise UnsupportedLaunchTemplate(f"ASG {event['asg_name']}: {refusal}")
 
 
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
-@metrics.log_metrics
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(asg=event["asg_name"], execution=event["execution_name"])
     try:

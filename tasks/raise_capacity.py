@@ -10,22 +10,17 @@ import time
 from datetime import datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler
 from tasks.aws.coordination import begin_section, cool_pools
 from tasks.aws.groups import describe_group
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.load_balancers import longest_drain_seconds
 from tasks.core.coordination import after_take, plan_take
 from tasks.core.interruption import NOTICE_SECONDS, poll_seconds, raise_refusal, release_deadline
 from tasks.core.prices import Pool
 from tasks.group_writes import apply_take
 
-logger = Logger()
 
-
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     data, execution = event["input"], event["execution_name"]
     asg_name, spot_id = data["asg_name"], data["instance_id"]

@@ -9,11 +9,10 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler, client
+from tasks.aws.clients import client
 from tasks.aws.coordination import begin_section
 from tasks.aws.groups import describe_group
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.load_balancers import group_health
 from tasks.aws.swap_events import publish
 from tasks.core.coordination import plan_give_back
@@ -21,11 +20,8 @@ from tasks.core.interruption import release_decision
 from tasks.core.swap_events import INTERRUPTION_HANDLED
 from tasks.group_writes import apply_give_back
 
-logger = Logger()
 
-
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     asg_name, spot_id, execution = event["asg_name"], event["instance_id"], event["execution_name"]
     polls, deadline = int(event.get("release", {}).get("polls", 0)) + 1, float(event["deadline"])

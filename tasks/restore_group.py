@@ -7,17 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler
 from tasks.aws.coordination import begin_section, release_claim
 from tasks.aws.groups import describe_group
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.core.coordination import plan_give_back
 from tasks.core.errors import GroupNotFound
 from tasks.core.model import Group
 from tasks.group_writes import apply_give_back
 
-logger = Logger()
 NOTHING = {"restored": False, "max_size": 0, "resumed": ""}
 
 
@@ -34,8 +31,7 @@ def give_back(group: Group, execution: str, leaving: list[str], claim_of: str | 
     return {"restored": True, "max_size": give.max_size or 0, "resumed": ",".join(give.resume)}
 
 
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     execution, claimed = event["execution_name"], event.get("instance_id")
     if any(event.get(step, {}).get("restored") for step in ("retire", "release")) or event.get(

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler, client
+from tasks.aws.clients import client
 from tasks.aws.coordination import begin_section
 from tasks.aws.groups import describe_group
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.load_balancers import group_health
 from tasks.aws.swap_events import publish
 from tasks.core.coordination import plan_give_back
@@ -23,11 +22,8 @@ from tasks.core.progress import RetireDecision, retire_decision
 from tasks.core.swap_events import ON_DEMAND_RETIRED, swap_detail
 from tasks.group_writes import apply_give_back
 
-logger = Logger()
 
-
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     if event.get("attach", {}).get("retired"):  # AttachSpot retired it and gave back the group in its section
         return {"done": True, "polls": 0, "lb_polls": 0, "wait_seconds": 0, "waiting_for": "", "restored": True}

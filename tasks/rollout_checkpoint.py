@@ -5,17 +5,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.rollout_records import keep_token
 from tasks.core.requests import required_text
 
-logger = Logger()
 
-
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     token, name, asg = (required_text(event, k, k) for k in ("token", "execution_name", "asg_name"))
     keep_token(name, asg, token, str(event.get("why", "")))

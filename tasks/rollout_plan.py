@@ -12,13 +12,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler
 from tasks.aws.commitments import fleet_coverage
 from tasks.aws.coordination import claim_rollout, release_rollout
 from tasks.aws.groups import active_refreshes, describe_group, group_from_response, opted_in_groups
 from tasks.aws.instances import instances_by_id
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.pause_state import alarm_states, paused_group
 from tasks.core.coordination import rollout_claim
 from tasks.core.eligibility import policy_of
@@ -28,11 +26,8 @@ from tasks.core.rollout import TIMEOUT_SECONDS, claimed_by, parse_rollout_reques
 from tasks.core.tags import is_opted_in
 from tasks.core.timing import parse_timing
 
-logger = Logger()
 
-
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     data = event.get("input") or {}
     request, timing = parse_rollout_request(data), parse_timing(data.get("timing"))

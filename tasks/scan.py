@@ -20,25 +20,22 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
 
-from tasks.aws.clients import aws_handler, error_code
+from tasks.aws.clients import error_code
 from tasks.aws.commitments import fleet_coverage, reverse_swaps
 from tasks.aws.coordination import active_cooldowns
 from tasks.aws.executions import replace_state_machine_arn, running_swaps, start_swap
 from tasks.aws.groups import active_refreshes, group_from_response, named_groups, opted_in_groups
 from tasks.aws.instances import instances_by_id
+from tasks.aws.invocation import logged_metered_retryable, logger, metrics
 from tasks.aws.pause_state import current_pause
 from tasks.core.cooldowns import ON_DEMAND, SPOT, hook_skip, quota_skip
 from tasks.core.pause import group_pause, tagged_alarms
 from tasks.core.requests import ScanRequest, parse_scan_request
 from tasks.core.selection import SKIP, GroupSkip, Plan, select
 from tasks.core.spot_share import spot_share_percent
-
-logger = Logger()
-metrics = Metrics()
 
 
 def start_all(arn: str, starts: Iterable[tuple[str, str, str, str | None]], request: ScanRequest,
@@ -69,11 +66,10 @@ def _emit_spot_share(request: ScanRequest, groups: list[Any], instances: dict[st
     share = spot_share_percent(groups, instances)
     if request.dry_run or request.asg_names is not None or share is None:
         return
-    metrics.add_metric(name="SpotShare", unit=MetricUnit.Percent, value=share)
-    metrics.flush_metrics()
+    metrics.add_metric(name="SpotShare", unit=MetricUnit.Percent, value=share)  # flushed as the invocation ends
 
 
-@aws_handler
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_scan_request(event or {})
     now = request.now or datetime.now(UTC)

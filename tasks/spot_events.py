@@ -21,12 +21,11 @@ import os
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler, client
+from tasks.aws.clients import client
 from tasks.aws.coordination import claim_instance, cool_pools, release_instance
 from tasks.aws.executions import interruption_state_machine_arn, replace_state_machine_arn, start_named, start_swap
 from tasks.aws.groups import describe_group
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.pause_state import paused_group
 from tasks.core.interruption import NOTICE_SECONDS, SpotEvent, parse_spot_event
 from tasks.core.model import Group, Member
@@ -35,7 +34,6 @@ from tasks.core.prices import Pool
 from tasks.core.tags import is_opted_in
 from tasks.core.timing import parse_timing
 
-logger = Logger()
 NOTICE_ENV = "SPOT_NOTICE_SECONDS"  # EC2 gives 120 s; the embedded AWS may model a shorter notice
 TIMING_ENV = "SWAP_TIMING"  # optional JSON of tasks.core.timing keys for the swaps events start
 
@@ -61,8 +59,7 @@ def start_interruption(warning: SpotEvent, group: Group) -> tuple[str, bool]:
     return name, start_named(arn, name, payload)
 
 
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def on_interruption(event: dict[str, Any], context: Any) -> dict[str, Any]:
     warning = parse_spot_event(event)
     found = owner(warning.instance_id)
@@ -74,8 +71,7 @@ def on_interruption(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"execution_name": name, "started": started}
 
 
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def on_rebalance(event: dict[str, Any], context: Any) -> dict[str, Any]:
     warning = parse_spot_event(event)
     found = owner(warning.instance_id)

@@ -12,9 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler, client
+from tasks.aws.clients import client
 from tasks.aws.coordination import GROUP, KEY, claims_in, group_items, release_claim, release_rollout
 from tasks.aws.executions import (
     interruption_state_machine_arn,
@@ -24,6 +22,7 @@ from tasks.aws.executions import (
 )
 from tasks.aws.groups import describe_group, group_members
 from tasks.aws.instances import LIVE_STATES, describe_instances
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.rollout_records import running_rollouts
 from tasks.core.coordination import record_from_item, rollout_claim_from
 from tasks.core.errors import GroupNotFound
@@ -32,11 +31,10 @@ from tasks.core.sweep import orphaned_spots, stale_claims, stale_holders, stale_
 from tasks.core.tags import REPLACES
 from tasks.restore_group import give_back
 
-logger = Logger()
 SWEEP = "sweep"  # the sweep's name as a lease holder
 
 
-@aws_handler
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     request = parse_sweep_request(event or {})
     now = request.now or datetime.now(UTC)

@@ -12,14 +12,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
-from tasks.aws.clients import aws_handler
 from tasks.aws.commitments import manual_swap_strands
 from tasks.aws.coordination import claim, cool_hooked_group, release_claim
 from tasks.aws.groups import describe_group_raw, group_from_response, lifecycle_hooks, propagated_tags
 from tasks.aws.instances import instances_by_id
+from tasks.aws.invocation import logged_metered_retryable, logger, metrics
 from tasks.core.eligibility import (
     ON_DEMAND,
     SPOT,
@@ -41,12 +40,8 @@ from tasks.core.rollout import parse_target
 from tasks.core.tags import OPT_IN
 from tasks.core.timing import parse_timing
 
-logger = Logger()
-metrics = Metrics()
 
-
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     try:
         return _validate(event)
@@ -54,9 +49,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         asg_name = (event.get("input") or {}).get("asg_name")
         if isinstance(asg_name, str) and asg_name:
             metrics.add_dimension(name="AutoScalingGroup", value=asg_name)
-        metrics.add_metric(name="SwapsSkipped", unit=MetricUnit.Count, value=1)
         metrics.add_metadata(key="reason", value=type(refusal).__name__)
-        metrics.flush_metrics()
+        metrics.add_metric(name="SwapsSkipped", unit=MetricUnit.Count, value=1)  # flushed as the invocation ends
         raise
 
 

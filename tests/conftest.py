@@ -43,7 +43,7 @@ def aws() -> Iterator[EmbeddedAws]:
     with EmbeddedAws(boot_delay_seconds=0.3, retry_scale=0.05, wait_scale=WAIT_SCALE) as embedded:
         # A fresh container: no metric left unflushed by an earlier test in this worker. (Imported here, once the
         # embedded AWS has set the metrics namespace that Powertools reads when the module makes its Metrics.)
-        from tasks.launch_spot import metrics
+        from tasks.aws.invocation import metrics
 
         metrics.clear_metrics()
         yield embedded

@@ -10,7 +10,7 @@ import functools
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, TypeVar
+from typing import Any
 
 import boto3
 from botocore.config import Config
@@ -97,17 +97,3 @@ def throttling_as_retryable() -> Iterator[None]:
         if code in THROTTLING_CODES:
             raise AwsThrottled(f"{error.operation_name}: {code}") from error
         raise
-
-
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def aws_handler(func: F) -> F:
-    """Decorate a Lambda handler so throttling surfaces as the retryable `AwsThrottled` error."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        with throttling_as_retryable():
-            return func(*args, **kwargs)
-
-    return wrapper  # type: ignore[return-value]

@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from importlib import resources
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from tasks.aws.clients import client
+from tasks.aws.invocation import logger
 from tasks.core.errors import InvalidInput
 from tasks.core.prices import (
     OperatingSystem,
@@ -28,7 +28,6 @@ from tasks.core.prices import (
     spot_points,
 )
 
-logger = Logger()
 PRICING_API, SNAPSHOT = "pricing-api", "snapshot"
 
 

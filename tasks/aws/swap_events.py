@@ -9,13 +9,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from tasks.aws.clients import client, error_code
+from tasks.aws.invocation import logger
 from tasks.core.swap_events import entry
-
-logger = Logger()
 
 
 def publish(detail_type: str, detail: Mapping[str, Any], *more: tuple[str, Mapping[str, Any]]) -> bool:
