@@ -6,17 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
-
-from tasks.aws.clients import aws_handler
 from tasks.aws.coordination import release_rollout
+from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.core.requests import required_text
 
-logger = Logger()
 
-
-@aws_handler
-@logger.inject_lambda_context(clear_state=True)  # keys appended in one invocation must not leak
+@logged_metered_retryable
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     name, asg = required_text(event, "execution_name", "execution_name"), required_text(event, "asg_name", "asg_name")
     released = release_rollout(asg, name)
