@@ -198,3 +198,29 @@ def test_a_retry_of_an_attach_that_already_released_keeps_a_max_size_raised_sinc
     first = plan_give_back(zoned(4, 2, 2, max_size=5), after, ["ex1"], desired_after=4)
     second = plan_give_back(zoned(3, 2, 1, max_size=4), first.record, ["ex2"], desired_after=3)
     assert (first.max_size, second.max_size, first.warnings, second.warnings) == (4, 3, (), ())
+
+
+def test_a_read_whose_sizes_came_back_but_whose_suspension_did_not_is_stale() -> None:
+    """ABA: B reads the group (AZRebalance running), A raises desired and suspends AZRebalance, C releases (desired
+    back): desired and MaxSize are as B read them, the suspension is not. Trusting B's read, the last give-back
+    resumed nothing (the read showed nothing suspended) and AZRebalance stayed suspended for good (the 48-tag
+    storm test, 1 run in 6 under load)."""
+    stale_read = zoned(4, 2, 2)
+    raise_take = plan_take(stale_read, raise_desired=True)
+    assert raise_take.suspend == ("AZRebalance",)
+    raised = after_take(GroupRecord("web", exists=True), "storm-1", raise_take,
+                        zoned(5, 2, 2, suspended=frozenset({"AZRebalance"})), desired_after=5)
+    # another execution's release brought desired back to 4 and gave back nothing of storm-1's
+    released = replace(raised, left_desired=4, left_max=10)
+    assert read_is_current(stale_read, released) is False
+    current = zoned(4, 2, 2, suspended=frozenset({"AZRebalance"}))
+    assert read_is_current(current, released) is True
+    assert plan_give_back(current, released, ["storm-1"]).resume == ("AZRebalance",)
+    assert plan_give_back(current, released, ["storm-1"]).record.left_suspended == frozenset()
+
+
+def test_the_suspensions_a_section_left_round_trip_through_the_item() -> None:
+    record = GroupRecord("web", exists=True, left_desired=4, left_max=10, left_suspended=frozenset({"AZRebalance"}))
+    assert record_from_item("web", {"key": "group#web", **item_fields(record)}).left_suspended == {"AZRebalance"}
+    old = record_from_item("web", {"key": "group#web", "left_desired": 4, "left_max": 10})
+    assert old.left_suspended is None and read_is_current(zoned(4, 2, 2, suspended=frozenset({"X"})), old)

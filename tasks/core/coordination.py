@@ -53,6 +53,10 @@ class GroupRecord:
     suspended: frozenset[str] = frozenset()
     left_desired: int | None = None
     left_max: int | None = None
+    # The processes suspended as the last section left the group (None: written before this was recorded). Desired
+    # and MaxSize alone can come back to the values a stale read saw (A raises, B releases) while a suspension of
+    # ours is out: the read would miss it, and the last give-back would leave AZRebalance suspended for good.
+    left_suspended: frozenset[str] | None = None
     exists: bool = False
 
     def lease_free_for(self, execution: str, now: float) -> bool:
@@ -82,6 +86,8 @@ class GiveBack:
 def read_is_current(group: Group, before: GroupRecord) -> bool:
     """Whether a group read made before taking the lease can be trusted: no section of ours has changed the group
     since it (the record as the lease found it says how the last section left the group), or none ever did."""
+    if before.exists and before.left_suspended is not None and group.suspended != before.left_suspended:
+        return False
     return _left_as_read(group.desired, group.max_size, before)
 
 
@@ -169,14 +175,16 @@ def after_take(record: GroupRecord, execution: str, take: Take, group: Group, *,
     holds = {**record.holds, execution: take.hold}
     released_before = execution in record.holds and record.lease_owner != execution
     planned = take.hold.planned_max if take.hold.max_slots and not released_before else None
+    left_suspended = frozenset(group.suspended) | frozenset(take.hold.planned_suspend)
     if released_before:
         return replace(record, lease_owner=None, lease_until=0.0, holds=holds, exists=True,
                        suspended=record.suspended | frozenset(take.hold.planned_suspend),
-                       left_desired=desired_after, left_max=group.max_size)
+                       left_desired=desired_after, left_max=group.max_size, left_suspended=left_suspended)
     return replace(record, lease_owner=None, lease_until=0.0, holds=holds, exists=True,
                    max_set_to=planned if planned is not None else record.max_set_to,
                    suspended=record.suspended | frozenset(take.hold.planned_suspend),
-                   left_desired=desired_after, left_max=planned if planned is not None else group.max_size)
+                   left_desired=desired_after, left_max=planned if planned is not None else group.max_size,
+                   left_suspended=left_suspended)
 
 
 def plan_give_back(group: Group, record: GroupRecord, leaving: Iterable[str], *, desired_after: int | None = None
@@ -223,7 +231,8 @@ def plan_give_back(group: Group, record: GroupRecord, leaving: Iterable[str], *,
         max_size = None
     new_max = max_size if max_size is not None else group.max_size
     after = replace(record, lease_owner=None, lease_until=0.0, holds=holds, max_set_to=max_set_to,
-                    suspended=suspended, left_desired=desired, left_max=new_max, exists=True)
+                    suspended=suspended, left_desired=desired, left_max=new_max,
+                    left_suspended=frozenset(group.suspended) - frozenset(resume), exists=True)
     return GiveBack(max_size, resume, after, tuple(warnings))
 
 
@@ -249,6 +258,7 @@ def record_from_item(asg_name: str, item: Mapping[str, Any] | None) -> GroupReco
         asg_name, lease_owner=item.get("lease_owner") or None, lease_until=float(item.get("lease_until", 0)),
         holds=holds, max_set_to=number("max_set_to"), suspended=frozenset(item.get("suspended") or ()),
         left_desired=number("left_desired"), left_max=number("left_max"), exists=True,
+        left_suspended=None if item.get("left_suspended") is None else frozenset(item["left_suspended"]),
     )
 
 
@@ -262,6 +272,8 @@ def hold_fields(hold: Hold) -> dict[str, Any]:
 def item_fields(record: GroupRecord) -> dict[str, Any]:
     """What a released record writes besides its holds (the lease is removed alongside)."""
     fields: dict[str, Any] = {"suspended": sorted(record.suspended)}
+    if record.left_suspended is not None:
+        fields["left_suspended"] = sorted(record.left_suspended)
     for key in ("max_set_to", "left_desired", "left_max"):
         value = getattr(record, key)
         if value is not None:
