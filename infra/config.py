@@ -215,17 +215,24 @@ def known_regions() -> dict[str, str]:
             for region in probe.get_available_regions("ec2", partition_name=partition)}
 
 
+def _json_list(value: Any, name: str, message: str) -> Any:
+    """A list given as a JSON string (how `pulumi config set name '["a","b"]'` stores it) decoded; any other value as
+    it came. A string that starts like a list but is not JSON fails with `message`."""
+    if isinstance(value, str) and value.strip().startswith("["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            raise _fail(name, message, value) from None
+    return value
+
+
 def _regions(raw: Mapping[str, Any]) -> tuple[str, ...]:
     """A list (`pulumi config set --path 'regions[0]' eu-west-1`, or a JSON list) or a comma-separated string of
     known region names, each once, all in one partition (one account cannot span partitions)."""
     value = raw.get("regions")
     if value is None:
         return ()
-    if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise _fail("regions", "must be a list of region names or a comma-separated string", value) from None
+    value = _json_list(value, "regions", "must be a list of region names or a comma-separated string")
     if isinstance(value, str):
         value = [r.strip() for r in value.split(",") if r.strip()]
     if not isinstance(value, list) or not all(isinstance(r, str) for r in value):
@@ -256,11 +263,7 @@ def _pause_alarms(raw: Mapping[str, Any]) -> tuple[str, ...]:
     value = raw.get("pauseAlarms")
     if value is None:
         return ()
-    if isinstance(value, str) and value.strip().startswith("["):
-        try:
-            value = json.loads(value)
-        except json.JSONDecodeError:
-            raise _fail("pauseAlarms", "must be a list of alarm names or a comma-separated string", value) from None
+    value = _json_list(value, "pauseAlarms", "must be a list of alarm names or a comma-separated string")
     if isinstance(value, list):
         if not all(isinstance(v, str) for v in value):
             raise _fail("pauseAlarms", "must be a list of alarm names", value)
