@@ -147,12 +147,17 @@ def prices(ctx: Context) -> Statement:
     return unscoped(ctx, "OnDemandPrices", "pricing:GetProducts", region=PRICING_REGION)
 
 
+def pause_alarms(ctx: Context) -> Statement:
+    """This region's metric alarms (their names come from stack settings, group tags and rollout inputs, so not
+    known at deploy; DescribeAlarms is read-only)."""
+    return allow("PauseAlarms", ["cloudwatch:DescribeAlarms"], ctx.scope.arn("cloudwatch", "alarm:*"))
+
+
 def pause_reads(ctx: Context, *records: str) -> list[Statement]:
-    """The fleet-wide pause (tasks/aws/pause_state.py): this region's metric alarms (their names come from stack
-    settings, group tags and rollout inputs, so not known at deploy; DescribeAlarms is read-only) and the pause
-    record (and any other `records` key patterns the function reads, e.g. a rollout's cancel request)."""
+    """The fleet-wide pause (tasks/aws/pause_state.py): the alarms and the pause record (and any other `records`
+    key patterns the function reads, e.g. a rollout's cancel request)."""
     return [
-        allow("PauseAlarms", ["cloudwatch:DescribeAlarms"], ctx.scope.arn("cloudwatch", "alarm:*")),
+        pause_alarms(ctx),
         allow("PauseRecord", ["dynamodb:GetItem"], ctx.table_arn(COOLDOWN_TABLE),
               {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["pause#*", *records]}}),
     ]
@@ -379,9 +384,9 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
                  "ec2:DescribeInstances"),
         list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
-        # tasks/aws/coordination.py active_pools (cooling pools wait), idle records
+        # tasks/aws/coordination.py active_cooldowns (cooling pools wait; the pause by hand), idle records
         cooldown_items(ctx, "dynamodb:Scan", "dynamodb:PutItem", "dynamodb:DeleteItem"),
-        *pause_reads(ctx),
+        pause_alarms(ctx),
         *commitments(ctx),  # covered on-demand stays; idle commitments pull spots back
     ],
     # tasks/sweep.py: our spots by tag, their membership, group records and claims, running swaps and rollouts;

@@ -2,7 +2,8 @@
 per pick. A dry run returns the same plan and starts nothing.
 
 Reads in a fixed order and a fixed number of calls whatever the number of groups: the groups (100 a page),
-their instances (1,000 a call), the RUNNING executions (one listing), the cooldown store (one Scan), and the
+their instances (1,000 a call), the RUNNING executions (one listing), the cooldown store and the pause set by
+hand (one consistent Scan), the pause's failure budget and alarms (tasks/aws/pause_state.py), and the
 account's commitments (tasks/aws/commitments.py: one DescribeReservedInstances, one DescribeSavingsPlans page,
 kept for 5 minutes by a warm container; the region's running instances and the plans' rates only when a
 commitment is active). Lifecycle hooks are not read: a group whose launch hook (which attached instances skip)
@@ -30,7 +31,7 @@ from tasks.aws.executions import replace_state_machine_arn, running_swaps, start
 from tasks.aws.groups import active_refreshes, group_from_response, named_groups, opted_in_groups
 from tasks.aws.instances import instances_by_id
 from tasks.aws.invocation import logged_metered_retryable, logger, metrics
-from tasks.aws.pause_state import current_pause
+from tasks.aws.pause_state import manual_pause_from_item, pause_with
 from tasks.core.cooldowns import ON_DEMAND, SPOT, hook_skip, quota_skip
 from tasks.core.pause import group_pause, tagged_alarms
 from tasks.core.requests import ScanRequest, parse_scan_request
@@ -81,7 +82,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
     cooldowns = active_cooldowns(now.timestamp())
     cooling, region = cooldowns.pools, os.environ["AWS_REGION"]
-    fleet, alarms = current_pause(now, (a for g in groups for a in tagged_alarms(g.tags)))
+    fleet, alarms = pause_with(now, manual_pause_from_item(cooldowns.pause_item),
+                               (a for g in groups for a in tagged_alarms(g.tags)))
     paused = {g.name: p.why for g in groups if (p := group_pause(fleet, tagged_alarms(g.tags), alarms))}
     if region in cooldowns.quotas:  # the region's spot quota refused a launch lately: every group waits it out
         paused |= {g.name: quota_skip(region, cooldowns.quotas[region]) for g in groups if g.name not in paused}

@@ -17,8 +17,11 @@ from asg_optimizer.local.embedded import EmbeddedAws
 from stack.description import REPLACE_STATE_MACHINE_ARN, STACK
 from tasks import scan
 from tasks.aws.clients import reset_clients
+from tasks.aws.coordination import TABLE_ENV
 from tasks.aws.executions import STATE_MACHINE_ENV
+from tasks.aws.pause_state import pause_item
 from tasks.core.errors import InvalidInput
+from tasks.core.pause import ManualPause
 from tests.conftest import FAST
 from tests.workflow_helpers import instances, validate_held
 
@@ -211,16 +214,36 @@ def test_api_calls_are_per_page_not_per_group(aws: EmbeddedAws, make_group) -> N
     assert result["groups_scanned"] == 101
     assert Counter(p["asg_name"] for p in result["plan"]) == {"g000": 3, "g100": 3}
     # no per-group call: lifecycle hooks are not read (a group Validate refused for its launch hook is in the one
-    # Scan of the cooldown store); the pause: the pause record, failed and timed-out swaps (no alarm named: no
-    # DescribeAlarms); the account's commitments: one call each for RIs and Savings Plans (none active)
+    # Scan of the cooldown store, and so is the pause by hand); the pause: failed and timed-out swaps (no alarm
+    # named: no DescribeAlarms); the account's commitments: one call each for RIs and Savings Plans (none active)
     per_scan = {"auto-scaling.DescribeAutoScalingGroups": 2, "ec2.DescribeInstances": 1, "sfn.ListExecutions": 3,
-                "dynamodb.Scan": 1, "dynamodb.GetItem": 1}
+                "dynamodb.Scan": 1}
     commitment_reads = {"ec2.DescribeReservedInstances": 1, "savingsplans.DescribeSavingsPlans": 1}
     assert dict(calls) == per_scan | commitment_reads
     with counted_calls() as calls:  # a warm container keeps the commitments it read for 5 minutes
         run_scan(aws, dry_run=True)
         run_scan(aws, dry_run=True)
     assert dict(calls) == {call: 2 * n for call, n in per_scan.items()} | commitment_reads
+
+
+def test_the_scanner_reads_the_pause_by_hand_in_its_one_consistent_scan(aws: EmbeddedAws, make_group) -> None:
+    """A `pause` a moment ago must count, as a consistent GetItem of the pause record would see it: the scanner
+    reads the record in its Scan of the coordination table, read consistently, and makes no GetItem."""
+    make_group("web", desired=1, max_size=2, extra_tags=NO_GRACE)
+    deployed = aws.client("lambda").get_function_configuration(FunctionName=STACK.function("scanner").name())
+    since = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
+    by = "arn:aws:iam::123456789012:user/ops"
+    aws.client("dynamodb").put_item(TableName=deployed["Environment"]["Variables"][TABLE_ENV],
+                                    Item=pause_item(ManualPause("db migration", by, since)))
+    scans: list[dict[str, Any]] = []
+    with counted_calls() as calls:
+        boto3.DEFAULT_SESSION.events.register(  # type: ignore[union-attr]
+            "provide-client-params.dynamodb.Scan", lambda params, **_: scans.append(dict(params)))
+        result = run_scan(aws, dry_run=True)
+    why = f"paused: by hand since 2026-12-02T07:00:00+00:00 by {by}: db migration"
+    assert result["paused"] == why and result["skipped_groups"] == [{"asg_name": "web", "why": why}]
+    assert "dynamodb.GetItem" not in calls and calls["dynamodb.Scan"] == 1
+    assert [s.get("ConsistentRead") for s in scans] == [True]
 
 
 BAD_INPUT = [

@@ -20,8 +20,8 @@ from asg_optimizer.aws_session import CliError, Target
 from asg_optimizer.commands.output import console, operator_command, print_json, settings
 from stack.description import COOLDOWN_TABLE, STACK
 from tasks.aws.clients import clients_from
-from tasks.aws.coordination import KEY
-from tasks.aws.pause_state import PAUSE_KEY, group_pauses, manual_pause_from_item, pause_item
+from tasks.aws.coordination import KEY, PAUSE_KEY
+from tasks.aws.pause_state import group_pauses, manual_pause_from_item, pause_item
 from tasks.core.pause import ManualPause, Pause
 
 SCANNER = "scanner"

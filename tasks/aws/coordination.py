@@ -165,32 +165,41 @@ def cool_hooked_group(asg_name: str, refusal: str, *, source: str, now: float | 
     return key
 
 
+PAUSE_KEY = "pause#fleet"  # the item `asg-optimizer pause` writes; no expires_at, so TTL never removes it
+
+
 @dataclass(frozen=True)
 class Cooldowns:
     pools: frozenset[Pool]  # spot pools
     quotas: dict[str, str]  # region -> the quota error code that put it on cooldown
     on_demand_pools: frozenset[Pool] = frozenset()  # a swap back found no on-demand capacity there lately
     hooked: dict[str, tuple[str, float]] = field(default_factory=dict)  # group -> (Validate's refusal, until)
+    pause_item: dict[str, Any] | None = None  # the pause by hand (PAUSE_KEY), None when not paused by hand
 
 
 def active_cooldowns(now: float | None = None) -> Cooldowns:
     """Every pool (spot and on-demand), every region's spot quota and every group refused for its launch hook,
-    cooling now (one paginated Scan: the table holds only the entries of the last half hour)."""
+    cooling now, and the pause set by hand: one paginated Scan (the table holds only the entries of the last half
+    hour), read consistently so that a `pause` or `resume` a moment ago counts, as a consistent GetItem of the
+    pause record would (the scanner makes no GetItem of its own for it)."""
     at = time.time() if now is None else now
     pages = client("dynamodb").get_paginator("scan").paginate(
-        TableName=table_name(),
-        FilterExpression="(begins_with(#k, :pool) OR begins_with(#k, :quota) OR begins_with(#k, :hook)) AND #e > :now",
+        TableName=table_name(), ConsistentRead=True,
+        FilterExpression="((begins_with(#k, :pool) OR begins_with(#k, :quota) OR begins_with(#k, :hook)) "
+                         "AND #e > :now) OR #k = :pause",
         ExpressionAttributeNames={"#k": KEY, "#e": EXPIRES_AT},
         ExpressionAttributeValues={":pool": {"S": "pool#"}, ":quota": {"S": "quota#"}, ":hook": {"S": hook_key("")},
-                                   ":now": {"N": str(int(at))}},
+                                   ":now": {"N": str(int(at))}, ":pause": {"S": PAUSE_KEY}},
     )
     items = [item for page in pages for item in page["Items"]]
+    paused = next((item for item in items if item[KEY]["S"] == PAUSE_KEY), None)
+    items = [item for item in items if item[KEY]["S"] != PAUSE_KEY]
     entries = [(item[KEY]["S"], float(item[EXPIRES_AT]["N"])) for item in items]
     quotas = {region: item.get("code", {}).get("S", "quota")
               for item in items if (region := quota_region_of(item[KEY]["S"])) and float(item[EXPIRES_AT]["N"]) > at}
     hooked = {group: (item.get("reason", {}).get("S", "launch lifecycle hook"), float(item[EXPIRES_AT]["N"]))
               for item in items if (group := hook_group_of(item[KEY]["S"])) and float(item[EXPIRES_AT]["N"]) > at}
-    return Cooldowns(cooling_pools(entries, at), quotas, cooling_pools(entries, at, ON_DEMAND), hooked)
+    return Cooldowns(cooling_pools(entries, at), quotas, cooling_pools(entries, at, ON_DEMAND), hooked, paused)
 
 
 # What this container read or wrote of cooldown keys: key -> (when, epoch seconds; the item, None: no cooldown),

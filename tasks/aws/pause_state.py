@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from tasks.aws.clients import batches, client
-from tasks.aws.coordination import KEY, table_name
+from tasks.aws.coordination import KEY, PAUSE_KEY, table_name
 from tasks.aws.executions import replace_state_machine_arn
 from tasks.core.pause import (
     FAILURE_WINDOW,
@@ -33,7 +33,6 @@ from tasks.core.pause import (
 )
 
 ALARM_NAMES_PER_CALL = 100  # DescribeAlarms: AlarmNames holds at most 100 names
-PAUSE_KEY = "pause#fleet"  # the item `asg-optimizer pause` writes; no expires_at, so TTL never removes it
 SWAP_TIMEOUT = timedelta(seconds=7200)  # the replacement state machine's TimeoutSeconds: its longest execution
 FAILED_STATUSES = ("FAILED", "TIMED_OUT")  # refusals and no-capacity end SUCCEEDED; ABORTED is a person's stop
 
@@ -94,11 +93,19 @@ def current_pause(now: datetime, group_alarms: Iterable[str] = (), *, environ: M
     """(the fleet's pause or None, the state of every alarm named by the stack or in `group_alarms`). `environ`,
     `table`, `state_machine_arn`: the stack's settings, coordination table and replacement state machine (by
     default the calling function's own)."""
+    return pause_with(now, manual_pause(table), group_alarms, environ=environ, state_machine_arn=state_machine_arn)
+
+
+def pause_with(now: datetime, manual: ManualPause | None, group_alarms: Iterable[str] = (), *,
+               environ: Mapping[str, str] | None = None, state_machine_arn: str | None = None
+               ) -> tuple[Pause | None, dict[str, AlarmState]]:
+    """current_pause, given the pause by hand as the caller read it consistently (the scanner: in its one Scan of
+    the coordination table, tasks.aws.coordination.active_cooldowns)."""
     settings = pause_settings(os.environ if environ is None else environ)
     names = set(settings.alarms) | set(group_alarms)
     alarms = alarm_states(names) if names else {}
     failures = failures_in_window(failed_swap_stops(state_machine_arn or replace_state_machine_arn(), now), now)
-    return fleet_pause(settings, alarms, manual_pause(table), failures), alarms
+    return fleet_pause(settings, alarms, manual, failures), alarms
 
 
 def group_pauses(groups: Mapping[str, Mapping[str, str]], now: datetime, *, environ: Mapping[str, str] | None = None,
