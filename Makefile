@@ -4,7 +4,8 @@ PY      := $(VENV)/bin/python
 PYSTAMP := $(VENV)/.installed
 NPMSTAMP := node_modules/.installed
 PYTHON  ?= python3
-# The suite runs in parallel, one worker per core up to two (CI has two cores; each worker has its own moto).
+# The suite runs in parallel, one worker per core up to two (CI has two cores; each worker has its own moto); a
+# worker that runs out steals queued tests from the other (--dist worksteal), the long ones having gone first.
 JOBS    ?= $(shell $(PYTHON) -c "import os; print(max(1, min(2, len(os.sched_getaffinity(0)))))")
 
 .PHONY: setup demo test lint bench bench-scan soak clean
@@ -29,7 +30,7 @@ lint: $(PYSTAMP)
 	$(VENV)/bin/mypy
 
 test: setup lint
-	$(VENV)/bin/pytest -q -n $(JOBS)
+	$(VENV)/bin/pytest -q -n $(JOBS) --dist worksteal --durations=15
 
 bench: $(PYSTAMP)
 	$(PY) bench/swap_cost.py

@@ -23,6 +23,13 @@ MANUAL_WAIT_SCALE = 0.01  # on a manual clock nothing but the poll count matters
 SPOT_NOTICE = 120
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests marked `long` (many seconds of real waits or a process of their own) run first, in collection order:
+    xdist's workers then steal the short ones at the end, and no worker is left alone with a long one. The sort is
+    stable and the same in every worker, as xdist requires."""
+    items.sort(key=lambda item: item.get_closest_marker("long") is None)
+
+
 @pytest.fixture(autouse=True)
 def no_inherited_columns(monkeypatch: pytest.MonkeyPatch) -> None:
     """pytest-xdist's workers export COLUMNS=80 (a pretend terminal), which the CLI honours; tests that are about

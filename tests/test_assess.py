@@ -115,6 +115,7 @@ def test_assess_the_fleet_table_json_csv(aws: EmbeddedAws, make_group) -> None:
     assert aws_state(aws) == before  # read only
 
 
+@pytest.mark.long
 def test_assess_all_regions_reads_every_enabled_region(aws: EmbeddedAws, make_group) -> None:
     make_group("web", desired=1, max_size=2, opted_in=False)
     enabled = sorted(r["RegionName"] for r in boto3.client("ec2").describe_regions()["Regions"])

@@ -117,6 +117,7 @@ def test_plan_is_the_scanners_dry_run_and_changes_nothing(aws: EmbeddedAws, flee
 
 # --- a swap end to end: replace --wait, show, status -----------------------------------------------------------
 
+@pytest.mark.long
 def test_replace_wait_then_show_and_status(aws: EmbeddedAws, fleet) -> None:
     oldest = fleet["web"][1]
     make_older(oldest, hours=5)

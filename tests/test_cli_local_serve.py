@@ -28,6 +28,8 @@ from tests.cli_helpers import FAST_TIMING, cli, flat
 from tests.conftest import FAST
 
 ROOT = Path(__file__).resolve().parent.parent
+# Each module fixture starts a server process; the module runs early so no worker is left with it at the end.
+pytestmark = pytest.mark.long
 
 
 def free_port() -> int:

@@ -19,6 +19,7 @@ from tests.test_cli_local_serve import Served, serve
 
 REGIONS = ("us-east-1", "eu-west-1")
 BOTH = ("--region", REGIONS[0], "--region", REGIONS[1])
+pytestmark = pytest.mark.long  # a two-region server process for the module: run early
 
 
 @pytest.fixture(scope="module")

@@ -66,6 +66,7 @@ def test_more_than_twenty_ris_a_month_is_reserved_instances_limit_exceeded(aws: 
     ec2.purchase_reserved_instances_offering(ReservedInstancesOfferingId=zonal, InstanceCount=1)
 
 
+@pytest.mark.long
 def test_offerings_page_at_most_100_with_next_token(aws: EmbeddedAws) -> None:
     ec2 = aws.client("ec2")
     first = ec2.describe_reserved_instances_offerings(InstanceType="m5.large")

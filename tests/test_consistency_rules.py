@@ -3,11 +3,14 @@ consistency for a just-launched instance, and an Auto Scaling group's scaling ac
 
 from __future__ import annotations
 
+import pytest
+
 from asg_optimizer.local.embedded import EmbeddedAws
 from tests.conftest import FAST
 from tests.workflow_helpers import cause, instances, launched_by, members, settings, state_of, states_entered
 
 
+@pytest.mark.long
 def test_just_launched_instance_not_found_is_not_ready_yet_and_cleanup_still_finds_it(
         aws: EmbeddedAws, make_group) -> None:
     """EC2: DescribeInstances/DescribeInstanceStatus may answer InvalidInstanceID.NotFound for an instance launched

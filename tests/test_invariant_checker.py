@@ -32,6 +32,7 @@ def _api_view(aws: EmbeddedAws) -> dict[str, tuple]:
     }
 
 
+@pytest.mark.long
 def test_the_checker_reads_what_the_api_reports_and_judges_every_group(aws: EmbeddedAws, network: Network) -> None:
     names = [f"g{i:02d}" for i in range(MANY)]
     for name in names:

@@ -260,6 +260,7 @@ def test_an_on_demand_a_reserved_instance_covers_is_rolled_to_an_on_demand_that_
     assert kept[new["InstanceId"]].startswith(f"kept on-demand: covered by RI {ri[:8]}…")
 
 
+@pytest.mark.long
 def test_an_alarm_firing_mid_batch_stops_the_rollout_after_it_and_rolls_back(aws: EmbeddedAws) -> None:
     on_demand, spot = mixed_group(aws)
     aws.put_alarm("web-5xx", "OK")
@@ -283,6 +284,7 @@ def test_an_alarm_firing_mid_batch_stops_the_rollout_after_it_and_rolls_back(aws
     assert len({*on_demand, spot} & set(after)) == 1  # the third was never touched
 
 
+@pytest.mark.long
 def test_an_alarm_at_a_checkpoint_stops_the_rollout_when_resumed_before_another_batch(aws: EmbeddedAws) -> None:
     on_demand, spot = mixed_group(aws)
     aws.put_alarm("web-5xx", "OK")
@@ -559,6 +561,7 @@ def test_a_pause_by_alarm_holds_a_running_rollout_after_its_batch_and_it_goes_on
     assert sorted(version_of(i) for i in members(aws).values()) == ["2", "2", "2"]
 
 
+@pytest.mark.long
 def test_a_pause_by_hand_holds_a_running_rollout_resume_while_paused_holds_it_again_and_a_fallback_still_runs(
         aws: EmbeddedAws) -> None:
     mixed_group(aws)

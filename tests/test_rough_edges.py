@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 
 
+@pytest.mark.long
 def test_demo_prints_exactly_one_json_object_and_uses_its_own_aws_whatever_aws_endpoint_url_says() -> None:
     """Items 10 and 11: Powertools metric lines do not reach stdout, `-o json demo` is `demo --json`, and an
     exported AWS_ENDPOINT_URL (as for `local serve`) is ignored with one line on stderr."""

@@ -367,6 +367,7 @@ def test_interruption_in_a_web_group_with_a_30_s_delay_waits_for_a_healthy_repla
     assert check.lowest_serving("web") == 2
 
 
+@pytest.mark.long
 def test_interruption_in_a_web_group_with_a_300_s_delay_releases_at_the_capped_deadline(
         interruption_web: tuple[EmbeddedAws, ManualClock, Network]) -> None:
     web, clock, network = interruption_web
