@@ -221,8 +221,9 @@ def install() -> None:
     _patches.install(lambda p: p.replace(LambdaFunction, _invoke_lambda=_invoke_in_process))
 
 
-def uninstall() -> None:
-    _in_flight.drain(DRAIN_SECONDS)  # the executions were stopped: what still runs finishes in this moto
+def uninstall(drain_seconds: float = DRAIN_SECONDS) -> None:
+    """`drain_seconds`: how long handlers still running may finish in this moto (0 where the process ends)."""
+    _in_flight.drain(drain_seconds)  # the executions were stopped: what still runs finishes in this moto
     _patches.undo()
     home_region.clear()
     with _regional_lock:
