@@ -21,12 +21,13 @@ from tasks.aws.swap_events import publish
 from tasks.core.coordination import after_take, late_suspension, plan_give_back, plan_take
 from tasks.core.errors import OnDemandGone
 from tasks.core.progress import retire_now
+from tasks.core.steps import AttachResult, AttachSpotInput
 from tasks.core.swap_events import ON_DEMAND_RETIRED, SPOT_ATTACHED, swap_detail
 from tasks.group_writes import apply_give_back, apply_take
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: AttachSpotInput, context: Any) -> AttachResult:
     spot_id, asg_name, on_demand_id, execution = (event["spot"]["spot_instance_id"], event["asg_name"],
                                                   event["instance_id"], event["execution_name"])
     group = describe_group(asg_name)

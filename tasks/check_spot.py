@@ -12,10 +12,11 @@ from botocore.exceptions import ClientError
 from tasks.aws.clients import client, error_code
 from tasks.aws.invocation import logged_metered_retryable
 from tasks.core.progress import READY, spot_readiness
+from tasks.core.steps import BootResult, CheckSpotInput
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: CheckSpotInput, context: Any) -> BootResult:
     spot_id = event["spot"]["spot_instance_id"]
     polls = int(event.get("boot", {}).get("polls", 0)) + 1
     try:

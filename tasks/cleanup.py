@@ -13,12 +13,13 @@ from tasks.aws.swap_events import publish
 from tasks.core.cleanup import plan_cleanup
 from tasks.core.errors import GroupNotFound, SpotNotVisibleYet
 from tasks.core.model import Group
+from tasks.core.steps import CleanupInput, CleanupResult
 from tasks.core.swap_events import SWAP_FAILED, swap_detail
 from tasks.core.tags import EXECUTION
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: CleanupInput, context: Any) -> CleanupResult:
     asg_name, execution = event["asg_name"], event["execution_name"]
     spots = describe_instances(
         filters=[
@@ -28,7 +29,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     )
     # A tag search can miss a spot launched a moment ago (EC2 is eventually consistent); the one LaunchSpot
     # reported is looked up by id too. Not visible yet: retried (SpotNotVisibleYet), never forgotten.
-    known = (event.get("spot") or {}).get("spot_instance_id")
+    launch = event.get("spot")
+    known = launch.get("spot_instance_id") if launch else None
     if known and known not in {s.instance_id for s in spots}:
         found = describe_instance(known)
         if found is None:
@@ -58,7 +60,8 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if plan.keep_spot:
             kept.append(spot.instance_id)
     logger.info("cleaned up", extra={"asg": asg_name, "terminated": terminated, "kept": kept})
-    error = event.get("error") or {}
-    publish(SWAP_FAILED, swap_detail(event, error=error.get("Error"), why=error.get("Cause"),
+    error = event.get("error")
+    publish(SWAP_FAILED, swap_detail(event, error=error.get("Error") if error else None,
+                                     why=error.get("Cause") if error else None,
                                      terminated_spots=terminated, kept_spots=kept))
     return {"terminated_spots": ",".join(terminated), "kept_spots": ",".join(kept)}

@@ -20,6 +20,7 @@ from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.core.cooldowns import ON_DEMAND
 from tasks.core.naming import client_token
 from tasks.core.prices import Pool
+from tasks.core.steps import LaunchOnDemandResult, NoCapacity, SwapState
 from tasks.core.tags import EXECUTION, REPLACES
 from tasks.launch_spot import LAUNCHED, NO_CAPACITY, template_of
 
@@ -28,7 +29,7 @@ from tasks.launch_spot import LAUNCHED, NO_CAPACITY, template_of
 NO_CAPACITY_CODES = frozenset({"InsufficientInstanceCapacity", "Unsupported"})
 
 
-def on_demand_request(event: dict[str, Any]) -> dict[str, Any]:
+def on_demand_request(event: SwapState) -> dict[str, Any]:
     """The RunInstances request: one instance of the target type from the group's template, in the old one's subnet."""
     tags = {k: v for k, v in event.get("instance_tags", {}).items() if not k.startswith("aws:")}
     tags |= {REPLACES: event["instance_id"], EXECUTION: event["execution_name"]}
@@ -47,7 +48,7 @@ def on_demand_request(event: dict[str, Any]) -> dict[str, Any]:
     return request
 
 
-def no_capacity(event: dict[str, Any], code: str) -> dict[str, Any]:
+def no_capacity(event: SwapState, code: str) -> NoCapacity:
     """The execution ends here (outcome no-capacity): the on-demand pool cools, the instance's claim is released."""
     pool = Pool(event["target_instance_type"], event["availability_zone"])
     cool_pools([pool], reason=NO_CAPACITY, source=event["execution_name"], market=ON_DEMAND)
@@ -60,7 +61,7 @@ def no_capacity(event: dict[str, Any], code: str) -> dict[str, Any]:
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: SwapState, context: Any) -> LaunchOnDemandResult:
     logger.append_keys(asg=event["asg_name"], execution=event["execution_name"])
     wanted = event["target_instance_type"]
     try:

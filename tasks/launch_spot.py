@@ -21,7 +21,7 @@ refuses the request, to name a template setting a fleet cannot use (nothing was 
 from __future__ import annotations
 
 import os
-from typing import Any
+from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
 from botocore.exceptions import ClientError
@@ -40,32 +40,38 @@ from tasks.core.model import Instance
 from tasks.core.naming import client_token
 from tasks.core.policy import parse_policy
 from tasks.core.prices import Pool, hourly_saving, operating_system
+from tasks.core.steps import LaunchRefused, LaunchSpotResult, NoCapacity, QuotaExceeded, SpotLaunched, SwapState
 from tasks.core.tags import EXECUTION, REPLACES
 from tasks.core.templates import UnsupportedLaunchTemplate, fleet_refusal
 
-LAUNCHED, NO_CAPACITY, QUOTA_EXCEEDED, REFUSED = "launched", "no-capacity", "quota-exceeded", "refused"
+LAUNCHED: Final = "launched"
+NO_CAPACITY: Final = "no-capacity"
+QUOTA_EXCEEDED: Final = "quota-exceeded"
+REFUSED: Final = "refused"
 # What CreateFleet answers a request its template cannot be combined with (not throttling: nothing to read then).
 TEMPLATE_REFUSALS = frozenset({"InvalidParameterValue", "InvalidParameterCombination", "InvalidParameter"})
 
 
-def template_of(event: dict[str, Any]) -> dict[str, str]:
+def template_of(event: SwapState) -> dict[str, str]:
     template = {"Version": event["launch_template_version"]}
-    if event.get("launch_template_id"):
-        template["LaunchTemplateId"] = event["launch_template_id"]
+    if template_id := event.get("launch_template_id"):
+        template["LaunchTemplateId"] = template_id
     else:
-        template["LaunchTemplateName"] = event["launch_template_name"]
+        name = event["launch_template_name"]
+        assert name is not None  # Validate's group launches from a template: it has an id or a name
+        template["LaunchTemplateName"] = name
     return template
 
 
-def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...]) -> dict[str, Any]:
+def fleet_request(event: SwapState, candidates: tuple[Candidate, ...]) -> dict[str, Any]:
     """The CreateFleet request: the group's template, one override per candidate type in the on-demand's subnet."""
     tags = {k: v for k, v in event.get("instance_tags", {}).items() if not k.startswith("aws:")}
     tags |= {REPLACES: event["instance_id"], EXECUTION: event["execution_name"]}
     overrides: list[dict[str, str]] = [{"InstanceType": c.instance_type} for c in candidates]
-    if event.get("image_id"):  # a rollout to an AMI: the template's other settings, this image
-        overrides = [{**o, "ImageId": event["image_id"]} for o in overrides]
-    if event.get("subnet_id"):
-        overrides = [{**o, "SubnetId": event["subnet_id"]} for o in overrides]
+    if image_id := event.get("image_id"):  # a rollout to an AMI: the template's other settings, this image
+        overrides = [{**o, "ImageId": image_id} for o in overrides]
+    if subnet_id := event.get("subnet_id"):
+        overrides = [{**o, "SubnetId": subnet_id} for o in overrides]
     else:
         overrides = [{**o, "AvailabilityZone": event["availability_zone"]} for o in overrides]
     return {
@@ -82,7 +88,7 @@ def fleet_request(event: dict[str, Any], candidates: tuple[Candidate, ...]) -> d
     }
 
 
-def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: float,
+def candidates_for(event: SwapState, prices: PriceBook, on_demand_price: float,
                    region: str) -> tuple[CandidateChoice, Cooldowns]:
     """Compatible types with a spot price in the zone at most the original's on-demand price, not cooling, and the
     cooldowns read for them: exactly those pools' keys and the region's spot quota (tasks.aws.coordination).
@@ -111,7 +117,7 @@ def candidates_for(event: dict[str, Any], prices: PriceBook, on_demand_price: fl
     return choose(types_cooling_in(cooldowns.pools, zone)), cooldowns
 
 
-def no_capacity(event: dict[str, Any], pools: list[Pool], why: str) -> dict[str, Any]:
+def no_capacity(event: SwapState, pools: list[Pool], why: str) -> NoCapacity:
     """The execution ends here (outcome no-capacity): the pools cool down and the instance's claim is released."""
     cooled = cool_pools(pools, reason=NO_CAPACITY, source=event["execution_name"])
     release_claim(event["asg_name"], event["instance_id"], event["execution_name"])
@@ -121,7 +127,7 @@ def no_capacity(event: dict[str, Any], pools: list[Pool], why: str) -> dict[str,
             "availability_zone": event["availability_zone"], "why": why, "cooled_pools": [str(p) for p in pools]}
 
 
-def quota_exceeded(event: dict[str, Any], code: str, why: str) -> dict[str, Any]:
+def quota_exceeded(event: SwapState, code: str, why: str) -> QuotaExceeded:
     """The account's spot quota refused the launch: back off every swap of the region, page nobody. The execution
     ends here, so the instance's claim is released."""
     region = os.environ["AWS_REGION"]
@@ -133,7 +139,7 @@ def quota_exceeded(event: dict[str, Any], code: str, why: str) -> dict[str, Any]
             "availability_zone": event["availability_zone"], "why": why}
 
 
-def refused(event: dict[str, Any], refusal: UnsupportedLaunchTemplate) -> dict[str, Any]:
+def refused(event: SwapState, refusal: UnsupportedLaunchTemplate) -> LaunchRefused:
     """The group's template is one CreateFleet cannot launch from: nothing was launched, so the execution ends as
     outcome refused (like Validate's refusals: a setting to change, not a failure that pages) and frees its claim."""
     release_claim(event["asg_name"], event["instance_id"], event["execution_name"])
@@ -142,7 +148,7 @@ def refused(event: dict[str, Any], refusal: UnsupportedLaunchTemplate) -> dict[s
             "asg_name": event["asg_name"], "instance_id": event["instance_id"]}
 
 
-def fresh_launch(event: dict[str, Any], prices: PriceBook, region: str) -> tuple[dict[str, Any] | str, str | None]:
+def fresh_launch(event: SwapState, prices: PriceBook, region: str) -> tuple[dict[str, Any] | str, str | None]:
     """The request and the prices it was chosen at, or why there is nothing to launch; and the quota error code
     when the region's spot quota is cooling (nothing is launched then)."""
     on_demand = prices.on_demand(event["instance_type"])
@@ -165,7 +171,7 @@ def own_spot(execution: str) -> Instance | None:
     return found[0] if found else None
 
 
-def earlier_launch(event: dict[str, Any], prices: PriceBook, spot: Instance) -> dict[str, Any]:
+def earlier_launch(event: SwapState, prices: PriceBook, spot: Instance) -> dict[str, Any]:
     """A re-run goes on with the spot its first attempt launched, priced now (the request it was chosen by is
     not kept)."""
     on_demand = prices.on_demand(event["instance_type"])
@@ -176,7 +182,7 @@ def earlier_launch(event: dict[str, Any], prices: PriceBook, spot: Instance) -> 
             "result": FleetResult(spot.instance_id, spot.instance_type, ())}
 
 
-def send(event: dict[str, Any], launch: dict[str, Any], prices: PriceBook) -> dict[str, Any]:
+def send(event: SwapState, launch: dict[str, Any], prices: PriceBook) -> dict[str, Any]:
     """CreateFleet; the launch with its result. A refusal that a template setting explains is named as such."""
     try:
         response = client("ec2").create_fleet(**launch["request"])
@@ -195,14 +201,14 @@ def send(event: dict[str, Any], launch: dict[str, Any], prices: PriceBook) -> di
     return earlier_launch(event, prices, spot)
 
 
-def refuse_unusable_template(event: dict[str, Any]) -> None:
+def refuse_unusable_template(event: SwapState) -> None:
     refusal = fleet_refusal(template_data(template_of(event)))
     if refusal:  # CreateFleet launched nothing
         raise UnsupportedLaunchTemplate(f"ASG {event['asg_name']}: {refusal}")
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: SwapState, context: Any) -> LaunchSpotResult:
     logger.append_keys(asg=event["asg_name"], execution=event["execution_name"])
     try:
         return launch_spot(event)
@@ -210,7 +216,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         return refused(event, refusal)
 
 
-def launch_spot(event: dict[str, Any]) -> dict[str, Any]:
+def launch_spot(event: SwapState) -> LaunchSpotResult:
     execution, region = event["execution_name"], os.environ["AWS_REGION"]
     original_pool = Pool(event["instance_type"], event["availability_zone"])
     prices = PriceBook(region, operating_system(event["platform_details"]))
@@ -234,9 +240,10 @@ def launch_spot(event: dict[str, Any]) -> dict[str, Any]:
     metrics.add_dimension(name="AutoScalingGroup", value=event["asg_name"])
     metrics.add_metric(name="HourlySavingUSD", unit=MetricUnit.NoUnit, value=saving)
     logger.info("spot launched", extra={"spot_instance_id": result.instance_id, "type": result.instance_type})
-    return {
+    launched: SpotLaunched = {
         "outcome": LAUNCHED, "spot_instance_id": result.instance_id, "spot_instance_type": result.instance_type,
         "spot_price": spot_price, "on_demand_price": launch["on_demand_price"],
         "on_demand_price_source": launch["on_demand_price_source"], "hourly_saving": saving,
         "candidate_types": list(launch["spot_prices"]),
     }
+    return launched

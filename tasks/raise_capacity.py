@@ -17,11 +17,12 @@ from tasks.aws.load_balancers import longest_drain_seconds
 from tasks.core.coordination import after_take, plan_take
 from tasks.core.interruption import NOTICE_SECONDS, poll_seconds, raise_refusal, release_deadline
 from tasks.core.prices import Pool
+from tasks.core.steps import InterruptionState, RaiseCapacityInput, RaiseCapacityResult
 from tasks.group_writes import apply_take
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: RaiseCapacityInput, context: Any) -> RaiseCapacityResult:
     data, execution = event["input"], event["execution_name"]
     asg_name, spot_id = data["asg_name"], data["instance_id"]
     notice = int(data.get("notice_seconds", NOTICE_SECONDS))
@@ -29,8 +30,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     logger.append_keys(asg=asg_name, spot_instance_id=spot_id, execution=execution)
     group = describe_group(asg_name)
     drain = longest_drain_seconds(group) if group.behind_load_balancer else 0
-    out = {"asg_name": asg_name, "instance_id": spot_id, "execution_name": execution, "drain_seconds": drain,
-           "deadline": release_deadline(warned_at, notice, drain_seconds=drain), "poll_seconds": poll_seconds(notice)}
+    out: InterruptionState = {
+        "asg_name": asg_name, "instance_id": spot_id, "execution_name": execution, "drain_seconds": drain,
+        "deadline": release_deadline(warned_at, notice, drain_seconds=drain), "poll_seconds": poll_seconds(notice)}
     refusal = raise_refusal(group, spot_id)
     if refusal:
         logger.info("nothing to replace", extra={"why": refusal})

@@ -17,12 +17,13 @@ from tasks.aws.load_balancers import group_health
 from tasks.aws.swap_events import publish
 from tasks.core.coordination import plan_give_back
 from tasks.core.interruption import release_decision
+from tasks.core.steps import ReleaseResult, ReleaseSpotInput
 from tasks.core.swap_events import INTERRUPTION_HANDLED
 from tasks.group_writes import apply_give_back
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: ReleaseSpotInput, context: Any) -> ReleaseResult:
     asg_name, spot_id, execution = event["asg_name"], event["instance_id"], event["execution_name"]
     polls, deadline = int(event.get("release", {}).get("polls", 0)) + 1, float(event["deadline"])
     group = describe_group(asg_name)

@@ -13,13 +13,14 @@ from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.core.coordination import plan_give_back
 from tasks.core.errors import GroupNotFound
 from tasks.core.model import Group
+from tasks.core.steps import RestoreGroupInput, RestoreResult
 from tasks.group_writes import apply_give_back
 
-NOTHING = {"restored": False, "max_size": 0, "resumed": ""}
+NOTHING: RestoreResult = {"restored": False, "max_size": 0, "resumed": ""}
 
 
 def give_back(group: Group, execution: str, leaving: list[str], claim_of: str | None = None,
-              steal_from: str | None = None) -> dict[str, Any]:
+              steal_from: str | None = None) -> RestoreResult:
     """Give back the holds of `leaving` (those the lease's read still finds) under the lease; shared with the
     sweep's repair, which may take the lease from a crashed holder (`steal_from`)."""
     section = begin_section(group.name, execution, group, steal_from=steal_from)
@@ -32,10 +33,11 @@ def give_back(group: Group, execution: str, leaving: list[str], claim_of: str | 
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: RestoreGroupInput, context: Any) -> RestoreResult:
     execution, claimed = event["execution_name"], event.get("instance_id")
-    if any(event.get(step, {}).get("restored") for step in ("retire", "release")) or event.get(
-            "attach", {}).get("retired"):
+    retire, release, attach = event.get("retire"), event.get("release"), event.get("attach")
+    if (retire and retire.get("restored")) or (release and release.get("restored")) or (
+            attach and attach.get("retired")):
         return NOTHING  # the section that retired or released gave the group back (and the claim)
     try:
         group = describe_group(event["asg_name"])

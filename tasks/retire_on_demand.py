@@ -19,12 +19,13 @@ from tasks.aws.swap_events import publish
 from tasks.core.coordination import plan_give_back
 from tasks.core.model import Group
 from tasks.core.progress import RetireDecision, retire_decision
+from tasks.core.steps import RetireInput, RetireResult
 from tasks.core.swap_events import ON_DEMAND_RETIRED, swap_detail
 from tasks.group_writes import apply_give_back
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: RetireInput, context: Any) -> RetireResult:
     if event.get("attach", {}).get("retired"):  # AttachSpot retired it and gave back the group in its section
         return {"done": True, "polls": 0, "lb_polls": 0, "wait_seconds": 0, "waiting_for": "", "restored": True}
     asg_name, on_demand_id, execution = event["asg_name"], event["instance_id"], event["execution_name"]

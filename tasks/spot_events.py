@@ -31,6 +31,7 @@ from tasks.core.interruption import NOTICE_SECONDS, SpotEvent, parse_spot_event
 from tasks.core.model import Group, Member
 from tasks.core.naming import execution_name
 from tasks.core.prices import Pool
+from tasks.core.steps import InterruptionRequest
 from tasks.core.tags import is_opted_in
 from tasks.core.timing import parse_timing
 
@@ -54,8 +55,9 @@ def start_interruption(warning: SpotEvent, group: Group) -> tuple[str, bool]:
     """(execution name, True if this call started it); a redelivered warning gets the existing execution."""
     arn = interruption_state_machine_arn()
     name = execution_name(group.name, warning.instance_id, warning.time)
-    payload = {"asg_name": group.name, "instance_id": warning.instance_id, "reason": "interruption",
-               "warned_at": warning.time.isoformat(), "notice_seconds": int(os.environ.get(NOTICE_ENV, NOTICE_SECONDS))}
+    payload: InterruptionRequest = {
+        "asg_name": group.name, "instance_id": warning.instance_id, "reason": "interruption",
+        "warned_at": warning.time.isoformat(), "notice_seconds": int(os.environ.get(NOTICE_ENV, NOTICE_SECONDS))}
     return name, start_named(arn, name, payload)
 
 

@@ -37,12 +37,13 @@ from tasks.core.mixed_instances import override_types, template_for, weighted_re
 from tasks.core.prices import operating_system
 from tasks.core.requests import required_text
 from tasks.core.rollout import parse_target
+from tasks.core.steps import SwapState, ValidateInput
 from tasks.core.tags import OPT_IN
 from tasks.core.timing import parse_timing
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: ValidateInput, context: Any) -> SwapState:
     try:
         return _validate(event)
     except SwapRefused as refusal:  # an outcome, not a failure: counted on the dashboard's "Swaps skipped"
@@ -54,7 +55,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         raise
 
 
-def _validate(event: dict[str, Any]) -> dict[str, Any]:
+def _validate(event: ValidateInput) -> SwapState:
     data = event.get("input") or {}
     asg_name, instance_id = (required_text(data, k, f"input field {k!r}") for k in ("asg_name", "instance_id"))
     reason, timing = check_reason(data.get("reason", "manual")), parse_timing(data.get("timing"))
@@ -122,5 +123,5 @@ def _validate(event: dict[str, Any]) -> dict[str, Any]:
         "desired_at_start": group.desired,
         "instance_tags": propagated_tags(raw),
         "group_tags": {k: v for k, v in group.tags.items() if k.startswith(OPT_IN)},  # the policy, for LaunchSpot
-        **timing.flat(),
+        **timing.fields(),
     }

@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Mapping
 from datetime import datetime
 
 from botocore.exceptions import ClientError
 
 from tasks.aws.clients import client, error_code
 from tasks.core.naming import execution_name, instance_of
+from tasks.core.steps import SwapRequest
 from tasks.core.timing import Timing
 
 STATE_MACHINE_ENV = "REPLACE_STATE_MACHINE_ARN"
@@ -59,8 +61,8 @@ def start_swap(state_machine_arn: str, asg_name: str, instance_id: str, *, reaso
     so Step Functions returns the first execution for an identical repeat. `market`/`instance_type`: the new
     instance's (docs/replacement.md); sent only for on-demand, so spot payloads stay as they were."""
     name = execution_name(asg_name, instance_id, at)
-    payload: dict[str, object] = {"asg_name": asg_name, "instance_id": instance_id, "reason": reason,
-                                  "timing": timing.flat()}
+    payload: SwapRequest = {"asg_name": asg_name, "instance_id": instance_id, "reason": reason,
+                            "timing": timing.flat()}
     if market != "spot":
         payload["market"] = market
         if instance_type:
@@ -68,7 +70,7 @@ def start_swap(state_machine_arn: str, asg_name: str, instance_id: str, *, reaso
     return name, start_named(state_machine_arn, name, payload)
 
 
-def start_named(state_machine_arn: str, name: str, payload: dict[str, object]) -> bool:
+def start_named(state_machine_arn: str, name: str, payload: Mapping[str, object]) -> bool:
     """Start an execution under a deterministic name; False when one of that name already exists (a redelivered
     event, a retried scan): already running, not an error.
 

@@ -12,7 +12,7 @@ anyway); a handler module never flushes or decorates on its own.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, cast
 
 from aws_lambda_powertools import Logger, Metrics
@@ -23,11 +23,13 @@ from tasks.aws.clients import throttling_as_retryable
 logger = Logger()
 metrics = Metrics()
 
-Handler = TypeVar("Handler", bound=Callable[[dict[str, Any], Any], dict[str, Any]])
+# A handler takes its step's input contract (tasks.core.steps), a TypedDict, or any other event, and returns a
+# mapping Lambda serializes: the bound accepts every event type, so each handler keeps its own.
+Handler = TypeVar("Handler", bound=Callable[[Any, Any], Mapping[str, Any]])
 
 
-def _invocation(handler: Callable[[dict[str, Any], Any], dict[str, Any]], event: dict[str, Any],
-                context: Any) -> dict[str, Any]:
+def _invocation(handler: Callable[[Any, Any], Mapping[str, Any]], event: dict[str, Any],
+                context: Any) -> Mapping[str, Any]:
     with throttling_as_retryable():
         try:
             if context is None:  # called directly (a test, the bench): no Lambda context, the keys still cleared

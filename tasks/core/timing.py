@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from tasks.core.errors import InvalidInput
+from tasks.core.steps import SwapTiming
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,13 @@ class Timing:
 
     def flat(self) -> dict[str, int]:
         return asdict(self)
+
+    def fields(self) -> SwapTiming:
+        """The same keys, typed: how the swap's state carries them (tasks.core.steps)."""
+        return SwapTiming(start_delay_seconds=self.start_delay_seconds, boot_poll_seconds=self.boot_poll_seconds,
+                          boot_max_polls=self.boot_max_polls, group_poll_seconds=self.group_poll_seconds,
+                          group_max_polls=self.group_max_polls, lb_poll_seconds=self.lb_poll_seconds,
+                          lb_max_polls=self.lb_max_polls)
 
 
 MAX_START_DELAY = 3600  # an execution waits out at most an hour of grace period; the scanner takes longer ones
