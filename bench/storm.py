@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.events import emit, notice_seconds, spot_event
+from asg_optimizer.local.events import emit, reclaim_at_notice_end, warning_event
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import INTERRUPTION
@@ -39,8 +38,8 @@ def storm(size: int) -> dict[str, float]:
         with InvariantChecker(["web"]) as check:
             deliveries = []
             for spot in spots:
-                delivery = emit(aws, spot_event(spot, "us-east-1a"))
-                aws.ec2_model.reclaim(spot, notice_seconds(aws) - (time.monotonic() - delivery.emitted_at))
+                delivery = emit(aws, warning_event(aws, spot, "us-east-1a"))
+                reclaim_at_notice_end(aws, spot, delivery)
                 deliveries.append(delivery)
             described = [aws.wait(f"{machine}:{d.results['spot-interruption']['execution_name']}", timeout=300)
                          for d in deliveries]

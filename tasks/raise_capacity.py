@@ -6,10 +6,10 @@ exactly N. Then the spot's pool goes on cooldown."""
 
 from __future__ import annotations
 
-import time
 from datetime import datetime
 from typing import Any
 
+from tasks.aws import clock
 from tasks.aws.coordination import begin_section, cool_pools
 from tasks.aws.groups import describe_group
 from tasks.aws.invocation import logged_metered_retryable, logger
@@ -40,7 +40,7 @@ def handler(event: RaiseCapacityInput, context: Any) -> RaiseCapacityResult:
     section = begin_section(asg_name, execution, group, lambda g: plan_take(g, raise_desired=True))
     assert section.take is not None
     apply_take(asg_name, section.take)
-    requested_at = time.time()
+    requested_at = clock.now()
     raised_to = section.take.hold.planned_desired or section.group.desired
     section.release(after_take(section.found, execution, section.take, section.group, desired_after=raised_to))
     spot = section.group.member(spot_id) or group.member(spot_id)

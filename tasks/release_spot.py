@@ -6,9 +6,9 @@ RaiseCapacity took (tasks.core.coordination)."""
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
+from tasks.aws import clock
 from tasks.aws.clients import client
 from tasks.aws.coordination import begin_section
 from tasks.aws.groups import describe_group
@@ -29,13 +29,13 @@ def handler(event: ReleaseSpotInput, context: Any) -> ReleaseResult:
     group = describe_group(asg_name)
     spot = group.member(spot_id)
     health = group_health(group) if group.behind_load_balancer else None
-    decision = release_decision(group, spot_id=spot_id, now=time.time(), deadline=deadline, health=health)
+    decision = release_decision(group, spot_id=spot_id, now=clock.now(), deadline=deadline, health=health)
     if not decision.done:
         return {"done": False, "polls": polls, "why": decision.why, "restored": False}
     section = begin_section(asg_name, execution, group)
     if section.group is not group:  # re-read under the lease: decide on what is there now
         health = group_health(section.group) if section.group.behind_load_balancer else None
-        decision = release_decision(section.group, spot_id=spot_id, now=time.time(), deadline=deadline, health=health)
+        decision = release_decision(section.group, spot_id=spot_id, now=clock.now(), deadline=deadline, health=health)
     if not decision.done:
         section.release(section.found)
         return {"done": False, "polls": polls, "why": decision.why, "restored": False}
@@ -57,6 +57,6 @@ def handler(event: ReleaseSpotInput, context: Any) -> ReleaseResult:
     publish(INTERRUPTION_HANDLED, {
         "asg_name": asg_name, "execution_name": execution, "reason": "interruption",
         "interrupted_instance_id": spot_id, "availability_zone": spot.availability_zone if spot else None,
-        "why": decision.why, "released_at": time.time(), "deadline": deadline,
+        "why": decision.why, "released_at": clock.now(), "deadline": deadline,
     })
     return {"done": True, "polls": polls, "why": decision.why, "restored": True}

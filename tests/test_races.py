@@ -12,21 +12,25 @@ from typing import Any
 import pytest
 
 from asg_optimizer.local import interleaving
+from asg_optimizer.local.clock import ManualClock
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.events import emit, notice_seconds, spot_event
+from asg_optimizer.local.events import emit, reclaim_at_notice_end, warning_event
 from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import INTERRUPTION
 from tests.conftest import FAST, WAIT_SCALE
 from tests.workflow_helpers import group, settings
 
-NOTICE = 45  # long enough that no reclaim lands before the fallback releases its spot, however slow the machine
+NOTICE = 45  # ReleaseSpot polls every 3 s (0.3 s at WAIT_SCALE)
 
 
 @pytest.fixture
 def storm_aws() -> Iterator[EmbeddedAws]:
+    """Notices on a clock nobody moves: every fallback releases its spot because the replacement is in service,
+    never at a deadline or after a reclaim a loaded machine reached first (a hang fails on `wait`'s timeout)."""
     env = {"SPOT_NOTICE_SECONDS": str(NOTICE), "SWAP_TIMING": json.dumps(FAST)}
-    with EmbeddedAws(boot_delay_seconds=0.3, retry_scale=0.05, wait_scale=WAIT_SCALE, environment=env) as embedded:
+    with EmbeddedAws(boot_delay_seconds=0.3, retry_scale=0.05, wait_scale=WAIT_SCALE, environment=env,
+                     notice_clock=ManualClock()) as embedded:
         yield embedded
 
 
@@ -110,8 +114,8 @@ def storm(aws: EmbeddedAws, spots: list[str]) -> tuple[list[str], list[float]]:
     """Every spot's two-minute warning at once; EC2 reclaims each at the end of its notice."""
     names, emitted = [], []
     for spot in spots:
-        delivery = emit(aws, spot_event(spot, "us-east-1a"))
-        aws.ec2_model.reclaim(spot, notice_seconds(aws) - (time.monotonic() - delivery.emitted_at))
+        delivery = emit(aws, warning_event(aws, spot, "us-east-1a"))
+        reclaim_at_notice_end(aws, spot, delivery)
         names.append(delivery.results["spot-interruption"]["execution_name"])
         emitted.append(delivery.emitted_epoch)
     return names, emitted

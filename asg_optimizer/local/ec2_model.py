@@ -21,8 +21,9 @@
 - Platforms (asg_optimizer.local.platforms): AMIs and instances report PlatformDetails and UsageOperation.
 - Eventual consistency (asg_optimizer.local.consistency): `visibility.lag_calls` hides a new instance from the
   first describe calls that would show it.
-- Interruptions: `reclaim(instance_id, after)` terminates a spot when its two-minute notice runs out; a spot
-  whose pool price rises above its launch's price ceiling (MaxPrice, or else its on-demand price) is
+- Interruptions: `reclaim(instance_id, at)` terminates a spot when its two-minute notice runs out, at `at` on the
+  embedded AWS's notice clock (`Clock.epoch`, which the handlers' release deadline reads), not after wall seconds;
+  a spot whose pool price rises above its launch's price ceiling (MaxPrice, or else its on-demand price) is
   interrupted at once (`price_interrupted`), as EC2 interrupts a spot once the spot price exceeds your max price.
 """
 
@@ -42,6 +43,7 @@ from moto.ec2.responses.fleets import Fleets
 from moto.ec2.responses.spot_instances import SpotInstances
 
 from asg_optimizer import sessions
+from asg_optimizer.local.clock import Clock, RealClock
 from asg_optimizer.local.consistency import VisibilityModel
 from asg_optimizer.local.patching import Patches, Patching
 from asg_optimizer.local.platforms import PlatformModel
@@ -66,9 +68,10 @@ class Ec2Model(Patching):
     platforms: PlatformModel = field(default_factory=PlatformModel)
     visibility: VisibilityModel = field(default_factory=VisibilityModel)  # eventual consistency of describes
     _fleets: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)  # token -> (request, result)
-    _timers: list[threading.Timer] = field(default_factory=list)
+    clock: Clock = field(default_factory=RealClock)  # what the end of an interruption notice is timed by
+    _reclaims_stopped: threading.Event = field(default_factory=threading.Event)
     _fleet_lock: threading.Lock = field(default_factory=threading.Lock)
-    reclaimed: dict[str, float] = field(default_factory=dict)  # instance id -> monotonic time EC2 took it back
+    reclaimed: dict[str, float] = field(default_factory=dict)  # instance id -> clock epoch when EC2 took it back
     price_interrupted: list[str] = field(default_factory=list)  # spots interrupted because the price passed
     _ceilings: dict[str, tuple[Pool, str, float, Any]] = field(default_factory=dict)  # id -> pool, OS, cap, backend
 
@@ -248,20 +251,21 @@ class Ec2Model(Patching):
             for at, pool, price, platform in rows
         ]})
 
-    def reclaim(self, instance_id: str, after_seconds: float) -> None:
-        """EC2 takes the spot back `after_seconds` from now (the end of its interruption notice)."""
+    def reclaim(self, instance_id: str, at: float) -> None:
+        """EC2 takes the spot back at `at` (the end of its interruption notice, on `clock.epoch()`), unless the
+        embedded AWS stops first."""
 
         def take_back() -> None:
+            if not self.clock.sleep_until_epoch(at, self._reclaims_stopped):
+                return
             ec2 = sessions.session(region_name=self.market.region).client("ec2")
             ec2.terminate_instances(InstanceIds=[instance_id])
-            self.reclaimed[instance_id] = time.monotonic()
+            self.reclaimed[instance_id] = self.clock.epoch()
 
-        timer = threading.Timer(after_seconds, take_back)
-        timer.daemon = True
-        self._timers.append(timer)
-        timer.start()
+        threading.Thread(target=take_back, name=f"reclaim-{instance_id}", daemon=True).start()
 
     def install(self) -> None:
+        self._reclaims_stopped.clear()
         self.platforms.install()
         self.visibility.install()  # before ours: our DescribeInstanceStatus counts the answers it lets through
         super().install()
@@ -270,8 +274,7 @@ class Ec2Model(Patching):
         super().uninstall()
         self.visibility.uninstall()
         self.platforms.uninstall()
-        for timer in self._timers:
-            timer.cancel()
+        self._reclaims_stopped.set()
 
     def _patch(self, patches: Patches) -> None:
         model = self

@@ -59,6 +59,7 @@ from stack.description import (
     Table,
 )
 from stack.render import render_state_machine
+from tasks.aws import clock as clock_of_handlers
 from tasks.aws.clients import reset_clients
 from tasks.core.naming import execution_name
 from tasks.core.pause import DEFAULT_FAILURE_BUDGET
@@ -201,9 +202,12 @@ class EmbeddedAws:
     def __init__(self, *, boot_delay_seconds: float = 2.0, region: str = REGION,
                  environment: dict[str, str] | None = None, clock: Clock | None = None,
                  retry_scale: float = 1.0, wait_scale: float = 1.0,
-                 list_executions_lag_seconds: float = 0.0) -> None:
+                 list_executions_lag_seconds: float = 0.0, notice_clock: Clock | None = None) -> None:
         """`environment`: extra variables for every function (e.g. SPOT_NOTICE_SECONDS for a shorter notice).
         `clock`: what load-balancer health, draining and lifecycle-hook timeouts are timed by (AWS seconds).
+        `notice_clock`: what the end of a spot's interruption notice (EC2's reclaim) and the handlers' release
+        deadline are timed by (`Clock.epoch`; default the wall clock): a ManualClock nobody moves keeps a slow
+        machine from reaching either.
         `retry_scale`: how long the state machines' retry back-offs really sleep, as a fraction (tests: small).
         `wait_scale`: how long their Wait states really sleep, as a fraction (tests: small; the timing given is
         checked as deployed, so the 2 s minimum poll interval holds).
@@ -214,10 +218,11 @@ class EmbeddedAws:
         self.wait_scale = wait_scale
         self.environment = dict(environment or {})
         self.pricing_api = PricingApiModel()
-        self.ec2_model = Ec2Model(boot_delay_seconds=boot_delay_seconds)
+        self.clock = clock or RealClock()
+        self.notice_clock = notice_clock or RealClock()
+        self.ec2_model = Ec2Model(boot_delay_seconds=boot_delay_seconds, clock=self.notice_clock)
         self.ec2_model.market.region = region
         self.autoscaling_model = AutoScalingModel()
-        self.clock = clock or RealClock()
         self.load_balancers = LoadBalancerModel(clock=self.clock)
         self.lifecycle = InstanceLifecycleModel(self.load_balancers, clock=self.clock)
         self.mixed_instances = MixedInstancesModel()
@@ -262,6 +267,7 @@ class EmbeddedAws:
             self.commitments_model.install()
             self.batch_reads.install()
             reset_clients()
+            clock_of_handlers.use(self.notice_clock.epoch)
             self.deployment = deploy(environment=self.environment)
         except BaseException:  # a half-started embedded AWS must not leave moto's mock and our patches on
             self.__exit__()
@@ -291,6 +297,7 @@ class EmbeddedAws:
         self._mock.stop()
         os.environ.update(self._endpoints)
         reset_clients()
+        clock_of_handlers.use(None)
         self._clients.clear()
 
     def client(self, service: str) -> Any:
@@ -323,6 +330,10 @@ class EmbeddedAws:
     def set_alarm(self, name: str, state: str) -> None:
         """SetAlarmState, as an operator (or CloudWatch itself) would."""
         self.client("cloudwatch").set_alarm_state(AlarmName=name, StateValue=state, StateReason=f"set to {state}")
+
+    def epoch(self) -> float:
+        """The Unix time the handlers decide by (`notice_clock`'s epoch): when an event says it was sent."""
+        return self.notice_clock.epoch()
 
     def wait(self, execution_arn: str, timeout: float = 120.0) -> dict[str, Any]:
         """Block until the execution ends; returns DescribeExecution."""

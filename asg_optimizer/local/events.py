@@ -3,6 +3,7 @@ match them (the same patterns the Pulumi program gives EventBridge), and the spo
 
     with EmbeddedAws() as aws:
         delivery = interrupt(aws, "i-0123...")          # two-minute warning; EC2 takes the spot at the notice's end
+                                                        # (on the embedded AWS's clock: asg_optimizer.local.clock)
         interrupt(aws, "i-0456...", rebalance=True)     # rebalance recommendation
 
 EventBridge invokes its targets asynchronously; here the invocation is synchronous so the caller sees each
@@ -12,7 +13,6 @@ function's answer (the event and the function are the same).
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -61,14 +61,13 @@ def rules_for(event: dict[str, Any], stack: Stack = STACK) -> list[EventRule]:
 @dataclass
 class Delivery:
     event: dict[str, Any]
-    emitted_at: float  # time.monotonic()
-    emitted_epoch: float  # time.time(), to compare with what the functions record
+    emitted_epoch: float  # on the embedded AWS's clock (`EmbeddedAws.epoch`), as the functions record times
     results: dict[str, dict[str, Any]] = field(default_factory=dict)  # rule key -> the function's answer
 
 
 def emit(aws: EmbeddedAws, event: dict[str, Any]) -> Delivery:
     """Deliver one event to every matching rule's function; returns their answers."""
-    delivery = Delivery(event, time.monotonic(), time.time())
+    delivery = Delivery(event, aws.epoch())
     lam = aws.client("lambda")
     for rule in rules_for(event):
         answer = lam.invoke(FunctionName=aws.deployment.function_arns[rule.function], Payload=json.dumps(event))
@@ -80,16 +79,28 @@ def notice_seconds(aws: EmbeddedAws) -> float:
     return float(aws.environment.get(NOTICE_ENV, NOTICE_SECONDS))
 
 
+def warning_event(aws: EmbeddedAws, instance_id: str, availability_zone: str, *,
+                  rebalance: bool = False) -> dict[str, Any]:
+    """The spot's warning sent now on the embedded AWS's clock (the time its notice is counted from)."""
+    return spot_event(instance_id, availability_zone, rebalance=rebalance, at=datetime.fromtimestamp(aws.epoch(), UTC))
+
+
+def reclaim_at_notice_end(aws: EmbeddedAws, instance_id: str, delivery: Delivery) -> None:
+    """EC2 takes the spot back when the notice of the warning delivered runs out, on the embedded AWS's clock
+    (as the handlers' release deadline is): under a ManualClock only once the test moves the clock that far."""
+    aws.ec2_model.reclaim(instance_id, delivery.emitted_epoch + notice_seconds(aws))
+
+
 def interrupt(aws: EmbeddedAws, instance_id: str, *, rebalance: bool = False, reclaim: bool = True) -> Delivery:
     """Emit the interruption warning (or rebalance recommendation) for a spot; after a warning EC2 reclaims the
     instance when the notice runs out, unless `reclaim=False`."""
     reservations = aws.client("ec2").describe_instances(InstanceIds=[instance_id])["Reservations"]
     zone = reservations[0]["Instances"][0]["Placement"]["AvailabilityZone"]
-    delivery = emit(aws, spot_event(instance_id, zone, rebalance=rebalance))
+    delivery = emit(aws, warning_event(aws, instance_id, zone, rebalance=rebalance))
     if rebalance:  # Auto Scaling's own Capacity Rebalancing acts on the same recommendation (launching takes longer)
         aws.rebalanced[instance_id] = recommend(aws.lifecycle, ACCOUNT, aws.region, instance_id)
     if reclaim and not rebalance:
-        aws.ec2_model.reclaim(instance_id, notice_seconds(aws) - (time.monotonic() - delivery.emitted_at))
+        reclaim_at_notice_end(aws, instance_id, delivery)
     return delivery
 
 
