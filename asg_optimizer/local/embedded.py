@@ -33,6 +33,7 @@ from asg_optimizer.local import (
     iam_model,
     instance_type_catalog,
     metrics_sink,
+    moto_costs,
     seam,
     sfn_integration,
     zone_balance,
@@ -246,6 +247,7 @@ class EmbeddedAws:
             # moto blanks boto3's default session (the handlers'): a new one on the shared loader, not a cold one.
             boto3.DEFAULT_SESSION = sessions.session()
             self._session = sessions.session(region_name=self.region)
+            moto_costs.install()
             asl_interpreter.install()
             asl_interpreter.set_retry_scale(self.retry_scale)
             asl_interpreter.set_wait_scale(self.wait_scale)
@@ -294,6 +296,7 @@ class EmbeddedAws:
         self.pricing_api.uninstall()
         seam.uninstall()
         asl_interpreter.uninstall()
+        moto_costs.uninstall()
         self._mock.stop()
         os.environ.update(self._endpoints)
         reset_clients()

@@ -15,6 +15,18 @@ from collections.abc import Callable
 from typing import Any
 
 _NONE = object()  # the owner had no attribute of its own by that name (it inherited one, or had none)
+_generation = [0]  # bumped by every change any Patches makes, so what is kept about a patched class can tell
+_generation_lock = threading.Lock()
+
+
+def generation() -> int:
+    """How many changes every Patches has made (or undone) in this process so far."""
+    return _generation[0]
+
+
+def _changed() -> None:
+    with _generation_lock:
+        _generation[0] += 1
 
 
 class Patches:
@@ -72,6 +84,7 @@ class Patches:
                     delattr(owner, name)
                 else:
                     setattr(owner, name, own)
+                _changed()
             self._installed = False
 
     def _set(self, owner: object, name: str, new: object) -> None:
@@ -80,6 +93,7 @@ class Patches:
                 raise ValueError(f"{name!r} of {owner!r} replaced twice by one Patches")
             self._done.append((owner, name, vars(owner).get(name, _NONE)))
             setattr(owner, name, new)
+            _changed()
 
 
 class Patching:

@@ -26,7 +26,7 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoReque
 from werkzeug.serving import make_server
 
 from asg_optimizer import sessions
-from asg_optimizer.local import asl_interpreter, interleaving, metrics_sink, seam, zone_balance
+from asg_optimizer.local import asl_interpreter, interleaving, metrics_sink, moto_costs, seam, zone_balance
 from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.commitments_model import CommitmentsModel, with_savings_plans
 from asg_optimizer.local.ec2_model import Ec2Model
@@ -138,6 +138,7 @@ class LocalServer:
                                          headers={"Content-Type": "application/json"}, method="POST")
         with urllib.request.urlopen(request, timeout=10) as response:
             response.read()
+        moto_costs.install()
         seam.install()
         asl_interpreter.install()
         self.ec2_model.install()
@@ -206,3 +207,4 @@ class LocalServer:
         # waited for (its calls to the stopped server retry: under load a wait ran past the tests' 60 s bound).
         seam.uninstall(drain_seconds=0)
         asl_interpreter.uninstall()
+        moto_costs.uninstall()
