@@ -13,6 +13,7 @@ from typing import Any
 from infra.environment import METRICS_NAMESPACE
 from infra.names import Scope, dead_letter_queue_name
 from stack.description import REPLACE, Stack
+from tasks.core.pause import FAILED_SWAP_METRICS
 
 PERIOD = 300
 # Custom metrics (Powertools Metrics, namespace METRICS_NAMESPACE): each is emitted by the handler named beside it.
@@ -22,7 +23,7 @@ SPOT_QUOTA_EXCEEDED = "SpotQuotaExceeded"  # tasks/launch_spot.py: the account's
 SPOT_SHARE = "SpotShare"  # tasks/scan.py: the opted-in fleet's InService capacity on spot (%), fleet-wide
 HOURLY_SAVING = "HourlySavingUSD"  # tasks/launch_spot.py: per launched spot, dimension AutoScalingGroup
 CUSTOM_METRICS = (SWAPS_SKIPPED, NO_SPOT_CAPACITY, SPOT_QUOTA_EXCEEDED, SPOT_SHARE, HOURLY_SAVING)
-FAILED_METRICS = ("ExecutionsFailed", "ExecutionsTimedOut")
+FAILED_METRICS = FAILED_SWAP_METRICS  # the failed-executions alarms watch what the pause's failure budget counts
 
 
 def _metric_widget(title: str, region: str, metrics: list[list[Any]], *, x: int, y: int,

@@ -49,6 +49,7 @@ NO_RESOURCE_LEVEL: dict[str, str] = {
     "ec2:DescribeLaunchTemplateVersions": "EC2 Describe* calls have no resource-level permissions",
     "ec2:DescribeSpotPriceHistory": "EC2 Describe* calls have no resource-level permissions",
     "ec2:DescribeReservedInstances": "EC2 Describe* calls have no resource-level permissions",
+    "cloudwatch:GetMetricData": "CloudWatch GetMetricData has no resource types",
     "pricing:GetProducts": "the Price List API has no resource types",
     "xray:PutTraceSegments": "X-Ray trace ingestion has no resource type",
     "xray:PutTelemetryRecords": "X-Ray trace ingestion has no resource type",
@@ -147,17 +148,18 @@ def prices(ctx: Context) -> Statement:
     return unscoped(ctx, "OnDemandPrices", "pricing:GetProducts", region=PRICING_REGION)
 
 
-def pause_alarms(ctx: Context) -> Statement:
+def pause_signals(ctx: Context) -> list[Statement]:
     """This region's metric alarms (their names come from stack settings, group tags and rollout inputs, so not
-    known at deploy; DescribeAlarms is read-only)."""
-    return allow("PauseAlarms", ["cloudwatch:DescribeAlarms"], ctx.scope.arn("cloudwatch", "alarm:*"))
+    known at deploy; DescribeAlarms is read-only) and the failed swaps' metrics (GetMetricData, read-only)."""
+    return [allow("PauseAlarms", ["cloudwatch:DescribeAlarms"], ctx.scope.arn("cloudwatch", "alarm:*")),
+            unscoped(ctx, "FailedSwapMetrics", "cloudwatch:GetMetricData")]
 
 
 def pause_reads(ctx: Context, *records: str) -> list[Statement]:
-    """The fleet-wide pause (tasks/aws/pause_state.py): the alarms and the pause record (and any other `records`
-    key patterns the function reads, e.g. a rollout's cancel request)."""
+    """The fleet-wide pause (tasks/aws/pause_state.py): the alarms, the failed swaps' metrics and the pause record
+    (and any other `records` key patterns the function reads, e.g. a rollout's cancel request)."""
     return [
-        pause_alarms(ctx),
+        *pause_signals(ctx),
         allow("PauseRecord", ["dynamodb:GetItem"], ctx.table_arn(COOLDOWN_TABLE),
               {"ForAllValues:StringLike": {"dynamodb:LeadingKeys": ["pause#*", *records]}}),
     ]
@@ -368,14 +370,13 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances"),
         start_executions(ctx, INTERRUPTION),
     ],
-    # tasks/spot_events.py on_rebalance: which group, the pause (and failed swaps), claim the instance and cool
-    # its pool, start a swap
+    # tasks/spot_events.py on_rebalance: which group, the pause (and failed swaps' metrics), claim the instance and
+    # cool its pool, start a swap
     "spot-rebalance": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeAutoScalingInstances"),
         # PutItem: the claim; DeleteItem: the claim released when the start fails (EventBridge retries)
         cooldown_items(ctx, "dynamodb:PutItem", "dynamodb:DeleteItem", "dynamodb:BatchWriteItem"),
         *pause_reads(ctx),
-        list_executions(ctx, REPLACE),
         start_executions(ctx, REPLACE),
     ],
     # tasks/scan.py: opted-in groups, their instances, running swaps, refreshes of groups it picks, start swaps
@@ -386,7 +387,7 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
         start_executions(ctx, REPLACE),
         # tasks/aws/coordination.py active_cooldowns (cooling pools wait; the pause by hand), idle records
         cooldown_items(ctx, "dynamodb:Scan", "dynamodb:PutItem", "dynamodb:DeleteItem"),
-        pause_alarms(ctx),
+        *pause_signals(ctx),
         *commitments(ctx),  # covered on-demand stays; idle commitments pull spots back
     ],
     # tasks/sweep.py: our spots by tag, their membership, group records and claims, running swaps and rollouts;
@@ -405,7 +406,6 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
     "rollout-plan": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups", "autoscaling:DescribeInstanceRefreshes",
                  "ec2:DescribeInstances"),
-        list_executions(ctx, REPLACE),
         *pause_reads(ctx),
         group_records(ctx),  # UpdateItem on group# only: the rollout claim (and its release when nothing to do)
         *commitments(ctx),
@@ -413,7 +413,6 @@ POLICIES: dict[str, Callable[[Context], list[Statement]]] = {
     # tasks/rollout_gate.py: the group's tags (its pause), the alarms, the pause and failed swaps, a cancel request
     "rollout-gate": lambda ctx: [
         unscoped(ctx, "Describe", "autoscaling:DescribeAutoScalingGroups"),
-        list_executions(ctx, REPLACE),
         *pause_reads(ctx, "rollout#cancel#*"),
     ],
     # tasks/rollout_checkpoint.py: keep the checkpoint's task token

@@ -4,7 +4,7 @@ kinder, moto itself where it already agrees) and proved here by name."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from botocore.exceptions import ClientError
@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 from asg_optimizer.local import stepfunctions_model
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from stack.description import INTERRUPTION
 
 
 def full_group(aws: EmbeddedAws) -> str:
@@ -88,6 +89,36 @@ def test_start_execution_with_the_same_name_and_input_is_idempotent_while_it_run
     with pytest.raises(ClientError) as closed:
         sfn.start_execution(stateMachineArn=machine, name="closed", input=quick)
     assert closed.value.response["Error"]["Code"] == "ExecutionAlreadyExists"
+
+
+def _ends_by_metric(aws: EmbeddedAws, machine: str) -> dict[str, float]:
+    now = datetime.now(UTC)
+    names = ("ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut", "ExecutionsAborted")
+    results = aws.client("cloudwatch").get_metric_data(
+        StartTime=now - timedelta(minutes=10), EndTime=now + timedelta(minutes=1), MetricDataQueries=[
+            {"Id": f"m{n}", "Label": name, "MetricStat": {"Period": 60, "Stat": "Sum", "Metric": {
+                "Namespace": "AWS/States", "MetricName": name,
+                "Dimensions": [{"Name": "StateMachineArn", "Value": machine}]}}} for n, name in enumerate(names)],
+    )["MetricDataResults"]
+    return {r["Label"]: sum(r["Values"]) for r in results if r["Values"]}
+
+
+def test_each_execution_end_is_an_aws_states_metric_of_its_state_machine(aws: EmbeddedAws) -> None:
+    """Step Functions counts each ending in CloudWatch (AWS/States, by StateMachineArn); moto counts none."""
+    sfn, replace, fallback = aws.client("stepfunctions"), aws.deployment.replace_arn, aws.deployment.state_machine_arns[
+        INTERRUPTION]
+    ghost = {"asg_name": "ghost", "instance_id": "i-0123456789abcdef0"}
+    refused = sfn.start_execution(stateMachineArn=replace, name="refused", input=json.dumps(ghost))["executionArn"]
+    assert aws.wait(refused)["status"] == "SUCCEEDED"
+    failed = sfn.start_execution(stateMachineArn=fallback, name="failed", input=json.dumps(
+        {"asg_name": "ghost", "spot_instance_id": "i-0123456789abcdef0"}))["executionArn"]
+    assert aws.wait(failed, timeout=60)["status"] == "FAILED"
+    parked = sfn.start_execution(stateMachineArn=replace, name="parked", input=json.dumps(
+        {**ghost, "timing": {"start_delay_seconds": 3600}}))["executionArn"]
+    sfn.stop_execution(executionArn=parked)
+    assert aws.wait(parked)["status"] == "ABORTED"
+    assert _ends_by_metric(aws, replace) == {"ExecutionsSucceeded": 1, "ExecutionsAborted": 1}
+    assert _ends_by_metric(aws, fallback) == {"ExecutionsFailed": 1}
 
 
 def test_dynamodb_conditional_update_fails_with_the_item_when_asked(aws: EmbeddedAws) -> None:

@@ -12,9 +12,10 @@ import pytest
 from botocore.exceptions import ClientError
 from hypothesis import given
 from hypothesis import strategies as st
+from moto.cloudwatch.models import cloudwatch_backends
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.events import interrupt
+from asg_optimizer.local.events import ACCOUNT, interrupt
 from asg_optimizer.local.faults import FaultInjector
 from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, create_network
 from infra.config import ConfigError, parse_settings
@@ -22,11 +23,12 @@ from stack.description import INTERRUPTION, PAUSE_ALARMS, PAUSE_FAILURE_BUDGET
 from tasks.core.errors import InvalidInput
 from tasks.core.pause import (
     ALARM,
+    FAILURE_WINDOW,
     AlarmState,
     ManualPause,
     PauseSettings,
     alarm_names,
-    failures_in_window,
+    failure_window,
     fleet_pause,
     group_pause,
     pause_settings,
@@ -36,7 +38,7 @@ from tasks.core.policy import PolicyError, parse_policy
 from tests.cli_helpers import cli, cli_json
 from tests.conftest import FAST
 from tests.test_launch_event import event_for, handle
-from tests.test_scan import NO_GRACE, executions, run_scan
+from tests.test_scan import NO_GRACE, counted_calls, executions, run_scan
 
 NOW = datetime(2026, 12, 2, 6, 0, tzinfo=UTC)
 STATES = st.sampled_from([ALARM, "OK", "INSUFFICIENT_DATA", None])
@@ -79,10 +81,15 @@ def test_a_group_alarm_pauses_its_group_only_on_top_of_the_fleet() -> None:
         "1 swap failed in the last hour, more than the budget of 0", "alarm web-p99 in ALARM")
 
 
-@given(offsets=st.lists(st.integers(-7200, 600), max_size=20))
-def test_failures_in_window_counts_stops_within_the_last_hour(offsets: list[int]) -> None:
-    stops = [NOW + timedelta(seconds=o) for o in offsets]
-    assert failures_in_window(stops, NOW) == sum(1 for o in offsets if o >= -3600)
+@given(seconds=st.integers(0, 86399), micro=st.integers(0, 999999))
+def test_the_failure_window_is_whole_minutes_from_at_or_before_an_hour_ago_to_after_now(seconds: int,
+                                                                                        micro: int) -> None:
+    """CloudWatch rounds a start down to the minute and excludes the end: the window covers the whole last hour."""
+    now = NOW + timedelta(seconds=seconds, microseconds=micro)
+    start, end = failure_window(now)
+    assert start <= now - FAILURE_WINDOW < start + timedelta(minutes=1)
+    assert now < end <= now + timedelta(minutes=1)
+    assert start.second == start.microsecond == end.second == end.microsecond == 0
 
 
 @pytest.mark.parametrize(("raw", "message"), [
@@ -223,6 +230,33 @@ def test_failed_swaps_beyond_the_budget_pause_the_scanner(guarded: EmbeddedAws) 
     assert result["paused"] == "paused: 1 swap failed in the last hour, more than the budget of 0"
     assert result["started"] == []
     assert [e["status"] for e in executions(aws)] == ["FAILED"]
+
+
+def _ended(aws: EmbeddedAws, metric: str, at: datetime, machine: str) -> None:
+    """A datapoint as Step Functions publishes it when an execution of `machine` ends (asg_optimizer.local.
+    stepfunctions_model), at `at`: a timed-out swap, or one that ended long ago, without waiting for either."""
+    cloudwatch_backends[ACCOUNT][aws.region].put_metric_data("AWS/States", [{
+        "MetricName": metric, "Value": 1.0, "Unit": "Count", "Timestamp": at.astimezone(UTC).replace(tzinfo=None),
+        "Dimensions": [{"Name": "StateMachineArn", "Value": machine}]}])
+
+
+def test_timed_out_swaps_count_against_the_budget_within_the_last_hour_aborted_ones_never(
+        guarded: EmbeddedAws) -> None:
+    """The budget is Step Functions' own count (ExecutionsFailed + ExecutionsTimedOut of the replacement state
+    machine, one GetMetricData): a swap that timed out (no Fail state reached) counts, for an hour."""
+    aws = guarded
+    create_group(create_network(), GroupSpec("web", desired=1, max_size=2, extra_tags=NO_GRACE))
+    now = datetime.now(UTC).replace(microsecond=0)
+    at = {"now": now.isoformat().replace("+00:00", "Z")}
+    _ended(aws, "ExecutionsTimedOut", now - timedelta(minutes=61), aws.deployment.replace_arn)  # before the window
+    _ended(aws, "ExecutionsAborted", now - timedelta(minutes=1), aws.deployment.replace_arn)  # a person's stop
+    _ended(aws, "ExecutionsTimedOut", now - timedelta(minutes=1), aws.deployment.state_machine_arns[INTERRUPTION])
+    with counted_calls() as calls:
+        assert run_scan(aws, dry_run=True, **at)["paused"] is None
+    assert calls["cloudwatch.GetMetricData"] == 1 and calls["sfn.ListExecutions"] == 1  # the running swaps only
+    _ended(aws, "ExecutionsTimedOut", now - timedelta(minutes=59), aws.deployment.replace_arn)
+    assert run_scan(aws, dry_run=True, **at)["paused"] == (
+        "paused: 1 swap failed in the last hour, more than the budget of 0")
 
 
 def test_pause_and_resume_by_hand(guarded: EmbeddedAws) -> None:

@@ -214,10 +214,11 @@ def test_api_calls_are_per_page_not_per_group(aws: EmbeddedAws, make_group) -> N
     assert result["groups_scanned"] == 101
     assert Counter(p["asg_name"] for p in result["plan"]) == {"g000": 3, "g100": 3}
     # no per-group call: lifecycle hooks are not read (a group Validate refused for its launch hook is in the one
-    # Scan of the cooldown store, and so is the pause by hand); the pause: failed and timed-out swaps (no alarm
-    # named: no DescribeAlarms); the account's commitments: one call each for RIs and Savings Plans (none active)
-    per_scan = {"auto-scaling.DescribeAutoScalingGroups": 2, "ec2.DescribeInstances": 1, "sfn.ListExecutions": 3,
-                "dynamodb.Scan": 1}
+    # Scan of the cooldown store, and so is the pause by hand); the running swaps; the pause: failed and timed-out
+    # swaps from Step Functions' metrics (no alarm named: no DescribeAlarms); the account's commitments: one call
+    # each for RIs and Savings Plans (none active)
+    per_scan = {"auto-scaling.DescribeAutoScalingGroups": 2, "ec2.DescribeInstances": 1, "sfn.ListExecutions": 1,
+                "cloudwatch.GetMetricData": 1, "dynamodb.Scan": 1}
     commitment_reads = {"ec2.DescribeReservedInstances": 1, "savingsplans.DescribeSavingsPlans": 1}
     assert dict(calls) == per_scan | commitment_reads
     with counted_calls() as calls:  # a warm container keeps the commitments it read for 5 minutes

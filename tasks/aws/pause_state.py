@@ -5,27 +5,33 @@ settings, table and state machine (`environ`, `table`, `state_machine_arn`) on t
 (tasks.aws.clients.clients_from), so the CLI judges exactly as the scanner does.
 
 Calls, whatever the fleet's size: one DescribeAlarms per 100 alarm names (none when no alarm is named), one
-GetItem, and one ListExecutions page per status (FAILED, TIMED_OUT) read newest first until executions start
-before the window could reach them. Only metric alarms are asked for: IAM returns composite alarms only to a
-DescribeAlarms grant on `*`, and ours is scoped to this region's alarms (infra/iam.py).
+GetItem (the scanner reads the record in its Scan of the coordination table instead), and one GetMetricData for
+the failed swaps. Only metric alarms are asked for: IAM returns composite alarms only to a DescribeAlarms grant on
+`*`, and ours is scoped to this region's alarms (infra/iam.py).
+
+The failed swaps are Step Functions' own count (AWS/States ExecutionsFailed and ExecutionsTimedOut of the
+replacement state machine, the metrics its failed-executions alarm watches), not a listing of executions: one call
+for both statuses however many executions ran, and a timed-out or crashed swap counts as surely as one that
+reached its Fail state. Like ListExecutions (eventually consistent) it may miss a swap that failed moments ago;
+CloudWatch has the datapoint within about a minute, so the next scan (5 minutes on) counts it.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from tasks.aws.clients import batches, client
 from tasks.aws.coordination import KEY, PAUSE_KEY, table_name
 from tasks.aws.executions import replace_state_machine_arn
 from tasks.core.pause import (
-    FAILURE_WINDOW,
+    FAILED_SWAP_METRICS,
     AlarmState,
     ManualPause,
     Pause,
-    failures_in_window,
+    failure_window,
     fleet_pause,
     group_pause,
     pause_settings,
@@ -33,8 +39,8 @@ from tasks.core.pause import (
 )
 
 ALARM_NAMES_PER_CALL = 100  # DescribeAlarms: AlarmNames holds at most 100 names
-SWAP_TIMEOUT = timedelta(seconds=7200)  # the replacement state machine's TimeoutSeconds: its longest execution
-FAILED_STATUSES = ("FAILED", "TIMED_OUT")  # refusals and no-capacity end SUCCEEDED; ABORTED is a person's stop
+STATES_NAMESPACE = "AWS/States"
+METRIC_PERIOD_SECONDS = 60  # Step Functions' metrics are per minute: one datapoint a minute of the window
 
 
 def alarm_from_response(raw: dict[str, Any]) -> AlarmState:
@@ -71,20 +77,18 @@ def manual_pause(table: str | None = None) -> ManualPause | None:
     return manual_pause_from_item(item)
 
 
-def failed_swap_stops(state_machine_arn: str, now: datetime) -> list[datetime]:
-    """When each swap that failed or timed out within the window stopped (ListExecutions is newest first by
-    start; a swap that stopped in the window started at most SWAP_TIMEOUT before it)."""
-    oldest_start = now - FAILURE_WINDOW - SWAP_TIMEOUT
-    paginator = client("stepfunctions").get_paginator("list_executions")
-    stops = []
-    for status in FAILED_STATUSES:
-        for page in paginator.paginate(stateMachineArn=state_machine_arn, statusFilter=status,
-                                       PaginationConfig={"PageSize": 100}):
-            executions = page["executions"]
-            stops += [e["stopDate"] for e in executions if e.get("stopDate")]
-            if executions and executions[-1]["startDate"] < oldest_start:
-                break
-    return stops
+def failed_swaps(state_machine_arn: str, now: datetime) -> int:
+    """How many swaps failed or timed out in the window (tasks.core.pause.failure_window): both metrics in one
+    GetMetricData, summed over the window's minutes (60 datapoints a metric: one page; a NextToken is followed
+    all the same)."""
+    start, end = failure_window(now)
+    queries = [{"Id": f"m{n}", "ReturnData": True, "MetricStat": {
+        "Metric": {"Namespace": STATES_NAMESPACE, "MetricName": name,
+                   "Dimensions": [{"Name": "StateMachineArn", "Value": state_machine_arn}]},
+        "Period": METRIC_PERIOD_SECONDS, "Stat": "Sum"}} for n, name in enumerate(FAILED_SWAP_METRICS)]
+    pages = client("cloudwatch").get_paginator("get_metric_data").paginate(
+        MetricDataQueries=queries, StartTime=start, EndTime=end)
+    return round(sum(float(v) for page in pages for result in page["MetricDataResults"] for v in result["Values"]))
 
 
 def current_pause(now: datetime, group_alarms: Iterable[str] = (), *, environ: Mapping[str, str] | None = None,
@@ -104,7 +108,7 @@ def pause_with(now: datetime, manual: ManualPause | None, group_alarms: Iterable
     settings = pause_settings(os.environ if environ is None else environ)
     names = set(settings.alarms) | set(group_alarms)
     alarms = alarm_states(names) if names else {}
-    failures = failures_in_window(failed_swap_stops(state_machine_arn or replace_state_machine_arn(), now), now)
+    failures = failed_swaps(state_machine_arn or replace_state_machine_arn(), now)
     return fleet_pause(settings, alarms, manual, failures), alarms
 
 

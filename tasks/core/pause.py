@@ -23,6 +23,9 @@ from tasks.core.tags import PAUSE_ON_ALARMS
 
 ALARM = "ALARM"
 FAILURE_WINDOW = timedelta(hours=1)
+# Step Functions' own per-execution metrics (namespace AWS/States, dimension StateMachineArn) that count against
+# the budget: refusals and no-capacity end SUCCEEDED; ABORTED is a person's stop.
+FAILED_SWAP_METRICS = ("ExecutionsFailed", "ExecutionsTimedOut")
 DEFAULT_FAILURE_BUDGET = 3
 MAX_ALARM_NAME = 255  # CloudWatch's AlarmName limit
 # Environment variables the deployed functions read (set from the stack settings pauseAlarms, pauseFailureBudget).
@@ -108,9 +111,13 @@ def tagged_alarms(tags: Mapping[str, str]) -> tuple[str, ...]:
         return ()
 
 
-def failures_in_window(stopped: Iterable[datetime], now: datetime, window: timedelta = FAILURE_WINDOW) -> int:
-    """Failed swaps that ended within `window` before `now` (a later stop date is clock skew: counted)."""
-    return sum(1 for at in stopped if at >= now - window)
+def failure_window(now: datetime, window: timedelta = FAILURE_WINDOW) -> tuple[datetime, datetime]:
+    """The metric window the failed swaps are counted in, [start, end): CloudWatch rounds a start less than 15
+    days ago down to the minute and takes the end as exclusive, so both are whole minutes, the start at or before
+    `now - window` and the end after `now` (a failure at either edge counts rather than not: the breaker errs on
+    the side of pausing)."""
+    start = (now - window).replace(second=0, microsecond=0)
+    return start, now.replace(second=0, microsecond=0) + timedelta(minutes=1)
 
 
 def _alarm_reasons(names: Iterable[str], alarms: Mapping[str, AlarmState]) -> list[str]:
