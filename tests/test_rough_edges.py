@@ -28,7 +28,8 @@ NOW = datetime(2026, 1, 31, 12, 0, tzinfo=UTC)
 def test_demo_prints_exactly_one_json_object_and_uses_its_own_aws_whatever_aws_endpoint_url_says() -> None:
     """Items 10 and 11: Powertools metric lines do not reach stdout, `-o json demo` is `demo --json`, and an
     exported AWS_ENDPOINT_URL (as for `local serve`) is ignored with one line on stderr."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_"))}
+    # As from a plain shell: nothing this process exported (Powertools' level among it) reaches the demo.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "MOTO_", "POWERTOOLS_"))}
     env["AWS_ENDPOINT_URL"] = "http://127.0.0.1:9"  # nothing listens there: a call sent to it would fail
     done = subprocess.run([sys.executable, "-c", "from asg_optimizer.cli import app; app()", "-o", "json", "demo"],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
