@@ -5,7 +5,14 @@ from __future__ import annotations
 
 from infra.config import Settings
 from infra.iam import Context
-from stack.description import PAUSE_ALARMS, PAUSE_FAILURE_BUDGET, STATE_MACHINE_ARN_ENVIRONMENT, Function
+from stack.description import (
+    COMMITMENTS,
+    PAUSE_ALARMS,
+    PAUSE_FAILURE_BUDGET,
+    SAVINGS_PLAN_RESERVE_PER_HOUR,
+    STATE_MACHINE_ARN_ENVIRONMENT,
+    Function,
+)
 
 
 def values(ctx: Context) -> dict[str, str]:
@@ -28,7 +35,9 @@ class UnknownEnvironment(ValueError):
 def function_environment(ctx: Context, function: Function, settings: Settings) -> dict[str, str]:
     """Powertools settings, the configured extras, then the function's declared variables (which win)."""
     known = values(ctx) | {PAUSE_ALARMS: ",".join(settings.pause_alarms),
-                           PAUSE_FAILURE_BUDGET: str(settings.pause_failure_budget)}
+                           PAUSE_FAILURE_BUDGET: str(settings.pause_failure_budget),
+                           COMMITMENTS: settings.commitments,
+                           SAVINGS_PLAN_RESERVE_PER_HOUR: f"{settings.savings_plan_reserve_per_hour:g}"}
     unknown = [name for name in function.environment if name not in known]
     if unknown:
         raise UnknownEnvironment(
@@ -40,7 +49,5 @@ def function_environment(ctx: Context, function: Function, settings: Settings) -
         "POWERTOOLS_METRICS_NAMESPACE": METRICS_NAMESPACE,
         "POWERTOOLS_LOG_LEVEL": settings.log_level,
         **settings.environment,
-        "COMMITMENTS": settings.commitments,  # read by tasks/aws/commitments.py (CommitmentSettings)
-        "SAVINGS_PLAN_RESERVE_PER_HOUR": f"{settings.savings_plan_reserve_per_hour:g}",
         **{name: known[name] for name in function.environment},
     }

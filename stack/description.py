@@ -110,11 +110,16 @@ COOLDOWN_TABLE = "COOLDOWN_TABLE"
 PAUSE_ALARMS = "PAUSE_ALARMS"
 PAUSE_FAILURE_BUDGET = "PAUSE_FAILURE_BUDGET"
 PAUSE_SETTINGS = (PAUSE_ALARMS, PAUSE_FAILURE_BUDGET)
+# Commitment awareness's stack settings (commitments, savingsPlanReservePerHour), for the functions that read
+# the account's Reserved Instances and Savings Plans.
+COMMITMENTS = "COMMITMENTS"
+SAVINGS_PLAN_RESERVE_PER_HOUR = "SAVINGS_PLAN_RESERVE_PER_HOUR"
+COMMITMENT_SETTINGS = (COMMITMENTS, SAVINGS_PLAN_RESERVE_PER_HOUR)
 
 STACK = Stack(
     functions=(
         Function("validate", "tasks.validate.handler", "Refuse a swap that must not start; claim the instance",
-                 environment=(COOLDOWN_TABLE,)),
+                 environment=(COOLDOWN_TABLE, *COMMITMENT_SETTINGS)),
         Function("launch-spot", "tasks.launch_spot.handler", "Launch the spot replacement (CreateFleet, candidates)",
                  environment=(COOLDOWN_TABLE,)),
         Function("launch-on-demand", "tasks.launch_on_demand.handler",
@@ -134,12 +139,13 @@ STACK = Stack(
                  environment=(COOLDOWN_TABLE,)),
         # These start executions, so they need the state machine's ARN: deploy creates them after it.
         Function("scanner", "tasks.scan.handler", "Find opted-in on-demand instances and start their swaps",
-                 timeout=300, memory=512, environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
+                 timeout=300, memory=512,
+                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS, *COMMITMENT_SETTINGS)),
         Function("sweep", "tasks.sweep.handler", "Terminate orphaned spots; repair groups a crashed swap left held",
                  timeout=120, environment=(REPLACE_STATE_MACHINE_ARN, INTERRUPTION_STATE_MACHINE_ARN,
                                            ROLLOUT_STATE_MACHINE_ARN, COOLDOWN_TABLE)),
         Function("launch-event", "tasks.launch_event.handler", "Swap a newly launched on-demand after its grace",
-                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
+                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS, *COMMITMENT_SETTINGS)),
         Function("spot-interruption", "tasks.spot_events.on_interruption",
                  "Spot interruption warning: start the on-demand fallback",
                  environment=(INTERRUPTION_STATE_MACHINE_ARN,)),
@@ -149,7 +155,7 @@ STACK = Stack(
         # Rollouts (docs/rollouts.md): plan the batches, gate each one, hold at checkpoints until resumed.
         Function("rollout-plan", "tasks.rollout_plan.handler",
                  "Rollout: refuse, or pick the instances not on the target, in batches",
-                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),
+                 environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS, *COMMITMENT_SETTINGS)),
         Function("rollout-gate", "tasks.rollout_gate.handler",
                  "Rollout: settle a batch, read its alarms, decide (next, checkpoint, rollback, stop, done)",
                  environment=(REPLACE_STATE_MACHINE_ARN, COOLDOWN_TABLE, *PAUSE_SETTINGS)),

@@ -20,7 +20,6 @@ refuses the request, to name a template setting a fleet cannot use (nothing was 
 
 from __future__ import annotations
 
-import os
 from typing import Any, Final
 
 from aws_lambda_powertools.metrics import MetricUnit
@@ -32,6 +31,7 @@ from tasks.aws.instance_types import InstanceCatalog, template_data, template_ma
 from tasks.aws.instances import LIVE_STATES, describe_instances
 from tasks.aws.invocation import logged_metered_retryable, logger, metrics
 from tasks.aws.prices import PriceBook
+from tasks.aws.settings import Region
 from tasks.core.cooldowns import COOLDOWN_SECONDS, quota_skip, types_cooling_in
 from tasks.core.errors import SpotNotVisibleYet
 from tasks.core.fleet_result import FleetResult, LaunchFailed, read_fleet
@@ -130,7 +130,7 @@ def no_capacity(event: SwapState, pools: list[Pool], why: str) -> NoCapacity:
 def quota_exceeded(event: SwapState, code: str, why: str) -> QuotaExceeded:
     """The account's spot quota refused the launch: back off every swap of the region, page nobody. The execution
     ends here, so the instance's claim is released."""
-    region = os.environ["AWS_REGION"]
+    region = Region.from_env().name
     cool_quota(region, code=code.split(":")[0], source=event["execution_name"])
     release_claim(event["asg_name"], event["instance_id"], event["execution_name"])
     metrics.add_metric(name="SpotQuotaExceeded", unit=MetricUnit.Count, value=1)
@@ -217,7 +217,7 @@ def handler(event: SwapState, context: Any) -> LaunchSpotResult:
 
 
 def launch_spot(event: SwapState) -> LaunchSpotResult:
-    execution, region = event["execution_name"], os.environ["AWS_REGION"]
+    execution, region = event["execution_name"], Region.from_env().name
     original_pool = Pool(event["instance_type"], event["availability_zone"])
     prices = PriceBook(region, operating_system(event["platform_details"]))
     planned, quota = fresh_launch(event, prices, region)

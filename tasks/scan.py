@@ -16,7 +16,6 @@ While the fleet (or a group) is paused (tasks/core/pause.py) it plans as usual a
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +31,7 @@ from tasks.aws.groups import active_refreshes, group_from_response, named_groups
 from tasks.aws.instances import instances_by_id
 from tasks.aws.invocation import logged_metered_retryable, logger, metrics
 from tasks.aws.pause_state import manual_pause_from_item, pause_with
+from tasks.aws.settings import Region
 from tasks.core.cooldowns import ON_DEMAND, SPOT, hook_skip, quota_skip
 from tasks.core.pause import group_pause, tagged_alarms
 from tasks.core.requests import ScanRequest, parse_scan_request
@@ -81,7 +81,7 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     _emit_spot_share(request, groups, instances)
     running = {name for swaps in running_swaps(arn).values() for name, _ in swaps}
     cooldowns = active_cooldowns(now.timestamp())
-    cooling, region = cooldowns.pools, os.environ["AWS_REGION"]
+    cooling, region = cooldowns.pools, Region.from_env().name
     fleet, alarms = pause_with(now, manual_pause_from_item(cooldowns.pause_item),
                                (a for g in groups for a in tagged_alarms(g.tags)))
     paused = {g.name: p.why for g in groups if (p := group_pause(fleet, tagged_alarms(g.tags), alarms))}

@@ -16,8 +16,6 @@ Both are named from the event, so a redelivered event finds its execution instea
 
 from __future__ import annotations
 
-import json
-import os
 from datetime import UTC, datetime
 from typing import Any
 
@@ -27,16 +25,13 @@ from tasks.aws.executions import interruption_state_machine_arn, replace_state_m
 from tasks.aws.groups import describe_group
 from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.pause_state import paused_group
-from tasks.core.interruption import NOTICE_SECONDS, SpotEvent, parse_spot_event
+from tasks.aws.settings import EventSwapTiming, SpotNotice
+from tasks.core.interruption import SpotEvent, parse_spot_event
 from tasks.core.model import Group, Member
 from tasks.core.naming import execution_name
 from tasks.core.prices import Pool
 from tasks.core.steps import InterruptionRequest
 from tasks.core.tags import is_opted_in
-from tasks.core.timing import parse_timing
-
-NOTICE_ENV = "SPOT_NOTICE_SECONDS"  # EC2 gives 120 s; the embedded AWS may model a shorter notice
-TIMING_ENV = "SWAP_TIMING"  # optional JSON of tasks.core.timing keys for the swaps events start
 
 
 def owner(instance_id: str) -> tuple[Group, Member] | str:
@@ -57,7 +52,7 @@ def start_interruption(warning: SpotEvent, group: Group) -> tuple[str, bool]:
     name = execution_name(group.name, warning.instance_id, warning.time)
     payload: InterruptionRequest = {
         "asg_name": group.name, "instance_id": warning.instance_id, "reason": "interruption",
-        "warned_at": warning.time.isoformat(), "notice_seconds": int(os.environ.get(NOTICE_ENV, NOTICE_SECONDS))}
+        "warned_at": warning.time.isoformat(), "notice_seconds": SpotNotice.from_env().seconds}
     return name, start_named(arn, name, payload)
 
 
@@ -96,7 +91,7 @@ def on_rebalance(event: dict[str, Any], context: Any) -> dict[str, Any]:
         cool_pools([Pool(member.instance_type, member.availability_zone)], reason="rebalance",
                    source=warning.instance_id)
         name, started = start_swap(replace_state_machine_arn(), group.name, warning.instance_id, reason="rebalance",
-                                   timing=parse_timing(json.loads(os.environ.get(TIMING_ENV) or "{}")),
+                                   timing=EventSwapTiming.from_env().timing,
                                    at=warning.time)
     except Exception:
         # The invocation fails and EventBridge retries it with the same event: the retry must find the claim free.

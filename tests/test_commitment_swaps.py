@@ -12,6 +12,7 @@ import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.invariants import InvariantChecker
+from stack.description import STACK
 from tasks.aws import commitments
 from tests.cli_helpers import FAST_TIMING
 from tests.conftest import FAST
@@ -72,7 +73,11 @@ def test_stack_setting_turns_commitment_awareness_off(aws: EmbeddedAws, make_gro
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
     make_group("web", desired=2, max_size=4, zones=("a",), extra_tags=POLICY)
     buy_ri(aws)
-    monkeypatch.setenv("COMMITMENTS", "ignore")
+    scanner, lam = STACK.function("scanner").name(), aws.client("lambda")
+    deployed = lam.get_function_configuration(FunctionName=scanner)["Environment"]["Variables"]
+    lam.update_function_configuration(FunctionName=scanner,  # as `commitments: ignore` deploys it
+                                      Environment={"Variables": {**deployed, "COMMITMENTS": "ignore"}})
+    monkeypatch.setenv("COMMITMENTS", "ignore")  # run_scan copies the variables into this process: undone after
     assert sorted(v[0] for v in verdicts(run_scan(aws, dry_run=True)).values()) == ["replace", "replace"]
 
 

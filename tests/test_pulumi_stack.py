@@ -22,11 +22,14 @@ from infra.environment import UnknownEnvironment
 from infra.names import Scope
 from infra.plan import StackError
 from stack.description import (
+    COMMITMENT_SETTINGS,
+    COMMITMENTS,
     DEFAULT_PREFIX,
     PAUSE_ALARMS,
     PAUSE_FAILURE_BUDGET,
     PAUSE_SETTINGS,
     REPLACE,
+    SAVINGS_PLAN_RESERVE_PER_HOUR,
     STACK,
     STATE_MACHINE_ARN_ENVIRONMENT,
     EventRule,
@@ -193,8 +196,9 @@ def test_environment_values_are_the_deployed_names(program: Deployment) -> None:
             if name in machines:
                 assert variables[name] == machines[name]
                 assert variables[name].rsplit(":", 1)[1] in deployed_machines
-            elif name in PAUSE_SETTINGS:  # stack settings, not names: defaults here (test_pulumi_config)
-                assert variables[name] == {PAUSE_ALARMS: "", PAUSE_FAILURE_BUDGET: "3"}[name]
+            elif name in PAUSE_SETTINGS + COMMITMENT_SETTINGS:  # stack settings: defaults here (test_pulumi_config)
+                assert variables[name] == {PAUSE_ALARMS: "", PAUSE_FAILURE_BUDGET: "3", COMMITMENTS: "use",
+                                           SAVINGS_PLAN_RESERVE_PER_HOUR: "0"}[name]
             else:
                 assert variables[name] == tables[name]
                 assert variables[name] in deployed_tables

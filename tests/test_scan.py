@@ -17,11 +17,11 @@ from asg_optimizer.local.embedded import EmbeddedAws
 from stack.description import REPLACE_STATE_MACHINE_ARN, STACK
 from tasks import scan
 from tasks.aws.clients import reset_clients
-from tasks.aws.coordination import TABLE_ENV
-from tasks.aws.executions import STATE_MACHINE_ENV
 from tasks.aws.pause_state import pause_item
 from tasks.core.errors import InvalidInput
 from tasks.core.pause import ManualPause
+from tasks.core.settings import COOLDOWN_TABLE as TABLE_VARIABLE
+from tasks.core.settings import REPLACE_STATE_MACHINE_ARN as REPLACE_ARN_VARIABLE
 from tests.conftest import FAST
 from tests.workflow_helpers import instances, validate_held
 
@@ -74,7 +74,7 @@ def counted_calls() -> Iterator[Counter[str]]:
 
 
 def test_the_environment_variable_name_matches_the_stack() -> None:
-    assert STATE_MACHINE_ENV == REPLACE_STATE_MACHINE_ARN
+    assert REPLACE_ARN_VARIABLE.name == REPLACE_STATE_MACHINE_ARN
     assert STACK.function("scanner").handler == "tasks.scan.handler"
 
 
@@ -234,7 +234,7 @@ def test_the_scanner_reads_the_pause_by_hand_in_its_one_consistent_scan(aws: Emb
     deployed = aws.client("lambda").get_function_configuration(FunctionName=STACK.function("scanner").name())
     since = datetime(2026, 12, 2, 7, 0, tzinfo=UTC)
     by = "arn:aws:iam::123456789012:user/ops"
-    aws.client("dynamodb").put_item(TableName=deployed["Environment"]["Variables"][TABLE_ENV],
+    aws.client("dynamodb").put_item(TableName=deployed["Environment"]["Variables"][TABLE_VARIABLE.name],
                                     Item=pause_item(ManualPause("db migration", by, since)))
     scans: list[dict[str, Any]] = []
     with counted_calls() as calls:

@@ -15,7 +15,7 @@ from rich.table import Table
 from asg_optimizer.aws_session import Target
 from asg_optimizer.commands.output import console, operator_command, print_json, settings
 from asg_optimizer.inventory import instances, opted_in_groups
-from tasks.aws.commitments import CommitmentSettings, FleetCoverage, fleet_coverage
+from tasks.aws.commitments import FleetCoverage, fleet_coverage
 from tasks.aws.groups import group_from_response
 from tasks.aws.instances import instance_from_response
 from tasks.aws.prices import snapshot
@@ -24,6 +24,7 @@ from tasks.core.commitments import hourly_cost, short_id
 from tasks.core.errors import InvalidInput
 from tasks.core.model import Group, Instance
 from tasks.core.prices import operating_system, snapshot_price
+from tasks.core.settings import CommitmentSettings
 
 
 def report(fleet: FleetCoverage, groups: list[Any], found: dict[str, Any]) -> dict[str, Any]:

@@ -44,7 +44,7 @@ def serve(
     """Serve the embedded AWS with the stack deployed at http://HOST:PORT until Ctrl-C."""
     from asg_optimizer.demo.run import DEMO_FLEET
     from asg_optimizer.local.server import LocalServer, PortInUse
-    from tasks.spot_events import NOTICE_ENV
+    from tasks.core.settings import SPOT_NOTICE_SECONDS
 
     given = settings(ctx).regions or ["us-east-1"]
     for name in given:
@@ -54,7 +54,7 @@ def serve(
             raise fail(str(error)) from None
     region = given[0]
     server = LocalServer(host=host, port=port, region=region, other_regions=tuple(given[1:]),
-                         boot_delay_seconds=boot_delay, environment={NOTICE_ENV: str(spot_notice)})
+                         boot_delay_seconds=boot_delay, environment={SPOT_NOTICE_SECONDS.name: str(spot_notice)})
     try:
         deployment = server.start()
     except PortInUse as error:
@@ -121,7 +121,7 @@ def interrupt(
     """Send a spot's interruption warning (or rebalance recommendation) to `local serve`, as EC2 would, follow
     what it started, then reclaim the spot at the end of its notice. Exit 1 if that execution did not succeed."""
     from asg_optimizer.local.events import rules_for, spot_event
-    from tasks.spot_events import NOTICE_ENV
+    from tasks.core.settings import SPOT_NOTICE_SECONDS
 
     options = settings(ctx)
     target = options.target
@@ -145,7 +145,7 @@ def interrupt(
     for rule in rules_for(event):
         results[rule.key] = target.invoke(rule.function, event)
         config = target.client("lambda").get_function_configuration(FunctionName=target.function_name(rule.function))
-        notice = int(config.get("Environment", {}).get("Variables", {}).get(NOTICE_ENV, notice))
+        notice = int(config.get("Environment", {}).get("Variables", {}).get(SPOT_NOTICE_SECONDS.name, notice))
         say_unless(options.json, f"{event['detail-type']} for {instance_id} -> {target.function_name(rule.function)}: "
                    f"{json.dumps(results[rule.key], sort_keys=True)}")
     reclaiming = reclaim and not rebalance

@@ -49,10 +49,12 @@ from asg_optimizer.local.mixed_instances import MixedInstancesModel
 from asg_optimizer.local.pricing_api import PricingApiModel
 from asg_optimizer.local.stepfunctions_model import StepFunctionsModel
 from stack.description import (
+    COMMITMENTS,
     DEFAULT_PREFIX,
     PAUSE_ALARMS,
     PAUSE_FAILURE_BUDGET,
     REPLACE,
+    SAVINGS_PLAN_RESERVE_PER_HOUR,
     STACK,
     STATE_MACHINE_ARN_ENVIRONMENT,
     Function,
@@ -146,7 +148,8 @@ def deploy(stack: Stack = STACK, prefix: str = DEFAULT_PREFIX, environment: dict
         deployment.function_arns[function.key] = created["FunctionArn"]
 
     # The stack settings' defaults (infra/config.py), unless the caller's environment sets them.
-    values = {PAUSE_ALARMS: "", PAUSE_FAILURE_BUDGET: str(DEFAULT_FAILURE_BUDGET), **base}
+    values = {PAUSE_ALARMS: "", PAUSE_FAILURE_BUDGET: str(DEFAULT_FAILURE_BUDGET), COMMITMENTS: "use",
+              SAVINGS_PLAN_RESERVE_PER_HOUR: "0", **base}
     for table in stack.tables:
         deployment.table_names[table.key] = values[table.environment] = create_table(table, prefix, region)
     # Functions that start executions need the state machine ARN, so they come after the state machines

@@ -22,7 +22,7 @@ from asg_optimizer.local.capacity_rebalance import recommend
 from asg_optimizer.local.embedded import EmbeddedAws
 from stack.description import STACK, EventRule, Stack
 from tasks.core.interruption import INTERRUPTION_WARNING, NOTICE_SECONDS, REBALANCE_RECOMMENDATION
-from tasks.spot_events import NOTICE_ENV
+from tasks.core.settings import SPOT_NOTICE_SECONDS
 
 ACCOUNT = "123456789012"
 
@@ -76,7 +76,7 @@ def emit(aws: EmbeddedAws, event: dict[str, Any]) -> Delivery:
 
 
 def notice_seconds(aws: EmbeddedAws) -> float:
-    return float(aws.environment.get(NOTICE_ENV, NOTICE_SECONDS))
+    return float(aws.environment.get(SPOT_NOTICE_SECONDS.name, NOTICE_SECONDS))
 
 
 def warning_event(aws: EmbeddedAws, instance_id: str, availability_zone: str, *,

@@ -11,7 +11,6 @@ setting turns commitment awareness off, and no usage is read when there is no ac
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -22,6 +21,7 @@ from tasks.aws.clients import client
 from tasks.aws.coordination import idle_records, save_idle_records
 from tasks.aws.groups import group_from_response, opted_in_groups
 from tasks.aws.prices import PriceBook
+from tasks.aws.settings import Commitments, Region
 from tasks.core.commitment_swaps import ReversePick, ReverseSkip, plan_reverse, spot_facts, track_idle
 from tasks.core.commitments import (
     IGNORING,
@@ -42,34 +42,13 @@ from tasks.core.naming import instance_of
 from tasks.core.policy import PolicyError, parse_policy
 from tasks.core.prices import Pool, operating_system
 from tasks.core.selection import executions_by_group
+from tasks.core.settings import CommitmentSettings
 
-AWARE_ENV, RESERVE_ENV = "COMMITMENTS", "SAVINGS_PLAN_RESERVE_PER_HOUR"
 COMMITMENTS_TTL_SECONDS = 300
 _RATE_TYPES_PER_CALL = 100
 # region -> (when read, the EC2 client it was read with, what was read): a new client (another account or endpoint,
 # or tests between mocks) reads again.
 _cache: dict[str, tuple[float, Any, tuple[list[ReservedInstance], list[dict[str, Any]]]]] = {}
-
-
-@dataclass(frozen=True)
-class CommitmentSettings:
-    """The stack settings: awareness on/off account-wide, and $/hour of Savings Plans left for other usage."""
-
-    enabled: bool = True
-    savings_plan_reserve: float = 0.0
-
-    @classmethod
-    def from_env(cls, env: Mapping[str, str] = os.environ) -> CommitmentSettings:
-        raw, reserve = env.get(AWARE_ENV, "use").strip(), env.get(RESERVE_ENV, "0").strip() or "0"
-        if raw not in ("use", "ignore"):
-            raise ValueError(f"{AWARE_ENV}={raw!r}: expected 'use' or 'ignore'")
-        try:
-            amount = float(reserve)
-        except ValueError:
-            amount = -1.0
-        if amount < 0:
-            raise ValueError(f"{RESERVE_ENV}={reserve!r}: expected dollars per hour, 0 or more")
-        return cls(raw == "use", amount)
 
 
 def hourly_cost_of(raw: Mapping[str, Any]) -> float:
@@ -219,10 +198,10 @@ def fleet_coverage(groups: Iterable[Group], *, extra_types: Iterable[str] = (), 
     """The coverage of every running on-demand instance of the region, or None when awareness is off or there is
     no active commitment. `extra_types`: types rates are wanted for beyond those running (reverse-swap targets).
     `clients`/`region`/`price_of`: the CLI passes its own session's and its price sheet."""
-    settings = settings or CommitmentSettings.from_env()
+    settings = settings or Commitments.from_env().settings
     if not settings.enabled:
         return None
-    region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    region = region or Region.from_env().name
     reserved, raw_plans = _read(region, clients)
     if not reserved and not raw_plans:
         return None
@@ -255,10 +234,10 @@ def manual_swap_strands(instance: Instance) -> str | None:
     (every opted-in group, the region's usage); None when nothing would be stranded. The commitments come first
     (kept by the container): when none could pay for this instance at all (tasks.core.commitments
     could_be_covered), the verdict is None without reading the fleet."""
-    settings = CommitmentSettings.from_env()
+    settings = Commitments.from_env().settings
     if not settings.enabled:
         return None
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION", "us-east-1")
+    region = Region.from_env().name
     reserved, raw_plans = _read(region, client)
     usage = Usage(instance.instance_id, instance.instance_type, instance.availability_zone, 0.0,
                   instance.platform_details or "Linux/UNIX", instance.tenancy)

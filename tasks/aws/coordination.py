@@ -13,7 +13,6 @@ more by each warm container; CreateFleet then finds it empty and cools it again)
 
 from __future__ import annotations
 
-import os
 import random
 import threading
 import time
@@ -26,6 +25,7 @@ from botocore.exceptions import ClientError
 
 from tasks.aws.clients import batches, client, error_code
 from tasks.aws.groups import describe_group
+from tasks.aws.settings import CoordinationTable
 from tasks.core.cooldowns import (
     COOLDOWN_SECONDS,
     ON_DEMAND,
@@ -61,7 +61,6 @@ from tasks.core.errors import AwsThrottled
 from tasks.core.model import Group
 from tasks.core.prices import Pool
 
-TABLE_ENV = "COOLDOWN_TABLE"
 KEY, EXPIRES_AT = "cooldown_key", "expires_at"
 _BATCH = 25  # BatchWriteItem's limit
 _GET_BATCH = 100  # BatchGetItem's limit of keys a request
@@ -70,10 +69,7 @@ COOLDOWN_READ_SECONDS = 30  # how long a warm container trusts what it read (or 
 
 
 def table_name() -> str:
-    name = os.environ.get(TABLE_ENV, "")
-    if not name:
-        raise RuntimeError(f"{TABLE_ENV} is not set: the function was deployed without the cooldown table")
-    return name
+    return CoordinationTable.from_env().name
 
 
 def _item(key: str, expires_at: int, reason: str, source: str) -> dict[str, dict[str, str]]:

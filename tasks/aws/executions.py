@@ -4,7 +4,6 @@ name), and starting them, named deterministically so a repeated start is recogni
 from __future__ import annotations
 
 import json
-import os
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
@@ -12,32 +11,22 @@ from datetime import datetime
 from botocore.exceptions import ClientError
 
 from tasks.aws.clients import client, error_code
+from tasks.aws.settings import InterruptionMachine, ReplaceMachine, RolloutMachine
 from tasks.core.naming import execution_name, instance_of
 from tasks.core.steps import SwapRequest
 from tasks.core.timing import Timing
 
-STATE_MACHINE_ENV = "REPLACE_STATE_MACHINE_ARN"
-INTERRUPTION_STATE_MACHINE_ENV = "INTERRUPTION_STATE_MACHINE_ARN"
-ROLLOUT_STATE_MACHINE_ENV = "ROLLOUT_STATE_MACHINE_ARN"
-
-
-def _arn_from(env: str) -> str:
-    arn = os.environ.get(env, "")
-    if not arn:
-        raise RuntimeError(f"{env} is not set: the function was deployed without the state machine ARN")
-    return arn
-
 
 def replace_state_machine_arn() -> str:
-    return _arn_from(STATE_MACHINE_ENV)
+    return ReplaceMachine.from_env().arn
 
 
 def interruption_state_machine_arn() -> str:
-    return _arn_from(INTERRUPTION_STATE_MACHINE_ENV)
+    return InterruptionMachine.from_env().arn
 
 
 def rollout_state_machine_arn() -> str:
-    return _arn_from(ROLLOUT_STATE_MACHINE_ENV)
+    return RolloutMachine.from_env().arn
 
 
 def running_swaps(state_machine_arn: str) -> dict[str, list[tuple[str, float]]]:

@@ -4,7 +4,9 @@
   the next invocation (a warm container serves many; keys must not leak from one to the next);
 - metered: the invocation's metrics flushed once when it ends, raised or returned (Metrics' `log_metrics`
   semantics; an invocation that counted nothing publishes nothing and raises nothing);
-- retryable: a throttled or contended AWS call surfaces as `AwsThrottled`, which the state machines retry.
+- retryable: a throttled or contended AWS call surfaces as `AwsThrottled`, which the state machines retry;
+- configured: the function's settings (tasks/aws/settings.py HANDLER_SETTINGS) are read and checked first, so a
+  missing or garbled variable fails the invocation before any AWS call, naming the variable and its value.
 
 Handlers log and count through the `logger` and `metrics` here (Powertools shares one metric set per process
 anyway); a handler module never flushes or decorates on its own.
@@ -19,6 +21,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.middleware_factory import lambda_handler_decorator
 
 from tasks.aws.clients import throttling_as_retryable
+from tasks.aws.settings import HANDLER_SETTINGS
 
 logger = Logger()
 metrics = Metrics()
@@ -30,8 +33,11 @@ Handler = TypeVar("Handler", bound=Callable[[Any, Any], Mapping[str, Any]])
 
 def _invocation(handler: Callable[[Any, Any], Mapping[str, Any]], event: dict[str, Any],
                 context: Any) -> Mapping[str, Any]:
+    settings = HANDLER_SETTINGS.get(f"{handler.__module__}.{handler.__qualname__}")
     with throttling_as_retryable():
         try:
+            if settings is not None:
+                settings.from_env()
             if context is None:  # called directly (a test, the bench): no Lambda context, the keys still cleared
                 logger.clear_state()
                 return handler(event, context)

@@ -18,7 +18,6 @@ CloudWatch has the datapoint within about a minute, so the next scan (5 minutes 
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
@@ -26,6 +25,7 @@ from typing import Any
 from tasks.aws.clients import batches, client
 from tasks.aws.coordination import KEY, PAUSE_KEY, table_name
 from tasks.aws.executions import replace_state_machine_arn
+from tasks.aws.settings import FleetPause
 from tasks.core.pause import (
     FAILED_SWAP_METRICS,
     AlarmState,
@@ -34,7 +34,6 @@ from tasks.core.pause import (
     failure_window,
     fleet_pause,
     group_pause,
-    pause_settings,
     tagged_alarms,
 )
 
@@ -105,7 +104,7 @@ def pause_with(now: datetime, manual: ManualPause | None, group_alarms: Iterable
                ) -> tuple[Pause | None, dict[str, AlarmState]]:
     """current_pause, given the pause by hand as the caller read it consistently (the scanner: in its one Scan of
     the coordination table, tasks.aws.coordination.active_cooldowns)."""
-    settings = pause_settings(os.environ if environ is None else environ)
+    settings = (FleetPause.from_env() if environ is None else FleetPause.from_env(environ)).settings
     names = set(settings.alarms) | set(group_alarms)
     alarms = alarm_states(names) if names else {}
     failures = failed_swaps(state_machine_arn or replace_state_machine_arn(), now)
