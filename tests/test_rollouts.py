@@ -628,3 +628,19 @@ def test_a_rollout_does_not_start_while_paused_by_hand_or_by_the_failure_budget(
     assert json.loads(budget["output"])["why"] == "paused: 1 swap failed in the last hour, more than the budget of 0"
     assert path(aws, budget["executionArn"]) == ["Plan", "Planned", "Refused"]
     assert rollout_claim(aws) is None and len(children(aws)) == 1  # the failed swap only
+
+
+def test_stopping_a_rollout_stops_its_running_sync_child_as_in_aws(aws: EmbeddedAws) -> None:
+    """Run a Job (.sync): a stopped execution stops the job its Task waits for, here the batch's swap (parked in
+    its StartDelay, so it is RUNNING whatever the machine's speed)."""
+    mixed_group(aws)
+    sfn = aws.client("stepfunctions")
+    arn = start(aws, batch="1", timing={**FAST, "start_delay_seconds": 3600})
+    deadline = time.monotonic() + 60  # a hang guard: the swap starts with the first batch
+    while not (children := sfn.list_executions(stateMachineArn=aws.deployment.replace_arn)["executions"]):
+        assert time.monotonic() < deadline, path(aws, arn)
+        time.sleep(0.05)
+    child = children[0]["executionArn"]
+    sfn.stop_execution(executionArn=arn)
+    assert aws.wait(arn, timeout=30)["status"] == "ABORTED"
+    assert aws.wait(child, timeout=30)["status"] == "ABORTED"

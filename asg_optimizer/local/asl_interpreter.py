@@ -44,6 +44,7 @@ from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguagePa
 from moto.stepfunctions.parser.asl.utils import boto_client
 from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
+from asg_optimizer.local import sfn_integration
 from asg_optimizer.local.patching import Patches
 
 _original_client_for = boto_client.boto_client_for
@@ -144,6 +145,7 @@ def _stop(worker: ExecutionWorker, stop_date: Any, error: str | None, cause: str
     _original_stop(worker, stop_date=stop_date, error=error, cause=cause)
     for endpoint in list(env.callback_pool_manager._pool.values()):  # a task waiting for its token wakes
         endpoint.interrupt_all()
+    sfn_integration.parent_stopped(worker._evaluation_details.execution_details.arn, stop_date)  # as in AWS
 
 
 def _set_error(env: Environment, error: Any) -> None:
