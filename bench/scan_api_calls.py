@@ -19,7 +19,7 @@ from typing import Any
 import boto3
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import IMAGE_ID
+from asg_optimizer.local.group_builder import IMAGE_ID
 from stack.description import STACK
 from tasks.aws.clients import reset_clients
 from tasks.core.tags import GRACE_PERIOD, OPT_IN

@@ -21,7 +21,7 @@ from typing import Any
 from asg_optimizer.local import seam
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.faults import FaultInjector, Injected
-from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 
 # The shortest polls a timing may ask for (2 s), waited at x0.05 (EmbeddedAws wait_scale).

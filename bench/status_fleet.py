@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 
 from asg_optimizer.cli import app
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, create_group, create_network
 
 POLICIES: tuple[dict[str, str], ...] = ({}, {"AsgOptimiser:MinOnDemand": "1"}, {"AsgOptimiser:MaxParallel": "2"},
             {"AsgOptimiser:Window": "22-06", "AsgOptimiser:MinOnDemandPercent": "50"})

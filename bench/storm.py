@@ -14,7 +14,7 @@ import sys
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import emit, reclaim_at_notice_end, warning_event
-from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import INTERRUPTION
 

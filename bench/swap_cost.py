@@ -30,7 +30,7 @@ from typing import Any
 import boto3
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, create_group, create_network
 
 # The shortest polls a timing may ask for (2 s), waited at x0.01 (EmbeddedAws wait_scale).
 SHORT_WAITS = {"boot_poll_seconds": 2, "boot_max_polls": 5, "group_poll_seconds": 2, "group_max_polls": 5}

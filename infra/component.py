@@ -2,8 +2,8 @@
 description (stack.description.STACK) that the embedded AWS deploys too, so the two cannot drift.
 
 Every function, state machine, schedule and rule comes from the stack description; nothing here lists them.
-The policies, environments and dashboard are planned (and validated) first by infra.plan; this module only
-creates resources from that plan.
+The policies, environments and dashboard are drawn (and validated) first by infra.blueprint; this module only
+creates resources from that blueprint.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import iam
+from infra.blueprint import blueprint_stack
 from infra.config import Settings
 from infra.dashboard import failed_executions_queries
 from infra.names import (
@@ -28,7 +29,6 @@ from infra.names import (
     state_machine_log_group,
     state_machine_role_name,
 )
-from infra.plan import plan_stack
 from stack.description import REPLACE, ROOT, STACK, Function, Stack, StateMachine, Table
 from stack.render import render_state_machine
 
@@ -75,23 +75,23 @@ class SpotOptimizer(pulumi.ComponentResource):
         provider): its logical names start with the region and its account-wide names (IAM roles, the dashboard)
         end with it, so the copies of one stack never share a name."""
         scope = scope or aws_scope(settings.prefix)
-        plan = plan_stack(settings, scope, stack)  # raises before anything is registered
+        blueprint = blueprint_stack(settings, scope, stack)  # raises before anything is registered
         super().__init__("asg-optimizer:index:SpotOptimizer", name, None, opts)
-        self.settings, self.stack, self.scope, self.plan = settings, stack, scope, plan
+        self.settings, self.stack, self.scope, self.blueprint = settings, stack, scope, blueprint
         self.qualifier = scope.region if other_region else None
         self._child = pulumi.ResourceOptions(parent=self)
 
         self.dead_letter_queue = aws.sqs.Queue(
             self._n("dead-letters"), name=dead_letter_queue_name(settings.prefix),
             message_retention_seconds=DEAD_LETTER_RETENTION, sqs_managed_sse_enabled=True, opts=self._child)
-        if plan.dead_letter_queue_policy:
+        if blueprint.dead_letter_queue_policy:
             aws.sqs.QueuePolicy(self._n("dead-letters"), queue_url=self.dead_letter_queue.url,
-                                policy=iam.dumps(plan.dead_letter_queue_policy), opts=self._child)
+                                policy=iam.dumps(blueprint.dead_letter_queue_policy), opts=self._child)
         self.tables = {t.key: self._table(t) for t in stack.tables}
         code = code_archive()
         self.functions = {f.key: self._function(f, code) for f in stack.functions}
         self.state_machines = {m.key: self._state_machine(m) for m in stack.state_machines}
-        self.events_roles = {key: self._events_role(stack.state_machine(key)) for key in plan.events_policies}
+        self.events_roles = {key: self._events_role(stack.state_machine(key)) for key in blueprint.events_policies}
         self.rules = {s.key: self._rule(s.key, s.function, s.description,
                                         schedule_expression=settings.schedules[s.key]) for s in stack.schedules}
         self.rules |= {r.key: self._rule(r.key, r.function, r.description,
@@ -121,13 +121,13 @@ class SpotOptimizer(pulumi.ComponentResource):
             ttl={"attribute_name": table.ttl_attribute, "enabled": True}, opts=self._child)
 
     def _function(self, function: Function, code: pulumi.AssetArchive) -> aws.lambda_.Function:
-        planned = self.plan.functions[function.key]
+        drawn = self.blueprint.functions[function.key]
         tables = [self.tables[t.key] for t in self.stack.tables if t.environment in function.environment]
         name = function.name(self.settings.prefix)
         logs = aws.cloudwatch.LogGroup(self._n(f"{function.key}-function-logs"), name=function_log_group(name),
                                        retention_in_days=self.settings.log_retention_days, opts=self._child)
         role, policy = self._role(f"{function.key}-function-role", name, iam.assume_role("lambda.amazonaws.com"),
-                                  planned.policy)
+                                  drawn.policy)
         return aws.lambda_.Function(
             self._n(function.key),
             name=name,
@@ -137,13 +137,13 @@ class SpotOptimizer(pulumi.ComponentResource):
             architectures=[self.settings.architecture],
             handler=function.handler,
             code=code,
-            layers=[self.plan.layer_arn],
+            layers=[self.blueprint.layer_arn],
             timeout=function.timeout,
             memory_size=self.settings.memory_for(function.memory),
-            environment={"variables": planned.environment},
+            environment={"variables": drawn.environment},
             tracing_config={"mode": "Active"},
             # Asynchronous (EventBridge) invocations that still fail after Lambda's retries land in the DLQ.
-            dead_letter_config={"target_arn": self.dead_letter_queue.arn} if planned.event_target else None,
+            dead_letter_config={"target_arn": self.dead_letter_queue.arn} if drawn.event_target else None,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[logs, policy, *tables]),
         )
 
@@ -154,7 +154,7 @@ class SpotOptimizer(pulumi.ComponentResource):
         trust = iam.assume_role("states.amazonaws.com", account=self.scope.account,
                                 source_arn=self.scope.state_machine_arn(name))
         role, policy = self._role(f"{machine.key}-states-role", state_machine_role_name(name), trust,
-                                  self.plan.state_machine_policies[machine.key])
+                                  self.blueprint.state_machine_policies[machine.key])
         arns = {key: self.functions[key].arn for key in sorted(set(machine.substitutions.values()))}
         machine_arns = {key: self.scope.state_machine_arn(self.stack.state_machine(key).name(self.settings.prefix))
                         for key in machine.machines.values()}  # deterministic names: no cycle, no wait
@@ -176,7 +176,7 @@ class SpotOptimizer(pulumi.ComponentResource):
         """The role EventBridge assumes to start a state machine that a rule or schedule targets directly."""
         trust = iam.assume_role("events.amazonaws.com", account=self.scope.account)
         role, _ = self._role(f"{machine.key}-events-role", events_role_name(machine.name(self.settings.prefix)),
-                             trust, self.plan.events_policies[machine.key])
+                             trust, self.blueprint.events_policies[machine.key])
         return role
 
     def _rule(self, key: str, target: str, description: str, **trigger: Any) -> aws.cloudwatch.EventRule:
@@ -210,7 +210,7 @@ class SpotOptimizer(pulumi.ComponentResource):
         actions = [self.alarm_topic.arn] if self.alarm_topic else []
         # Dashboards are account-wide: another region's copy is named after its region.
         self.dashboard = aws.cloudwatch.Dashboard(self._n("dashboard"), dashboard_name=self.dashboard_name,
-                                                  dashboard_body=self.plan.dashboard_body, opts=self._child)
+                                                  dashboard_body=self.blueprint.dashboard_body, opts=self._child)
         for machine in self.stack.state_machines:
             name = machine.name(prefix)
             aws.cloudwatch.MetricAlarm(
@@ -280,7 +280,7 @@ def deploy(settings: Settings, *, home: Scope | None = None, stack: Stack = STAC
     scopes = {region: Scope(home.partition, region, home.account, home.prefix)
               for region in settings.regions_for(home.region)}
     for scope in scopes.values():
-        plan_stack(settings, scope, stack)
+        blueprint_stack(settings, scope, stack)
     deployed = {}
     for region, scope in scopes.items():
         if region == home.region:

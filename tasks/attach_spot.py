@@ -15,15 +15,15 @@ from typing import Any
 
 from tasks.aws.clients import client
 from tasks.aws.coordination import begin_section, take_lease
+from tasks.aws.group_writes import apply_give_back, apply_take
 from tasks.aws.groups import describe_group
 from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.swap_events import publish
 from tasks.core.coordination import after_take, late_suspension, plan_give_back, plan_take
 from tasks.core.errors import OnDemandGone
-from tasks.core.progress import retire_now
+from tasks.core.readiness import retire_now
 from tasks.core.steps import AttachResult, AttachSpotInput
 from tasks.core.swap_events import ON_DEMAND_RETIRED, SPOT_ATTACHED, swap_detail
-from tasks.group_writes import apply_give_back, apply_take
 
 
 @logged_metered_retryable

@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from tasks.aws.clients import client, error_code
 from tasks.aws.invocation import logged_metered_retryable
-from tasks.core.progress import READY, spot_readiness
+from tasks.core.readiness import READY, spot_readiness
 from tasks.core.steps import BootResult, CheckSpotInput
 
 

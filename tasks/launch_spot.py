@@ -33,8 +33,8 @@ from tasks.aws.invocation import logged_metered_retryable, logger, metrics
 from tasks.aws.prices import PriceBook
 from tasks.aws.settings import Region
 from tasks.core.cooldowns import COOLDOWN_SECONDS, quota_skip, types_cooling_in
+from tasks.core.create_fleet_result import FleetResult, LaunchFailed, read_create_fleet
 from tasks.core.errors import SpotNotVisibleYet
-from tasks.core.fleet_result import FleetResult, LaunchFailed, read_fleet
 from tasks.core.instance_types import MAX_OVERRIDES, Candidate, CandidateChoice, choose_candidates, incompatibility
 from tasks.core.model import Instance
 from tasks.core.naming import client_token
@@ -186,7 +186,7 @@ def send(event: SwapState, launch: dict[str, Any], prices: PriceBook) -> dict[st
     """CreateFleet; the launch with its result. A refusal that a template setting explains is named as such."""
     try:
         response = client("ec2").create_fleet(**launch["request"])
-        return {**launch, "result": read_fleet(response, event["availability_zone"])}
+        return {**launch, "result": read_create_fleet(response, event["availability_zone"])}
     except ClientError as error:
         if error_code(error) in TEMPLATE_REFUSALS:
             refuse_unusable_template(event)

@@ -11,6 +11,7 @@ from typing import Any
 
 from tasks.aws import clock
 from tasks.aws.coordination import begin_section, cool_pools
+from tasks.aws.group_writes import apply_take
 from tasks.aws.groups import describe_group
 from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.load_balancers import longest_drain_seconds
@@ -18,7 +19,6 @@ from tasks.core.coordination import after_take, plan_take
 from tasks.core.interruption import NOTICE_SECONDS, poll_seconds, raise_refusal, release_deadline
 from tasks.core.prices import Pool
 from tasks.core.steps import InterruptionState, RaiseCapacityInput, RaiseCapacityResult
-from tasks.group_writes import apply_take
 
 
 @logged_metered_retryable

@@ -11,6 +11,7 @@ from typing import Any
 from tasks.aws import clock
 from tasks.aws.clients import client
 from tasks.aws.coordination import begin_section
+from tasks.aws.group_writes import apply_give_back
 from tasks.aws.groups import describe_group
 from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.load_balancers import group_health
@@ -19,7 +20,6 @@ from tasks.core.coordination import plan_give_back
 from tasks.core.interruption import release_decision
 from tasks.core.steps import ReleaseResult, ReleaseSpotInput
 from tasks.core.swap_events import INTERRUPTION_HANDLED
-from tasks.group_writes import apply_give_back
 
 
 @logged_metered_retryable

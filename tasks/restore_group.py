@@ -8,13 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 from tasks.aws.coordination import begin_section, release_claim
+from tasks.aws.group_writes import apply_give_back
 from tasks.aws.groups import describe_group
 from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.core.coordination import plan_give_back
 from tasks.core.errors import GroupNotFound
 from tasks.core.model import Group
 from tasks.core.steps import RestoreGroupInput, RestoreResult
-from tasks.group_writes import apply_give_back
 
 NOTHING: RestoreResult = {"restored": False, "max_size": 0, "resumed": ""}
 

@@ -12,16 +12,16 @@ from typing import Any
 
 from tasks.aws.clients import client
 from tasks.aws.coordination import begin_section
+from tasks.aws.group_writes import apply_give_back
 from tasks.aws.groups import describe_group
 from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.load_balancers import group_health
 from tasks.aws.swap_events import publish
 from tasks.core.coordination import plan_give_back
 from tasks.core.model import Group
-from tasks.core.progress import RetireDecision, retire_decision
+from tasks.core.readiness import RetireDecision, retire_decision
 from tasks.core.steps import RetireInput, RetireResult
 from tasks.core.swap_events import ON_DEMAND_RETIRED, swap_detail
-from tasks.group_writes import apply_give_back
 
 
 @logged_metered_retryable

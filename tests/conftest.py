@@ -10,7 +10,7 @@ import pytest
 
 from asg_optimizer.local.clock import ManualClock
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, Network, create_group, create_network
 
 # Real loops at the shortest poll interval AWS gets (2 s); the embedded AWS's Wait states last WAIT_SCALE of
 # that (0.2 s), so 2 s polls against a 0.3 s boot run CheckSpot at least twice. Tests that need an exact number

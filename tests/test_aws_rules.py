@@ -11,7 +11,7 @@ from botocore.exceptions import ClientError
 
 from asg_optimizer.local import stepfunctions_model
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, create_group, create_network
 from stack.description import INTERRUPTION
 
 

@@ -15,7 +15,7 @@ import pytest
 
 from asg_optimizer.aws_session import NO_CREDENTIALS
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import IMAGE_ID, GroupSpec, create_group, create_network
+from asg_optimizer.local.group_builder import IMAGE_ID, GroupSpec, create_group, create_network
 from tests.cli_helpers import cli, snapshot
 from tests.conftest import FAST, WAIT_SCALE
 from tests.workflow_helpers import group, states_entered, validate_held

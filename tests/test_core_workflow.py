@@ -25,7 +25,7 @@ from tasks.core.errors import (
 )
 from tasks.core.model import Group, Instance, Member
 from tasks.core.naming import MAX_NAME, client_token, execution_name, instance_of
-from tasks.core.progress import READY, WAITING, retire_decision, spot_readiness
+from tasks.core.readiness import READY, WAITING, retire_decision, spot_readiness
 from tasks.core.timing import (
     EXECUTION_TIMEOUT_SECONDS,
     MARGIN_SECONDS,

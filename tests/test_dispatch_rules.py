@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import emit, spot_event
 from asg_optimizer.local.faults import FaultInjector
-from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, create_group, create_network
 from tasks.aws.executions import start_named, start_swap
 from tasks.core.naming import execution_name
 from tasks.core.timing import Timing

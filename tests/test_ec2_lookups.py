@@ -7,7 +7,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import IMAGE_ID
+from asg_optimizer.local.group_builder import IMAGE_ID
 
 
 def _run(aws: EmbeddedAws, count: int) -> list[str]:

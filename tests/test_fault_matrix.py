@@ -248,7 +248,7 @@ def test_manual_replace_of_a_bad_group_or_instance(aws: EmbeddedAws, check: Inva
 
 def test_the_checker_itself_catches_each_kind_of_breach(aws: EmbeddedAws, make_group, network) -> None:
     """The invariants are only proof if the checker can fail: break each one by hand."""
-    from asg_optimizer.local.fleet import IMAGE_ID
+    from asg_optimizer.local.group_builder import IMAGE_ID
 
     make_group("victim", desired=2, max_size=3)
     with InvariantChecker(["victim"]) as checker:

@@ -11,7 +11,7 @@ import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import emit, interrupt, spot_event
-from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, attach_spot, create_group, create_network
 from asg_optimizer.timeline import FALLBACK, NOTHING_TO_REPLACE, REPLACED, SWAP, kind_of, outcome_of
 from stack.description import INTERRUPTION, REPLACE
 from tests.cli_helpers import cli, cli_json, flat, table_row

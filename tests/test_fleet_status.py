@@ -12,7 +12,7 @@ import pytest
 
 from asg_optimizer.commands.status import compact_policy
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import Network, attach_spot
+from asg_optimizer.local.group_builder import Network, attach_spot
 from tasks.core.policy import parse_policy
 from tests.cli_helpers import cli, cli_json, table_row
 from tests.cli_helpers import snapshot as aws_state

@@ -7,7 +7,7 @@ import pytest
 
 from asg_optimizer.local.clock import ManualClock
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import IMAGE_ID, GroupSpec, Network, create_group, create_target_group
+from asg_optimizer.local.group_builder import IMAGE_ID, GroupSpec, Network, create_group, create_target_group
 from asg_optimizer.local.invariants import InvariantChecker
 from tasks.core.tags import REPLACES
 

@@ -17,7 +17,7 @@ from moto.cloudwatch.models import cloudwatch_backends
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import ACCOUNT, interrupt
 from asg_optimizer.local.faults import FaultInjector
-from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, attach_spot, create_group, create_network
 from infra.config import ConfigError, parse_settings
 from stack.description import INTERRUPTION, PAUSE_ALARMS, PAUSE_FAILURE_BUDGET
 from tasks.core.errors import InvalidInput

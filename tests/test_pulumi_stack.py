@@ -16,11 +16,11 @@ import pytest
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.seam import resolve_handler
 from infra import iam
+from infra.blueprint import StackError
 from infra.config import ConfigError, Settings, parse_settings
 from infra.dashboard import CUSTOM_METRICS
 from infra.environment import UnknownEnvironment
 from infra.names import Scope
-from infra.plan import StackError
 from stack.description import (
     COMMITMENT_SETTINGS,
     COMMITMENTS,

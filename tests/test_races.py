@@ -15,7 +15,7 @@ from asg_optimizer.local import interleaving
 from asg_optimizer.local.clock import ManualClock
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import emit, reclaim_at_notice_end, warning_event
-from asg_optimizer.local.fleet import GroupSpec, Network, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, Network, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import INTERRUPTION
 from tests.conftest import FAST, WAIT_SCALE

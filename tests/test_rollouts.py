@@ -18,7 +18,7 @@ from asg_optimizer.local import interleaving
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import interrupt
 from asg_optimizer.local.faults import FaultInjector
-from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, create_network, new_template_version
+from asg_optimizer.local.group_builder import GroupSpec, attach_spot, create_group, create_network, new_template_version
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import INTERRUPTION, PAUSE_FAILURE_BUDGET, ROLLOUT, STACK
 from tasks.aws import commitments

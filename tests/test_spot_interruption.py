@@ -12,7 +12,7 @@ import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import interrupt, spot_event
-from asg_optimizer.local.fleet import GroupSpec, attach_spot, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, attach_spot, create_group, create_network
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import INTERRUPTION
 from tasks.core.errors import InvalidInput

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import IMAGE_ID, Network
+from asg_optimizer.local.group_builder import IMAGE_ID, Network
 from stack.description import STACK
 from tasks import sweep
 from tasks.core.errors import InvalidInput

@@ -12,7 +12,7 @@ from botocore.exceptions import ClientError
 
 from asg_optimizer.local.clock import ManualClock
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import (
+from asg_optimizer.local.group_builder import (
     IMAGE_ID,
     GroupSpec,
     Network,

@@ -14,7 +14,7 @@ from tasks.core.load_balancing import label, not_serving, release_by, serving_id
 from tasks.core.mixed_instances import override_types, template_for, weighted_refusal
 from tasks.core.model import Group, Member, Override, TemplateRef
 from tasks.core.policy import PolicyError, parse_policy
-from tasks.core.progress import retire_decision
+from tasks.core.readiness import retire_decision
 
 TG = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-tg/0123456789abcdef"
 OD, SPOT, OTHER = "i-0000000000000000a", "i-0000000000000000b", "i-0000000000000000c"

@@ -17,7 +17,14 @@ import pytest
 from asg_optimizer.local import seam
 from asg_optimizer.local.clock import ManualClock
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import GroupSpec, Network, attach_spot, create_group, create_network, create_target_group
+from asg_optimizer.local.group_builder import (
+    GroupSpec,
+    Network,
+    attach_spot,
+    create_group,
+    create_network,
+    create_target_group,
+)
 from asg_optimizer.local.invariants import InvariantChecker
 from tasks.core.swap_events import ON_DEMAND_RETIRED, SOURCE, SPOT_ATTACHED, SWAP_FAILED
 from tests.cli_helpers import cli_json

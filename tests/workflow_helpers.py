@@ -13,10 +13,10 @@ from typing import Any
 from asg_optimizer.local import seam
 from asg_optimizer.local.embedded import EmbeddedAws
 from tasks.aws.coordination import begin_section, group_items
+from tasks.aws.group_writes import apply_take
 from tasks.aws.groups import describe_group
 from tasks.core.coordination import after_take, plan_take
 from tasks.core.tags import EXECUTION
-from tasks.group_writes import apply_take
 
 
 def states_entered(aws: EmbeddedAws, execution_arn: str) -> list[str]:

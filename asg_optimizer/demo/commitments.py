@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import GroupSpec, Network, create_group
+from asg_optimizer.local.group_builder import GroupSpec, Network, create_group
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import STACK
 from tasks.aws import commitments

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from asg_optimizer.local.embedded import EmbeddedAws
-from asg_optimizer.local.fleet import new_template_version
+from asg_optimizer.local.group_builder import new_template_version
 from asg_optimizer.local.invariants import InvariantChecker
 from stack.description import ROLLOUT
 from tasks.core.rollout import VERSION_TAG, rollout_name

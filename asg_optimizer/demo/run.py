@@ -19,7 +19,7 @@ from asg_optimizer.demo.rollout import RolloutRun, run_rollout
 from asg_optimizer.local.clock import RealClock
 from asg_optimizer.local.embedded import EmbeddedAws
 from asg_optimizer.local.events import InterruptionRun, run_interruption
-from asg_optimizer.local.fleet import GroupSpec, create_group, create_network, create_target_group
+from asg_optimizer.local.group_builder import GroupSpec, create_group, create_network, create_target_group
 from asg_optimizer.local.invariants import InvariantChecker
 from asg_optimizer.local.scheduler import Scheduler
 

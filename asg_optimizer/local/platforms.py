@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from moto.ec2.models.amis import Ami
 from moto.ec2.models.instances import Instance
 
-from asg_optimizer.local.fleet import IMAGE_ID
+from asg_optimizer.local.group_builder import IMAGE_ID
 from asg_optimizer.local.patching import Patches, Patching
 
 LINUX, WINDOWS, RHEL, SUSE = "Linux/UNIX", "Windows", "Red Hat Enterprise Linux", "SUSE Linux"

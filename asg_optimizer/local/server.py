@@ -31,7 +31,7 @@ from asg_optimizer.local.autoscaling_model import AutoScalingModel
 from asg_optimizer.local.commitments_model import CommitmentsModel, with_savings_plans
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.embedded import MOTO_CONFIG, REGION, Deployment, deploy, local_environment
-from asg_optimizer.local.fleet import GroupSpec, create_group, create_network
+from asg_optimizer.local.group_builder import GroupSpec, create_group, create_network
 from asg_optimizer.local.pricing_api import PricingApiModel
 from stack.description import DEFAULT_PREFIX, STACK
 from tasks.aws.clients import reset_clients

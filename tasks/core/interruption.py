@@ -18,7 +18,7 @@ from typing import Any
 from tasks.core.errors import InvalidInput
 from tasks.core.load_balancing import Health, release_by, serving_ids
 from tasks.core.model import Group
-from tasks.core.progress import LEAVING
+from tasks.core.readiness import LEAVING
 from tasks.core.tags import is_opted_in
 from tasks.core.timing import MIN_POLL_SECONDS
 

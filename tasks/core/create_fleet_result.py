@@ -27,7 +27,7 @@ class FleetResult:
     quota: str = ""  # "CODE: message" when the account's spot quota refused the launch
 
 
-def read_fleet(response: Mapping[str, Any], availability_zone: str) -> FleetResult:
+def read_create_fleet(response: Mapping[str, Any], availability_zone: str) -> FleetResult:
     """The launched instance, the spot quota that refused it, or the pools without capacity; raise LaunchFailed
     for any other error.
 

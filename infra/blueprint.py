@@ -3,7 +3,7 @@
 A Pulumi program that raises halfway has already registered (and `pulumi up` then creates) the resources before
 the error. So everything that can be wrong — a target that is not in the stack, a function without policy, an
 environment variable nobody maps, an ASL placeholder without function, a layer ARN that cannot be defaulted —
-is computed here first; the component only turns this plan into resources.
+is computed here first; the component only turns this blueprint into resources.
 """
 
 from __future__ import annotations
@@ -25,16 +25,16 @@ class StackError(ValueError):
 
 
 @dataclass(frozen=True)
-class FunctionPlan:
+class FunctionBlueprint:
     policy: dict[str, Any]
     environment: dict[str, str]
     event_target: bool  # invoked asynchronously by EventBridge: gets the dead-letter queue
 
 
 @dataclass(frozen=True)
-class Plan:
+class Blueprint:
     layer_arn: str
-    functions: dict[str, FunctionPlan]
+    functions: dict[str, FunctionBlueprint]
     state_machine_policies: dict[str, dict[str, Any]]
     events_policies: dict[str, dict[str, Any]]  # state machines a rule or schedule starts directly
     dead_letter_queue_policy: dict[str, Any] | None
@@ -57,7 +57,7 @@ def _check_targets(stack: Stack, prefix: str) -> None:
             raise StackError(f"state machine {machine.key!r} invokes unknown function(s) {', '.join(unknown)}")
 
 
-def plan_stack(settings: Settings, scope: Scope, stack: Stack) -> Plan:
+def blueprint_stack(settings: Settings, scope: Scope, stack: Stack) -> Blueprint:
     _check_targets(stack, scope.prefix)
     # A KMS key serves its own region only: each region's launcher may use that region's keys.
     keys = tuple(k for k in settings.kms_key_arns if k.split(":")[3] == scope.region)
@@ -68,7 +68,7 @@ def plan_stack(settings: Settings, scope: Scope, stack: Stack) -> Plan:
     # schedules deliver to functions; a machine is started directly only when no function has its key.
     started = targeted - {f.key for f in stack.functions}
     functions = {
-        f.key: FunctionPlan(
+        f.key: FunctionBlueprint(
             policy=iam.function_policy(ctx, f, dead_letter=f.key in targeted),
             environment=function_environment(ctx, f, settings),
             event_target=f.key in targeted,
@@ -78,7 +78,7 @@ def plan_stack(settings: Settings, scope: Scope, stack: Stack) -> Plan:
     for machine in stack.state_machines:  # a renamed placeholder fails here, not after half a deployment
         render_state_machine(machine, {f.key: ctx.function_arn(f.key) for f in stack.functions},
                              {m.key: ctx.machine_arn(m.key) for m in stack.state_machines})
-    return Plan(
+    return Blueprint(
         layer_arn=settings.layer_arn(scope.partition, scope.region),
         functions=functions,
         state_machine_policies={m.key: iam.state_machine_policy(ctx, m) for m in stack.state_machines},
