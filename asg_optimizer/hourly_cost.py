@@ -9,26 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
 from asg_optimizer.aws_session import Target
-from tasks.aws.prices import pricing_filters, snapshot
+from tasks.aws.clients import clients_from
+from tasks.aws.prices import pricing_api_price, snapshot, spot_prices_in_force
 from tasks.core.errors import UnsupportedPlatform
-from tasks.core.prices import (
-    OperatingSystem,
-    Pool,
-    latest_spot_prices,
-    on_demand_from_price_list,
-    operating_system,
-    snapshot_price,
-    spot_points,
-)
-
-# The Pricing API answers only in these regions; us-east-1 serves every region's prices.
-PRICING_REGION = "us-east-1"
+from tasks.core.prices import OperatingSystem, Pool, operating_system, snapshot_price
 
 
 @dataclass(frozen=True)
@@ -68,27 +57,25 @@ def _operating_system(instance: Mapping[str, Any]) -> OperatingSystem:
 
 def _pricing_api_price(target: Target, instance_type: str, os: OperatingSystem) -> float | None:
     try:
-        pricing = target.session.client("pricing", region_name=PRICING_REGION, endpoint_url=target.endpoint)
-        response = pricing.get_products(ServiceCode="AmazonEC2", MaxResults=10,
-                                        Filters=pricing_filters(target.region_name, instance_type, os))
+        return pricing_api_price(target.region_name, instance_type, os)
     except (ClientError, BotoCoreError):  # not reachable, not allowed, or an emulator without the API
         return None
-    return on_demand_from_price_list(response.get("PriceList", []))
 
 
-def _spot_prices(target: Target, pools: set[Pool], os: OperatingSystem) -> dict[Pool, float]:
+def _spot_prices(pools: set[Pool], os: OperatingSystem) -> dict[Pool, float]:
     if not pools:
         return {}
-    pages = target.client("ec2").get_paginator("describe_spot_price_history").paginate(
-        InstanceTypes=sorted({p.instance_type for p in pools}),
-        ProductDescriptions=os.spot_product_descriptions,
-        StartTime=datetime.now(UTC),  # from now: the one price in force per pool, not the history
-    )
-    points = spot_points(row for page in pages for row in page["SpotPriceHistory"])
-    return {pool: price for pool, price in latest_spot_prices(points, os).items() if pool in pools}
+    prices = spot_prices_in_force({p.instance_type for p in pools}, os)
+    return {pool: price for pool, price in prices.items() if pool in pools}
 
 
 def price_instances(target: Target, instances: Mapping[str, Mapping[str, Any]]) -> PriceSheet:
+    """Prices through the readers of tasks/aws/prices.py, on the CLI's own session."""
+    with clients_from(target.client):
+        return _price_instances(target, instances)
+
+
+def _price_instances(target: Target, instances: Mapping[str, Mapping[str, Any]]) -> PriceSheet:
     sheet = PriceSheet(snapshot_as_of=str(snapshot().get("as_of", "")))
     on_demand: dict[tuple[str, str], float | None] = {}
     by_os: dict[str, tuple[OperatingSystem, set[Pool]]] = {}
@@ -108,7 +95,7 @@ def price_instances(target: Target, instances: Mapping[str, Mapping[str, Any]]) 
         if instance.get("InstanceLifecycle") == "spot":
             pools = by_os.setdefault(os.platform_details, (os, set()))[1]
             pools.add(Pool(instance_type, instance.get("Placement", {}).get("AvailabilityZone", "")))
-    spot = {pool: price for os, pools in by_os.values() for pool, price in _spot_prices(target, pools, os).items()}
+    spot = {pool: price for os, pools in by_os.values() for pool, price in _spot_prices(pools, os).items()}
     for instance_id, instance in instances.items():
         if instance_id in sheet.unpriced:
             continue

@@ -14,9 +14,8 @@ from hypothesis import strategies as st
 from asg_optimizer.aws_session import CliError
 from asg_optimizer.commands.executions import parse_since, parse_status
 from asg_optimizer.commands.status import describe_policy
-from asg_optimizer.inventory import belongs_to
 from asg_optimizer.timeline import build_timeline, compress, console_url, outcome_of, readable_cause, render_path
-from tasks.core.naming import execution_name
+from tasks.core.naming import belongs_to, execution_name
 from tasks.core.policy import Policy, Window
 
 T0 = datetime(2026, 3, 1, 12, 0, 0, tzinfo=UTC)

@@ -290,6 +290,24 @@ def test_instances_are_read_1000_ids_a_call_and_a_vanished_id_is_dropped(aws: Em
     assert dict(calls) == {"ec2.DescribeInstances": 2}  # the second without the id EC2 does not know
 
 
+def test_the_cli_reads_instances_with_the_same_reader_on_its_own_session(aws: EmbeddedAws, make_group) -> None:
+    """One reader per resource: the CLI's read drops a vanished id exactly as the functions' does, through the
+    clients of its own session (none of the functions' clients is made)."""
+    from asg_optimizer.aws_session import Target
+    from asg_optimizer.inventory import instances
+
+    group = make_group("web", desired=3, max_size=3)
+    ids = [i["InstanceId"] for i in group["Instances"]]
+    target = Target(region=aws.region)
+    cli_calls: Counter[str] = Counter()
+    target.client("ec2").meta.events.register(
+        "before-call.*.*", lambda event_name, **_: cli_calls.update([event_name.split(".", 1)[1]]))
+    with counted_calls() as own_calls:
+        found = instances(target, [*ids, "i-0123456789abcdef0"])
+    assert sorted(found) == sorted(ids) and all(found[i]["InstanceId"] == i for i in ids)
+    assert dict(cli_calls) == {"ec2.DescribeInstances": 2} and not own_calls
+
+
 def test_explicit_ids_come_back_in_one_response_as_in_aws(aws: EmbeddedAws, network) -> None:
     ec2 = aws.client("ec2")
     ids = [ec2.run_instances(ImageId="ami-0a1b2c3d4e5f60718", MinCount=1, MaxCount=1,

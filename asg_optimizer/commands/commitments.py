@@ -15,6 +15,7 @@ from rich.table import Table
 from asg_optimizer.aws_session import Target
 from asg_optimizer.commands.output import console, operator_command, print_json, settings
 from asg_optimizer.inventory import instances, opted_in_groups
+from tasks.aws.clients import clients_from
 from tasks.aws.commitments import FleetCoverage, fleet_coverage
 from tasks.aws.groups import group_from_response
 from tasks.aws.instances import instance_from_response
@@ -74,8 +75,9 @@ def read_fleet(target: Target) -> tuple[list[Group], dict[str, Instance], FleetC
             return None
 
     aware = CommitmentSettings()  # the CLI shows what commitments do; the stack setting may still turn them off
-    fleet = fleet_coverage(groups, extra_types={i.instance_type for i in found.values() if i.lifecycle == "spot"},
-                           settings=aware, clients=target.client, region=region, price_of=price_of)
+    with clients_from(target.client):
+        fleet = fleet_coverage(groups, extra_types={i.instance_type for i in found.values() if i.lifecycle == "spot"},
+                               settings=aware, region=region, price_of=price_of)
     return groups, found, fleet
 
 

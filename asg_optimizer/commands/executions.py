@@ -32,8 +32,9 @@ from asg_optimizer.commands.output import (
     print_json,
     settings,
 )
-from asg_optimizer.inventory import belongs_to, executions, group_exists
+from asg_optimizer.inventory import executions, group_exists
 from asg_optimizer.timeline import Timeline, json_object, not_swapped_why, outcome_of, readable_cause
+from tasks.core.naming import belongs_to
 
 CSV_FIELDS = ("region", "name", "kind", "trigger", "asg_name", "instance_id", "status", "outcome", "started",
               "stopped", "seconds", "error", "cause", "why")

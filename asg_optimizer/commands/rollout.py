@@ -21,7 +21,9 @@ from asg_optimizer.commands.replace import parse_timing_options
 from asg_optimizer.inventory import describe_group, instances
 from asg_optimizer.timeline import json_object
 from stack.description import ROLLOUT, STACK
+from tasks.aws.clients import clients_from
 from tasks.aws.coordination import KEY
+from tasks.aws.executions import executions
 from tasks.aws.instances import instance_from_response
 from tasks.aws.rollout_records import CANCEL_PREFIX, TOKEN_PREFIX
 from tasks.core.errors import InvalidInput
@@ -40,15 +42,10 @@ def _machine_arn(target: Target) -> str:
 
 
 def _latest(target: Target, asg_name: str, status: str | None = None) -> dict[str, Any] | None:
-    kwargs: dict[str, Any] = {"stateMachineArn": _machine_arn(target)}
-    if status:
-        kwargs["statusFilter"] = status
     prefix = group_prefix(asg_name) + ROLLOUT_MARK
-    for page in target.client("stepfunctions").get_paginator("list_executions").paginate(**kwargs):
-        for execution in page["executions"]:
-            if execution["name"].startswith(prefix):
-                return dict(execution)
-    return None
+    with clients_from(target.client):
+        listing = executions(_machine_arn(target), status)
+    return next((dict(e) for e in listing if e["name"].startswith(prefix)), None)
 
 
 def _last_state(target: Target, arn: str) -> tuple[str, dict[str, Any]]:

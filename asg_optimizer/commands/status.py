@@ -30,9 +30,10 @@ from asg_optimizer.commands.output import (
 )
 from asg_optimizer.commands.pause import pauses
 from asg_optimizer.hourly_cost import PriceSheet, price_instances
-from asg_optimizer.inventory import belongs_to, executions, instances, is_spot, opted_in_groups
+from asg_optimizer.inventory import executions, instances, is_spot, opted_in_groups
 from asg_optimizer.timeline import json_object, not_swapped_why, outcome_of, readable_cause
 from tasks.aws.instances import instance_from_response
+from tasks.core.naming import belongs_to
 from tasks.core.pause import Pause
 from tasks.core.plural import counted
 from tasks.core.policy import Policy, PolicyError, parse_policy

@@ -9,6 +9,9 @@ from dataclasses import dataclass, field
 
 from asg_optimizer.aws_session import Target
 from asg_optimizer.hourly_cost import price_instances
+from tasks.aws.clients import clients_from
+from tasks.aws.groups import named_groups
+from tasks.aws.instances import raw_instances_by_id
 from tasks.core.prices import saving_percent
 
 
@@ -27,14 +30,10 @@ class FleetCost:
 
 def fleet_hourly_cost(asg_names: list[str], region: str | None = None) -> FleetCost:
     target = Target(region=region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION"))
-    groups = target.client("autoscaling").describe_auto_scaling_groups(AutoScalingGroupNames=asg_names)[
-        "AutoScalingGroups"
-    ]
-    owner = {i["InstanceId"]: g["AutoScalingGroupName"] for g in groups for i in g["Instances"]}
-    instances = {}
-    if owner:
-        pages = target.client("ec2").get_paginator("describe_instances").paginate(InstanceIds=sorted(owner))
-        instances = {i["InstanceId"]: i for page in pages for r in page["Reservations"] for i in r["Instances"]}
+    with clients_from(target.client):  # the functions' readers (tasks/aws/), on the demo's session
+        groups = named_groups(asg_names)
+        owner = {i["InstanceId"]: g["AutoScalingGroupName"] for g in groups for i in g["Instances"]}
+        instances = raw_instances_by_id(owner)
     sheet = price_instances(target, instances)
     by_group = dict.fromkeys(asg_names, 0.0)
     for instance_id, priced in sheet.costs.items():

@@ -20,6 +20,7 @@ from typing import Any
 from tasks.aws.clients import client
 from tasks.aws.coordination import idle_records, save_idle_records
 from tasks.aws.groups import group_from_response, opted_in_groups
+from tasks.aws.instances import raw_instances
 from tasks.aws.prices import PriceBook
 from tasks.aws.settings import Commitments, Region
 from tasks.core.commitment_swaps import ReversePick, ReverseSkip, plan_reverse, spot_facts, track_idle
@@ -69,12 +70,7 @@ def reserved_instance_from(raw: Mapping[str, Any]) -> ReservedInstance:
     )
 
 
-# service -> boto3 client: the Lambdas' cached ones, or the CLI's session's. Parameters carrying one are named
-# `client`, like the factory, so the IAM check (tests/handler_calls.py) sees the calls made through them.
-Clients = Callable[[str], Any]
-
-
-def _active_savings_plans(client: Clients) -> list[dict[str, Any]]:
+def _active_savings_plans() -> list[dict[str, Any]]:
     found, token = [], None
     while True:
         page = client("savingsplans").describe_savings_plans(states=["active"], **({"nextToken": token} if token
@@ -85,7 +81,7 @@ def _active_savings_plans(client: Clients) -> list[dict[str, Any]]:
             return found
 
 
-def _rates(client: Clients, plan_id: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _rates(plan_id: str, filters: list[dict[str, Any]]) -> list[dict[str, Any]]:
     found, token = [], None
     while True:
         page = client("savingsplans").describe_savings_plan_rates(
@@ -96,14 +92,14 @@ def _rates(client: Clients, plan_id: str, filters: list[dict[str, Any]]) -> list
             return found
 
 
-def _read(region: str, client: Clients) -> tuple[list[ReservedInstance], list[dict[str, Any]]]:
+def _read(region: str) -> tuple[list[ReservedInstance], list[dict[str, Any]]]:
     ec2 = client("ec2")
     cached = _cache.get(region)
     if cached is not None and cached[1] is ec2 and time.monotonic() - cached[0] < COMMITMENTS_TTL_SECONDS:
         return cached[2]
     raw = ec2.describe_reserved_instances(Filters=[{"Name": "state", "Values": ["active"]}])
     reserved = [reserved_instance_from(r) for r in raw["ReservedInstances"]]
-    plans = [p for p in _active_savings_plans(client)
+    plans = [p for p in _active_savings_plans()
              if p.get("region") in (None, "", region) and "EC2" in p.get("productTypes", ["EC2"])]
     _cache[region] = (time.monotonic(), ec2, (reserved, plans))
     return reserved, plans
@@ -113,12 +109,12 @@ def reset_cache() -> None:
     _cache.clear()
 
 
-def _plan_from(raw: Mapping[str, Any], region: str, types: list[str], client: Clients) -> SavingsPlan:
+def _plan_from(raw: Mapping[str, Any], region: str, types: list[str]) -> SavingsPlan:
     rates: dict[tuple[str, str, str], float] = {}
     for start in range(0, len(types), _RATE_TYPES_PER_CALL):
         filters = [{"name": "region", "values": [region]}, {"name": "productType", "values": ["EC2"]},
                    {"name": "instanceType", "values": types[start:start + _RATE_TYPES_PER_CALL]}]
-        for row in _rates(client, raw["savingsPlanId"], filters):
+        for row in _rates(raw["savingsPlanId"], filters):
             props = {p["name"]: p["value"] for p in row.get("properties", [])}
             tenancy = "default" if props.get("tenancy", "shared") == "shared" else props["tenancy"]
             rates[(props.get("instanceType", ""), props.get("productDescription", "Linux/UNIX"), tenancy)] = \
@@ -134,10 +130,9 @@ def plan_terms(raw: Mapping[str, Any]) -> SavingsPlan:
                        datetime.fromisoformat(end.replace("Z", "+00:00")) if end else None, raw.get("state", "active"))
 
 
-def running_on_demand(client: Clients = client) -> list[dict[str, Any]]:
-    pages = client("ec2").get_paginator("describe_instances").paginate(
-        Filters=[{"Name": "instance-state-name", "Values": ["running"]}], PaginationConfig={"PageSize": 1000})
-    return [i for page in pages for r in page["Reservations"] for i in r["Instances"] if not i.get("InstanceLifecycle")]
+def running_on_demand() -> list[dict[str, Any]]:
+    return [i for i in raw_instances([{"Name": "instance-state-name", "Values": ["running"]}])
+            if not i.get("InstanceLifecycle")]
 
 
 def priorities(groups: Iterable[Group]) -> dict[str, int]:
@@ -193,20 +188,21 @@ class FleetCoverage:
 
 
 def fleet_coverage(groups: Iterable[Group], *, extra_types: Iterable[str] = (), now: datetime | None = None,
-                   settings: CommitmentSettings | None = None, clients: Clients = client,
+                   settings: CommitmentSettings | None = None,
                    region: str | None = None, price_of: PriceOf | None = None) -> FleetCoverage | None:
     """The coverage of every running on-demand instance of the region, or None when awareness is off or there is
     no active commitment. `extra_types`: types rates are wanted for beyond those running (reverse-swap targets).
-    `clients`/`region`/`price_of`: the CLI passes its own session's and its price sheet."""
+    `region`/`price_of`: the CLI passes its own session's and its price sheet (and its clients, through
+    tasks.aws.clients.clients_from)."""
     settings = settings or Commitments.from_env().settings
     if not settings.enabled:
         return None
     region = region or Region.from_env().name
-    reserved, raw_plans = _read(region, clients)
+    reserved, raw_plans = _read(region)
     if not reserved and not raw_plans:
         return None
     order = priorities(groups)
-    raw_usage = running_on_demand(clients)
+    raw_usage = running_on_demand()
     types = sorted({i["InstanceType"] for i in raw_usage} | set(extra_types))
     price = price_of or _price_books(region)
     prices: dict[str, float] = {}
@@ -222,7 +218,7 @@ def fleet_coverage(groups: Iterable[Group], *, extra_types: Iterable[str] = (), 
     for instance_type in set(extra_types) - set(prices):
         if (found := price(instance_type, "Linux/UNIX")) is not None:
             prices[instance_type] = found
-    plans = [_plan_from(p, region, types, clients) for p in raw_plans]
+    plans = [_plan_from(p, region, types) for p in raw_plans]
     at = now or datetime.now(UTC)
     coverage = cover(usages, reserved, plans, at, savings_plan_reserve=settings.savings_plan_reserve)
     return FleetCoverage(coverage, prices, tuple(usages), tuple(reserved), tuple(plans), at,
@@ -238,7 +234,7 @@ def manual_swap_strands(instance: Instance) -> str | None:
     if not settings.enabled:
         return None
     region = Region.from_env().name
-    reserved, raw_plans = _read(region, client)
+    reserved, raw_plans = _read(region)
     usage = Usage(instance.instance_id, instance.instance_type, instance.availability_zone, 0.0,
                   instance.platform_details or "Linux/UNIX", instance.tenancy)
     if not could_be_covered(usage, reserved, [plan_terms(p) for p in raw_plans], datetime.now(UTC)):

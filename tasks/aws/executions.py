@@ -5,8 +5,9 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -32,15 +33,34 @@ def rollout_state_machine_arn() -> str:
 def running_swaps(state_machine_arn: str) -> dict[str, list[tuple[str, float]]]:
     """RUNNING executions of the replacement state machine, as instance id -> [(name, start epoch)]."""
     found: dict[str, list[tuple[str, float]]] = {}
-    pages = client("stepfunctions").get_paginator("list_executions").paginate(
-        stateMachineArn=state_machine_arn, statusFilter="RUNNING", PaginationConfig={"PageSize": 1000}
-    )  # 1,000 a page (the API's maximum; its default is 100), so one call covers a large fleet's swaps
-    for page in pages:
-        for execution in page["executions"]:
-            instance_id = instance_of(execution["name"])
-            if instance_id:
-                found.setdefault(instance_id, []).append((execution["name"], execution["startDate"].timestamp()))
+    # 1,000 a page (the API's maximum; its default is 100), so one call covers a large fleet's swaps
+    for execution in executions(state_machine_arn, "RUNNING", page_size=MAX_PAGE):
+        instance_id = instance_of(execution["name"])
+        if instance_id:
+            found.setdefault(instance_id, []).append((execution["name"], execution["startDate"].timestamp()))
     return found
+
+
+MAX_PAGE = 1000  # ListExecutions' maximum page
+
+
+def execution_pages(state_machine_arn: str, status: str | None = None, *,
+                    page_size: int = 100) -> Iterator[list[dict[str, Any]]]:
+    """One state machine's executions (all, or those in `status`), page by page in ListExecutions' own order
+    (newest first): a caller that stops early reads no further pages. The client is taken now, at the call
+    (under the CLI's `clients_from`), not when the first page is read."""
+    kwargs: dict[str, Any] = {"stateMachineArn": state_machine_arn, "PaginationConfig": {"PageSize": page_size}}
+    if status:
+        kwargs["statusFilter"] = status
+    pages = client("stepfunctions").get_paginator("list_executions").paginate(**kwargs)
+    return (list(page["executions"]) for page in pages)
+
+
+def executions(state_machine_arn: str, status: str | None = None, *,
+               page_size: int = 100) -> Iterator[dict[str, Any]]:
+    """The executions of `execution_pages`, one by one."""
+    return (execution for page in execution_pages(state_machine_arn, status, page_size=page_size)
+            for execution in page)
 
 
 def start_swap(state_machine_arn: str, asg_name: str, instance_id: str, *, reason: str, timing: Timing,

@@ -80,6 +80,14 @@ def describe_group_raw(name: str) -> dict[str, Any]:
     return group
 
 
+def group_exists(name: str) -> bool:
+    try:
+        describe_group_raw(name)
+    except GroupNotFound:
+        return False
+    return True
+
+
 def describe_group(name: str) -> Group:
     return group_from_response(describe_group_raw(name))
 

@@ -36,15 +36,20 @@ def instance_from_response(raw: dict[str, Any]) -> Instance:
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
 
 
-def describe_instances(filters: list[dict[str, Any]] | None = None, ids: list[str] | None = None) -> list[Instance]:
-    """All matching instances, 1,000 a page."""
+def raw_instances(filters: list[dict[str, Any]] | None = None, ids: list[str] | None = None) -> list[dict[str, Any]]:
+    """All matching instances as DescribeInstances describes them, 1,000 a page."""
     kwargs: dict[str, Any] = {"Filters": filters or []}
     if ids:
         kwargs["InstanceIds"] = ids
     else:
-        kwargs["PaginationConfig"] = {"PageSize": 1000}
+        kwargs["PaginationConfig"] = {"PageSize": INSTANCE_BATCH}
     pages = client("ec2").get_paginator("describe_instances").paginate(**kwargs)
-    return [instance_from_response(i) for page in pages for r in page["Reservations"] for i in r["Instances"]]
+    return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+
+def describe_instances(filters: list[dict[str, Any]] | None = None, ids: list[str] | None = None) -> list[Instance]:
+    """All matching instances, 1,000 a page."""
+    return [instance_from_response(raw) for raw in raw_instances(filters, ids)]
 
 
 def describe_instance(instance_id: str) -> Instance | None:
@@ -74,10 +79,12 @@ def _describe_batch(ids: list[str]) -> list[dict[str, Any]]:
     return []
 
 
-def instances_by_id(ids: Iterable[str]) -> dict[str, Instance]:
+def raw_instances_by_id(ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Instances by id as DescribeInstances describes them (the CLI prints these); an id EC2 no longer knows is
+    absent."""
     unique = sorted(set(ids))
-    return {
-        raw["InstanceId"]: instance_from_response(raw)
-        for chunk in batches(unique, INSTANCE_BATCH)
-        for raw in _describe_batch(chunk)
-    }
+    return {raw["InstanceId"]: raw for chunk in batches(unique, INSTANCE_BATCH) for raw in _describe_batch(chunk)}
+
+
+def instances_by_id(ids: Iterable[str]) -> dict[str, Instance]:
+    return {instance_id: instance_from_response(raw) for instance_id, raw in raw_instances_by_id(ids).items()}

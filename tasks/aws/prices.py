@@ -22,6 +22,7 @@ from tasks.aws.invocation import logger
 from tasks.core.errors import InvalidInput
 from tasks.core.prices import (
     OperatingSystem,
+    Pool,
     latest_spot_prices,
     on_demand_from_price_list,
     snapshot_price,
@@ -100,10 +101,7 @@ class PriceBook:
     def _look_up_on_demand(self, instance_type: str) -> OnDemandPrice:
         problem = ""
         try:
-            response = client("pricing").get_products(
-                ServiceCode="AmazonEC2", Filters=pricing_filters(self.region, instance_type, self.os), MaxResults=10
-            )
-            price = on_demand_from_price_list(response.get("PriceList", []))
+            price = pricing_api_price(self.region, instance_type, self.os)
             if price is not None:
                 return OnDemandPrice(price, PRICING_API)
             problem = "no matching product"
@@ -136,20 +134,38 @@ class PriceBook:
                     if (hit := _spot_cache.get((*key, t))) is not None and 0 <= now - hit[0] < SPOT_PRICE_TTL_SECONDS}
         missing = [t for t in wanted if t not in kept]
         if missing:
-            pages = ec2.get_paginator("describe_spot_price_history").paginate(
-                InstanceTypes=missing,
-                ProductDescriptions=self.os.spot_product_descriptions,
-                Filters=[{"Name": "availability-zone", "Values": [availability_zone]}],
-                StartTime=datetime.now(UTC),  # from now: the one price in force per pool, not the history
-            )
-            points = spot_points(row for page in pages for row in page["SpotPriceHistory"])
-            read = {pool.instance_type: price for pool, price in latest_spot_prices(points, self.os).items()
-                    if pool.availability_zone == availability_zone}
+            read = {pool.instance_type: price for pool, price in spot_prices_in_force(missing, self.os,
+                                                                                       availability_zone).items()}
             found = {t: read.get(t) for t in missing}
             with _spot_lock:
                 _spot_cache.update({(*key, t): (now, price) for t, price in found.items()})
             kept |= found
         return {t: price for t, price in kept.items() if price is not None}
+
+
+def pricing_api_price(region: str, instance_type: str, os: OperatingSystem) -> float | None:
+    """The on-demand price the Pricing API lists (one GetProducts), None when no product matches; its errors
+    (no route, no permission, throttled) are the caller's to fall back from."""
+    response = client("pricing").get_products(
+        ServiceCode="AmazonEC2", Filters=pricing_filters(region, instance_type, os), MaxResults=10
+    )
+    return on_demand_from_price_list(response.get("PriceList", []))
+
+
+def spot_prices_in_force(instance_types: Iterable[str], os: OperatingSystem,
+                         availability_zone: str | None = None) -> dict[Pool, float]:
+    """The spot price in force now per pool of these types (in one zone, or in every zone), from one paginated
+    DescribeSpotPriceHistory read; pools without a price are absent."""
+    filters = [{"Name": "availability-zone", "Values": [availability_zone]}] if availability_zone else []
+    pages = client("ec2").get_paginator("describe_spot_price_history").paginate(
+        InstanceTypes=sorted(set(instance_types)),
+        ProductDescriptions=os.spot_product_descriptions,
+        **({"Filters": filters} if filters else {}),
+        StartTime=datetime.now(UTC),  # from now: the one price in force per pool, not the history
+    )
+    points = spot_points(row for page in pages for row in page["SpotPriceHistory"])
+    return {pool: price for pool, price in latest_spot_prices(points, os).items()
+            if availability_zone is None or pool.availability_zone == availability_zone}
 
 
 def refresh_snapshot(regions: Iterable[str], instance_types: Iterable[str], os: OperatingSystem) -> dict[str, Any]:

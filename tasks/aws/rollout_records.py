@@ -7,15 +7,14 @@ from datetime import UTC, datetime
 
 from tasks.aws.clients import client
 from tasks.aws.coordination import KEY, table_name
+from tasks.aws.executions import MAX_PAGE, executions
 
 TOKEN_PREFIX, CANCEL_PREFIX = "rollout#token#", "rollout#cancel#"
 
 
 def running_rollouts(rollout_state_machine_arn: str) -> list[str]:
     """Names of the RUNNING rollouts (one paginated ListExecutions)."""
-    pages = client("stepfunctions").get_paginator("list_executions").paginate(
-        stateMachineArn=rollout_state_machine_arn, statusFilter="RUNNING", PaginationConfig={"PageSize": 1000})
-    return [e["name"] for page in pages for e in page["executions"]]
+    return [e["name"] for e in executions(rollout_state_machine_arn, "RUNNING", page_size=MAX_PAGE)]
 
 
 def cancel_requested(execution_name: str) -> bool:

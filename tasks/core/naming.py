@@ -42,3 +42,15 @@ def group_prefix(asg_name: str) -> str:
 def client_token(execution: str) -> str:
     """RunInstances idempotency token (64 ASCII characters at most): a retried launch returns the same spot."""
     return hashlib.sha256(execution.encode()).hexdigest()[:64]
+
+
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)
+
+
+def belongs_to(name: str, asg_name: str) -> bool:
+    """Whether an execution name is one we made for this group (the ASG part is compared as execution_name
+    sanitizes and cuts it for that instance id)."""
+    instance_id = instance_of(name)
+    if instance_id is None:
+        return False
+    return asg_part_of(name) == asg_part_of(execution_name(asg_name, instance_id, _EPOCH))
