@@ -44,8 +44,8 @@ from asg_optimizer.local.commitments_model import CommitmentsModel
 from asg_optimizer.local.dynamodb_model import BatchReadModel
 from asg_optimizer.local.ec2_model import Ec2Model
 from asg_optimizer.local.instance_lifecycle import InstanceLifecycleModel
-from asg_optimizer.local.load_balancers import LoadBalancerModel
-from asg_optimizer.local.mixed_instances import MixedInstancesModel
+from asg_optimizer.local.load_balancer_model import LoadBalancerModel
+from asg_optimizer.local.mixed_instances_model import MixedInstancesModel
 from asg_optimizer.local.pricing_api import PricingApiModel
 from asg_optimizer.local.stepfunctions_model import StepFunctionsModel
 from stack.description import (

@@ -46,7 +46,7 @@ from moto.elb.responses import ELBResponse
 from moto.elbv2.responses import ELBV2Response
 
 from asg_optimizer.local.clock import Clock, RealClock
-from asg_optimizer.local.load_balancers import LoadBalancerModel
+from asg_optimizer.local.load_balancer_model import LoadBalancerModel
 from asg_optimizer.local.patching import Patches, Patching
 
 LAUNCHING = "autoscaling:EC2_INSTANCE_LAUNCHING"
