@@ -22,10 +22,9 @@ from asg_optimizer.inventory import describe_group, instances
 from asg_optimizer.timeline import json_object
 from stack.description import ROLLOUT, STACK
 from tasks.aws.clients import clients_from
-from tasks.aws.coordination import KEY
 from tasks.aws.executions import executions
 from tasks.aws.instances import instance_from_response
-from tasks.aws.rollout_records import CANCEL_PREFIX, TOKEN_PREFIX
+from tasks.aws.rollout_records import forget_token, kept_token, request_cancel
 from tasks.core.errors import InvalidInput
 from tasks.core.naming import group_prefix
 from tasks.core.rollout import ROLLOUT_MARK, parse_rollout_request, rollout_name
@@ -187,9 +186,8 @@ def _running(target: Target, asg: str) -> dict[str, Any]:
 
 
 def _token(target: Target, name: str) -> str | None:
-    item = target.client("dynamodb").get_item(TableName=table_name(target), Key={KEY: {"S": TOKEN_PREFIX + name}},
-                                              ConsistentRead=True).get("Item")
-    return item["token"]["S"] if item else None
+    with clients_from(target.client):
+        return kept_token(name, table_name(target))
 
 
 @app.command()
@@ -212,8 +210,8 @@ def cancel(ctx: typer.Context, asg: str = typer.Option(..., "--asg", help="The A
     target = settings(ctx).target
     running = _running(target, asg)
     name = running["name"]
-    target.client("dynamodb").put_item(TableName=table_name(target), Item={
-        KEY: {"S": CANCEL_PREFIX + name}, "at": {"S": datetime.now(UTC).isoformat(timespec="seconds")}})
+    with clients_from(target.client):
+        request_cancel(name, table_name(target))
     token = _token(target, name)
     if token is not None and describe(target, asg, running)["state"] == "Checkpoint":
         _send(target, name, token, success=False)
@@ -231,4 +229,5 @@ def _send(target: Target, name: str, token: str, *, success: bool) -> None:
         if error.response.get("Error", {}).get("Code") in ("TaskTimedOut", "InvalidToken", "TaskDoesNotExist"):
             raise CliError(f"rollout {name} is no longer waiting at that checkpoint") from None
         raise
-    target.client("dynamodb").delete_item(TableName=table_name(target), Key={KEY: {"S": TOKEN_PREFIX + name}})
+    with clients_from(target.client):
+        forget_token(name, table_name(target))

@@ -28,3 +28,21 @@ def keep_token(execution_name: str, asg_name: str, token: str, why: str) -> None
     client("dynamodb").put_item(TableName=table_name(), Item={
         KEY: {"S": TOKEN_PREFIX + execution_name}, "token": {"S": token}, "asg_name": {"S": asg_name},
         "why": {"S": why}, "since": {"S": datetime.now(UTC).isoformat(timespec="seconds")}})
+
+
+def kept_token(execution_name: str, table: str | None = None) -> str | None:
+    """The token `keep_token` kept for this rollout's checkpoint, read consistently (None: not waiting).
+    `table`: the CLI names the stack's (the functions use their own)."""
+    item = client("dynamodb").get_item(TableName=table or table_name(), Key={KEY: {"S": TOKEN_PREFIX + execution_name}},
+                                       ConsistentRead=True).get("Item")
+    return item["token"]["S"] if item else None
+
+
+def forget_token(execution_name: str, table: str | None = None) -> None:
+    client("dynamodb").delete_item(TableName=table or table_name(), Key={KEY: {"S": TOKEN_PREFIX + execution_name}})
+
+
+def request_cancel(execution_name: str, table: str | None = None) -> None:
+    """The request the gate reads after each batch (`cancel_requested`)."""
+    client("dynamodb").put_item(TableName=table or table_name(), Item={
+        KEY: {"S": CANCEL_PREFIX + execution_name}, "at": {"S": datetime.now(UTC).isoformat(timespec="seconds")}})
