@@ -14,17 +14,17 @@ from tasks.aws.invocation import logged_metered_retryable, logger
 from tasks.aws.pause_state import alarm_states, paused_group
 from tasks.aws.rollout_records import cancel_requested
 from tasks.core.rollout import after_batch, after_hold
+from tasks.core.steps import HeldRollout, RolloutState
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    held = event.get("held")
-    state = held if isinstance(held, dict) else event
+def handler(event: RolloutState | HeldRollout, context: Any) -> RolloutState:
+    held, state = (event["held"], event["held"]) if "held" in event else (None, event)
     logger.append_keys(execution=state["execution_name"], asg=state["asg_name"])
     paused = paused_group(describe_group(state["asg_name"]).tags, datetime.now(UTC))
     alarms = alarm_states(state["alarms"]) if state["alarms"] else {}
     cancelled, why = cancel_requested(state["execution_name"]), paused.why if paused else None
-    if isinstance(held, dict):
+    if held is not None:
         out = after_hold(state, alarms=alarms, cancelled=cancelled, paused=why)
     else:
         out = after_batch(state, state.get("results") or [], alarms=alarms, cancelled=cancelled, paused=why)

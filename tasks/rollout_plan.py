@@ -23,12 +23,13 @@ from tasks.core.eligibility import policy_of
 from tasks.core.errors import NotOptedIn
 from tasks.core.requests import parse_now
 from tasks.core.rollout import TIMEOUT_SECONDS, claimed_by, parse_rollout_request, plan, refusal
+from tasks.core.steps import RolloutPlanInput, RolloutPlanResult
 from tasks.core.tags import is_opted_in
 from tasks.core.timing import parse_timing
 
 
 @logged_metered_retryable
-def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+def handler(event: RolloutPlanInput, context: Any) -> RolloutPlanResult:
     data = event.get("input") or {}
     request, timing = parse_rollout_request(data), parse_timing(data.get("timing"))
     name, started = event["execution_name"], parse_now(event.get("started")) or datetime.now(UTC)

@@ -170,10 +170,11 @@ def place(record: Record, result_path: str | None, result: Field, state: str) ->
 def shortfalls(actual: Value, expected: frozenset[Value], where: str) -> list[str]:
     """Why `actual` satisfies none of the `expected` values ([] when one fits): Required keys it may lack, checked
     into nested records and lists; NotRequired keys are checked only for the shape of what they hold."""
-    if any(isinstance(e, Leaf) for e in expected) and isinstance(actual, Leaf):
-        return []
+    leaves = [e for e in expected if isinstance(e, Leaf)]
+    if len(leaves) == len(expected) or (leaves and isinstance(actual, Leaf)):
+        return []  # a scalar or a plain dict in the contract: its type is mypy's to check in the handlers
     best: list[str] | None = None
-    for wanted in expected:
+    for wanted in (e for e in expected if not isinstance(e, Leaf)):
         problems = _against(actual, wanted, where)
         if not problems:
             return []
@@ -184,7 +185,7 @@ def shortfalls(actual: Value, expected: frozenset[Value], where: str) -> list[st
 
 def _against(actual: Value, wanted: Value, where: str) -> list[str]:
     if isinstance(wanted, Leaf):
-        return [] if isinstance(actual, Leaf) else [f"{where} is a record or list, the contract a scalar"]
+        return []
     if isinstance(wanted, ListOf):
         if not isinstance(actual, ListOf):
             return [f"{where} is not known to be a list"]
@@ -247,14 +248,14 @@ class Walk:
     outputs: frozenset[Record]  # what the flows that end give
 
 
-def walk(definition: Mapping[str, Any], start: Iterable[Record], resolver: Resolver, label: str = "") -> Walk:
+def walk(definition: Mapping[str, Any], start: Iterable[Record], resolver: Resolver, label: str = "",
+         origin: str = "the execution input") -> Walk:
     states: Mapping[str, Mapping[str, Any]] = definition["States"]
     for name, state in states.items():
         unsupported = set(state) - SUPPORTED.get(state.get("Type", ""), set())
         if state.get("Type") not in SUPPORTED or unsupported:
             raise UnsupportedAsl(f"{label}{name}: {state.get('Type')} {sorted(unsupported)}")
-    into: dict[str, frozenset[Record]] = {definition["StartAt"]: frozenset(r.through("the execution input")
-                                                                           for r in start)}
+    into: dict[str, frozenset[Record]] = {definition["StartAt"]: frozenset(r.through(origin) for r in start)}
     problems: dict[str, None] = {}
     outputs: set[Record] = set()
     for _ in range(MAX_ROUNDS):
@@ -336,7 +337,7 @@ def _result(state: Mapping[str, Any], record: Record, resolver: Resolver, where:
             if not isinstance(value, ListOf) or not all(isinstance(i, Record) for i in value.items):
                 raise UnsupportedAsl(f"{where}: ItemsPath {state['ItemsPath']} is not known to be a list of records")
             item_records |= {i for i in value.items if isinstance(i, Record)}
-        inner = walk(processor, item_records, resolver, f"{where}/")
+        inner = walk(processor, item_records, resolver, f"{where}/", f"an item of {state['ItemsPath']}")
         problems.update(dict.fromkeys(inner.problems))
         return Field(True, frozenset({ListOf(frozenset(inner.outputs))}))
     resource, parameters = state["Resource"], state.get("Parameters")
@@ -347,8 +348,10 @@ def _result(state: Mapping[str, Any], record: Record, resolver: Resolver, where:
         if contract is None:
             raise UnsupportedAsl(f"{where}: no input contract for state machine {arn}")
         given = child_input.get("Input")
-        for value in given.values if given else frozenset({UNKNOWN}):
-            _report(problems, where, "Input", shortfalls(value, contract, "Input"), record)
+        if given is None or not given.present:
+            _report(problems, where, "child input", ["Input is not produced on every path"], record)
+        for value in given.values if given else frozenset():
+            _report(problems, where, "child input", shortfalls(value, contract, "Input"), record)
         result = Record(tuple((k, Field(True, frozenset({UNKNOWN}))) for k in ("Input", "Name", "Output", "Status")))
     elif resource == TOKEN_LAMBDA:
         arn = _static(parameters, "FunctionName", where)

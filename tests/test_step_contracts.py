@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from stack.description import INTERRUPTION, REPLACE, STACK, StateMachine
+from stack.description import INTERRUPTION, REPLACE, ROLLOUT, STACK, StateMachine
 from stack.render import render_state_machine
-from tasks.core.steps import InterruptionRequest, SwapRequest, SwapTiming
+from tasks.core.steps import InterruptionRequest, RolloutRequest, SwapRequest, SwapTiming
 from tasks.core.timing import Timing
 from tests.step_contract_walker import (
     Contract,
@@ -32,7 +32,7 @@ from tests.step_contract_walker import (
     walk,
 )
 
-EXECUTION_INPUTS: dict[str, Any] = {REPLACE: SwapRequest, INTERRUPTION: InterruptionRequest}
+EXECUTION_INPUTS: dict[str, Any] = {REPLACE: SwapRequest, INTERRUPTION: InterruptionRequest, ROLLOUT: RolloutRequest}
 WALKED = [STACK.state_machine(key) for key in EXECUTION_INPUTS]
 
 
@@ -99,6 +99,10 @@ def test_every_task_function_declares_its_contract(machine: StateMachine) -> Non
         for role in ("event", "return"):
             kinds = typing.get_args(hints[role]) or (hints[role],)
             assert all(typing.is_typeddict(k) for k in kinds), f"{key} {role}: {hints[role]}"
+
+
+def test_every_state_machine_is_walked() -> None:
+    assert {m.key for m in WALKED} == {m.key for m in STACK.state_machines}
 
 
 def test_the_swap_state_carries_every_timing_key() -> None:
@@ -194,3 +198,25 @@ def test_a_nested_field_is_checked_against_its_contract() -> None:
     """The walker's own rule, pure: a record lacking a nested Required key is named with its path."""
     given = Record((("inner", Field(True, frozenset({Record(())}))),))
     assert shortfalls(given, values_of(Outer), "") == ["inner.a is not produced on every path"]
+
+
+def test_a_child_input_that_misses_the_child_contract_is_reported() -> None:
+    def renamed(states: dict[str, Any]) -> None:
+        states["RunBatch"]["ItemProcessor"]["States"]["ReplaceInstance"]["Parameters"]["Input.$"] = "$.inputs"
+
+    machine, definition = edited(ROLLOUT, renamed)
+    assert walked(machine, definition).problems == [
+        "rollout: RunBatch/ReplaceInstance (child input): Input is not produced on every path (missing on the path "
+        "through an item of $.current)"]
+
+
+def test_a_child_input_key_the_child_needs_is_checked() -> None:
+    def only_the_group(states: dict[str, Any]) -> None:
+        parameters = states["RunRollback"]["ItemProcessor"]["States"]["ReplaceBack"]["Parameters"]
+        del parameters["Input.$"]
+        parameters["Input"] = {"asg_name.$": "$.input.asg_name"}
+
+    machine, definition = edited(ROLLOUT, only_the_group)
+    assert walked(machine, definition).problems == [
+        "rollout: RunRollback/ReplaceBack (child input): Input.instance_id is not produced on every path (missing "
+        "on the path through an item of $.current)"]

@@ -17,6 +17,7 @@ from typing import Any
 from tasks.core.errors import InvalidInput
 from tasks.core.model import Instance
 from tasks.core.pause import ALARM, AlarmState, alarm_names
+from tasks.core.steps import ChildStart, RolloutState
 
 VERSION_TAG = "aws:ec2launchtemplate:version"  # EC2 tags an instance with the template version it launched from
 _VERSION = re.compile(r"[1-9][0-9]*")
@@ -204,7 +205,7 @@ def gate(*, failed: int, budget: int, alarms: Mapping[str, AlarmState], named: S
 
 
 def child(asg_name: str, instance_id: str, launch: Mapping[str, str], stamp: Any, timing: Mapping[str, int],
-          rollout: str, market: str = "spot") -> dict[str, Any]:
+          rollout: str, market: str = "spot") -> ChildStart:
     """One child execution of the replacement workflow: named as every swap is (so the scanner, the sweep and
     the per-instance claim see it), with the rollout's start time, so its children share the rollout's stamp."""
     from tasks.core.naming import execution_name
@@ -294,7 +295,7 @@ def claimed_by(asg_name: str, holder: str) -> str:
 
 def plan(request: RolloutRequest, *, name: str, stamp: Any, group_version: str, members: Sequence[str],
          instances: Mapping[str, Instance], timing: Mapping[str, int], floor: int,
-         covered: Mapping[str, str] | None = None) -> dict[str, Any]:
+         covered: Mapping[str, str] | None = None) -> RolloutState:
     """The rollout's state as the state machine carries it: batches of instances to replace, the first batch's
     child executions, what each instance ran (for rollback), and the gate's settings. `covered`: on-demand
     instances a commitment covers (id -> why), kept on-demand."""
@@ -305,7 +306,7 @@ def plan(request: RolloutRequest, *, name: str, stamp: Any, group_version: str, 
     on_demand_now = sum(1 for i in members if i in instances and instances[i].on_demand)
     kept_covered = {i: why for i, why in (covered or {}).items() if i in ids and instances[i].on_demand}
     chosen = markets(ids, instances, on_demand_now=on_demand_now, floor=floor, covered=kept_covered)
-    state: dict[str, Any] = {
+    state: RolloutState = {
         "markets": chosen, "covered": kept_covered,
         "asg_name": request.asg_name, "execution_name": name, "target": launch, "timing": dict(timing),
         "previous": {i: previous_launch(request.to, instances[i], group_version) for i in ids},
@@ -314,16 +315,18 @@ def plan(request: RolloutRequest, *, name: str, stamp: Any, group_version: str, 
         "failure_budget": request.failure_budget, "rollback_on_failure": request.rollback_on_failure,
         "stamp": str(stamp), "moved": [], "kept": [], "failed": [], "phase": "rollout",
         "skipped": len(members) - len(ids),
+        "outcome": "nothing", "why": f"every instance already runs {request.to}", "current": [],
     }
     if not ids:
-        return {**state, "outcome": "nothing", "why": f"every instance already runs {request.to}", "current": []}
+        return state
     state["current"] = [child(request.asg_name, i, launch, stamp, timing, name, chosen[i]) for i in planned[0]]
-    state.update(outcome="rolling", why=f"batch 1 of {len(planned)}: {len(planned[0])} of {len(ids)} instance(s)")
+    state["outcome"] = "rolling"
+    state["why"] = f"batch 1 of {len(planned)}: {len(planned[0])} of {len(ids)} instance(s)"
     return state
 
 
-def after_batch(state: Mapping[str, Any], results: Sequence[Mapping[str, Any]], *,
-                alarms: Mapping[str, AlarmState], cancelled: bool, paused: str | None) -> dict[str, Any]:
+def after_batch(state: RolloutState, results: Sequence[Mapping[str, Any]], *,
+                alarms: Mapping[str, AlarmState], cancelled: bool, paused: str | None) -> RolloutState:
     """The state after a batch has run and baked: its instances settled, the gate's decision (`action`, `why`),
     and the next child executions (`current`): the next batch's, or the moved instances' way back."""
     from datetime import datetime
@@ -337,7 +340,7 @@ def after_batch(state: Mapping[str, Any], results: Sequence[Mapping[str, Any]], 
                     moved=len(moved), rollback_on_failure=bool(state["rollback_on_failure"]), batch_index=index,
                     batch_count=count, checkpoints=state["checkpoint_after"], cancelled=cancelled, paused=paused)
     stamp, asg, name = datetime.fromisoformat(state["stamp"]), state["asg_name"], state["execution_name"]
-    current: list[dict[str, Any]] = []
+    current: list[ChildStart] = []
     if decision.action in (CONTINUE, CHECKPOINT):
         index += 1
         current = [child(asg, i, state["target"], stamp, state["timing"], name, state["markets"][i])
@@ -345,7 +348,8 @@ def after_batch(state: Mapping[str, Any], results: Sequence[Mapping[str, Any]], 
     elif decision.action == ROLLBACK:
         current = [child(asg, m["new_instance_id"], m["previous"], stamp, state["timing"], name, m["market"])
                    for m in moved]
-    out = {k: v for k, v in state.items() if k != "results"}
+    out = state.copy()
+    out.pop("results", None)
     return {**out, "moved": moved, "kept": kept, "failed": failed, "batch_index": index, "current": current,
             "action": decision.action, "why": decision.why,
             "phase": "rollback" if decision.action == ROLLBACK else state["phase"]}
@@ -366,8 +370,8 @@ def resume_gate(*, failed: int, budget: int, alarms: Mapping[str, AlarmState], n
     return Gate(CONTINUE, f"batch {next_index + 1} of {batch_count}")
 
 
-def after_hold(state: Mapping[str, Any], *, alarms: Mapping[str, AlarmState], cancelled: bool,
-               paused: str | None) -> dict[str, Any]:
+def after_hold(state: RolloutState, *, alarms: Mapping[str, AlarmState], cancelled: bool,
+               paused: str | None) -> RolloutState:
     """The state after a checkpoint (or a pause) was resumed: its next batch (already in `current`) starts, holds
     again, or the rollout stops or rolls back (`current`: the moved instances' way back)."""
     from datetime import datetime
@@ -377,12 +381,14 @@ def after_hold(state: Mapping[str, Any], *, alarms: Mapping[str, AlarmState], ca
                            named=state["alarms"], moved=len(moved),
                            rollback_on_failure=bool(state["rollback_on_failure"]), next_index=index,
                            batch_count=len(state["batches"]), cancelled=cancelled, paused=paused)
-    current: list[dict[str, Any]] = list(state["current"]) if decision.action in (CONTINUE, CHECKPOINT) else []
+    current: list[ChildStart] = list(state["current"]) if decision.action in (CONTINUE, CHECKPOINT) else []
     if decision.action == ROLLBACK:
         stamp, asg, name = datetime.fromisoformat(state["stamp"]), state["asg_name"], state["execution_name"]
         current = [child(asg, m["new_instance_id"], m["previous"], stamp, state["timing"], name, m["market"])
                    for m in moved]
-    out = {k: v for k, v in state.items() if k not in ("results", "resumed")}
+    out = state.copy()
+    out.pop("results", None)
+    out.pop("resumed", None)
     return {**out, "current": current, "action": decision.action, "why": decision.why,
             "phase": "rollback" if decision.action == ROLLBACK else state["phase"]}
 

@@ -1,5 +1,5 @@
-"""The step contracts of the replacement and interruption workflows: what each Task state's handler reads from its
-event (`...Input`) and what it returns (`...Result`), so mypy checks every key a handler reads or produces, and
+"""The step contracts of the workflows (replace, interruption, rollout): what each Task state's handler reads from
+its event (`...Input`) and what it returns (`...Result`), so mypy checks every key a handler reads or produces, and
 tests/test_step_contracts.py walks each ASL definition to prove every Required input key is produced upstream on
 every path (a missing key would otherwise be found only in the middle of a swap). Required is what the handler
 reads with `[]`; NotRequired is what it reads with `.get` (absent on some path) or a result gives on one outcome.
@@ -8,7 +8,7 @@ This module does not use `from __future__ import annotations`: on Python 3.11 st
 NotRequired from TypedDict's runtime `__required_keys__`, which the walker reads."""
 
 from collections.abc import Sequence
-from typing import Literal, NotRequired, TypedDict
+from typing import Any, Literal, NotRequired, TypedDict, final
 
 # --- the replacement workflow (statemachines/replace_instance.asl.json) -------------------------------------------
 
@@ -241,3 +241,104 @@ class RestoreResult(TypedDict):
     restored: bool
     max_size: int
     resumed: str
+
+
+# --- the rollout workflow (statemachines/rollout.asl.json) ---------------------------------------------------------
+
+
+class RolloutRequest(TypedDict):
+    """The rollout execution's input (docs/rollouts.md); from outside, so Plan checks every value."""
+
+    asg_name: str
+    to: dict[str, str]  # {launch_template_version} or {image_id}
+    batch: NotRequired[str]
+    checkpoints: NotRequired[str]
+    bake_seconds: NotRequired[int]
+    alarms: NotRequired[list[str]]
+    skip_matching: NotRequired[bool]
+    rollback_on_failure: NotRequired[bool]
+    failure_budget: NotRequired[int]
+    timing: NotRequired[dict[str, int]]
+    start_id: NotRequired[str]
+
+
+class RolloutPlanInput(TypedDict):
+    input: RolloutRequest
+    execution_name: str
+    execution_arn: NotRequired[str]  # passed, not read
+    started: NotRequired[str]  # the execution's start time: the children's stamp
+
+
+class ChildStart(TypedDict):
+    """One child execution of the replacement workflow (RunBatch's and RunRollback's items)."""
+
+    name: str
+    input: SwapRequest
+
+
+@final  # final, so the Gate's `"held" in event` tells it from HeldRollout (mypy narrows final TypedDicts)
+class RolloutState(TypedDict):
+    """Plan's result at `$`, which the Gate carries on: the batches, the current children and the gate settings."""
+
+    markets: dict[str, str]
+    covered: dict[str, str]
+    asg_name: str
+    execution_name: str
+    target: dict[str, str]
+    timing: dict[str, int]
+    previous: dict[str, dict[str, str]]
+    batches: list[list[str]]
+    checkpoint_after: list[int]
+    batch_index: int
+    bake_seconds: int  # Bake's
+    alarms: list[str]
+    failure_budget: int
+    rollback_on_failure: bool
+    stamp: str
+    moved: list[dict[str, Any]]
+    kept: list[dict[str, Any]]
+    failed: list[dict[str, Any]]
+    phase: str
+    skipped: int
+    outcome: Literal["nothing", "rolling"]
+    why: str
+    current: list[ChildStart]
+    action: NotRequired[str]  # the Gate's decision (Route)
+    results: NotRequired[list[dict[str, object]]]  # the batch's children, as RunBatch's Map gives them
+    resumed: NotRequired[object]  # what `rollout resume` sent
+
+
+class RolloutRefused(TypedDict):
+    outcome: Literal["refused"]
+    asg_name: str
+    why: str
+
+
+RolloutPlanResult = RolloutState | RolloutRefused
+
+
+@final
+class HeldRollout(TypedDict):
+    """The Gate's input as the Resumed state, after a checkpoint."""
+
+    held: RolloutState
+
+
+class CheckpointInput(TypedDict):
+    token: str
+    execution_name: str
+    asg_name: str
+    why: NotRequired[str]
+
+
+class CheckpointResult(TypedDict):
+    waiting: str
+
+
+class RolloutReleaseInput(TypedDict):
+    asg_name: str
+    execution_name: str
+
+
+class RolloutReleaseResult(TypedDict):
+    released: bool
